@@ -1,0 +1,1 @@
+//! `stele-history`: the Merkle tree, proofs, signed checkpoints and receipts.
