@@ -1,1 +1,44 @@
-//! `stele-history`: the Merkle tree, proofs, signed checkpoints and receipts.
+//! `stele-history`: the Merkle tree, its proofs, signed checkpoints and
+//! receipts. Pure: no IO, no async, no clock.
+//!
+//! Modules:
+//! - [`hash`]: RFC 9162 hashing (leaf = SHA-256(0x00 || leaf), node =
+//!   SHA-256(0x01 || left || right), empty tree = SHA-256("")) and [`Digest`].
+//! - [`tree`]: [`MerkleTree`], append-only (one leaf or a rayon-parallel batch),
+//!   roots, inclusion and consistency proofs against any past size, truncation.
+//! - [`proof`]: verification of those proofs, as an auditor runs it.
+//! - [`note`]: C2SP signed notes with Ed25519, verifier keys.
+//! - [`checkpoint`]: C2SP tlog checkpoints (origin, size, root) signed as notes.
+//! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the 96-byte leaf.
+//! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
+//!
+//! Invariants:
+//! - The tree has RFC 9162's shape for every size, so roots and proofs equal
+//!   those of any RFC 9162 implementation (property-tested against rs_merkle
+//!   and a direct recursive MTH).
+//! - Appending never changes a node that exists: the root at size `n` is the
+//!   same before and after later appends (until a `truncate` below `n`).
+//! - Memory: 36 bytes per leaf (leaf hashes plus levels 4 and up).
+//! - Text forms are canonical (lowercase hex, decimal without leading zeros,
+//!   strict base64): a changed character never parses to the same value.
+//! - Bad input is a [`HistoryError`], never a panic.
+
+pub mod checkpoint;
+mod error;
+pub mod hash;
+pub mod leaf;
+mod levels;
+pub mod note;
+pub mod proof;
+pub mod receipt;
+pub mod tree;
+
+pub use checkpoint::Checkpoint;
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use error::HistoryError;
+pub use hash::Digest;
+pub use leaf::{claims_digest, CommitEvidence, LeafComponents, TransactionId};
+pub use note::{NoteSigner, NoteVerifier};
+pub use proof::{verify_consistency, verify_inclusion};
+pub use receipt::Receipt;
+pub use tree::MerkleTree;
