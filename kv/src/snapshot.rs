@@ -1,0 +1,143 @@
+//! [`Snapshot`]: the state at one version, as deterministic bytes with a SHA-256.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::encoding::{put_bytes, put_u64, ByteSink, Reader};
+use crate::{KvError, Version, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
+
+/// The state in canonical order: map name -> key -> value, no empty inner map.
+pub(crate) type SortedState = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// First 8 bytes of every snapshot: names the format and its revision.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"STELSNP1";
+
+/// Length of the trailing SHA-256.
+const DIGEST_BYTES: usize = 32;
+
+/// The state at one version. Its bytes (see [`Snapshot::to_bytes`] and
+/// `docs/execution.md`) are a function of the state alone: equal states give equal
+/// bytes and equal digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    version: Version,
+    state: SortedState,
+}
+
+impl Snapshot {
+    pub(crate) fn from_state(version: Version, state: SortedState) -> Self {
+        Snapshot { version, state }
+    }
+
+    pub(crate) fn into_parts(self) -> (Version, SortedState) {
+        (self.version, self.state)
+    }
+
+    /// The version whose state this is.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Number of keys, over all maps.
+    pub fn len(&self) -> usize {
+        self.state.values().map(BTreeMap::len).sum()
+    }
+
+    /// True if the state is empty.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+    }
+
+    /// The entries in (map, key) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
+        self.state.iter().flat_map(|(map, entries)| {
+            entries
+                .iter()
+                .map(move |(key, value)| (map.as_str(), key.as_str(), value.as_slice()))
+        })
+    }
+
+    /// Writes the body: `magic(8) | u64 version | u64 count | count x (str map,
+    /// str key, bytes value)`.
+    fn encode_body(&self, sink: &mut impl ByteSink) {
+        sink.put(SNAPSHOT_MAGIC);
+        put_u64(sink, self.version);
+        put_u64(sink, self.len() as u64);
+        for (map, key, value) in self.iter() {
+            put_bytes(sink, map.as_bytes());
+            put_bytes(sink, key.as_bytes());
+            put_bytes(sink, value);
+        }
+    }
+
+    /// SHA-256 of the body; it is also the last 32 bytes of [`Snapshot::to_bytes`].
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        self.encode_body(&mut hasher);
+        hasher.finalize().into()
+    }
+
+    /// The body followed by its SHA-256.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.encode_body(&mut bytes);
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        bytes.extend_from_slice(&digest);
+        bytes
+    }
+
+    /// Parses and verifies snapshot bytes: the trailing digest must match, and the
+    /// body must be canonical (strictly increasing (map, key), within the limits, no
+    /// trailing bytes), so `from_bytes(b)?.to_bytes() == b`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KvError> {
+        let body_len = bytes
+            .len()
+            .checked_sub(DIGEST_BYTES)
+            .ok_or(KvError::Malformed {
+                reason: "shorter than a digest",
+            })?;
+        let (body, digest) = bytes.split_at(body_len);
+        if Sha256::digest(body).as_slice() != digest {
+            return Err(KvError::SnapshotDigestMismatch);
+        }
+        let mut reader = Reader::new(body);
+        if reader.take(SNAPSHOT_MAGIC.len())? != SNAPSHOT_MAGIC {
+            return Err(KvError::Malformed {
+                reason: "not a snapshot (bad magic)",
+            });
+        }
+        let version = reader.u64()?;
+        let count = reader.u64()?;
+        let state = read_entries(&mut reader, count)?;
+        if reader.remaining() != 0 {
+            return Err(KvError::Malformed {
+                reason: "trailing bytes after the last entry",
+            });
+        }
+        Ok(Snapshot { version, state })
+    }
+}
+
+/// Reads `count` entries. The count is not trusted for allocation: every entry
+/// consumes at least 12 bytes, so a lying count fails on truncation.
+fn read_entries(reader: &mut Reader<'_>, count: u64) -> Result<SortedState, KvError> {
+    let mut state = SortedState::new();
+    let mut previous: Option<(&str, &str)> = None;
+    for _ in 0..count {
+        let map = reader.string(MAP_NAME_BYTES_MAX)?;
+        let key = reader.string(KEY_BYTES_MAX)?;
+        let value = reader.bytes(VALUE_BYTES_MAX)?;
+        if previous.is_some_and(|previous| previous >= (map, key)) {
+            return Err(KvError::Malformed {
+                reason: "entries not strictly increasing by (map, key)",
+            });
+        }
+        previous = Some((map, key));
+        state
+            .entry(map.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_vec());
+    }
+    Ok(state)
+}

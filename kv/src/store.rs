@@ -1,0 +1,361 @@
+//! [`Store`]: the state at the head version plus an undo log back to the committed
+//! version; [`ReadView`] and [`Overlay`].
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::snapshot::{Snapshot, SortedState};
+use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
+
+/// Map name -> key -> value, hashed: a lookup is one or two cache misses, where a
+/// B-tree over 100k string keys is about seventeen. The state is never iterated in
+/// hash order: snapshots sort it first, so nothing observable depends on the hasher.
+/// No inner map is ever empty.
+type State = HashMap<String, HashMap<String, Vec<u8>>>;
+
+/// Anything a transaction can read from: the store, or the store plus the writes of
+/// earlier transactions of the batch. `Sync` so that parallel workers share it.
+pub trait ReadView: Sync {
+    /// The current value of `key` in `map`, if any.
+    fn read(&self, map: &str, key: &str) -> Option<&[u8]>;
+}
+
+/// The previous value of each key one version wrote, to undo it exactly.
+type UndoRecord = Vec<(String, String, Option<Vec<u8>>)>;
+
+/// The versioned store: the state at the head `version`, and for every version in
+/// `committed_version + 1 ..= version` an undo record.
+///
+/// To ensure correctness, callers apply versions in seqno order, one per
+/// transaction, aborted ones included (with an empty write set).
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    state: State,
+    version: Version,
+    committed_version: Version,
+    /// `undo[i]` undoes version `committed_version + 1 + i`.
+    undo: VecDeque<UndoRecord>,
+}
+
+impl Store {
+    /// The empty store at version 0, committed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The head version: the last one applied.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The last globally committed version: rollback cannot go below it.
+    pub fn committed_version(&self) -> Version {
+        self.committed_version
+    }
+
+    /// The value of `key` in `map` at the head version.
+    pub fn get(&self, map: &str, key: &str) -> Option<&[u8]> {
+        self.state.get(map)?.get(key).map(Vec::as_slice)
+    }
+
+    /// Number of keys held at the head version, over all maps.
+    pub fn len(&self) -> usize {
+        self.state.values().map(HashMap::len).sum()
+    }
+
+    /// True if no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+    }
+
+    /// Applies `write_set` as version `version`, which must be `self.version() + 1`.
+    /// Atomic: on error nothing changed.
+    pub fn apply(&mut self, version: Version, write_set: &WriteSet) -> Result<(), KvError> {
+        let expected = self.version + 1;
+        if version != expected {
+            return Err(KvError::VersionNotNext { version, expected });
+        }
+        if self.undo.len() as u64 >= SPECULATIVE_VERSIONS_MAX {
+            return Err(KvError::SpeculativeVersionsExceeded {
+                max: SPECULATIVE_VERSIONS_MAX,
+            });
+        }
+        write_set.check_limits()?;
+        let mut record = Vec::with_capacity(write_set.len());
+        for (map, key, value) in write_set.iter() {
+            let previous = set_entry(&mut self.state, map, key, value.map(<[u8]>::to_vec));
+            record.push((map.to_owned(), key.to_owned(), previous));
+        }
+        self.undo.push_back(record);
+        self.version = version;
+        debug_assert_eq!(
+            self.undo.len() as u64,
+            self.version - self.committed_version
+        );
+        Ok(())
+    }
+
+    /// Discards every version after `version`, restoring exactly the state at
+    /// `version`. `version` must lie in `committed_version ..= version()`.
+    pub fn rollback(&mut self, version: Version) -> Result<(), KvError> {
+        self.check_retained(version)?;
+        while self.version > version {
+            let record = self
+                .undo
+                .pop_back()
+                .expect("every speculative version has an undo record");
+            undo_into(&mut self.state, record);
+            self.version -= 1;
+        }
+        Ok(())
+    }
+
+    /// Marks `version` globally committed and compacts: the undo records at or before
+    /// it are dropped, so it can no longer be rolled back. `version` must lie in
+    /// `committed_version ..= version()` (a commit never moves backwards).
+    pub fn commit(&mut self, version: Version) -> Result<(), KvError> {
+        self.check_retained(version)?;
+        let dropped = (version - self.committed_version) as usize;
+        self.undo.drain(..dropped);
+        self.committed_version = version;
+        Ok(())
+    }
+
+    /// The state at `version`, which must lie in `committed_version ..= version()`.
+    /// Consensus takes snapshots at committed versions; a speculative one is allowed
+    /// here because it is still exactly reconstructible.
+    pub fn snapshot(&self, version: Version) -> Result<Snapshot, KvError> {
+        self.check_retained(version)?;
+        let mut state = self.state.clone();
+        let undone = (self.version - version) as usize;
+        for record in self.undo.iter().rev().take(undone) {
+            undo_into(&mut state, record.clone());
+        }
+        let sorted: SortedState = state
+            .into_iter()
+            .map(|(map, entries)| (map, entries.into_iter().collect()))
+            .collect();
+        Ok(Snapshot::from_state(version, sorted))
+    }
+
+    /// A store whose head and committed version are the snapshot's version.
+    pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        let (version, sorted) = snapshot.into_parts();
+        let state = sorted
+            .into_iter()
+            .map(|(map, entries)| (map, entries.into_iter().collect()))
+            .collect();
+        Store {
+            state,
+            version,
+            committed_version: version,
+            undo: VecDeque::new(),
+        }
+    }
+
+    fn check_retained(&self, version: Version) -> Result<(), KvError> {
+        if version < self.committed_version || version > self.version {
+            return Err(KvError::VersionOutOfRange {
+                version,
+                committed: self.committed_version,
+                head: self.version,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ReadView for Store {
+    fn read(&self, map: &str, key: &str) -> Option<&[u8]> {
+        self.get(map, key)
+    }
+}
+
+/// Sets or removes one entry and returns the value it replaced. Keeps the "no empty
+/// inner map" rule.
+fn set_entry(state: &mut State, map: &str, key: &str, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    match value {
+        Some(value) => match state.get_mut(map) {
+            Some(entries) => match entries.get_mut(key) {
+                Some(slot) => Some(std::mem::replace(slot, value)),
+                None => entries.insert(key.to_owned(), value),
+            },
+            None => {
+                let mut entries = HashMap::new();
+                entries.insert(key.to_owned(), value);
+                state.insert(map.to_owned(), entries);
+                None
+            }
+        },
+        None => {
+            let entries = state.get_mut(map)?;
+            let previous = entries.remove(key);
+            if entries.is_empty() {
+                state.remove(map);
+            }
+            previous
+        }
+    }
+}
+
+/// Restores the previous values of one version, last write first.
+fn undo_into(state: &mut State, record: UndoRecord) {
+    for (map, key, previous) in record.into_iter().rev() {
+        set_entry(state, &map, &key, previous);
+    }
+}
+
+/// Pending writes over a base view: reads see the writes first. The dispatcher uses
+/// it to show a wave of transactions the writes of the earlier waves of the batch.
+/// Hashed, like the store: it may hold every key a contended batch writes.
+#[derive(Debug)]
+pub struct Overlay<'base, V: ReadView + ?Sized> {
+    base: &'base V,
+    writes: HashMap<String, HashMap<String, Option<Vec<u8>>>>,
+}
+
+impl<'base, V: ReadView + ?Sized> Overlay<'base, V> {
+    /// No pending writes yet.
+    pub fn new(base: &'base V) -> Self {
+        Overlay {
+            base,
+            writes: HashMap::new(),
+        }
+    }
+
+    fn set(&mut self, map: &str, key: &str, value: Option<&[u8]>) {
+        let value = value.map(<[u8]>::to_vec);
+        match self.writes.get_mut(map) {
+            Some(entries) => match entries.get_mut(key) {
+                Some(slot) => *slot = value,
+                None => {
+                    entries.insert(key.to_owned(), value);
+                }
+            },
+            None => {
+                let mut entries = HashMap::new();
+                entries.insert(key.to_owned(), value);
+                self.writes.insert(map.to_owned(), entries);
+            }
+        }
+    }
+
+    /// Adds `write_set` on top of the pending writes.
+    pub fn apply(&mut self, write_set: &WriteSet) {
+        self.apply_where(write_set, |_, _| true);
+    }
+
+    /// Adds only the entries of `write_set` for which `keep(map, key)` holds (the
+    /// dispatcher keeps just the keys a later wave will read, to copy less).
+    pub fn apply_where(&mut self, write_set: &WriteSet, keep: impl Fn(&str, &str) -> bool) {
+        for (map, key, value) in write_set.iter() {
+            if keep(map, key) {
+                self.set(map, key, value);
+            }
+        }
+    }
+}
+
+impl<V: ReadView + ?Sized> ReadView for Overlay<'_, V> {
+    fn read(&self, map: &str, key: &str) -> Option<&[u8]> {
+        match self.writes.get(map).and_then(|entries| entries.get(key)) {
+            Some(pending) => pending.as_deref(),
+            None => self.base.read(map, key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(map: &str, key: &str, value: &str) -> WriteSet {
+        let mut write_set = WriteSet::new();
+        write_set.put(map, key, value.as_bytes().to_vec());
+        write_set
+    }
+
+    #[test]
+    fn versions_must_be_contiguous() {
+        let mut store = Store::new();
+        assert_eq!(
+            store.apply(2, &WriteSet::new()),
+            Err(KvError::VersionNotNext {
+                version: 2,
+                expected: 1
+            })
+        );
+        store.apply(1, &put("m", "k", "v")).unwrap();
+        assert_eq!(store.get("m", "k"), Some(&b"v"[..]));
+        assert_eq!(store.version(), 1);
+    }
+
+    #[test]
+    fn rollback_below_commit_is_an_error_and_changes_nothing() {
+        let mut store = Store::new();
+        store.apply(1, &put("m", "k", "1")).unwrap();
+        store.apply(2, &put("m", "k", "2")).unwrap();
+        store.commit(1).unwrap();
+        let error = store.rollback(0).unwrap_err();
+        assert_eq!(
+            error,
+            KvError::VersionOutOfRange {
+                version: 0,
+                committed: 1,
+                head: 2
+            }
+        );
+        assert_eq!(store.get("m", "k"), Some(&b"2"[..]));
+        store.rollback(1).unwrap();
+        assert_eq!(store.get("m", "k"), Some(&b"1"[..]));
+        assert!(store.commit(0).is_err());
+        assert!(store.rollback(5).is_err());
+    }
+
+    #[test]
+    fn delete_then_rollback_restores_the_value_and_no_empty_map_remains() {
+        let mut store = Store::new();
+        store.apply(1, &put("m", "k", "1")).unwrap();
+        let mut delete = WriteSet::new();
+        delete.delete("m", "k");
+        delete.delete("absent", "k");
+        store.apply(2, &delete).unwrap();
+        assert!(store.is_empty());
+        store.rollback(1).unwrap();
+        assert_eq!(store.get("m", "k"), Some(&b"1"[..]));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn overlay_reads_pending_writes_first() {
+        let mut store = Store::new();
+        store.apply(1, &put("m", "a", "base")).unwrap();
+        store.apply(2, &put("m", "b", "base")).unwrap();
+        let mut overlay = Overlay::new(&store);
+        overlay.apply(&put("m", "a", "pending"));
+        let mut delete = WriteSet::new();
+        delete.delete("m", "b");
+        overlay.apply(&delete);
+        assert_eq!(overlay.read("m", "a"), Some(&b"pending"[..]));
+        assert_eq!(overlay.read("m", "b"), None);
+        assert_eq!(store.get("m", "b"), Some(&b"base"[..]));
+
+        let mut both = put("m", "a", "kept");
+        both.put("m", "b", b"skipped".to_vec());
+        overlay.apply_where(&both, |_, key| key == "a");
+        assert_eq!(overlay.read("m", "a"), Some(&b"kept"[..]));
+        assert_eq!(overlay.read("m", "b"), None);
+    }
+
+    #[test]
+    fn oversized_entries_are_refused_before_any_change() {
+        let mut store = Store::new();
+        let mut write_set = put("m", "ok", "v");
+        write_set.put("m", &"k".repeat(crate::KEY_BYTES_MAX + 1), b"v".to_vec());
+        assert!(matches!(
+            store.apply(1, &write_set),
+            Err(KvError::EntryTooLarge { field: "key", .. })
+        ));
+        assert!(store.is_empty());
+        assert_eq!(store.version(), 0);
+    }
+}
