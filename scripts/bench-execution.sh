@@ -5,15 +5,9 @@
 # serial engine (the dispatcher's own overhead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-3}
-baselines=()
-for run in $(seq 1 "$runs"); do
-    echo "== run $run of $runs" >&2
-    cargo bench -p stele-dispatcher --bench execution -- --noplot --warm-up-time 1 \
-        --measurement-time 3 --save-baseline "execution-run$run" >&2
-    baselines+=("execution-run$run")
-done
-list=$(IFS=,; echo "${baselines[*]}")
+source scripts/lib/bench-runs.sh
+bench_runs stele-dispatcher execution execution
+list=$baselines
 ratios=()
 for workload in smallbank_100k_accounts smallbank_100_accounts smallbank_1_account logging_record; do
     ratios+=(--ratio "$workload, 2 workers vs 1=$workload/workers/2:$workload/workers/1")

@@ -3,15 +3,9 @@
 # each figure and the same-run ratios against their ceilings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${RUNS:-3}
-baselines=()
-for run in $(seq 1 "$runs"); do
-    echo "== run $run of $runs" >&2
-    cargo bench -p stele-history --bench merkle -- --noplot --warm-up-time 1 \
-        --measurement-time 3 --save-baseline "history-run$run" >&2
-    baselines+=("history-run$run")
-done
-list=$(IFS=,; echo "${baselines[*]}")
+source scripts/lib/bench-runs.sh
+bench_runs stele-history merkle history
+list=$baselines
 g=append_root_every_1000
 cargo run -q -p xtask -- criterion-report --baselines "$list" \
     --ratio "append, 1 thread, vs raw SHA-256 on 1 thread=$g/stele/1_threads:$g/sha256_ceiling/1_threads" \

@@ -14,8 +14,12 @@ pub struct Cli {
 /// The subcommands of `stele`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the build's version and the crates it is made of.
+    /// Print the build's version.
     Version,
+    /// Verify a ledger folder offline: every frame, write-set digest, leaf, Merkle
+    /// root and checkpoint signature. Exits 0 with a summary, or non-zero naming
+    /// the file, byte offset and seqno of the first thing that does not match.
+    Verify(crate::verify::VerifyArgs),
 }
 
 /// Runs one parsed command line; the process exit code is its result.
@@ -25,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("stele {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Verify(args) => crate::verify::run(&args),
     }
 }

@@ -3,8 +3,10 @@
 //! Modules:
 //! - [`cli`]: the `stele` command line (clap derive); `main.rs` only parses and
 //!   calls [`cli::run`].
+//! - [`verify`]: `stele verify`, the offline ledger check (progress bar on a
+//!   terminal, plain lines otherwise).
 //!
-//! The service itself (`stele start`) arrives with issue P4; the offline
-//! ledger verifier (`stele verify`) with issue P3.
+//! The service itself (`stele start`) arrives with issue P4.
 
 pub mod cli;
+pub mod verify;

@@ -6,11 +6,17 @@ use std::collections::{HashMap, VecDeque};
 use crate::snapshot::{Snapshot, SortedState};
 use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 
+/// The hasher of every map in the store: foldhash (hashbrown's default), several
+/// times faster than SipHash on short keys and seeded per process, so clients
+/// cannot aim keys at one bucket. Nothing observable depends on the seed (see
+/// [`State`]).
+pub(crate) type Hasher = foldhash::fast::RandomState;
+
 /// Map name -> key -> value, hashed: a lookup is one or two cache misses, where a
 /// B-tree over 100k string keys is about seventeen. The state is never iterated in
 /// hash order: snapshots sort it first, so nothing observable depends on the hasher.
 /// No inner map is ever empty.
-type State = HashMap<String, HashMap<String, Vec<u8>>>;
+type State = HashMap<String, HashMap<String, Vec<u8>, Hasher>, Hasher>;
 
 /// Anything a transaction can read from: the store, or the store plus the writes of
 /// earlier transactions of the batch. `Sync` so that parallel workers share it.
@@ -180,7 +186,7 @@ fn set_entry(state: &mut State, map: &str, key: &str, value: Option<Vec<u8>>) ->
                 None => entries.insert(key.to_owned(), value),
             },
             None => {
-                let mut entries = HashMap::new();
+                let mut entries = HashMap::default();
                 entries.insert(key.to_owned(), value);
                 state.insert(map.to_owned(), entries);
                 None
@@ -210,7 +216,7 @@ fn undo_into(state: &mut State, record: UndoRecord) {
 #[derive(Debug)]
 pub struct Overlay<'base, V: ReadView + ?Sized> {
     base: &'base V,
-    writes: HashMap<String, HashMap<String, Option<Vec<u8>>>>,
+    writes: HashMap<String, HashMap<String, Option<Vec<u8>>, Hasher>, Hasher>,
 }
 
 impl<'base, V: ReadView + ?Sized> Overlay<'base, V> {
@@ -218,7 +224,7 @@ impl<'base, V: ReadView + ?Sized> Overlay<'base, V> {
     pub fn new(base: &'base V) -> Self {
         Overlay {
             base,
-            writes: HashMap::new(),
+            writes: HashMap::default(),
         }
     }
 
@@ -232,7 +238,7 @@ impl<'base, V: ReadView + ?Sized> Overlay<'base, V> {
                 }
             },
             None => {
-                let mut entries = HashMap::new();
+                let mut entries = HashMap::default();
                 entries.insert(key.to_owned(), value);
                 self.writes.insert(map.to_owned(), entries);
             }

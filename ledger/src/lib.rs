@@ -1,6 +1,73 @@
 //! `stele-ledger`: the append-only ledger files, Stele's durable truth.
 //!
-//! Will hold (issue P3): chunked, checksummed, CBOR-framed entries; group
-//! commit with fdatasync; recovery that cuts a torn tail and reports it;
-//! truncation of a speculative suffix; and the offline verifier behind
-//! `stele verify`.
+//! Everything else a node holds (KV state, indexes, snapshots) is derived from
+//! these files and can be rebuilt from them. `docs/ledger-format.md` specifies
+//! the bytes.
+//!
+//! The modules:
+//!
+//! - [`entry`] — what the ledger records: [`Entry`] (genesis, batch, signature)
+//!   and [`TxRecord`], CBOR-encoded.
+//! - [`frame`] — the chunk header and the `length | CRC32C | payload` frame, and
+//!   the scan of a chunk's bytes into frames (telling a torn tail from corruption).
+//! - [`chunk`] — chunk file names (`ledger_<first>`, `ledger_<first>-<last>`,
+//!   `ledger_<first>-<last>.committed`) and listing a ledger folder.
+//! - [`ledger`] — [`Ledger`]: open with recovery, append, fdatasync, truncate,
+//!   commit, and reads through an in-memory seqno index.
+//! - `recovery` — the scan behind [`Ledger::open`] (private).
+//! - [`group`] — [`GroupCommit`]: a writer thread that covers many appends with
+//!   one fdatasync and reports each append durable only after it.
+//! - [`verify`] — the offline verifier behind `stele verify`.
+//! - [`fixture`] — deterministic synthetic ledgers for tests and benchmarks.
+//! - [`error`] — [`LedgerError`].
+//!
+//! Invariants kept:
+//!
+//! - Seqnos are contiguous from 1; every batch entry is directly followed by the
+//!   signature entry over the tree that ends with its last transaction, and both
+//!   are written and synced together, so after recovery the ledger ends with a
+//!   signature and every transaction in it has a receipt.
+//! - A chunk is closed only after a signature entry, so each closed chunk is
+//!   self-contained; the open chunk is the only file ever appended to or cut.
+//! - Recovery cuts only a torn tail of the open chunk (a frame that runs past the
+//!   end of the file, a last frame whose checksum fails, zero fill, or a batch
+//!   whose signature is missing) and reports it; a bad frame anywhere else is an
+//!   error naming the file and offset, never a silent truncation.
+//! - After an I/O error on write or sync, the ledger refuses every further write
+//!   (what reached the disk is unknown; only a reopen, which recovers, is safe).
+
+pub mod chunk;
+pub mod entry;
+pub mod error;
+pub mod fixture;
+pub mod frame;
+pub mod group;
+pub mod ledger;
+mod recovery;
+pub mod verify;
+
+pub use entry::{BatchEntry, Entry, Genesis, SignatureEntry, TxRecord};
+pub use error::LedgerError;
+pub use group::{Durable, GroupCommit};
+pub use ledger::{BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
+pub use verify::{verify_ledger, KeySource, Progress, VerifyFailure, VerifySummary};
+
+/// Largest frame payload, in bytes. The batcher keeps batches far smaller; a frame
+/// claiming more is corrupt (and is never allocated).
+pub const ENTRY_BYTES_MAX: usize = 64 << 20;
+
+/// Default size past which the open chunk is closed (after the next signature).
+pub const CHUNK_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// Smallest chunk size a configuration may ask for (smaller only multiplies files).
+pub const CHUNK_BYTES_MIN: u64 = 4096;
+
+/// Most transactions in one batch entry.
+pub const BATCH_TXS_MAX: usize = 100_000;
+
+/// Most append requests the group-commit queue holds before appenders wait.
+pub const GROUP_QUEUE_MAX: usize = 1024;
+
+/// Most bytes one group writes before it syncs (bounds the latency of the first
+/// request of a group behind a flood of later ones).
+pub const GROUP_BYTES_MAX: usize = 16 << 20;

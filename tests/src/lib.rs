@@ -1,5 +1,8 @@
-//! `stele-tests`: end-to-end tests of the `stele` binary.
+//! `stele-tests`: helpers for the end-to-end tests of the `stele` binary.
 //!
-//! Will hold (issues P4 and P5): helpers that start real `stele` processes on
-//! 127.0.0.1, talk to them over real HTTPS, kill them with SIGKILL and inject
-//! partitions; the tests themselves live in `tests/tests/`.
+//! The tests themselves are in `tests/e2e/` and are declared as `[[test]]` targets
+//! of the root `stele` package, because only a package's own tests are told where
+//! cargo built its binary (`CARGO_BIN_EXE_stele`). This crate will hold (issues P4
+//! and P5) the helpers they share: starting real `stele` processes on 127.0.0.1,
+//! talking to them over real HTTPS, killing them with SIGKILL, injecting
+//! partitions.

@@ -1,0 +1,583 @@
+//! [`Ledger`]: the chunk files of one node, opened with recovery.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::chunk::{self, ChunkName};
+use crate::entry::EntryRef;
+use crate::frame::{self, encode_frame, Frames, CHUNK_MAGIC};
+use crate::{
+    BatchEntry, Entry, Genesis, LedgerError, SignatureEntry, CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MIN,
+    ENTRY_BYTES_MAX,
+};
+
+/// How the ledger lays out its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// The open chunk is closed at the first sync after it reaches this size.
+    pub chunk_bytes: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            chunk_bytes: CHUNK_BYTES_DEFAULT,
+        }
+    }
+}
+
+impl LedgerConfig {
+    fn check(&self) -> Result<(), LedgerError> {
+        if self.chunk_bytes < CHUNK_BYTES_MIN {
+            return Err(LedgerError::Config(format!(
+                "chunk_bytes is {}, below the minimum {CHUNK_BYTES_MIN}",
+                self.chunk_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where one batch and its signature are: the index entry for reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLocation {
+    /// The batch's view.
+    pub view: u64,
+    /// Its first seqno.
+    pub first_seqno: u64,
+    /// Its last seqno.
+    pub last_seqno: u64,
+    /// The first seqno of the chunk holding it (the chunk's name).
+    pub chunk_first: u64,
+    /// Offset of the batch frame in the chunk.
+    pub offset: u64,
+    /// Offset just past the signature frame that follows it.
+    pub end: u64,
+}
+
+/// A torn tail that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The open chunk.
+    pub file: PathBuf,
+    /// Where the cut was made (the new length of the file).
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes: u64,
+    /// Why they were not a complete entry.
+    pub reason: String,
+}
+
+/// What `open` found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The torn tail cut off the open chunk, if there was one.
+    pub torn: Option<TornTail>,
+}
+
+#[derive(Debug)]
+struct Chunk {
+    name: ChunkName,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// The ledger of one node. Single writer; see [`crate::GroupCommit`] for the
+/// thread that shares it between many appenders.
+#[derive(Debug)]
+pub struct Ledger {
+    dir: PathBuf,
+    config: LedgerConfig,
+    genesis: Genesis,
+    /// Offset just past the genesis frame in the first chunk.
+    genesis_end: u64,
+    chunks: Vec<Chunk>,
+    /// Handle on the last chunk when it is open.
+    open_file: Option<File>,
+    index: Vec<BatchLocation>,
+    durable_seqno: u64,
+    committed_seqno: u64,
+    unsynced: bool,
+    dir_unsynced: bool,
+    poisoned: bool,
+}
+
+impl Ledger {
+    /// Creates a new ledger in `dir` (created if absent) holding only `genesis`,
+    /// synced before it returns.
+    pub fn create(
+        dir: &Path,
+        config: LedgerConfig,
+        genesis: &Genesis,
+    ) -> Result<Self, LedgerError> {
+        config.check()?;
+        std::fs::create_dir_all(dir).map_err(|source| LedgerError::io(dir, "create", source))?;
+        if !chunk::list(dir)?.is_empty() {
+            return Err(LedgerError::AlreadyExists(dir.to_owned()));
+        }
+        let name = ChunkName::open(1);
+        let path = dir.join(name.file_name());
+        let mut bytes = CHUNK_MAGIC.to_vec();
+        encode_frame(&EntryRef::Genesis(genesis).encode(), &mut bytes);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| LedgerError::io(&path, "create", source))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| LedgerError::io(&path, "write", source))?;
+        sync_dir(dir)?;
+        Ok(Ledger {
+            dir: dir.to_owned(),
+            config,
+            genesis: genesis.clone(),
+            genesis_end: bytes.len() as u64,
+            chunks: vec![Chunk {
+                name,
+                path,
+                bytes: bytes.len() as u64,
+            }],
+            open_file: Some(file),
+            index: Vec::new(),
+            durable_seqno: 0,
+            committed_seqno: 0,
+            unsynced: false,
+            dir_unsynced: false,
+            poisoned: false,
+        })
+    }
+
+    /// Opens the ledger in `dir`: reads every chunk, checks every frame and the
+    /// order of entries, rebuilds the index, and cuts a torn tail off the open
+    /// chunk (reported in [`Recovery`]). Damage anywhere else is an error naming the
+    /// file and offset.
+    pub fn open(dir: &Path, config: LedgerConfig) -> Result<(Self, Recovery), LedgerError> {
+        config.check()?;
+        let names = chunk::list(dir)?;
+        if names.is_empty() {
+            return Err(LedgerError::NotFound(dir.to_owned()));
+        }
+        let mut scan = crate::recovery::Scan::default();
+        let mut chunks = Vec::with_capacity(names.len());
+        let mut recovery = Recovery::default();
+        let count = names.len();
+        for (position, (name, path)) in names.into_iter().enumerate() {
+            let is_tail = position + 1 == count && name.last.is_none();
+            let bytes =
+                std::fs::read(&path).map_err(|source| LedgerError::io(&path, "read", source))?;
+            let kept = scan.chunk(&name, &path, &bytes, is_tail)?;
+            if let Some(torn) = kept.torn {
+                cut_file(&path, torn.offset)?;
+                recovery.torn = Some(torn);
+            }
+            chunks.push(Chunk {
+                name,
+                path,
+                bytes: kept.length,
+            });
+        }
+        let genesis = scan.genesis.ok_or_else(|| LedgerError::Corrupt {
+            file: chunks[0].path.clone(),
+            offset: frame::CHUNK_HEADER_BYTES,
+            reason: "the first chunk has no genesis entry".to_owned(),
+        })?;
+        let open_file = match chunks.last() {
+            Some(last) if last.name.last.is_none() => Some(open_append(&last.path)?),
+            _ => None,
+        };
+        let durable_seqno = scan.index.last().map_or(0, |location| location.last_seqno);
+        let committed_seqno = chunks
+            .iter()
+            .filter(|chunk| chunk.name.committed)
+            .filter_map(|chunk| chunk.name.last)
+            .max()
+            .unwrap_or(0);
+        let ledger = Ledger {
+            dir: dir.to_owned(),
+            config,
+            genesis,
+            genesis_end: scan.genesis_end,
+            chunks,
+            open_file,
+            index: scan.index,
+            durable_seqno,
+            committed_seqno,
+            unsynced: false,
+            dir_unsynced: false,
+            poisoned: false,
+        };
+        Ok((ledger, recovery))
+    }
+
+    /// The genesis entry.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Seqno of the last transaction appended (0 if none).
+    pub fn last_seqno(&self) -> u64 {
+        self.index.last().map_or(0, |location| location.last_seqno)
+    }
+
+    /// Seqno of the last transaction covered by a completed sync.
+    pub fn durable_seqno(&self) -> u64 {
+        self.durable_seqno
+    }
+
+    /// Seqno of the last globally committed transaction (nothing at or before it
+    /// can be truncated).
+    pub fn committed_seqno(&self) -> u64 {
+        self.committed_seqno
+    }
+
+    /// The index: every batch, in order.
+    pub fn batches(&self) -> &[BatchLocation] {
+        &self.index
+    }
+
+    /// Number of chunk files.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    fn check_writable(&self) -> Result<(), LedgerError> {
+        if self.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Appends `batch` and the `signature` over the tree ending with it, in one
+    /// write. Not durable until [`Ledger::sync`] returns.
+    pub fn append(
+        &mut self,
+        batch: &BatchEntry,
+        signature: &SignatureEntry,
+    ) -> Result<BatchLocation, LedgerError> {
+        self.check_writable()?;
+        batch.check_shape()?;
+        let expected = self.last_seqno() + 1;
+        if batch.first_seqno != expected {
+            return Err(LedgerError::NotNext {
+                first_seqno: batch.first_seqno,
+                expected,
+            });
+        }
+        let batch_payload = EntryRef::Batch(batch).encode();
+        let signature_payload = EntryRef::Signature(signature).encode();
+        for payload in [&batch_payload, &signature_payload] {
+            if payload.len() > ENTRY_BYTES_MAX {
+                return Err(LedgerError::EntryTooLarge {
+                    bytes: payload.len(),
+                    max: ENTRY_BYTES_MAX,
+                });
+            }
+        }
+        let mut bytes = Vec::with_capacity(batch_payload.len() + signature_payload.len() + 16);
+        if self.open_file.is_none() {
+            self.start_chunk(batch.first_seqno, &mut bytes)?;
+        }
+        let start = bytes.len() as u64;
+        encode_frame(&batch_payload, &mut bytes);
+        encode_frame(&signature_payload, &mut bytes);
+        self.write_tail(&bytes)?;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("an open chunk exists after start_chunk");
+        let location = BatchLocation {
+            view: batch.view,
+            first_seqno: batch.first_seqno,
+            last_seqno: batch.last_seqno(),
+            chunk_first: chunk.name.first,
+            offset: chunk.bytes + start,
+            end: chunk.bytes + bytes.len() as u64,
+        };
+        chunk.bytes = location.end;
+        self.index.push(location);
+        Ok(location)
+    }
+
+    /// Creates the open chunk for transactions from `first`; its header goes into
+    /// `bytes`, written together with the first frames.
+    fn start_chunk(&mut self, first: u64, bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
+        let name = ChunkName::open(first);
+        let path = self.dir.join(name.file_name());
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| self.poison(LedgerError::io(&path, "create", source)))?;
+        bytes.extend_from_slice(CHUNK_MAGIC);
+        self.open_file = Some(file);
+        self.chunks.push(Chunk {
+            name,
+            path,
+            bytes: 0,
+        });
+        self.dir_unsynced = true;
+        Ok(())
+    }
+
+    fn write_tail(&mut self, bytes: &[u8]) -> Result<(), LedgerError> {
+        let file = self
+            .open_file
+            .as_mut()
+            .expect("the caller made sure a chunk is open");
+        if let Err(source) = file.write_all(bytes) {
+            let path = &self.chunks.last().expect("an open chunk is listed").path;
+            return Err(self.poison(LedgerError::io(path, "write", source)));
+        }
+        self.unsynced = true;
+        Ok(())
+    }
+
+    fn poison(&mut self, error: LedgerError) -> LedgerError {
+        self.poisoned = true;
+        error
+    }
+
+    /// Makes everything appended so far durable (one fdatasync, plus the folder's
+    /// fsync when a chunk was created), then closes the open chunk if it is full.
+    /// Returns the durable seqno.
+    pub fn sync(&mut self) -> Result<u64, LedgerError> {
+        self.check_writable()?;
+        if self.unsynced {
+            let file = self
+                .open_file
+                .as_ref()
+                .expect("unsynced bytes are in the open chunk");
+            if let Err(source) = file.sync_data() {
+                let path = self
+                    .chunks
+                    .last()
+                    .expect("an open chunk is listed")
+                    .path
+                    .clone();
+                return Err(self.poison(LedgerError::io(&path, "fdatasync", source)));
+            }
+            self.unsynced = false;
+        }
+        if self.dir_unsynced {
+            sync_dir(&self.dir).map_err(|error| self.poison(error))?;
+            self.dir_unsynced = false;
+        }
+        self.durable_seqno = self.last_seqno();
+        self.close_full_chunk()?;
+        Ok(self.durable_seqno)
+    }
+
+    /// Renames a full, synced open chunk to its closed name. Only after a sync: a
+    /// closed chunk must never have a torn tail.
+    fn close_full_chunk(&mut self) -> Result<(), LedgerError> {
+        let last_seqno = self.last_seqno();
+        let Some(chunk) = self.chunks.last_mut() else {
+            return Ok(());
+        };
+        let holds_a_batch = last_seqno >= chunk.name.first;
+        if chunk.name.last.is_some() || chunk.bytes < self.config.chunk_bytes || !holds_a_batch {
+            return Ok(());
+        }
+        let closed = ChunkName {
+            last: Some(last_seqno),
+            ..chunk.name
+        };
+        let path = self.dir.join(closed.file_name());
+        if let Err(source) = std::fs::rename(&chunk.path, &path) {
+            let error = LedgerError::io(&chunk.path, "rename", source);
+            return Err(self.poison(error));
+        }
+        chunk.name = closed;
+        chunk.path = path;
+        self.open_file = None;
+        sync_dir(&self.dir).map_err(|error| self.poison(error))
+    }
+
+    /// Discards every batch after `last_kept_seqno` (0 keeps only the genesis),
+    /// which must end a batch and not be below the committed seqno. Durable when it
+    /// returns: a restart never sees the discarded suffix. Every intermediate state
+    /// is a valid ledger (a prefix), so a crash midway is recovered like any other.
+    pub fn truncate(&mut self, last_kept_seqno: u64) -> Result<(), LedgerError> {
+        self.check_writable()?;
+        let last = self.last_seqno();
+        if last_kept_seqno < self.committed_seqno || last_kept_seqno > last {
+            return Err(LedgerError::SeqnoOutOfRange {
+                seqno: last_kept_seqno,
+                low: self.committed_seqno,
+                high: last,
+            });
+        }
+        if last_kept_seqno == last {
+            return Ok(());
+        }
+        let kept = match last_kept_seqno {
+            0 => 0,
+            seqno => {
+                let position = self
+                    .index
+                    .binary_search_by_key(&seqno, |location| location.last_seqno)
+                    .map_err(|_| LedgerError::NotABatchBoundary { seqno })?;
+                position + 1
+            }
+        };
+        let (chunk_first, end) = match kept {
+            0 => (1, self.genesis_end),
+            kept => (self.index[kept - 1].chunk_first, self.index[kept - 1].end),
+        };
+        self.cut_to(chunk_first, end)
+            .map_err(|error| self.poison(error))?;
+        self.index.truncate(kept);
+        self.durable_seqno = self.durable_seqno.min(last_kept_seqno);
+        Ok(())
+    }
+
+    /// Deletes the chunks after the one named `chunk_first`, then cuts that one to
+    /// `end` bytes, reopening it if it was closed and is cut.
+    fn cut_to(&mut self, chunk_first: u64, end: u64) -> Result<(), LedgerError> {
+        while self
+            .chunks
+            .last()
+            .is_some_and(|chunk| chunk.name.first > chunk_first)
+        {
+            let chunk = self.chunks.pop().expect("checked non-empty");
+            self.open_file = None;
+            std::fs::remove_file(&chunk.path)
+                .map_err(|source| LedgerError::io(&chunk.path, "remove", source))?;
+        }
+        sync_dir(&self.dir)?;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("the genesis chunk is never removed");
+        if chunk.bytes == end {
+            return Ok(());
+        }
+        if chunk.name.last.is_some() {
+            let open = ChunkName::open(chunk.name.first);
+            let path = self.dir.join(open.file_name());
+            std::fs::rename(&chunk.path, &path)
+                .map_err(|source| LedgerError::io(&chunk.path, "rename", source))?;
+            chunk.name = open;
+            chunk.path = path;
+            sync_dir(&self.dir)?;
+        }
+        cut_file(&chunk.path, end)?;
+        chunk.bytes = end;
+        self.open_file = Some(open_append(&chunk.path)?);
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Marks every transaction up to `seqno` globally committed: it can no longer
+    /// be truncated, and closed chunks wholly at or below it get their
+    /// `.committed` name. `seqno` must not exceed the durable seqno.
+    pub fn commit(&mut self, seqno: u64) -> Result<(), LedgerError> {
+        self.check_writable()?;
+        if seqno < self.committed_seqno || seqno > self.durable_seqno {
+            return Err(LedgerError::SeqnoOutOfRange {
+                seqno,
+                low: self.committed_seqno,
+                high: self.durable_seqno,
+            });
+        }
+        self.committed_seqno = seqno;
+        let mut renamed = false;
+        for chunk in &mut self.chunks {
+            let Some(last) = chunk.name.last else {
+                continue;
+            };
+            if chunk.name.committed || last > seqno {
+                continue;
+            }
+            let committed = ChunkName {
+                committed: true,
+                ..chunk.name
+            };
+            let path = self.dir.join(committed.file_name());
+            std::fs::rename(&chunk.path, &path)
+                .map_err(|source| LedgerError::io(&chunk.path, "rename", source))?;
+            chunk.name = committed;
+            chunk.path = path;
+            renamed = true;
+        }
+        if renamed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Where the batch holding `seqno` is.
+    pub fn locate(&self, seqno: u64) -> Result<BatchLocation, LedgerError> {
+        let position = self
+            .index
+            .partition_point(|location| location.last_seqno < seqno);
+        match self.index.get(position) {
+            Some(location) if seqno >= location.first_seqno => Ok(*location),
+            _ => Err(LedgerError::UnknownSeqno(seqno)),
+        }
+    }
+
+    /// Reads back the batch holding `seqno` and the signature after it.
+    pub fn read_batch(&self, seqno: u64) -> Result<(BatchEntry, SignatureEntry), LedgerError> {
+        let location = self.locate(seqno)?;
+        let chunk = self
+            .chunks
+            .iter()
+            .find(|chunk| chunk.name.first == location.chunk_first)
+            .expect("the index only names chunks it holds");
+        let file = File::open(&chunk.path)
+            .map_err(|source| LedgerError::io(&chunk.path, "open", source))?;
+        let mut bytes = vec![0; (location.end - location.offset) as usize];
+        file.read_exact_at(&mut bytes, location.offset)
+            .map_err(|source| LedgerError::io(&chunk.path, "read", source))?;
+        let corrupt = |offset: u64, reason: String| LedgerError::Corrupt {
+            file: chunk.path.clone(),
+            offset: location.offset + offset,
+            reason,
+        };
+        let mut entries = Vec::with_capacity(2);
+        for frame in Frames::starting_at(&bytes, 0) {
+            let frame = frame.map_err(|error| corrupt(error.offset, error.fault.to_string()))?;
+            let entry =
+                Entry::decode(frame.payload).map_err(|reason| corrupt(frame.offset, reason))?;
+            entries.push(entry);
+        }
+        match <[Entry; 2]>::try_from(entries) {
+            Ok([Entry::Batch(batch), Entry::Signature(signature)]) => Ok((batch, signature)),
+            _ => Err(corrupt(0, "expected a batch and its signature".to_owned())),
+        }
+    }
+}
+
+pub(crate) fn open_append(path: &Path) -> Result<File, LedgerError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|source| LedgerError::io(path, "open", source))
+}
+
+/// Cuts `path` to `length` bytes and syncs it.
+pub(crate) fn cut_file(path: &Path, length: u64) -> Result<(), LedgerError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| LedgerError::io(path, "open", source))?;
+    file.set_len(length)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| LedgerError::io(path, "truncate", source))
+}
+
+/// fsyncs a folder, so that file creations, renames and removals in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+    File::open(dir)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|source| LedgerError::io(dir, "fsync folder", source))
+}

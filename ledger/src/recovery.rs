@@ -1,0 +1,182 @@
+//! The recovery scan of [`crate::Ledger::open`]: checks every frame and the order of
+//! entries chunk by chunk, rebuilds the index, and finds a torn tail of the open
+//! chunk (which `open` then cuts off).
+
+use std::path::Path;
+
+use crate::chunk::ChunkName;
+use crate::frame::{self, Frames, CHUNK_MAGIC};
+use crate::ledger::{BatchLocation, TornTail};
+use crate::{Entry, Genesis, LedgerError};
+
+/// The ordering checks of `open`, carried from chunk to chunk.
+#[derive(Default)]
+pub(crate) struct Scan {
+    pub(crate) genesis: Option<Genesis>,
+    pub(crate) genesis_end: u64,
+    pub(crate) index: Vec<BatchLocation>,
+    /// A batch read whose signature has not been seen yet.
+    pending: Option<BatchLocation>,
+}
+
+/// What to keep of one chunk.
+pub(crate) struct Kept {
+    pub(crate) length: u64,
+    pub(crate) torn: Option<TornTail>,
+}
+
+impl Scan {
+    fn next_seqno(&self) -> u64 {
+        self.index
+            .last()
+            .map_or(1, |location| location.last_seqno + 1)
+    }
+
+    /// Checks one chunk. `is_tail`: it is the open chunk, the only place a torn
+    /// tail may be.
+    pub(crate) fn chunk(
+        &mut self,
+        name: &ChunkName,
+        path: &Path,
+        bytes: &[u8],
+        is_tail: bool,
+    ) -> Result<Kept, LedgerError> {
+        let corrupt = |offset: u64, reason: String| LedgerError::Corrupt {
+            file: path.to_owned(),
+            offset,
+            reason,
+        };
+        if let Err(reason) = frame::check_header(bytes) {
+            let torn_header = is_tail && name.first != 1 && CHUNK_MAGIC.starts_with(bytes);
+            if !torn_header {
+                return Err(corrupt(0, reason.to_owned()));
+            }
+            // A crash right after the chunk was created: write a fresh header.
+            let torn = self.torn(path, 0, bytes.len() as u64, reason.to_owned());
+            std::fs::write(path, CHUNK_MAGIC)
+                .map_err(|source| LedgerError::io(path, "write", source))?;
+            return Ok(Kept {
+                length: frame::CHUNK_HEADER_BYTES,
+                torn: Some(TornTail {
+                    offset: frame::CHUNK_HEADER_BYTES,
+                    ..torn
+                }),
+            });
+        }
+        let first_in_chunk = self.next_seqno();
+        if name.first != first_in_chunk {
+            return Err(corrupt(
+                0,
+                format!(
+                    "chunk is named from seqno {} but the ledger continues at {first_in_chunk}",
+                    name.first
+                ),
+            ));
+        }
+        let mut kept_end = frame::CHUNK_HEADER_BYTES;
+        let mut torn = None;
+        for frame in Frames::new(bytes) {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) if is_tail && error.is_torn_tail(bytes) => {
+                    torn = Some(error.fault.to_string());
+                    break;
+                }
+                Err(error) => return Err(corrupt(error.offset, error.fault.to_string())),
+            };
+            let entry = Entry::decode(frame.payload)
+                .map_err(|reason| corrupt(frame.offset, format!("undecodable entry: {reason}")))?;
+            self.entry(name, entry, frame.offset, frame.end)
+                .map_err(|reason| corrupt(frame.offset, reason))?;
+            if self.pending.is_none() {
+                kept_end = frame.end;
+            }
+        }
+        if let Some(pending) = self.pending.take() {
+            if !is_tail {
+                return Err(corrupt(
+                    pending.offset,
+                    "batch without its signature at the end of a closed chunk".to_owned(),
+                ));
+            }
+            torn.get_or_insert_with(|| "batch without its signature".to_owned());
+        }
+        if let Some(last) = name.last {
+            let held = self.next_seqno() - 1;
+            if held != last || held < name.first {
+                return Err(corrupt(
+                    0,
+                    format!("chunk is named up to seqno {last} but holds up to {held}"),
+                ));
+            }
+        }
+        let torn =
+            torn.map(|reason| self.torn(path, kept_end, bytes.len() as u64 - kept_end, reason));
+        Ok(Kept {
+            length: kept_end,
+            torn,
+        })
+    }
+
+    fn torn(&self, path: &Path, offset: u64, bytes: u64, reason: String) -> TornTail {
+        TornTail {
+            file: path.to_owned(),
+            offset,
+            bytes,
+            reason,
+        }
+    }
+
+    /// Checks one entry's place in the sequence.
+    fn entry(
+        &mut self,
+        name: &ChunkName,
+        entry: Entry,
+        offset: u64,
+        end: u64,
+    ) -> Result<(), String> {
+        let first_frame = offset == frame::CHUNK_HEADER_BYTES && name.first == 1;
+        match entry {
+            Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => {
+                self.genesis = Some(genesis);
+                self.genesis_end = end;
+                Ok(())
+            }
+            Entry::Genesis(_) => Err("a genesis entry that is not the first entry".to_owned()),
+            _ if self.genesis.is_none() => {
+                Err("the first entry is not the genesis entry".to_owned())
+            }
+            Entry::Batch(batch) => {
+                if self.pending.is_some() {
+                    return Err("a batch follows a batch without a signature between".to_owned());
+                }
+                batch.check_shape().map_err(|error| error.to_string())?;
+                let expected = self.next_seqno();
+                if batch.first_seqno != expected {
+                    return Err(format!(
+                        "batch starts at seqno {}, expected {expected}",
+                        batch.first_seqno
+                    ));
+                }
+                self.pending = Some(BatchLocation {
+                    view: batch.view,
+                    first_seqno: batch.first_seqno,
+                    last_seqno: batch.last_seqno(),
+                    chunk_first: name.first,
+                    offset,
+                    end,
+                });
+                Ok(())
+            }
+            Entry::Signature(_) => {
+                let mut location = self
+                    .pending
+                    .take()
+                    .ok_or_else(|| "a signature entry that does not follow a batch".to_owned())?;
+                location.end = end;
+                self.index.push(location);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The offline verifier behind `stele verify`: reads a ledger folder with nothing
+//! but (optionally) the service's public key, and checks every frame, every
+//! write-set digest, every leaf, every Merkle root and every checkpoint signature.
+//!
+//! Unlike [`crate::Ledger::open`], it repairs nothing: a torn tail is a failure
+//! (with a note that the node cuts it off when it next starts).
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use stele_history::{Checkpoint, Digest, MerkleTree, NoteVerifier, VerifyingKey};
+
+use crate::chunk::{self, ChunkName};
+use crate::frame::{self, Frame, Frames};
+use crate::{BatchEntry, Entry, LedgerError, SignatureEntry};
+
+/// Whose key the checkpoints were verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The key given by the operator.
+    Given,
+    /// The key recorded in the genesis entry: proves the ledger is consistent with
+    /// itself, not that it is the service you think it is.
+    Genesis,
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Chunk files read.
+    pub chunks: usize,
+    /// Entries (genesis, batches, signatures).
+    pub entries: u64,
+    /// Transactions.
+    pub transactions: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// The checkpoint origin from the genesis entry.
+    pub origin: String,
+    /// The public key checkpoints were verified against.
+    pub public_key: [u8; 32],
+    /// Where that key came from.
+    pub key_source: KeySource,
+    /// The last checkpoint verified (none if the ledger holds no batch).
+    pub last_checkpoint: Option<Checkpoint>,
+}
+
+/// The first thing that did not verify, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{}: {what}", file.display(), offset.map(|offset| format!(" at byte {offset}")).unwrap_or_default(), seqno.map(|seqno| format!(" (seqno {seqno})")).unwrap_or_default())]
+pub struct VerifyFailure {
+    /// The chunk file (or the folder, for a problem with the set of files).
+    pub file: PathBuf,
+    /// Offset of the bad frame or header, if the problem has one.
+    pub offset: Option<u64>,
+    /// The seqno concerned, if any.
+    pub seqno: Option<u64>,
+    /// What did not match.
+    pub what: String,
+}
+
+/// Progress, reported after each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes verified so far.
+    pub bytes_done: u64,
+    /// Bytes in all chunks.
+    pub bytes_total: u64,
+    /// Transactions verified so far.
+    pub transactions: u64,
+}
+
+/// Verifies the ledger in `dir`. With `key`, checkpoints must be signed by it;
+/// without, by the key in the genesis entry ([`KeySource::Genesis`]).
+pub fn verify_ledger(
+    dir: &Path,
+    key: Option<&VerifyingKey>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifySummary, VerifyFailure> {
+    let chunks = chunk::list(dir).map_err(|error| from_ledger_error(dir, error))?;
+    if chunks.is_empty() {
+        return Err(VerifyFailure {
+            file: dir.to_owned(),
+            offset: None,
+            seqno: None,
+            what: "no ledger chunks (ledger_*) in this folder".to_owned(),
+        });
+    }
+    let mut bytes_total = 0;
+    for (_, path) in &chunks {
+        let metadata = std::fs::metadata(path).map_err(|error| io_failure(path, &error))?;
+        bytes_total += metadata.len();
+    }
+    let mut state = State {
+        key: key.copied(),
+        ..State::default()
+    };
+    let last_index = chunks.len() - 1;
+    for (index, (name, path)) in chunks.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(|error| io_failure(path, &error))?;
+        state.chunk(name, path, &bytes, index == last_index)?;
+        state.bytes += bytes.len() as u64;
+        progress(Progress {
+            bytes_done: state.bytes,
+            bytes_total,
+            transactions: state.next_seqno - 1,
+        });
+    }
+    state.finish(dir, chunks.len())
+}
+
+fn from_ledger_error(dir: &Path, error: LedgerError) -> VerifyFailure {
+    match error {
+        LedgerError::Corrupt {
+            file,
+            offset,
+            reason,
+        } => VerifyFailure {
+            file,
+            offset: Some(offset),
+            seqno: None,
+            what: reason,
+        },
+        other => VerifyFailure {
+            file: dir.to_owned(),
+            offset: None,
+            seqno: None,
+            what: other.to_string(),
+        },
+    }
+}
+
+fn io_failure(path: &Path, error: &std::io::Error) -> VerifyFailure {
+    VerifyFailure {
+        file: path.to_owned(),
+        offset: None,
+        seqno: None,
+        what: format!("cannot read: {error}"),
+    }
+}
+
+/// A decoded frame, with the leaf hashes of a batch computed (in parallel, before
+/// the sequential checks).
+struct Decoded {
+    offset: u64,
+    entry: Entry,
+    leaf_hashes: Vec<Digest>,
+}
+
+#[derive(Default)]
+struct State {
+    key: Option<VerifyingKey>,
+    verifier: Option<NoteVerifier>,
+    genesis: Option<crate::Genesis>,
+    tree: MerkleTree,
+    next_seqno: u64,
+    last_view: u64,
+    /// The batch awaiting its signature: (first seqno, last seqno, view, offset).
+    pending: Option<(u64, u64, u64, u64)>,
+    pending_file: PathBuf,
+    last_checkpoint: Option<Checkpoint>,
+    entries: u64,
+    bytes: u64,
+}
+
+impl State {
+    fn chunk(
+        &mut self,
+        name: &ChunkName,
+        path: &Path,
+        bytes: &[u8],
+        is_last: bool,
+    ) -> Result<(), VerifyFailure> {
+        if self.next_seqno == 0 {
+            self.next_seqno = 1;
+        }
+        let fail = |offset: Option<u64>, seqno: Option<u64>, what: String| VerifyFailure {
+            file: path.to_owned(),
+            offset,
+            seqno,
+            what,
+        };
+        frame::check_header(bytes).map_err(|reason| fail(Some(0), None, reason.to_owned()))?;
+        if name.first != self.next_seqno {
+            return Err(fail(
+                Some(0),
+                None,
+                format!(
+                    "chunk is named from seqno {} but the ledger continues at {}",
+                    name.first, self.next_seqno
+                ),
+            ));
+        }
+        let frames = collect_frames(bytes, is_last && name.last.is_none())
+            .map_err(|(offset, what)| fail(Some(offset), None, what))?;
+        let decoded: Vec<Decoded> = frames
+            .par_iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map_err(|(offset, what)| fail(Some(offset), None, what))?;
+        for decoded in decoded {
+            self.entries += 1;
+            self.entry(name, path, decoded)?;
+        }
+        if let Some(last) = name.last {
+            let held = self.next_seqno - 1;
+            if self.pending.is_some() || held != last || held < name.first {
+                return Err(fail(
+                    None,
+                    None,
+                    format!("closed chunk is named up to seqno {last} but holds up to {held} with a signature"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(
+        &mut self,
+        name: &ChunkName,
+        path: &Path,
+        decoded: Decoded,
+    ) -> Result<(), VerifyFailure> {
+        let offset = decoded.offset;
+        let fail = |seqno: Option<u64>, what: String| VerifyFailure {
+            file: path.to_owned(),
+            offset: Some(offset),
+            seqno,
+            what,
+        };
+        let first_frame = offset == frame::CHUNK_HEADER_BYTES && name.first == 1;
+        match decoded.entry {
+            Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => {
+                self.genesis_key(genesis).map_err(|what| fail(None, what))
+            }
+            Entry::Genesis(_) => Err(fail(
+                None,
+                "a genesis entry that is not the first entry".to_owned(),
+            )),
+            _ if self.genesis.is_none() => Err(fail(
+                None,
+                "the first entry is not the genesis entry".to_owned(),
+            )),
+            Entry::Batch(batch) => {
+                let first = batch.first_seqno;
+                self.batch(&batch, decoded.leaf_hashes)
+                    .map_err(|what| fail(Some(first), what))?;
+                self.pending = Some((first, batch.last_seqno(), batch.view, offset));
+                self.pending_file = path.to_owned();
+                Ok(())
+            }
+            Entry::Signature(signature) => {
+                let seqno = self.pending.map(|(_, last, _, _)| last);
+                self.signature(&signature).map_err(|what| fail(seqno, what))
+            }
+        }
+    }
+
+    fn genesis_key(&mut self, genesis: crate::Genesis) -> Result<(), String> {
+        let recorded = VerifyingKey::from_bytes(&genesis.public_key)
+            .map_err(|_| "the genesis public key is not a valid Ed25519 key".to_owned())?;
+        let key = match self.key {
+            Some(given) if given != recorded => {
+                return Err(format!(
+                    "the genesis entry records public key {} but the given key is {}",
+                    Digest(genesis.public_key).to_hex(),
+                    Digest(given.to_bytes()).to_hex()
+                ))
+            }
+            Some(given) => given,
+            None => recorded,
+        };
+        self.verifier =
+            Some(NoteVerifier::new(&genesis.origin, key).map_err(|error| {
+                format!("the genesis origin is not a valid note name: {error}")
+            })?);
+        self.genesis = Some(genesis);
+        Ok(())
+    }
+
+    fn batch(&mut self, batch: &BatchEntry, leaf_hashes: Vec<Digest>) -> Result<(), String> {
+        if self.pending.is_some() {
+            return Err("a batch follows a batch without a signature between".to_owned());
+        }
+        batch.check_shape().map_err(|error| error.to_string())?;
+        if batch.first_seqno != self.next_seqno {
+            return Err(format!(
+                "batch starts at seqno {}, expected {} (entries missing, repeated or reordered)",
+                batch.first_seqno, self.next_seqno
+            ));
+        }
+        if batch.view < self.last_view {
+            return Err(format!(
+                "view {} is below the previous view {}",
+                batch.view, self.last_view
+            ));
+        }
+        self.last_view = batch.view;
+        self.tree.append_leaf_hashes(&leaf_hashes);
+        self.next_seqno = batch.last_seqno() + 1;
+        Ok(())
+    }
+
+    fn signature(&mut self, signature: &SignatureEntry) -> Result<(), String> {
+        let (_, last, view, _) = self
+            .pending
+            .take()
+            .ok_or_else(|| "a signature entry that does not follow a batch".to_owned())?;
+        let verifier = self
+            .verifier
+            .as_ref()
+            .expect("set with the genesis entry, checked first");
+        let checkpoint = Checkpoint::open(&signature.checkpoint, verifier)
+            .map_err(|error| format!("checkpoint does not verify: {error}"))?;
+        if signature.view != view {
+            return Err(format!(
+                "signature view {} differs from its batch's view {view}",
+                signature.view
+            ));
+        }
+        if checkpoint.tree_size != last {
+            return Err(format!(
+                "checkpoint tree size {} but the batch ends at seqno {last}",
+                checkpoint.tree_size
+            ));
+        }
+        let root = self.tree.root();
+        if checkpoint.root != root {
+            return Err(format!(
+                "signed root {} differs from the root {} recomputed from the transactions",
+                checkpoint.root.to_hex(),
+                root.to_hex()
+            ));
+        }
+        self.last_checkpoint = Some(checkpoint);
+        Ok(())
+    }
+
+    fn finish(self, dir: &Path, chunks: usize) -> Result<VerifySummary, VerifyFailure> {
+        if let Some((first, last, _, offset)) = self.pending {
+            return Err(VerifyFailure {
+                file: self.pending_file,
+                offset: Some(offset),
+                seqno: Some(first),
+                what: format!("transactions {first}..={last} have no signature entry (the ledger ends after their batch)"),
+            });
+        }
+        let (Some(genesis), Some(verifier)) = (self.genesis, self.verifier) else {
+            return Err(VerifyFailure {
+                file: dir.to_owned(),
+                offset: None,
+                seqno: None,
+                what: "no genesis entry".to_owned(),
+            });
+        };
+        Ok(VerifySummary {
+            chunks,
+            entries: self.entries,
+            transactions: self.next_seqno.saturating_sub(1),
+            bytes: self.bytes,
+            origin: genesis.origin,
+            public_key: verifier.key().to_bytes(),
+            key_source: if self.key.is_some() {
+                KeySource::Given
+            } else {
+                KeySource::Genesis
+            },
+            last_checkpoint: self.last_checkpoint,
+        })
+    }
+}
+
+/// Every frame of a chunk, or the first bad one (offset, what). `is_open`: a bad
+/// frame that looks like a torn tail says so.
+fn collect_frames(bytes: &[u8], is_open: bool) -> Result<Vec<Frame<'_>>, (u64, String)> {
+    Frames::new(bytes)
+        .map(|frame| {
+            frame.map_err(|error| {
+                let mut what = error.fault.to_string();
+                if is_open && error.is_torn_tail(bytes) {
+                    what.push_str(" (a torn tail, as a crash leaves it: the node cuts it off when it next starts)");
+                }
+                (error.offset, what)
+            })
+        })
+        .collect()
+}
+
+/// Decodes one frame and, for a batch, computes its leaf hashes.
+fn decode(frame: &Frame<'_>) -> Result<Decoded, (u64, String)> {
+    let entry = Entry::decode(frame.payload)
+        .map_err(|reason| (frame.offset, format!("undecodable entry: {reason}")))?;
+    let leaf_hashes = match &entry {
+        Entry::Batch(batch) => batch.txs.iter().map(crate::TxRecord::leaf_hash).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Decoded {
+        offset: frame.offset,
+        entry,
+        leaf_hashes,
+    })
+}

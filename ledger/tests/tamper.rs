@@ -1,0 +1,207 @@
+//! The offline verifier against tampering: any flipped byte, reordered, deleted or
+//! forged entry fails verification, and the failure names the position.
+
+// Helpers outside #[test] functions may unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+
+use support::chunk_files as chunks;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use stele_ledger::fixture::FixtureWriter;
+use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
+use stele_ledger::{verify_ledger, Entry, KeySource, Ledger, LedgerConfig, VerifyFailure};
+
+const SMALL: LedgerConfig = LedgerConfig { chunk_bytes: 4096 };
+
+/// A ledger of several chunks (closed and open) signed by key 1.
+fn ledger_dir() -> (tempfile::TempDir, FixtureWriter) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(1);
+    writer.command_bytes = 40;
+    let mut ledger = Ledger::create(dir.path(), SMALL, &writer.genesis()).unwrap();
+    for index in 0..24 {
+        let (batch, signature) = writer.batch(index % 5 + 1);
+        ledger.append(&batch, &signature).unwrap();
+        ledger.sync().unwrap();
+    }
+    assert!(ledger.chunk_count() >= 3);
+    (dir, writer)
+}
+
+fn verify(dir: &Path, writer: &FixtureWriter) -> Result<u64, VerifyFailure> {
+    verify_ledger(dir, Some(&writer.public_key()), &mut |_| {}).map(|summary| summary.transactions)
+}
+
+/// The payloads of a chunk file's frames.
+fn read_payloads(path: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    Frames::new(&bytes)
+        .map(|frame| frame.unwrap().payload.to_vec())
+        .collect()
+}
+
+/// Rewrites a chunk from payloads, with valid frames and checksums.
+fn rewrite(path: &Path, payloads: &[Vec<u8>]) {
+    let mut bytes = CHUNK_MAGIC.to_vec();
+    for payload in payloads {
+        encode_frame(payload, &mut bytes);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn every_flipped_byte_fails_and_is_located() {
+    let (dir, writer) = ledger_dir();
+    let total = verify(dir.path(), &writer).unwrap();
+    assert!(total > 50);
+    let files = chunks(dir.path());
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|path| std::fs::metadata(path).unwrap().len())
+        .collect();
+    let all: u64 = sizes.iter().sum();
+    // Seeded: the trials are the same on every run.
+    let mut rng = StdRng::seed_from_u64(0x7a3f_0001_dead_beef);
+    for trial in 0..1000 {
+        // A uniformly random byte of the whole ledger.
+        let mut position = rng.random_range(0..all);
+        let index = sizes
+            .iter()
+            .position(|&size| {
+                let inside = position < size;
+                if !inside {
+                    position -= size;
+                }
+                inside
+            })
+            .unwrap();
+        let path = &files[index];
+        let mut bytes = std::fs::read(path).unwrap();
+        let mask: u8 = rng.random_range(1..=255);
+        bytes[position as usize] ^= mask;
+        std::fs::write(path, &bytes).unwrap();
+
+        let failure = verify(dir.path(), &writer).expect_err(&format!(
+            "trial {trial}: flip at {}:{position}",
+            path.display()
+        ));
+        assert_eq!(&failure.file, path, "trial {trial}: {failure}");
+        let offset = failure.offset.unwrap();
+        assert!(
+            offset <= position,
+            "trial {trial}: reported {offset} after the flip at {position}: {failure}"
+        );
+
+        bytes[position as usize] ^= mask;
+        std::fs::write(path, &bytes).unwrap();
+    }
+    assert_eq!(verify(dir.path(), &writer).unwrap(), total);
+}
+
+#[test]
+fn reordered_entries_fail() {
+    let (dir, writer) = ledger_dir();
+    let path = &chunks(dir.path())[1];
+    let mut payloads = read_payloads(path);
+    // Swap two batch-and-signature pairs.
+    payloads.swap(0, 2);
+    payloads.swap(1, 3);
+    rewrite(path, &payloads);
+    let failure = verify(dir.path(), &writer).unwrap_err();
+    assert_eq!(&failure.file, path);
+    assert!(failure.what.contains("expected"), "{failure}");
+
+    // Swapping a batch with its own signature fails too.
+    let (dir, writer) = ledger_dir();
+    let path = &chunks(dir.path())[1];
+    let mut payloads = read_payloads(path);
+    payloads.swap(0, 1);
+    rewrite(path, &payloads);
+    assert!(verify(dir.path(), &writer).is_err());
+}
+
+#[test]
+fn deleted_entries_fail() {
+    // A signature, a whole batch with its signature, and the last signature.
+    for remove in [vec![1], vec![0, 1], vec![usize::MAX]] {
+        let (dir, writer) = ledger_dir();
+        let files = chunks(dir.path());
+        let path = if remove == [usize::MAX] {
+            files.last().unwrap()
+        } else {
+            &files[1]
+        };
+        let mut payloads = read_payloads(path);
+        if remove == [usize::MAX] {
+            payloads.pop();
+        } else {
+            for index in remove.iter().rev() {
+                payloads.remove(*index);
+            }
+        }
+        rewrite(path, &payloads);
+        let failure = verify(dir.path(), &writer).unwrap_err();
+        assert_eq!(&failure.file, path, "{remove:?}: {failure}");
+    }
+    // A whole chunk.
+    let (dir, writer) = ledger_dir();
+    std::fs::remove_file(&chunks(dir.path())[1]).unwrap();
+    assert!(verify(dir.path(), &writer).is_err());
+}
+
+#[test]
+fn forged_entries_fail() {
+    // Appended by someone without the key: a valid frame, a wrong signature.
+    let (dir, writer) = ledger_dir();
+    let last = chunks(dir.path()).last().unwrap().clone();
+    let mut forger = FixtureWriter::new(66);
+    for _ in 0..writer.last_seqno() {
+        forger.batch(1);
+    }
+    let mut bytes = std::fs::read(&last).unwrap();
+    let (batch, signature) = forger.batch(2);
+    let offset = bytes.len() as u64;
+    encode_frame(&Entry::Batch(batch).encode(), &mut bytes);
+    encode_frame(&Entry::Signature(signature).encode(), &mut bytes);
+    std::fs::write(&last, &bytes).unwrap();
+    let failure = verify(dir.path(), &writer).unwrap_err();
+    assert!(failure.offset.unwrap() > offset, "{failure}");
+    assert!(failure.what.contains("checkpoint"), "{failure}");
+
+    // A transaction's write set changed, checksums recomputed: the root differs.
+    let (dir, writer) = ledger_dir();
+    let path = &chunks(dir.path())[0];
+    let mut payloads = read_payloads(path);
+    let Entry::Batch(mut batch) = Entry::decode(&payloads[1]).unwrap() else {
+        panic!("the second entry of the first chunk is a batch")
+    };
+    batch.txs[0].write_set.push(0);
+    payloads[1] = Entry::Batch(batch).encode();
+    rewrite(path, &payloads);
+    let failure = verify(dir.path(), &writer).unwrap_err();
+    assert!(failure.what.contains("root"), "{failure}");
+}
+
+#[test]
+fn the_key_must_match_and_the_genesis_key_is_reported() {
+    let (dir, writer) = ledger_dir();
+    let summary = verify_ledger(dir.path(), None, &mut |_| {}).unwrap();
+    assert_eq!(summary.key_source, KeySource::Genesis);
+    assert_eq!(summary.public_key, writer.public_key().to_bytes());
+    assert_eq!(
+        summary.last_checkpoint.unwrap().tree_size,
+        writer.last_seqno()
+    );
+
+    let other = FixtureWriter::new(2);
+    let failure = verify(dir.path(), &other).unwrap_err();
+    assert!(
+        failure.what.contains("genesis entry records public key"),
+        "{failure}"
+    );
+}

@@ -1,0 +1,100 @@
+//! `stele verify`: the offline ledger check for operators.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use stele_history::{Digest, NoteVerifier, VerifyingKey};
+use stele_ledger::{verify_ledger, KeySource, Progress, VerifySummary};
+
+/// Arguments of `stele verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The ledger folder (a node's `<data dir>/ledger`, or a copy of it).
+    pub ledger_dir: PathBuf,
+    /// The service's public key: 64 hex digits, or a C2SP note verifier key
+    /// (`<origin>+<key id>+<base64>`), as served by `GET /node/public-key`.
+    /// Without it, checkpoints are checked against the key recorded in the ledger's
+    /// genesis entry, which proves consistency, not identity.
+    #[arg(long, value_name = "PUBLIC_KEY")]
+    pub key: Option<String>,
+}
+
+/// Parses `--key`.
+pub fn parse_key(text: &str) -> anyhow::Result<VerifyingKey> {
+    let text = text.trim();
+    if text.contains('+') {
+        let verifier = NoteVerifier::from_verifier_key(text)
+            .context("--key is neither 64 hex digits nor a note verifier key")?;
+        return Ok(*verifier.key());
+    }
+    let digest = Digest::from_hex(text, "public key")
+        .context("--key must be 64 lowercase hex digits (or a note verifier key)")?;
+    VerifyingKey::from_bytes(digest.as_bytes()).context("--key is not a valid Ed25519 public key")
+}
+
+/// Runs the verifier with a progress bar on a terminal, plain lines otherwise.
+pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
+    let key = args.key.as_deref().map(parse_key).transpose()?;
+    let started = Instant::now();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+                .expect("the template is valid"),
+        );
+        bar
+    });
+    let mut report = |progress: Progress| match &bar {
+        Some(bar) => {
+            bar.set_length(progress.bytes_total);
+            bar.set_position(progress.bytes_done);
+            bar.set_message(format!("{} transactions", progress.transactions));
+        }
+        None => eprintln!(
+            "verified {} of {} bytes, {} transactions",
+            progress.bytes_done, progress.bytes_total, progress.transactions
+        ),
+    };
+    let result = verify_ledger(&args.ledger_dir, key.as_ref(), &mut report);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(summary) => {
+            print_summary(&args.ledger_dir, &summary, started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(failure) => bail!("ledger verification FAILED: {failure}"),
+    }
+}
+
+fn print_summary(dir: &std::path::Path, summary: &VerifySummary, seconds: f64) {
+    println!("ledger OK: {}", dir.display());
+    println!(
+        "  {} chunks, {} entries, {} transactions, {} bytes",
+        summary.chunks, summary.entries, summary.transactions, summary.bytes
+    );
+    match &summary.last_checkpoint {
+        Some(checkpoint) => println!(
+            "  last verified checkpoint: origin {}, tree size {}, root {}",
+            checkpoint.origin,
+            checkpoint.tree_size,
+            checkpoint.root.to_hex()
+        ),
+        None => println!("  no transactions yet (genesis only)"),
+    }
+    let key = Digest(summary.public_key).to_hex();
+    match summary.key_source {
+        KeySource::Given => println!("  signatures checked against the given key {key}"),
+        KeySource::Genesis => println!(
+            "  signatures checked against the key recorded in the genesis entry, {key}: \
+             this proves the ledger is consistent with itself; pass --key with the \
+             service's public key to prove whose it is"
+        ),
+    }
+    let rate = summary.transactions as f64 / seconds.max(1e-9);
+    println!("  took {seconds:.3} s ({rate:.0} transactions/s)");
+}
