@@ -14,12 +14,26 @@ pub struct Cli {
 /// The subcommands of `stele`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a node: HTTPS JSON API on 127.0.0.1:8443, data in ./stele-data, a
+    /// self-signed certificate and a user token created on first start.
+    Start(crate::start::StartArgs),
     /// Print the build's version.
     Version,
     /// Verify a ledger folder offline: every frame, write-set digest, leaf, Merkle
     /// root and checkpoint signature. Exits 0 with a summary, or non-zero naming
     /// the file, byte offset and seqno of the first thing that does not match.
     Verify(crate::verify::VerifyArgs),
+    /// Receipts: `stele receipt verify <receipt.json> --key <public key>`.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+/// `stele receipt ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Verify a receipt offline: its leaf, inclusion proof, root and the
+    /// checkpoint signature. Exits non-zero naming what failed.
+    Verify(crate::receipt::ReceiptVerifyArgs),
 }
 
 /// Runs one parsed command line; the process exit code is its result.
@@ -29,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("stele {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Start(args) => crate::start::run(&args),
         Command::Verify(args) => crate::verify::run(&args),
+        Command::Receipt(ReceiptCommand::Verify(args)) => crate::receipt::run(&args),
     }
 }

@@ -3,10 +3,19 @@
 //! Modules:
 //! - [`cli`]: the `stele` command line (clap derive); `main.rs` only parses and
 //!   calls [`cli::run`].
+//! - [`start`]: `stele start`, the node: data folder, engine, HTTPS, signals.
+//! - [`config`]: the TOML configuration and its validation.
+//! - [`datadir`]: the data folder (identity, token, TLS, ledger), created on
+//!   first start.
+//! - [`node`]: the engine behind the HTTP layer's `Node` contract; metrics.
 //! - [`verify`]: `stele verify`, the offline ledger check (progress bar on a
 //!   terminal, plain lines otherwise).
-//!
-//! The service itself (`stele start`) arrives with issue P4.
+//! - [`receipt`]: `stele receipt verify`, the offline receipt check.
 
 pub mod cli;
+pub mod config;
+pub mod datadir;
+pub mod node;
+pub mod receipt;
+pub mod start;
 pub mod verify;

@@ -1,6 +1,66 @@
 //! `stele-api`: the wire types and HTTPS routes of Stele.
 //!
-//! Will hold (issue P4): the JSON commands and responses, transaction ids as
-//! text, receipts as JSON, the `{"error":{"code","message"}}` error body, and
-//! the axum routes (`/app/...`, `/node/...`, `/metrics`). No business logic
-//! lives here: handlers turn JSON into typed commands and hand them on.
+//! No business logic lives here: handlers turn HTTP into typed calls on a
+//! [`Node`] and typed results back into HTTP. The modules:
+//!
+//! - [`node`] — the contract with the node: the [`Node`] trait and the wire
+//!   types both sides speak ([`TxStatus`], [`Submitted`], [`KvValue`], ...).
+//! - [`config`] — [`ApiConfig`] (body size, bearer-token hashes, in-flight and
+//!   time bounds) and its default constants.
+//! - [`routes`] — [`router`] and [`ROUTES`], the table of every route; the
+//!   handlers live in `routes/app.rs` (`/app/*`) and `routes/node.rs`
+//!   (`/node/*`).
+//! - [`extract`] — the body and query extractors, which report every rejection
+//!   in the error envelope.
+//! - [`error`] — [`HttpError`] (the `{"error":{"code","message"}}` envelope and
+//!   the mapping of every error kind to a status and code, see [`codes`]) and
+//!   [`ApiError`], this crate's own error type.
+//! - [`auth`] — bearer tokens on `/app/*`, compared by SHA-256 in constant time.
+//! - [`layers`] — the middleware: body-size precheck, load shedding, timeout,
+//!   and the last-resort conversion of any non-JSON error into the envelope.
+//! - [`metrics`] — HTTP request counters and latency histograms, `/metrics`.
+//! - [`openapi`] — the hand-written OpenAPI 3.1 document at `/openapi.json`.
+//! - [`server`] — [`serve`] / [`serve_listener`]: HTTPS only (rustls with the
+//!   `ring` provider), graceful shutdown.
+//! - [`tls`] — [`TlsFiles`] and [`ensure_self_signed`] (rcgen certificate on
+//!   first start).
+//!
+//! Invariants kept:
+//!
+//! - Every 4xx/5xx response body is `{"error":{"code","message",...}}` with
+//!   `Content-Type: application/json`, including the framework's own
+//!   rejections (the [`layers`] safety net converts anything that slips by).
+//! - A request that is refused (bad body, bad query, no token, too large, shed)
+//!   never reaches [`Node::submit`]: validation happens before the call.
+//! - A body larger than [`ApiConfig::body_bytes_max`] is refused with 413
+//!   before it is read (Content-Length), or as soon as the limit is crossed
+//!   while streaming.
+//! - Tokens are never logged or stored: only their SHA-256 is configured.
+//! - Nothing in a request path panics; there is no `unwrap()` outside tests.
+//! - The router serves exactly the routes of [`ROUTES`] (checked in debug
+//!   builds), and [`ROUTES`] is exactly the set of operations of
+//!   `/openapi.json` (checked by a test).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod metrics;
+pub mod node;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod tls;
+
+pub use auth::token_hash;
+pub use config::ApiConfig;
+pub use error::{codes, ApiError, HttpError};
+pub use node::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
+pub use routes::{router, ROUTES};
+pub use server::{serve, serve_listener, SHUTDOWN_GRACE};
+pub use tls::{ensure_self_signed, TlsFiles};
+
+/// The `prometheus-client` crate this API encodes metrics with: register the
+/// node's metrics with this very version in the registry given to [`router`].
+pub use prometheus_client;

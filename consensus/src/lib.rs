@@ -1,6 +1,51 @@
-//! `stele-consensus`: ordering and replication.
+//! `stele-consensus`: ordering, execution, history and durability, as one engine.
 //!
-//! Will hold (issues P4 and P5): the batcher, Raft through openraft (one log
-//! entry = one executed batch, the ledger as log storage), re-execution and
-//! root comparison on followers before they acknowledge, confirm on apply,
-//! rollback on truncate, and membership changes.
+//! ```text
+//! submit --Submission--> batcher --batch--> dispatcher (kv) --results--> history
+//!   (leaves, root, signed checkpoint) --BatchEntry+SignatureEntry--> ledger group
+//!   commit --durable--> commit rule --> replies
+//! ```
+//!
+//! The modules:
+//!
+//! - [`identity`] — [`ServiceIdentity`]: the signing key, the checkpoint origin and
+//!   the commit-evidence secret.
+//! - [`history`] — [`HistoryState`]: the Merkle tree, per-transaction leaf
+//!   components and per-batch checkpoints; receipts, consistency proofs, status.
+//! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
+//!   ledger writer; the commit rule; committed reads.
+//! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - [`error`] — [`ConsensusError`].
+//!
+//! Invariants kept:
+//!
+//! - A transaction is reported committed only after the fdatasync covering its
+//!   ledger entry returned (single member: durable = committed; P5 adds a
+//!   majority). Reads serve committed state only.
+//! - Batches are executed in order, one at a time; while batch k is being made
+//!   durable, batch k+1 is executed (pipelining), and batch k+1 is never reported
+//!   committed before batch k.
+//! - Every batch is followed in the ledger by the signed checkpoint over the tree
+//!   ending with it, so a committed transaction has a receipt at once.
+//! - Single-node mode is consensus with one member: the same pipeline, the same
+//!   ledger, no shortcut.
+
+pub mod engine;
+pub mod error;
+pub mod history;
+pub mod identity;
+pub mod replay;
+
+pub use engine::{Engine, EngineConfig, Submission, SubmitResult, TxState};
+pub use error::ConsensusError;
+pub use history::HistoryState;
+pub use identity::ServiceIdentity;
+
+/// Most submissions waiting for the batcher; more are refused as busy.
+pub const SUBMIT_QUEUE_MAX: usize = 10_000;
+
+/// Default most commands in one batch.
+pub const BATCH_ENTRIES_DEFAULT: usize = 1000;
+
+/// Default longest wait for a batch to fill, in microseconds.
+pub const BATCH_WAIT_US_DEFAULT: u64 = 1000;

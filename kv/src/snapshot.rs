@@ -7,11 +7,13 @@ use sha2::{Digest, Sha256};
 use crate::encoding::{put_bytes, put_u64, ByteSink, Reader};
 use crate::{KvError, Version, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
 
-/// The state in canonical order: map name -> key -> value, no empty inner map.
-pub(crate) type SortedState = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+/// The state in canonical order: map name -> key -> (value, version that wrote it),
+/// no empty inner map.
+pub(crate) type SortedState = BTreeMap<String, BTreeMap<String, (Vec<u8>, Version)>>;
 
-/// First 8 bytes of every snapshot: names the format and its revision.
-pub const SNAPSHOT_MAGIC: &[u8; 8] = b"STELSNP1";
+/// First 8 bytes of every snapshot: names the format and its revision (2: each
+/// entry carries the version that wrote it).
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"STELSNP2";
 
 /// Length of the trailing SHA-256.
 const DIGEST_BYTES: usize = 32;
@@ -49,25 +51,26 @@ impl Snapshot {
         self.state.is_empty()
     }
 
-    /// The entries in (map, key) order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
+    /// The entries in (map, key) order: map, key, value, the version that wrote it.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8], Version)> {
         self.state.iter().flat_map(|(map, entries)| {
-            entries
-                .iter()
-                .map(move |(key, value)| (map.as_str(), key.as_str(), value.as_slice()))
+            entries.iter().map(move |(key, (value, written))| {
+                (map.as_str(), key.as_str(), value.as_slice(), *written)
+            })
         })
     }
 
     /// Writes the body: `magic(8) | u64 version | u64 count | count x (str map,
-    /// str key, bytes value)`.
+    /// str key, bytes value, u64 written_at)`.
     fn encode_body(&self, sink: &mut impl ByteSink) {
         sink.put(SNAPSHOT_MAGIC);
         put_u64(sink, self.version);
         put_u64(sink, self.len() as u64);
-        for (map, key, value) in self.iter() {
+        for (map, key, value, written) in self.iter() {
             put_bytes(sink, map.as_bytes());
             put_bytes(sink, key.as_bytes());
             put_bytes(sink, value);
+            put_u64(sink, written);
         }
     }
 
@@ -109,7 +112,7 @@ impl Snapshot {
         }
         let version = reader.u64()?;
         let count = reader.u64()?;
-        let state = read_entries(&mut reader, count)?;
+        let state = read_entries(&mut reader, count, version)?;
         if reader.remaining() != 0 {
             return Err(KvError::Malformed {
                 reason: "trailing bytes after the last entry",
@@ -119,15 +122,26 @@ impl Snapshot {
     }
 }
 
-/// Reads `count` entries. The count is not trusted for allocation: every entry
-/// consumes at least 12 bytes, so a lying count fails on truncation.
-fn read_entries(reader: &mut Reader<'_>, count: u64) -> Result<SortedState, KvError> {
+/// Reads `count` entries of a snapshot at `version`. The count is not trusted for
+/// allocation: every entry consumes at least 20 bytes, so a lying count fails on
+/// truncation.
+fn read_entries(
+    reader: &mut Reader<'_>,
+    count: u64,
+    version: Version,
+) -> Result<SortedState, KvError> {
     let mut state = SortedState::new();
     let mut previous: Option<(&str, &str)> = None;
     for _ in 0..count {
         let map = reader.string(MAP_NAME_BYTES_MAX)?;
         let key = reader.string(KEY_BYTES_MAX)?;
         let value = reader.bytes(VALUE_BYTES_MAX)?;
+        let written = reader.u64()?;
+        if written == 0 || written > version {
+            return Err(KvError::Malformed {
+                reason: "an entry written after the snapshot's version (or at 0)",
+            });
+        }
         if previous.is_some_and(|previous| previous >= (map, key)) {
             return Err(KvError::Malformed {
                 reason: "entries not strictly increasing by (map, key)",
@@ -137,7 +151,7 @@ fn read_entries(reader: &mut Reader<'_>, count: u64) -> Result<SortedState, KvEr
         state
             .entry(map.to_owned())
             .or_default()
-            .insert(key.to_owned(), value.to_vec());
+            .insert(key.to_owned(), (value.to_vec(), written));
     }
     Ok(state)
 }

@@ -16,7 +16,12 @@ pub(crate) type Hasher = foldhash::fast::RandomState;
 /// B-tree over 100k string keys is about seventeen. The state is never iterated in
 /// hash order: snapshots sort it first, so nothing observable depends on the hasher.
 /// No inner map is ever empty.
-type State = HashMap<String, HashMap<String, Vec<u8>, Hasher>, Hasher>;
+/// Each value is kept with the version that wrote it, so a read can say which
+/// transaction a committed value comes from.
+type State = HashMap<String, HashMap<String, Versioned, Hasher>, Hasher>;
+
+/// A value and the version (seqno) that wrote it.
+pub(crate) type Versioned = (Vec<u8>, Version);
 
 /// Anything a transaction can read from: the store, or the store plus the writes of
 /// earlier transactions of the batch. `Sync` so that parallel workers share it.
@@ -25,8 +30,9 @@ pub trait ReadView: Sync {
     fn read(&self, map: &str, key: &str) -> Option<&[u8]>;
 }
 
-/// The previous value of each key one version wrote, to undo it exactly.
-type UndoRecord = Vec<(String, String, Option<Vec<u8>>)>;
+/// The previous value (and its writer) of each key one version wrote, to undo it
+/// exactly.
+type UndoRecord = Vec<(String, String, Option<Versioned>)>;
 
 /// The versioned store: the state at the head `version`, and for every version in
 /// `committed_version + 1 ..= version` an undo record.
@@ -60,7 +66,37 @@ impl Store {
 
     /// The value of `key` in `map` at the head version.
     pub fn get(&self, map: &str, key: &str) -> Option<&[u8]> {
-        self.state.get(map)?.get(key).map(Vec::as_slice)
+        self.get_versioned(map, key).map(|(value, _)| value)
+    }
+
+    /// The value of `key` in `map` at the head version, and the version that wrote
+    /// it.
+    pub fn get_versioned(&self, map: &str, key: &str) -> Option<(&[u8], Version)> {
+        let (value, version) = self.state.get(map)?.get(key)?;
+        Some((value.as_slice(), *version))
+    }
+
+    /// The value of `key` in `map` as of the committed version (not the head),
+    /// and the version that wrote it: what a client may be shown while later
+    /// versions are still speculative. Cheap when no speculative version touched
+    /// the key; otherwise it walks the undo records after the committed version.
+    pub fn get_committed(&self, map: &str, key: &str) -> Option<(&[u8], Version)> {
+        if let Some((value, written)) = self.get_versioned(map, key) {
+            if written <= self.committed_version {
+                return Some((value, written));
+            }
+        }
+        // The oldest speculative write to the key saved the committed value.
+        self.undo.iter().find_map(|record| {
+            record
+                .iter()
+                .find(|(m, k, _)| m == map && k == key)
+                .map(|(_, _, previous)| {
+                    previous
+                        .as_ref()
+                        .map(|(value, written)| (value.as_slice(), *written))
+                })
+        })?
     }
 
     /// Number of keys held at the head version, over all maps.
@@ -88,7 +124,8 @@ impl Store {
         write_set.check_limits()?;
         let mut record = Vec::with_capacity(write_set.len());
         for (map, key, value) in write_set.iter() {
-            let previous = set_entry(&mut self.state, map, key, value.map(<[u8]>::to_vec));
+            let written = value.map(|value| (value.to_vec(), version));
+            let previous = set_entry(&mut self.state, map, key, written);
             record.push((map.to_owned(), key.to_owned(), previous));
         }
         self.undo.push_back(record);
@@ -178,7 +215,12 @@ impl ReadView for Store {
 
 /// Sets or removes one entry and returns the value it replaced. Keeps the "no empty
 /// inner map" rule.
-fn set_entry(state: &mut State, map: &str, key: &str, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+fn set_entry(
+    state: &mut State,
+    map: &str,
+    key: &str,
+    value: Option<Versioned>,
+) -> Option<Versioned> {
     match value {
         Some(value) => match state.get_mut(map) {
             Some(entries) => match entries.get_mut(key) {
@@ -329,6 +371,27 @@ mod tests {
         store.rollback(1).unwrap();
         assert_eq!(store.get("m", "k"), Some(&b"1"[..]));
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn committed_reads_ignore_speculative_versions() {
+        let mut store = Store::new();
+        store.apply(1, &put("m", "k", "1")).unwrap();
+        store.apply(2, &put("m", "other", "x")).unwrap();
+        store.commit(2).unwrap();
+        store.apply(3, &put("m", "k", "3")).unwrap();
+        let mut delete = WriteSet::new();
+        delete.delete("m", "other");
+        store.apply(4, &delete).unwrap();
+        store.apply(5, &put("m", "new", "n")).unwrap();
+        assert_eq!(store.get_committed("m", "k"), Some((&b"1"[..], 1)));
+        assert_eq!(store.get_committed("m", "other"), Some((&b"x"[..], 2)));
+        assert_eq!(store.get_committed("m", "new"), None);
+        assert_eq!(store.get_versioned("m", "k"), Some((&b"3"[..], 3)));
+        store.commit(4).unwrap();
+        assert_eq!(store.get_committed("m", "k"), Some((&b"3"[..], 3)));
+        assert_eq!(store.get_committed("m", "other"), None);
+        assert_eq!(store.get_committed("m", "new"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::encoding::{put_bytes, put_u32, ByteSink};
+use crate::encoding::{put_bytes, put_u32, ByteSink, Reader};
 use crate::{KvError, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// Canonical tag of a delete in the write-set encoding.
@@ -120,6 +120,45 @@ impl WriteSet {
         let mut bytes = Vec::new();
         self.encode(&mut bytes);
         bytes
+    }
+
+    /// Parses the canonical encoding back, strictly (strictly increasing (map, key),
+    /// entries within the limits, known tags, no trailing bytes), so
+    /// `from_canonical_bytes(b)?.canonical_bytes() == b`. Nodes replay the ledger
+    /// with it.
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, KvError> {
+        let mut reader = Reader::new(bytes);
+        let count = reader.u32()?;
+        let mut write_set = WriteSet::new();
+        for _ in 0..count {
+            let map = reader.string(MAP_NAME_BYTES_MAX)?;
+            let key = reader.string(KEY_BYTES_MAX)?;
+            let value = match reader.take(1)? {
+                [ENTRY_DELETE] => None,
+                [ENTRY_WRITE] => Some(reader.bytes(VALUE_BYTES_MAX)?.to_vec()),
+                _ => {
+                    return Err(KvError::Malformed {
+                        reason: "unknown write-set entry tag",
+                    })
+                }
+            };
+            if let Some((last_map, last_key, _)) = write_set.entries.last() {
+                if (last_map.as_str(), last_key.as_str()) >= (map, key) {
+                    return Err(KvError::Malformed {
+                        reason: "write set entries not strictly increasing by (map, key)",
+                    });
+                }
+            }
+            write_set
+                .entries
+                .push((map.to_owned(), key.to_owned(), value));
+        }
+        if reader.remaining() != 0 {
+            return Err(KvError::Malformed {
+                reason: "trailing bytes after the last write-set entry",
+            });
+        }
+        Ok(write_set)
     }
 
     /// SHA-256 of the canonical encoding. Replicas and the ledger recompute it from a
@@ -292,6 +331,34 @@ mod tests {
         let duplicate =
             r#"[{"map":"m","key":"a","value":null},{"map":"m","key":"a","value":null}]"#;
         assert!(serde_json::from_str::<WriteSet>(duplicate).is_err());
+    }
+
+    #[test]
+    fn canonical_bytes_parse_back_strictly() {
+        let mut write_set = WriteSet::new();
+        write_set.put("m", "a", vec![0, 255]);
+        write_set.delete("m", "b");
+        write_set.put("n", "", Vec::new());
+        let bytes = write_set.canonical_bytes();
+        assert_eq!(WriteSet::from_canonical_bytes(&bytes).unwrap(), write_set);
+        for cut in 0..bytes.len() {
+            assert!(
+                WriteSet::from_canonical_bytes(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(WriteSet::from_canonical_bytes(&trailing).is_err());
+        // Swap the order of two entries: the count stays, the order breaks.
+        let mut unsorted = WriteSet::new();
+        unsorted.put("m", "b", b"1".to_vec());
+        let mut first = WriteSet::new();
+        first.put("m", "a", b"1".to_vec());
+        let one = &unsorted.canonical_bytes()[4..];
+        let two = &first.canonical_bytes()[4..];
+        let swapped = [&2u32.to_be_bytes()[..], one, two].concat();
+        assert!(WriteSet::from_canonical_bytes(&swapped).is_err());
     }
 
     #[test]

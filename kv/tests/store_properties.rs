@@ -135,7 +135,7 @@ fn snapshot_of_an_earlier_version_excludes_later_writes() {
     assert_eq!(at_one.version(), 1);
     assert_eq!(
         at_one.iter().collect::<Vec<_>>(),
-        vec![("m", "k", &b"1"[..])]
+        vec![("m", "k", &b"1"[..], 1)]
     );
     store.commit(2).unwrap();
     assert!(matches!(

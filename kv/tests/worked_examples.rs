@@ -45,7 +45,7 @@ fn snapshot_encoding_worked_example() {
     let snapshot = store.snapshot(1).unwrap();
     let bytes = snapshot.to_bytes();
     let body = concat!(
-        "5354454c534e5031",
+        "5354454c534e5032",
         "0000000000000001",
         "0000000000000001",
         "00000001",
@@ -54,11 +54,12 @@ fn snapshot_encoding_worked_example() {
         "6b",
         "00000001",
         "76",
+        "0000000000000001",
     );
     assert_eq!(hex::encode(&bytes[..bytes.len() - 32]), body);
     assert_eq!(
         hex::encode(snapshot.digest()),
-        "743eb3aef42518cb68555663a80965dad44e1b1b95a073bce111d778be829e91"
+        "b8033fb626ca0d6b1765ddde125b6421e69108085119c5af9b8698eb3c6fca5f"
     );
     assert_eq!(&bytes[bytes.len() - 32..], &snapshot.digest()[..]);
 }

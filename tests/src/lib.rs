@@ -2,7 +2,51 @@
 //!
 //! The tests themselves are in `tests/e2e/` and are declared as `[[test]]` targets
 //! of the root `stele` package, because only a package's own tests are told where
-//! cargo built its binary (`CARGO_BIN_EXE_stele`). This crate will hold (issues P4
-//! and P5) the helpers they share: starting real `stele` processes on 127.0.0.1,
-//! talking to them over real HTTPS, killing them with SIGKILL, injecting
-//! partitions.
+//! cargo built its binary (`CARGO_BIN_EXE_stele`). This crate holds what they share:
+//!
+//! - [`node`]: [`TestNode`], one real `stele start` process on `127.0.0.1:0` with its
+//!   own data folder: start (waiting for its `listening on` line), SIGKILL, SIGTERM,
+//!   restart on the same folder. Its stdout and stderr are drained on threads, and
+//!   the tail of its log is printed if a test panics while it runs.
+//! - [`client`]: [`NodeClient`], a blocking HTTPS client that trusts the node's
+//!   self-signed certificate and carries its bearer token, and [`Reply`], a response
+//!   read whole, whose helpers panic with the method, path, status and body.
+//! - [`raw`]: one HTTP/1.1 exchange written by hand over TLS, for requests a
+//!   normal client will not send (a `Content-Length` promising a body never sent).
+//! - [`run_cli`]: the binary's other subcommands (`stele verify`, `stele receipt
+//!   verify`), as an operator or auditor runs them.
+//!
+//! Every wait here is bounded (a number of tries or a deadline) and fails the test
+//! with what the node printed, so a broken node fails a test rather than hanging it.
+//! Nothing here assumes a single node: a cluster test starts several [`TestNode`]s,
+//! each with its own folder and extra arguments ([`NodeConfig::extra_args`]).
+
+pub mod client;
+pub mod node;
+pub mod raw;
+
+pub use client::{Auth, NodeClient, Reply};
+pub use node::{NodeConfig, TestNode};
+pub use reqwest::Method;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `bin` with `args` to completion (no standard input) and returns its output.
+pub fn run_cli(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {} {args:?}: {error}", bin.display()))
+}
+
+/// The output of a finished command as text, for failure messages.
+pub fn describe_output(output: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

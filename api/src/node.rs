@@ -1,0 +1,140 @@
+//! The contract between the HTTP layer and the node: [`Node`], and the wire types
+//! both sides speak. The routes translate HTTP to these calls and these results
+//! to HTTP; the node (the `stele` crate) implements the trait; tests use fakes.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use stele_frontends::{AbortReason, Command};
+use stele_history::{Digest, Receipt, TransactionId};
+
+/// Where a transaction is, as `GET /node/tx` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxStatus {
+    /// The node has never assigned this id (a seqno beyond the ledger).
+    Unknown,
+    /// Ordered and executed, not yet durable / committed.
+    Pending,
+    /// Durable (single node) or replicated to a majority: it survives crashes.
+    Committed,
+    /// The seqno exists but with another view: this id was rolled back or never
+    /// existed, and never will be committed.
+    Invalid,
+}
+
+/// What a submission produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The id assigned to the transaction (aborted transactions get one too: they
+    /// occupy their seqno, with an empty write set).
+    pub transaction_id: TransactionId,
+    /// `Committed` when the caller asked to wait, else `Pending`.
+    pub status: TxStatus,
+    /// The command's response, or why it aborted (it then wrote nothing).
+    pub outcome: Result<serde_json::Value, AbortReason>,
+}
+
+/// A committed value and the transaction that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvValue {
+    /// The value (values are UTF-8 strings in the transaction language).
+    pub value: String,
+    /// The transaction that last wrote it.
+    pub transaction_id: TransactionId,
+}
+
+/// `GET /node/public-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyInfo {
+    /// The Ed25519 public key, 64 lowercase hex digits.
+    pub public_key: String,
+    /// The C2SP note verifier key: `<origin>+<key id hex>+<base64(0x01 || key)>`.
+    pub verifier_key: String,
+    /// The checkpoint origin.
+    pub origin: String,
+}
+
+/// `GET /node/state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// This node's id.
+    pub node_id: String,
+    /// `Primary`, `Backup`, `Candidate`, `Learner`, `Stopping`.
+    pub role: String,
+    /// The current view (Raft term).
+    pub view: u64,
+    /// The last committed transaction, if any.
+    pub last_committed: Option<TransactionId>,
+    /// Seqno of the last transaction in the ledger.
+    pub ledger_seqno: u64,
+    /// Bytes of ledger files.
+    pub ledger_bytes: u64,
+}
+
+/// Why the node refused a call. The routes map each to an HTTP status and an
+/// error code (see `crate::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The thing asked for does not exist (yet): 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// A well-formed request the node cannot serve as asked: 400 with this code.
+    #[error("{message}")]
+    BadRequest {
+        /// A stable, machine-readable code, e.g. `InvalidRange`.
+        code: &'static str,
+        /// What is wrong, for humans.
+        message: String,
+    },
+    /// The node is overloaded (a queue is full): 503, retry later.
+    #[error("{0}")]
+    Busy(String),
+    /// The node is shutting down or not the primary: 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke inside the node (I/O error, invariant): 500. The message
+    /// is safe to show (no secrets).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What the HTTP layer needs from a node. Implemented by the `stele` crate's node
+/// and by test fakes. Every method is cheap except `submit`, which waits for
+/// ordering, execution and, with `wait`, durability. (Metrics do not go through
+/// here: the node registers its own in the `prometheus-client` registry it hands
+/// to the router, which adds the HTTP ones and serves them all at `/metrics`.)
+pub trait Node: Send + Sync + 'static {
+    /// Orders and executes `command`; with `wait`, returns once it is committed.
+    fn submit(
+        &self,
+        command: Command,
+        wait: bool,
+    ) -> impl Future<Output = Result<Submitted, NodeError>> + Send;
+
+    /// The committed value of `key` in `map`, with the id of its writer.
+    fn kv_get(&self, map: &str, key: &str) -> Result<Option<KvValue>, NodeError>;
+
+    /// Where transaction `id` is.
+    fn tx_status(&self, id: TransactionId) -> TxStatus;
+
+    /// The last committed transaction, if any.
+    fn last_committed(&self) -> Option<TransactionId>;
+
+    /// The receipt of committed transaction `id` (`NotFound` if it is not
+    /// committed, `BadRequest` with code `InvalidTransactionId` if the view is
+    /// wrong).
+    fn receipt(&self, id: TransactionId) -> Result<Receipt, NodeError>;
+
+    /// The latest signed checkpoint note (C2SP), if any transaction exists.
+    fn checkpoint(&self) -> Option<String>;
+
+    /// The RFC 9162 consistency proof between the trees of sizes `from` and `to`
+    /// (`BadRequest` with code `InvalidRange` unless `from <= to <= committed`).
+    fn consistency(&self, from: u64, to: u64) -> Result<Vec<Digest>, NodeError>;
+
+    /// The service's public key.
+    fn public_key(&self) -> PublicKeyInfo;
+
+    /// Role, view, commit, ledger size.
+    fn state(&self) -> NodeState;
+}

@@ -1,0 +1,36 @@
+//! The one error type of this crate.
+
+/// What can stop the engine or refuse a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// The submission queue is full.
+    #[error("the node is busy: {0} submissions are waiting")]
+    Busy(usize),
+    /// The engine has stopped (shut down, or failed on an earlier error).
+    #[error("the node is not accepting transactions: {0}")]
+    Stopped(String),
+    /// The ledger refused or failed.
+    #[error(transparent)]
+    Ledger(#[from] stele_ledger::LedgerError),
+    /// Execution failed (an internal invariant).
+    #[error(transparent)]
+    Dispatch(#[from] stele_dispatcher::DispatchError),
+    /// History (Merkle tree, signing) failed.
+    #[error(transparent)]
+    History(#[from] stele_history::HistoryError),
+    /// The KV store refused a write set.
+    #[error(transparent)]
+    Kv(#[from] stele_kv::KvError),
+    /// The ledger does not replay to what it says (a root differs, an entry does
+    /// not decode): the node refuses to start on it.
+    #[error("ledger replay failed at seqno {seqno}: {reason}")]
+    Replay {
+        /// Where.
+        seqno: u64,
+        /// What.
+        reason: String,
+    },
+    /// A configuration value out of range.
+    #[error("configuration: {0}")]
+    Config(String),
+}

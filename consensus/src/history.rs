@@ -1,0 +1,216 @@
+//! [`HistoryState`]: the Merkle tree of every transaction, the leaf components a
+//! receipt needs, and the signed checkpoint after every batch.
+
+use stele_history::hash::leaf_hash;
+use stele_history::{Checkpoint, Digest, LeafComponents, MerkleTree, Receipt, TransactionId};
+
+use crate::identity::ServiceIdentity;
+use crate::ConsensusError;
+
+/// The two leaf components stored per transaction (the third, the commit
+/// evidence, is derived from the service secret when a receipt is made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxDigests {
+    /// SHA-256 of the canonical write set.
+    pub write_set_digest: Digest,
+    /// SHA-256 of the claims, or zero.
+    pub claims_digest: Digest,
+}
+
+impl TxDigests {
+    /// The leaf hash given the commit evidence digest.
+    pub fn leaf_hash(&self, commit_evidence_digest: &Digest) -> Digest {
+        let mut leaf = [0u8; 96];
+        leaf[..32].copy_from_slice(self.write_set_digest.as_bytes());
+        leaf[32..64].copy_from_slice(commit_evidence_digest.as_bytes());
+        leaf[64..].copy_from_slice(self.claims_digest.as_bytes());
+        leaf_hash(&leaf)
+    }
+}
+
+/// One batch: its seqnos, view and signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// First seqno.
+    pub first_seqno: u64,
+    /// Last seqno (= the checkpoint's tree size).
+    pub last_seqno: u64,
+    /// The view that ordered it.
+    pub view: u64,
+    /// The checkpoint over the tree ending with it.
+    pub checkpoint: Checkpoint,
+    /// That checkpoint as a signed note.
+    pub note: String,
+}
+
+/// Why a history read was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryReadError {
+    /// Not (yet) committed, or never assigned.
+    NotCommitted,
+    /// The seqno exists with another view.
+    WrongView,
+    /// A consistency range outside `0 <= from <= to <= committed`.
+    InvalidRange,
+}
+
+/// Every transaction's leaf and every batch's checkpoint, in memory (32 bytes of
+/// tree and 64 of digests per transaction; see the README's gaps).
+#[derive(Debug, Default)]
+pub struct HistoryState {
+    tree: MerkleTree,
+    txs: Vec<TxDigests>,
+    batches: Vec<BatchInfo>,
+}
+
+impl HistoryState {
+    /// Empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of transactions.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Appends one batch's leaves and signs the checkpoint over the new tree.
+    pub fn push_batch(
+        &mut self,
+        view: u64,
+        digests: &[TxDigests],
+        leaf_hashes: &[Digest],
+        identity: &ServiceIdentity,
+    ) -> Result<&BatchInfo, ConsensusError> {
+        let first_seqno = self.tree.size() + 1;
+        self.tree.append_leaf_hashes(leaf_hashes);
+        self.txs.extend_from_slice(digests);
+        let checkpoint = Checkpoint {
+            origin: identity.origin().to_owned(),
+            tree_size: self.tree.size(),
+            root: self.tree.root(),
+        };
+        let note = checkpoint.sign(identity.signer())?;
+        self.batches.push(BatchInfo {
+            first_seqno,
+            last_seqno: checkpoint.tree_size,
+            view,
+            checkpoint,
+            note,
+        });
+        Ok(self.batches.last().expect("just pushed"))
+    }
+
+    /// Appends a batch read back from the ledger, checking that its signed
+    /// checkpoint is the one this tree gives (same origin, size and root).
+    pub fn push_replayed(
+        &mut self,
+        view: u64,
+        digests: &[TxDigests],
+        leaf_hashes: &[Digest],
+        note: String,
+        identity: &ServiceIdentity,
+    ) -> Result<(), ConsensusError> {
+        let first_seqno = self.tree.size() + 1;
+        self.tree.append_leaf_hashes(leaf_hashes);
+        self.txs.extend_from_slice(digests);
+        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        let last_seqno = self.tree.size();
+        if checkpoint.tree_size != last_seqno || checkpoint.root != self.tree.root() {
+            return Err(ConsensusError::Replay {
+                seqno: last_seqno,
+                reason: "the signed checkpoint does not match the tree rebuilt from the ledger"
+                    .to_owned(),
+            });
+        }
+        self.batches.push(BatchInfo {
+            first_seqno,
+            last_seqno,
+            view,
+            checkpoint,
+            note,
+        });
+        Ok(())
+    }
+
+    /// The batch holding `seqno`.
+    pub fn batch_of(&self, seqno: u64) -> Option<&BatchInfo> {
+        let position = self
+            .batches
+            .partition_point(|batch| batch.last_seqno < seqno);
+        self.batches
+            .get(position)
+            .filter(|batch| seqno >= batch.first_seqno)
+    }
+
+    /// The id of the transaction at `seqno`, if it exists.
+    pub fn transaction_id(&self, seqno: u64) -> Option<TransactionId> {
+        self.batch_of(seqno).map(|batch| TransactionId {
+            view: batch.view,
+            seqno,
+        })
+    }
+
+    /// Checks that `id` names a transaction at or below `committed`.
+    fn check_committed(&self, id: TransactionId, committed: u64) -> Result<(), HistoryReadError> {
+        let batch = self
+            .batch_of(id.seqno)
+            .ok_or(HistoryReadError::NotCommitted)?;
+        if batch.view != id.view {
+            return Err(HistoryReadError::WrongView);
+        }
+        if id.seqno > committed {
+            return Err(HistoryReadError::NotCommitted);
+        }
+        Ok(())
+    }
+
+    /// The receipt of committed transaction `id`, proven against the checkpoint
+    /// signed right after its batch.
+    pub fn receipt(
+        &self,
+        id: TransactionId,
+        committed: u64,
+        identity: &ServiceIdentity,
+    ) -> Result<Receipt, HistoryReadError> {
+        self.check_committed(id, committed)?;
+        let batch = self.batch_of(id.seqno).expect("checked by check_committed");
+        let digests = self.txs[(id.seqno - 1) as usize];
+        let components = LeafComponents {
+            write_set_digest: digests.write_set_digest,
+            commit_evidence: identity.commit_evidence(id),
+            claims_digest: digests.claims_digest,
+        };
+        Receipt::build(
+            &self.tree,
+            id.seqno - 1,
+            &components,
+            &batch.checkpoint,
+            batch.note.clone(),
+        )
+        .map_err(|_| HistoryReadError::NotCommitted)
+    }
+
+    /// The consistency proof between the trees of sizes `from` and `to`.
+    pub fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+        committed: u64,
+    ) -> Result<Vec<Digest>, HistoryReadError> {
+        if from > to || to > committed {
+            return Err(HistoryReadError::InvalidRange);
+        }
+        self.tree
+            .consistency_proof(from, to)
+            .map_err(|_| HistoryReadError::InvalidRange)
+    }
+
+    /// The signed checkpoint of the last batch at or below `committed`.
+    pub fn latest_checkpoint(&self, committed: u64) -> Option<&BatchInfo> {
+        let position = self
+            .batches
+            .partition_point(|batch| batch.last_seqno <= committed);
+        position.checked_sub(1).map(|index| &self.batches[index])
+    }
+}

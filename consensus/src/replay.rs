@@ -1,0 +1,80 @@
+//! Rebuilding the KV store and the history from the ledger when a node starts:
+//! the ledger is the truth, everything in memory is derived from it.
+
+use stele_history::hash::sha256;
+use stele_history::{Digest, TransactionId};
+use stele_kv::{Store, WriteSet};
+use stele_ledger::Ledger;
+
+use crate::history::{HistoryState, TxDigests};
+use crate::identity::ServiceIdentity;
+use crate::ConsensusError;
+
+/// Checks that `ledger` belongs to `identity` (same origin and public key).
+pub fn check_genesis(ledger: &Ledger, identity: &ServiceIdentity) -> Result<(), ConsensusError> {
+    let genesis = ledger.genesis();
+    let key = identity.signer().verifier().key().to_bytes();
+    if genesis.origin != identity.origin() || genesis.public_key != key {
+        return Err(ConsensusError::Replay {
+            seqno: 0,
+            reason: format!(
+                "the ledger belongs to origin {} with another key; this node's identity is {}",
+                genesis.origin,
+                identity.origin()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Applies every batch of `ledger` to `store` and `history`, checking each write
+/// set's encoding, each commit-evidence digest against `identity`, and each
+/// signed checkpoint against the rebuilt tree. Everything replayed is committed.
+pub fn replay(
+    ledger: &Ledger,
+    store: &mut Store,
+    history: &mut HistoryState,
+    identity: &ServiceIdentity,
+) -> Result<(), ConsensusError> {
+    check_genesis(ledger, identity)?;
+    for location in ledger.batches() {
+        let (batch, signature) = ledger.read_batch(location.first_seqno)?;
+        let mut digests = Vec::with_capacity(batch.txs.len());
+        let mut leaf_hashes = Vec::with_capacity(batch.txs.len());
+        for (index, tx) in batch.txs.iter().enumerate() {
+            let id = batch.transaction_id(index);
+            let fail = |reason: String| ConsensusError::Replay {
+                seqno: id.seqno,
+                reason,
+            };
+            let write_set = WriteSet::from_canonical_bytes(&tx.write_set)
+                .map_err(|error| fail(format!("write set: {error}")))?;
+            store.apply(id.seqno, &write_set)?;
+            let evidence = identity.commit_evidence(id);
+            if sha256(evidence.to_string().as_bytes()).0 != tx.commit_evidence_digest {
+                return Err(fail(
+                    "commit evidence digest differs: another commit secret".to_owned(),
+                ));
+            }
+            digests.push(TxDigests {
+                write_set_digest: tx.write_set_digest(),
+                claims_digest: Digest(tx.claims_digest),
+            });
+            leaf_hashes.push(tx.leaf_hash());
+        }
+        history.push_replayed(
+            batch.view,
+            &digests,
+            &leaf_hashes,
+            signature.checkpoint,
+            identity,
+        )?;
+    }
+    store.commit(store.version())?;
+    Ok(())
+}
+
+/// The id of the last transaction in `history`.
+pub fn last_id(history: &HistoryState) -> Option<TransactionId> {
+    history.transaction_id(history.size())
+}

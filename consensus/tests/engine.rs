@@ -1,0 +1,165 @@
+//! The single-member engine: submit, commit, receipts, committed reads, restart.
+
+// Helpers outside #[test] functions may unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use stele_consensus::{Engine, EngineConfig, ServiceIdentity, Submission, SubmitResult, TxState};
+use stele_frontends::{Command, Op, Outcome, Transaction};
+use stele_history::{SigningKey, TransactionId};
+use stele_ledger::{verify_ledger, Genesis, Ledger, LedgerConfig};
+
+const ORIGIN: &str = "test.stele.example/engine";
+
+fn identity() -> ServiceIdentity {
+    ServiceIdentity::new(ORIGIN, SigningKey::from_bytes(&[5; 32]), [6; 32]).unwrap()
+}
+
+fn start(dir: &Path) -> Engine {
+    let identity = identity();
+    let ledger = if dir.join("ledger_1").exists()
+        || std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        Ledger::open(dir, LedgerConfig::default()).unwrap().0
+    } else {
+        let genesis = Genesis {
+            origin: ORIGIN.to_owned(),
+            public_key: identity.signer().verifier().key().to_bytes(),
+        };
+        Ledger::create(dir, LedgerConfig::default(), &genesis).unwrap()
+    };
+    let config = EngineConfig {
+        batch_wait_us: 200,
+        ..EngineConfig::default()
+    };
+    Engine::start(ledger, identity, config).unwrap()
+}
+
+fn put(key: &str, value: &str) -> Command {
+    Command::Transaction(Transaction {
+        ops: vec![Op::Put {
+            map: "m".to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }],
+        claims: Some(format!("claims of {key}")),
+    })
+}
+
+fn submit(engine: &Engine, command: Command, wait: bool) -> SubmitResult {
+    let (sender, receiver) = mpsc::channel();
+    engine
+        .submit(Submission {
+            command,
+            wait,
+            reply: Box::new(move |result| sender.send(result).unwrap()),
+        })
+        .unwrap();
+    receiver.recv().unwrap().unwrap()
+}
+
+#[test]
+fn committed_transactions_have_receipts_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path());
+    let key = identity().signer().verifier().key().to_owned();
+    let mut ids = Vec::new();
+    for index in 0..20 {
+        let result = submit(
+            &engine,
+            put(&format!("k{index}"), &format!("v{index}")),
+            true,
+        );
+        assert!(result.committed);
+        assert!(matches!(result.outcome, Outcome::Committed(_)));
+        ids.push(result.transaction_id);
+    }
+    // Many submissions queued at once share batches.
+    let (sender, receiver) = mpsc::channel();
+    for index in 0..200 {
+        let sender = sender.clone();
+        engine
+            .submit(Submission {
+                command: put(&format!("bulk{index}"), "x"),
+                wait: true,
+                reply: Box::new(move |result| sender.send(result).unwrap()),
+            })
+            .unwrap();
+    }
+    for _ in 0..200 {
+        assert!(receiver.recv().unwrap().unwrap().committed);
+    }
+    assert!(
+        engine
+            .counters()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 220
+    );
+    assert_eq!(engine.committed_seqno(), 220);
+
+    for (index, id) in ids.iter().enumerate() {
+        assert_eq!(engine.tx_state(*id), TxState::Committed);
+        let receipt = engine.receipt(*id).unwrap();
+        receipt.verify(&key).unwrap();
+        let (value, writer) = engine.kv_get("m", &format!("k{index}")).unwrap();
+        assert_eq!(value, format!("v{index}").into_bytes());
+        assert_eq!(writer, *id);
+    }
+    let wrong_view = TransactionId { view: 9, seqno: 1 };
+    assert_eq!(engine.tx_state(wrong_view), TxState::Invalid);
+    assert_eq!(
+        engine.tx_state(TransactionId {
+            view: 1,
+            seqno: 10_000
+        }),
+        TxState::Unknown
+    );
+    let checkpoint = engine.checkpoint().unwrap();
+    assert!(checkpoint.contains("\n220\n"), "{checkpoint}");
+    assert!(!engine.consistency(5, 220).unwrap().is_empty());
+    assert!(engine.consistency(5, 221).is_err());
+    let last = engine.last_committed().unwrap();
+    engine.shutdown();
+
+    verify_ledger(dir.path(), Some(&key), &mut |_| {}).unwrap();
+    let engine = start(dir.path());
+    assert_eq!(engine.last_committed(), Some(last));
+    assert_eq!(engine.committed_seqno(), 220);
+    for id in &ids {
+        engine.receipt(*id).unwrap().verify(&key).unwrap();
+    }
+    let next = submit(&engine, put("after", "restart"), true);
+    assert_eq!(next.transaction_id.seqno, 221);
+}
+
+#[test]
+fn not_waiting_replies_pending_and_failed_checks_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(dir.path());
+    let pending = submit(&engine, put("a", "1"), false);
+    assert!(!pending.committed);
+    let check = Command::Transaction(Transaction {
+        ops: vec![
+            Op::Check {
+                map: "m".to_owned(),
+                key: "a".to_owned(),
+                value: Some("wrong".to_owned()),
+            },
+            Op::Put {
+                map: "m".to_owned(),
+                key: "a".to_owned(),
+                value: "2".to_owned(),
+            },
+        ],
+        claims: None,
+    });
+    let result = submit(&engine, check, true);
+    assert!(matches!(result.outcome, Outcome::Aborted(_)));
+    assert_eq!(engine.tx_state(pending.transaction_id), TxState::Committed);
+    assert_eq!(engine.kv_get("m", "a").unwrap().0, b"1");
+}

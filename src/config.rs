@@ -1,0 +1,249 @@
+//! The node's configuration: a TOML file (`--config`), every field optional with
+//! embedded defaults, validated at start with precise errors; command-line flags
+//! override it.
+//!
+//! ```toml
+//! data_dir = "stele-data"
+//! listen = "127.0.0.1:8443"
+//! origin = "ledger.example.com/prod"   # first start only: names the log
+//!
+//! [batching]
+//! batch_entries_max = 1000
+//! batch_wait_us = 1000
+//! workers = 1
+//!
+//! [api]
+//! body_bytes_max = 1048576
+//! requests_in_flight_max = 4096
+//! request_timeout_ms = 30000
+//!
+//! [ledger]
+//! chunk_bytes = 67108864
+//!
+//! [[users]]
+//! name = "alice"
+//! token_sha256 = "<64 hex: SHA-256 of alice's bearer token>"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use stele_history::Digest;
+
+/// Default data folder.
+pub const DATA_DIR_DEFAULT: &str = "stele-data";
+
+/// Default listening address.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8443";
+
+/// Most frontend workers a configuration may ask for.
+pub const WORKERS_MAX: usize = 64;
+
+/// Longest batch wait a configuration may ask for (a second).
+pub const BATCH_WAIT_US_MAX: u64 = 1_000_000;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps everything.
+    pub data_dir: Option<PathBuf>,
+    /// HTTPS address.
+    pub listen: Option<SocketAddr>,
+    /// The checkpoint origin, used when the data folder is first created.
+    pub origin: Option<String>,
+    /// Batching and execution.
+    pub batching: Batching,
+    /// HTTP limits.
+    pub api: Api,
+    /// Ledger files.
+    pub ledger: LedgerSection,
+    /// Users allowed on `/app/*`. With none, the first start creates one token in
+    /// `<data dir>/user.token`.
+    pub users: Vec<User>,
+}
+
+/// `[batching]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Batching {
+    /// Most commands per batch.
+    pub batch_entries_max: usize,
+    /// Longest wait for a batch to fill, in microseconds.
+    pub batch_wait_us: u64,
+    /// Frontend workers (1 is fastest on 2 cores today; see the README).
+    pub workers: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            batch_entries_max: stele_consensus::BATCH_ENTRIES_DEFAULT,
+            batch_wait_us: stele_consensus::BATCH_WAIT_US_DEFAULT,
+            workers: 1,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Largest request body, in bytes.
+    pub body_bytes_max: usize,
+    /// Most requests served at once.
+    pub requests_in_flight_max: usize,
+    /// Longest a request may take, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        let defaults = stele_api::ApiConfig::default();
+        Api {
+            body_bytes_max: defaults.body_bytes_max,
+            requests_in_flight_max: defaults.requests_in_flight_max,
+            request_timeout_ms: defaults.request_timeout_ms,
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSection {
+    /// Size past which a chunk is closed.
+    pub chunk_bytes: u64,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection {
+            chunk_bytes: stele_ledger::CHUNK_BYTES_DEFAULT,
+        }
+    }
+}
+
+/// `[[users]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// A name for logs.
+    pub name: String,
+    /// SHA-256 of the user's bearer token, 64 lowercase hex digits (the token
+    /// itself is never stored in the file).
+    pub token_sha256: Digest,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration {}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .with_context(|| format!("in the configuration {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in the configuration {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks every range.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let batching = &self.batching;
+        if batching.batch_entries_max == 0
+            || batching.batch_entries_max > stele_ledger::BATCH_TXS_MAX
+        {
+            bail!(
+                "batching.batch_entries_max is {}; it must be 1..={}",
+                batching.batch_entries_max,
+                stele_ledger::BATCH_TXS_MAX
+            );
+        }
+        if batching.batch_wait_us > BATCH_WAIT_US_MAX {
+            bail!(
+                "batching.batch_wait_us is {}; at most {BATCH_WAIT_US_MAX}",
+                batching.batch_wait_us
+            );
+        }
+        if batching.workers == 0 || batching.workers > WORKERS_MAX {
+            bail!(
+                "batching.workers is {}; it must be 1..={WORKERS_MAX}",
+                batching.workers
+            );
+        }
+        if self.api.body_bytes_max == 0
+            || self.api.body_bytes_max > stele_frontends::COMMAND_BYTES_MAX
+        {
+            bail!(
+                "api.body_bytes_max is {}; it must be 1..={}",
+                self.api.body_bytes_max,
+                stele_frontends::COMMAND_BYTES_MAX
+            );
+        }
+        if self.api.requests_in_flight_max == 0 {
+            bail!("api.requests_in_flight_max must be at least 1");
+        }
+        if self.api.request_timeout_ms == 0 {
+            bail!("api.request_timeout_ms must be at least 1");
+        }
+        if self.ledger.chunk_bytes < stele_ledger::CHUNK_BYTES_MIN {
+            bail!(
+                "ledger.chunk_bytes is {}; at least {}",
+                self.ledger.chunk_bytes,
+                stele_ledger::CHUNK_BYTES_MIN
+            );
+        }
+        if let Some(origin) = &self.origin {
+            if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
+                bail!("origin {origin:?} must be non-empty, without spaces or '+'");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = parse("").unwrap();
+        assert_eq!(
+            config.batching.batch_entries_max,
+            stele_consensus::BATCH_ENTRIES_DEFAULT
+        );
+        let config = parse("listen = \"0.0.0.0:9000\"\n[batching]\nworkers = 2\n").unwrap();
+        assert_eq!(config.listen.unwrap().port(), 9000);
+        assert_eq!(config.batching.workers, 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, fragment) in [
+            ("lisen = \"x\"", "lisen"),
+            ("listen = \"nowhere\"", "listen"),
+            ("[batching]\nworkers = 0", "batching.workers"),
+            ("[batching]\nbatch_entries_max = 0", "batch_entries_max"),
+            ("[api]\nbody_bytes_max = 0", "body_bytes_max"),
+            ("[ledger]\nchunk_bytes = 1", "chunk_bytes"),
+            (
+                "[[users]]\nname = \"a\"\ntoken_sha256 = \"xyz\"",
+                "token_sha256",
+            ),
+            ("origin = \"has space\"", "origin"),
+        ] {
+            let error = format!("{:#}", parse(text).unwrap_err());
+            assert!(error.contains(fragment), "{text}: {error}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The data folder of a node: everything it needs, created on first start.
+//!
+//! ```text
+//! <data dir>/identity.json   origin, Ed25519 signing key, commit-evidence secret (0600)
+//! <data dir>/user.token      the first user's bearer token (0600), if no user is configured
+//! <data dir>/tls/            node.crt, node.key (self-signed, see stele-api)
+//! <data dir>/ledger/         the ledger chunks (stele-ledger)
+//! ```
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use stele_consensus::ServiceIdentity;
+use stele_history::hash::encode_lower_hex;
+use stele_history::{Digest, SigningKey};
+
+/// The identity file: the service's secrets, hex-encoded.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    origin: String,
+    signing_key: Digest,
+    commit_secret: Digest,
+}
+
+/// The paths inside a data folder.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the folder if needed.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the data folder {}", root.display()))?;
+        Ok(DataDir {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ledger folder.
+    pub fn ledger(&self) -> PathBuf {
+        self.root.join("ledger")
+    }
+
+    /// The TLS folder.
+    pub fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    /// The first user's token file.
+    pub fn user_token(&self) -> PathBuf {
+        self.root.join("user.token")
+    }
+
+    /// Loads the identity, or creates one named `origin` (or after its key) on
+    /// first start. Returns it and whether it was created.
+    pub fn identity(&self, origin: Option<&str>) -> anyhow::Result<(ServiceIdentity, bool)> {
+        let path = self.root.join("identity.json");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: IdentityFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid identity file", path.display()))?;
+            if let Some(origin) = origin {
+                if origin != file.origin {
+                    bail!(
+                        "the configured origin {origin:?} differs from {:?} in {}: the origin of an existing ledger cannot change",
+                        file.origin,
+                        path.display()
+                    );
+                }
+            }
+            let identity = ServiceIdentity::new(
+                &file.origin,
+                SigningKey::from_bytes(file.signing_key.as_bytes()),
+                file.commit_secret.0,
+            )?;
+            return Ok((identity, false));
+        }
+        let signing_key = SigningKey::from_bytes(&random_bytes()?);
+        let commit_secret = random_bytes()?;
+        let origin = match origin {
+            Some(origin) => origin.to_owned(),
+            None => {
+                let key = signing_key.verifying_key().to_bytes();
+                format!("localhost/stele-{}", encode_lower_hex(&key[..4]))
+            }
+        };
+        let file = IdentityFile {
+            origin: origin.clone(),
+            signing_key: Digest(signing_key.to_bytes()),
+            commit_secret: Digest(commit_secret),
+        };
+        let text = serde_json::to_string_pretty(&file).context("encoding the identity")?;
+        write_secret(&path, text.as_bytes())?;
+        let identity = ServiceIdentity::new(&origin, signing_key, commit_secret)?;
+        Ok((identity, true))
+    }
+
+    /// Loads the first user's token, or creates it. Returns it and whether it was
+    /// created.
+    pub fn token(&self) -> anyhow::Result<(String, bool)> {
+        let path = self.user_token();
+        if path.exists() {
+            let token = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let token = token.trim().to_owned();
+            if token.len() < 32 {
+                bail!(
+                    "{} holds a token shorter than 32 characters",
+                    path.display()
+                );
+            }
+            return Ok((token, false));
+        }
+        let token = encode_lower_hex(&random_bytes()?);
+        write_secret(&path, format!("{token}\n").as_bytes())?;
+        Ok((token, true))
+    }
+}
+
+/// 32 bytes from the operating system's generator.
+fn random_bytes() -> anyhow::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    Ok(bytes)
+}
+
+/// Writes a secret file readable by its owner only, atomically (temporary file,
+/// fsync, rename), so a crash never leaves half a key.
+fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("creating {}", temporary.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("renaming {} into place", temporary.display()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|folder| folder.sync_all())
+            .with_context(|| format!("syncing {}", parent.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! `stele start`: one node, on embedded defaults unless told otherwise.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use stele_api::prometheus_client::registry::Registry;
+use stele_api::{ensure_self_signed, token_hash, ApiConfig};
+use stele_consensus::{Engine, EngineConfig};
+use stele_ledger::{Genesis, Ledger, LedgerConfig, LedgerError};
+
+use crate::config::{Config, DATA_DIR_DEFAULT, LISTEN_DEFAULT};
+use crate::datadir::DataDir;
+use crate::node::NodeHandle;
+
+/// Arguments of `stele start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// A TOML configuration file (see `src/config.rs` or the README); every
+    /// setting has a default.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the node keeps its ledger, keys, certificate and token
+    /// [default: ./stele-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The HTTPS address [default: 127.0.0.1:8443]; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Runs the node until SIGINT or SIGTERM, then shuts down cleanly: stops
+/// accepting, finishes in-flight requests (bounded grace period), makes every
+/// executed batch durable, exits 0.
+pub fn run(args: &StartArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
+    let listen = match args.listen.or(config.listen) {
+        Some(listen) => listen,
+        None => LISTEN_DEFAULT
+            .parse()
+            .context("the default listening address")?,
+    };
+    let dir = DataDir::open(&data_dir)?;
+    let (identity, created) = dir.identity(config.origin.as_deref())?;
+    if created {
+        tracing::info!(origin = identity.origin(), "created a new service identity");
+    }
+    let ledger = open_ledger(&dir, &config, &identity)?;
+    let engine_config = EngineConfig {
+        batch_entries_max: config.batching.batch_entries_max,
+        batch_wait_us: config.batching.batch_wait_us,
+        workers: config.batching.workers,
+        view: 1,
+    };
+    let engine = Arc::new(Engine::start(ledger, identity, engine_config)?);
+    tracing::info!(
+        committed_seqno = engine.committed_seqno(),
+        "state recovered from the ledger"
+    );
+    let api_config = ApiConfig {
+        body_bytes_max: config.api.body_bytes_max,
+        user_token_hashes: user_tokens(&dir, &config)?,
+        requests_in_flight_max: config.api.requests_in_flight_max,
+        request_timeout_ms: config.api.request_timeout_ms,
+    };
+    let tls = ensure_self_signed(&dir.tls())?;
+    let mut registry = Registry::default();
+    let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
+    let router = stele_api::router(Arc::new(node), api_config, registry);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("stele-http")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr().context("the bound address")?;
+        // The one line tools wait for (stdout); everything else is logged to stderr.
+        println!("listening on https://{addr}");
+        tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
+        stele_api::serve_listener(router, listener, tls, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    tracing::info!("HTTP stopped; making the last batches durable");
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.shutdown(),
+        // Some request task still holds it: dropping the last reference stops it.
+        Err(engine) => drop(engine),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the ledger, or creates it with the genesis entry of `identity`.
+fn open_ledger(
+    dir: &DataDir,
+    config: &Config,
+    identity: &stele_consensus::ServiceIdentity,
+) -> anyhow::Result<Ledger> {
+    let ledger_config = LedgerConfig {
+        chunk_bytes: config.ledger.chunk_bytes,
+    };
+    match Ledger::open(&dir.ledger(), ledger_config) {
+        Ok((ledger, recovery)) => {
+            if let Some(torn) = recovery.torn {
+                tracing::warn!(
+                    file = %torn.file.display(),
+                    offset = torn.offset,
+                    bytes = torn.bytes,
+                    reason = %torn.reason,
+                    "cut a torn tail off the ledger (an append interrupted by a crash; it was never reported durable)"
+                );
+            }
+            Ok(ledger)
+        }
+        Err(LedgerError::NotFound(_)) => {
+            let genesis = Genesis {
+                origin: identity.origin().to_owned(),
+                public_key: identity.signer().verifier().key().to_bytes(),
+            };
+            Ok(Ledger::create(&dir.ledger(), ledger_config, &genesis)?)
+        }
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            let genesis = Genesis {
+                origin: identity.origin().to_owned(),
+                public_key: identity.signer().verifier().key().to_bytes(),
+            };
+            Ok(Ledger::create(&dir.ledger(), ledger_config, &genesis)?)
+        }
+        Err(error) => Err(error).context("opening the ledger"),
+    }
+}
+
+/// The configured users' token hashes, or the first user's token (created on
+/// first start and announced, never logged).
+fn user_tokens(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
+    if !config.users.is_empty() {
+        return Ok(config
+            .users
+            .iter()
+            .map(|user| user.token_sha256.0)
+            .collect());
+    }
+    let (token, created) = dir.token()?;
+    if created {
+        eprintln!(
+            "created a user token in {} (send it as `Authorization: Bearer <token>`)",
+            dir.user_token().display()
+        );
+    }
+    Ok(vec![token_hash(&token)])
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (tests) finds a subscriber already set: fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops the node");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
