@@ -6,6 +6,7 @@
 //! data_dir = "stele-data"
 //! listen = "127.0.0.1:8443"
 //! origin = "ledger.example.com/prod"   # first start only: names the log
+//! snapshot_interval_tx = 100000        # 0: no KV snapshots
 //!
 //! [batching]
 //! batch_entries_max = 1000
@@ -38,6 +39,9 @@ pub const DATA_DIR_DEFAULT: &str = "stele-data";
 /// Default listening address.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:8443";
 
+/// Default committed transactions between snapshots.
+pub const SNAPSHOT_INTERVAL_TX_DEFAULT: u64 = 100_000;
+
 /// Most frontend workers a configuration may ask for.
 pub const WORKERS_MAX: usize = 64;
 
@@ -54,6 +58,9 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// The checkpoint origin, used when the data folder is first created.
     pub origin: Option<String>,
+    /// Committed transactions between KV snapshots (0: none); a restart applies
+    /// only the ledger suffix after the newest valid snapshot.
+    pub snapshot_interval_tx: Option<u64>,
     /// Batching and execution.
     pub batching: Batching,
     /// HTTP limits.

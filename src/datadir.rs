@@ -5,6 +5,7 @@
 //! <data dir>/user.token      the first user's bearer token (0600), if no user is configured
 //! <data dir>/tls/            node.crt, node.key (self-signed, see stele-api)
 //! <data dir>/ledger/         the ledger chunks (stele-ledger)
+//! <data dir>/snapshots/      KV snapshots bound to signed checkpoints (stele-consensus)
 //! ```
 
 use std::io::Write;
@@ -50,6 +51,11 @@ impl DataDir {
     /// The ledger folder.
     pub fn ledger(&self) -> PathBuf {
         self.root.join("ledger")
+    }
+
+    /// The snapshot folder.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
     }
 
     /// The TLS folder.

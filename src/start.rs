@@ -61,10 +61,15 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         batch_wait_us: config.batching.batch_wait_us,
         workers: config.batching.workers,
         view: 1,
+        snapshot_dir: Some(dir.snapshots()),
+        snapshot_interval_tx: config
+            .snapshot_interval_tx
+            .unwrap_or(crate::config::SNAPSHOT_INTERVAL_TX_DEFAULT),
     };
     let engine = Arc::new(Engine::start(ledger, identity, engine_config)?);
     tracing::info!(
         committed_seqno = engine.committed_seqno(),
+        snapshot_seqno = engine.restored_from_snapshot(),
         "state recovered from the ledger"
     );
     let api_config = ApiConfig {

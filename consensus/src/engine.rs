@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// How the engine batches and executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Most commands in one batch.
     pub batch_entries_max: usize,
@@ -38,6 +38,10 @@ pub struct EngineConfig {
     pub workers: usize,
     /// The view batches are ordered in (the Raft term, with P5).
     pub view: u64,
+    /// Where KV snapshots go (`None`: no snapshots).
+    pub snapshot_dir: Option<std::path::PathBuf>,
+    /// Committed transactions between snapshots (0: no snapshots).
+    pub snapshot_interval_tx: u64,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +51,8 @@ impl Default for EngineConfig {
             batch_wait_us: BATCH_WAIT_US_DEFAULT,
             workers: 1,
             view: 1,
+            snapshot_dir: None,
+            snapshot_interval_tx: 0,
         }
     }
 }
@@ -107,6 +113,10 @@ struct Shared {
     failure: Mutex<Option<String>>,
     identity: ServiceIdentity,
     counters: EngineCounters,
+    /// Wakes the snapshot thread with a committed seqno.
+    snapshots: Mutex<Option<SyncSender<u64>>>,
+    snapshot_interval_tx: u64,
+    last_snapshot_seqno: AtomicU64,
 }
 
 impl Shared {
@@ -142,6 +152,62 @@ impl Shared {
         self.counters
             .committed
             .fetch_add(transactions, Ordering::Relaxed);
+        let due = self.snapshot_interval_tx > 0
+            && seqno
+                >= self.last_snapshot_seqno.load(Ordering::Relaxed) + self.snapshot_interval_tx;
+        if due {
+            self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);
+            let sender = self
+                .snapshots
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if let Some(sender) = sender.as_ref() {
+                // Full: a snapshot is being written; the next interval takes another.
+                let _ = sender.try_send(seqno);
+            }
+        }
+    }
+
+    /// Writes a snapshot of the committed state (on the snapshot thread).
+    fn snapshot(&self, dir: &std::path::Path) {
+        let taken = {
+            let store = self
+                .store
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let version = store.committed_version();
+            store.snapshot(version)
+        };
+        let snapshot = match taken {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::warn!(%error, "cannot take a snapshot");
+                return;
+            }
+        };
+        let note = {
+            let history = self
+                .history
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner());
+            history
+                .latest_checkpoint(snapshot.version())
+                .filter(|batch| batch.last_seqno == snapshot.version())
+                .map(|batch| batch.note.clone())
+        };
+        let Some(note) = note else {
+            tracing::warn!(
+                seqno = snapshot.version(),
+                "no checkpoint ends at the snapshot's seqno"
+            );
+            return;
+        };
+        match crate::snapshot::write(dir, &snapshot, &note) {
+            Ok(path) => {
+                tracing::info!(seqno = snapshot.version(), path = %path.display(), "wrote a snapshot")
+            }
+            Err(error) => tracing::warn!(%error, "cannot write a snapshot"),
+        }
     }
 }
 
@@ -152,6 +218,8 @@ pub struct Engine {
     sender: Option<SyncSender<Submission>>,
     executor: Option<JoinHandle<()>>,
     view: u64,
+    restored_from: Option<u64>,
+    snapshotter: Option<JoinHandle<()>>,
 }
 
 impl Engine {
@@ -168,10 +236,14 @@ impl Engine {
             )));
         }
         let dispatcher = Dispatcher::new(config.workers)?;
-        let mut store = Store::new();
-        let mut history = HistoryState::new();
-        replay::replay(&ledger, &mut store, &mut history, &identity)?;
+        let (store, history, restored_from) =
+            recover(&ledger, &identity, config.snapshot_dir.as_deref())?;
         let committed = store.version();
+        let (snapshot_sender, snapshot_receiver) = sync_channel(1);
+        let snapshot_dir = config
+            .snapshot_dir
+            .clone()
+            .filter(|_| config.snapshot_interval_tx > 0);
         let shared = Arc::new(Shared {
             store: RwLock::new(store),
             history: RwLock::new(history),
@@ -179,9 +251,31 @@ impl Engine {
             failure: Mutex::new(None),
             identity,
             counters: EngineCounters::default(),
+            snapshots: Mutex::new(snapshot_dir.as_ref().map(|_| snapshot_sender)),
+            snapshot_interval_tx: config.snapshot_interval_tx,
+            last_snapshot_seqno: AtomicU64::new(committed),
         });
+        let mut snapshotter = None;
+        if let Some(dir) = snapshot_dir {
+            let snapshot_shared = Arc::downgrade(&shared);
+            let thread = std::thread::Builder::new()
+                .name("stele-snapshot".to_owned())
+                .spawn(move || {
+                    while let Ok(_seqno) = snapshot_receiver.recv() {
+                        let Some(shared) = snapshot_shared.upgrade() else {
+                            break;
+                        };
+                        shared.snapshot(&dir);
+                    }
+                })
+                .map_err(|error| {
+                    ConsensusError::Stopped(format!("spawning the snapshot thread: {error}"))
+                })?;
+            snapshotter = Some(thread);
+        }
         let group = GroupCommit::spawn(ledger)?;
         let (sender, receiver) = sync_channel(SUBMIT_QUEUE_MAX);
+        let view = config.view;
         let executor_shared = Arc::clone(&shared);
         let executor = std::thread::Builder::new()
             .name("stele-executor".to_owned())
@@ -199,8 +293,15 @@ impl Engine {
             shared,
             sender: Some(sender),
             executor: Some(executor),
-            view: config.view,
+            view,
+            restored_from,
+            snapshotter,
         })
+    }
+
+    /// The seqno of the snapshot the state was restored from at start, if any.
+    pub fn restored_from_snapshot(&self) -> Option<u64> {
+        self.restored_from
     }
 
     /// Queues a submission; refuses at once if the queue is full or the engine
@@ -322,6 +423,17 @@ impl Engine {
                 tracing::error!("the executor thread panicked");
             }
         }
+        // Let a snapshot being written finish, then stop its thread.
+        self.shared
+            .snapshots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        if let Some(snapshotter) = self.snapshotter.take() {
+            if snapshotter.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
     }
 }
 
@@ -329,6 +441,36 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The state rebuilt from the ledger, from the newest valid snapshot if there is
+/// one (falling back to a full replay if the snapshot does not fit the ledger).
+fn recover(
+    ledger: &Ledger,
+    identity: &ServiceIdentity,
+    snapshot_dir: Option<&std::path::Path>,
+) -> Result<(Store, HistoryState, Option<u64>), ConsensusError> {
+    if let Some(loaded) = snapshot_dir.and_then(|dir| crate::snapshot::newest(dir, identity)) {
+        let seqno = loaded.snapshot.version();
+        let mut store = Store::new();
+        let mut history = HistoryState::new();
+        match replay::replay(ledger, &mut store, &mut history, identity, Some(loaded)) {
+            Ok(()) => {
+                tracing::info!(
+                    seqno,
+                    "state restored from a snapshot and the ledger suffix"
+                );
+                return Ok((store, history, Some(seqno)));
+            }
+            Err(error) => {
+                tracing::warn!(seqno, %error, "the snapshot does not fit the ledger; replaying it all");
+            }
+        }
+    }
+    let mut store = Store::new();
+    let mut history = HistoryState::new();
+    replay::replay(ledger, &mut store, &mut history, identity, None)?;
+    Ok((store, history, None))
 }
 
 /// The executor thread's state.

@@ -15,6 +15,7 @@
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - [`error`] — [`ConsensusError`].
 //!
 //! Invariants kept:
@@ -35,6 +36,7 @@ pub mod error;
 pub mod history;
 pub mod identity;
 pub mod replay;
+pub mod snapshot;
 
 pub use engine::{Engine, EngineConfig, Submission, SubmitResult, TxState};
 pub use error::ConsensusError;

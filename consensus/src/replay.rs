@@ -8,6 +8,7 @@ use stele_ledger::Ledger;
 
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
+use crate::snapshot::LoadedSnapshot;
 use crate::ConsensusError;
 
 /// Checks that `ledger` belongs to `identity` (same origin and public key).
@@ -30,13 +31,37 @@ pub fn check_genesis(ledger: &Ledger, identity: &ServiceIdentity) -> Result<(), 
 /// Applies every batch of `ledger` to `store` and `history`, checking each write
 /// set's encoding, each commit-evidence digest against `identity`, and each
 /// signed checkpoint against the rebuilt tree. Everything replayed is committed.
+///
+/// With `base`, the store starts from that snapshot: write sets up to its version
+/// are not applied (their leaves are still rebuilt), and the snapshot's checkpoint
+/// must be the signature the ledger holds after the batch ending at its version.
 pub fn replay(
     ledger: &Ledger,
     store: &mut Store,
     history: &mut HistoryState,
     identity: &ServiceIdentity,
+    base: Option<LoadedSnapshot>,
 ) -> Result<(), ConsensusError> {
     check_genesis(ledger, identity)?;
+    let (base_seqno, base_note) = match base {
+        Some(loaded) => {
+            let seqno = loaded.snapshot.version();
+            *store = Store::from_snapshot(loaded.snapshot);
+            (seqno, Some(loaded.note))
+        }
+        None => (0, None),
+    };
+    if base_seqno > 0
+        && !ledger
+            .batches()
+            .iter()
+            .any(|batch| batch.last_seqno == base_seqno)
+    {
+        return Err(ConsensusError::Replay {
+            seqno: base_seqno,
+            reason: "the snapshot does not end at a batch of this ledger".to_owned(),
+        });
+    }
     for location in ledger.batches() {
         let (batch, signature) = ledger.read_batch(location.first_seqno)?;
         let mut digests = Vec::with_capacity(batch.txs.len());
@@ -49,7 +74,9 @@ pub fn replay(
             };
             let write_set = WriteSet::from_canonical_bytes(&tx.write_set)
                 .map_err(|error| fail(format!("write set: {error}")))?;
-            store.apply(id.seqno, &write_set)?;
+            if id.seqno > base_seqno {
+                store.apply(id.seqno, &write_set)?;
+            }
             let evidence = identity.commit_evidence(id);
             if sha256(evidence.to_string().as_bytes()).0 != tx.commit_evidence_digest {
                 return Err(fail(
@@ -61,6 +88,13 @@ pub fn replay(
                 claims_digest: Digest(tx.claims_digest),
             });
             leaf_hashes.push(tx.leaf_hash());
+        }
+        if batch.last_seqno() == base_seqno && base_note.as_deref() != Some(&signature.checkpoint) {
+            return Err(ConsensusError::Replay {
+                seqno: base_seqno,
+                reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
+                    .to_owned(),
+            });
         }
         history.push_replayed(
             batch.view,

@@ -1,0 +1,119 @@
+//! KV snapshots: the committed state every `snapshot_interval_tx` transactions,
+//! so that a restart applies only the ledger suffix after the newest one.
+//!
+//! File `snapshot_<seqno>` = `u32 BE length || signed checkpoint note of the batch
+//! ending at <seqno> || stele-kv snapshot bytes (which end with their SHA-256)`.
+//! On load the note must verify under the service key, name tree size = the
+//! snapshot's version, and be the very signature the ledger holds after that
+//! batch; otherwise the snapshot is skipped (logged) and the ledger replayed in
+//! full. The ledger stays the truth: a snapshot only saves work.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use stele_history::Checkpoint;
+use stele_kv::Snapshot;
+
+use crate::identity::ServiceIdentity;
+
+/// File name prefix of snapshots.
+pub const SNAPSHOT_PREFIX: &str = "snapshot_";
+
+/// Snapshots kept; older ones are deleted after a new one is written.
+pub const SNAPSHOTS_KEPT: usize = 2;
+
+/// Longest checkpoint note accepted in a snapshot file.
+const NOTE_BYTES_MAX: usize = 64 * 1024;
+
+/// A snapshot read back and checked against the service key.
+#[derive(Debug)]
+pub struct LoadedSnapshot {
+    /// The state.
+    pub snapshot: Snapshot,
+    /// The signed checkpoint of the batch it ends with.
+    pub note: String,
+}
+
+/// Writes `snapshot` with its `note` atomically (temporary file, fsync, rename).
+pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    let length = u32::try_from(note.len()).unwrap_or(u32::MAX);
+    file.write_all(&length.to_be_bytes())?;
+    file.write_all(note.as_bytes())?;
+    file.write_all(&snapshot.to_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    prune(dir);
+    Ok(path)
+}
+
+/// The snapshot files of `dir`, newest first.
+fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let seqno = name.strip_prefix(SNAPSHOT_PREFIX)?.parse().ok()?;
+            Some((seqno, entry.path()))
+        })
+        .collect();
+    files.sort_by_key(|(seqno, _)| std::cmp::Reverse(*seqno));
+    files
+}
+
+/// Deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
+fn prune(dir: &Path) {
+    for (_, path) in list(dir).into_iter().skip(SNAPSHOTS_KEPT) {
+        if let Err(error) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), %error, "cannot delete an old snapshot");
+        }
+    }
+}
+
+/// Reads and checks one snapshot file.
+pub fn load(path: &Path, identity: &ServiceIdentity) -> Result<LoadedSnapshot, String> {
+    let bytes = std::fs::read(path).map_err(|error| format!("cannot read: {error}"))?;
+    let length = bytes
+        .get(..4)
+        .map(|prefix| u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize)
+        .ok_or("shorter than its header")?;
+    if length > NOTE_BYTES_MAX || bytes.len() < 4 + length {
+        return Err("bad checkpoint length".to_owned());
+    }
+    let note = std::str::from_utf8(&bytes[4..4 + length])
+        .map_err(|_| "the checkpoint is not UTF-8".to_owned())?
+        .to_owned();
+    let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())
+        .map_err(|error| format!("checkpoint: {error}"))?;
+    let snapshot =
+        Snapshot::from_bytes(&bytes[4 + length..]).map_err(|error| format!("state: {error}"))?;
+    if checkpoint.tree_size != snapshot.version() {
+        return Err(format!(
+            "the checkpoint is for tree size {} but the state for seqno {}",
+            checkpoint.tree_size,
+            snapshot.version()
+        ));
+    }
+    Ok(LoadedSnapshot { snapshot, note })
+}
+
+/// The newest snapshot in `dir` that loads and checks, skipping (and logging)
+/// the others.
+pub fn newest(dir: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot> {
+    list(dir)
+        .into_iter()
+        .find_map(|(_, path)| match load(&path, identity) {
+            Ok(loaded) => Some(loaded),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "skipping an invalid snapshot");
+                None
+            }
+        })
+}
