@@ -8,7 +8,7 @@ use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
 use stele_api::{ensure_self_signed, token_hash, ApiConfig};
 use stele_consensus::{Engine, EngineConfig};
-use stele_ledger::{Genesis, Ledger, LedgerConfig, LedgerError};
+use stele_ledger::{Ledger, LedgerConfig, LedgerError};
 
 use crate::config::{Config, DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use crate::datadir::DataDir;
@@ -131,20 +131,15 @@ fn open_ledger(
             }
             Ok(ledger)
         }
-        Err(LedgerError::NotFound(_)) => {
-            let genesis = Genesis {
-                origin: identity.origin().to_owned(),
-                public_key: identity.signer().verifier().key().to_bytes(),
-            };
-            Ok(Ledger::create(&dir.ledger(), ledger_config, &genesis)?)
-        }
-        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            let genesis = Genesis {
-                origin: identity.origin().to_owned(),
-                public_key: identity.signer().verifier().key().to_bytes(),
-            };
-            Ok(Ledger::create(&dir.ledger(), ledger_config, &genesis)?)
-        }
+        // No ledger yet (no folder, or no chunk in it): the first start.
+        Err(LedgerError::NotFound(_)) => Ok(Ledger::create(
+            &dir.ledger(),
+            ledger_config,
+            &identity.genesis(),
+        )?),
+        Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(
+            Ledger::create(&dir.ledger(), ledger_config, &identity.genesis())?,
+        ),
         Err(error) => Err(error).context("opening the ledger"),
     }
 }

@@ -45,6 +45,14 @@ impl ServiceIdentity {
         self.signer.name()
     }
 
+    /// The genesis entry of a ledger of this service.
+    pub fn genesis(&self) -> stele_ledger::Genesis {
+        stele_ledger::Genesis {
+            origin: self.origin().to_owned(),
+            public_key: self.signer.verifier().key().to_bytes(),
+        }
+    }
+
     /// The commit evidence of `id`: its secret is HMAC-SHA256(commit secret,
     /// `"stele commit evidence " || <view>.<seqno>`), so it is deterministic
     /// (replicas derive the same leaf) and unguessable without the secret (a

@@ -14,8 +14,7 @@ use crate::ConsensusError;
 /// Checks that `ledger` belongs to `identity` (same origin and public key).
 pub fn check_genesis(ledger: &Ledger, identity: &ServiceIdentity) -> Result<(), ConsensusError> {
     let genesis = ledger.genesis();
-    let key = identity.signer().verifier().key().to_bytes();
-    if genesis.origin != identity.origin() || genesis.public_key != key {
+    if *genesis != identity.genesis() {
         return Err(ConsensusError::Replay {
             seqno: 0,
             reason: format!(

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use stele_consensus::{Engine, EngineConfig, ServiceIdentity, Submission, SubmitResult, TxState};
 use stele_frontends::{Command, Op, Outcome, Transaction};
 use stele_history::{SigningKey, TransactionId};
-use stele_ledger::{verify_ledger, Genesis, Ledger, LedgerConfig};
+use stele_ledger::{verify_ledger, Ledger, LedgerConfig};
 
 const ORIGIN: &str = "test.stele.example/engine";
 
@@ -26,11 +26,7 @@ fn start(dir: &Path) -> Engine {
     {
         Ledger::open(dir, LedgerConfig::default()).unwrap().0
     } else {
-        let genesis = Genesis {
-            origin: ORIGIN.to_owned(),
-            public_key: identity.signer().verifier().key().to_bytes(),
-        };
-        Ledger::create(dir, LedgerConfig::default(), &genesis).unwrap()
+        Ledger::create(dir, LedgerConfig::default(), &identity.genesis()).unwrap()
     };
     let config = EngineConfig {
         batch_wait_us: 200,
@@ -182,11 +178,7 @@ fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
                 .unwrap()
                 .0
         } else {
-            let genesis = Genesis {
-                origin: ORIGIN.to_owned(),
-                public_key: identity.signer().verifier().key().to_bytes(),
-            };
-            Ledger::create(&ledger_dir, LedgerConfig::default(), &genesis).unwrap()
+            Ledger::create(&ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
         };
         Engine::start(ledger, identity, config).unwrap()
     };
