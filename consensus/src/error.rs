@@ -33,4 +33,12 @@ pub enum ConsensusError {
     /// A configuration value out of range.
     #[error("configuration: {0}")]
     Config(String),
+    /// The Raft log storage (meta file, ledger reads) failed.
+    #[error("raft log storage at {}: {reason}", path.display())]
+    RaftStorage {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
 }

@@ -15,6 +15,8 @@
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - [`raft`] — replication with openraft (P5): the type config and the Raft log
+//!   storage over the ledger.
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - [`error`] — [`ConsensusError`].
 //!
@@ -35,6 +37,7 @@ pub mod engine;
 pub mod error;
 pub mod history;
 pub mod identity;
+pub mod raft;
 pub mod replay;
 pub mod snapshot;
 
