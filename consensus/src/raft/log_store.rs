@@ -169,7 +169,10 @@ impl State {
 }
 
 /// Reads the batch at `location` and its signature from the ledger folder.
-fn read_location(dir: &Path, location: &BatchLocation) -> Result<ExecutedBatchParts, ConsensusError> {
+fn read_location(
+    dir: &Path,
+    location: &BatchLocation,
+) -> Result<ExecutedBatchParts, ConsensusError> {
     let fail = |reason: String| ConsensusError::RaftStorage {
         path: dir.to_owned(),
         reason,
@@ -181,7 +184,10 @@ fn read_location(dir: &Path, location: &BatchLocation) -> Result<ExecutedBatchPa
             .into_iter()
             .find(|(name, _)| name.first == location.chunk_first)
         else {
-            return Err(fail(format!("no chunk starts at seqno {}", location.chunk_first)));
+            return Err(fail(format!(
+                "no chunk starts at seqno {}",
+                location.chunk_first
+            )));
         };
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -383,7 +389,8 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
                         log_id: entry.log_id,
                         payload,
                     };
-                    self.append_control(entry).map_err(|error| io_error(&error))?;
+                    self.append_control(entry)
+                        .map_err(|error| io_error(&error))?;
                 }
             }
         }

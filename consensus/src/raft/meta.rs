@@ -19,7 +19,7 @@ use crate::ConsensusError;
 pub const META_FILE: &str = "raft-meta";
 
 /// A Raft-only entry (blank or membership) and where it sits among the batches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlRecord {
     /// How many ledger batches precede it in the Raft log.
     pub batches_before: u64,
@@ -28,7 +28,7 @@ pub struct ControlRecord {
 }
 
 /// Everything the Raft log storage keeps outside the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RaftMeta {
     /// The last vote saved (`RaftLogStorage::save_vote`).
     pub vote: Option<Vote<u64>>,
