@@ -380,7 +380,8 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         for entry in entries {
             let index = entry.log_id.index;
             if let Some((index, batch)) = last_batch.take() {
-                self.queue(index, batch, None)?;
+                self.queue(index, batch, None)
+                    .map_err(|error| io_error(&error))?;
             }
             match entry.payload {
                 EntryPayload::Normal(batch) => last_batch = Some((index, batch)),
@@ -395,7 +396,9 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
             }
         }
         match last_batch {
-            Some((index, batch)) => self.queue(index, batch, callback.take()),
+            Some((index, batch)) => self
+                .queue(index, batch, callback.take())
+                .map_err(|error| io_error(&error).into()),
             None => {
                 if let Some(callback) = callback.take() {
                     callback.log_io_completed(Ok(()));
@@ -479,7 +482,7 @@ impl LedgerLogStore {
         index: u64,
         batch: ExecutedBatch,
         callback: Option<LogFlushed<SteleRaft>>,
-    ) -> StorageResult<()> {
+    ) -> Result<(), ConsensusError> {
         let batch = Arc::new(batch);
         {
             let mut state = lock(&self.reader.shared);
@@ -514,6 +517,6 @@ impl LedgerLogStore {
                     callback.log_io_completed(result.map_err(std::io::Error::other));
                 }
             })
-            .map_err(|error| io_error(&ConsensusError::from(error)).into())
+            .map_err(ConsensusError::from)
     }
 }
