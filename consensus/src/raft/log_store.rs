@@ -373,39 +373,11 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         I: IntoIterator<Item = Entry<SteleRaft>> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
-        // The completion of the last batch queued covers every earlier one: the
-        // writer completes in order, and a failure poisons every later write.
-        let mut last_batch: Option<(u64, ExecutedBatch)> = None;
-        let mut callback = Some(callback);
-        for entry in entries {
-            let index = entry.log_id.index;
-            if let Some((index, batch)) = last_batch.take() {
-                self.queue(index, batch, None)
-                    .map_err(|error| io_error(&error))?;
-            }
-            match entry.payload {
-                EntryPayload::Normal(batch) => last_batch = Some((index, batch)),
-                payload => {
-                    let entry = Entry {
-                        log_id: entry.log_id,
-                        payload,
-                    };
-                    self.append_control(entry)
-                        .map_err(|error| io_error(&error))?;
-                }
-            }
-        }
-        match last_batch {
-            Some((index, batch)) => self
-                .queue(index, batch, callback.take())
-                .map_err(|error| io_error(&error).into()),
-            None => {
-                if let Some(callback) = callback.take() {
-                    callback.log_io_completed(Ok(()));
-                }
-                Ok(())
-            }
-        }
+        self.append_with(entries.into_iter().collect(), move |result| {
+            callback.log_io_completed(result);
+        })
+        .await
+        .map_err(|error| io_error(&error).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
@@ -460,7 +432,93 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
     }
 }
 
+/// Called once every entry of an `append` call is durable (or failed).
+type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
+
 impl LedgerLogStore {
+    /// Appends `entries` as `RaftLogStorage::append` does and waits until they are
+    /// durable. For tests and tools: openraft's `LogFlushed` cannot be built
+    /// outside openraft.
+    pub async fn append_and_wait(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+    ) -> Result<(), ConsensusError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.append_with(entries, move |result| {
+            // The waiter only goes away if it was cancelled; nothing to tell then.
+            let _ = sender.send(result);
+        })
+        .await?;
+        let dir = lock(&self.reader.shared).dir.clone();
+        let fail = |reason: String| ConsensusError::RaftStorage {
+            path: dir.clone(),
+            reason,
+        };
+        receiver
+            .await
+            .map_err(|error| fail(error.to_string()))?
+            .map_err(|error| fail(error.to_string()))
+    }
+
+    /// Batches held in memory (queued on the writer, not yet durable).
+    pub fn cached_batches(&self) -> usize {
+        lock(&self.reader.shared)
+            .slots
+            .iter()
+            .filter(|slot| {
+                matches!(
+                    slot,
+                    Slot::Batch {
+                        pending: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    }
+
+    async fn append_with(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+        flushed: impl FnOnce(Result<(), std::io::Error>) + Send + 'static,
+    ) -> Result<(), ConsensusError> {
+        let flushed: Flushed = Box::new(flushed);
+        self.append_entries(entries, flushed)
+    }
+
+    fn append_entries(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+        flushed: Flushed,
+    ) -> Result<(), ConsensusError> {
+        // The completion of the last batch queued covers every earlier one: the
+        // writer completes in order, and a failure poisons every later write.
+        let mut last_batch: Option<(u64, ExecutedBatch)> = None;
+        for entry in entries {
+            let index = entry.log_id.index;
+            if let Some((index, batch)) = last_batch.take() {
+                self.queue(index, batch, None)?;
+            }
+            match entry.payload {
+                EntryPayload::Normal(batch) => last_batch = Some((index, batch)),
+                payload => {
+                    let entry = Entry {
+                        log_id: entry.log_id,
+                        payload,
+                    };
+                    self.append_control(entry)?;
+                }
+            }
+        }
+        match last_batch {
+            Some((index, batch)) => self.queue(index, batch, Some(flushed)),
+            None => {
+                flushed(Ok(()));
+                Ok(())
+            }
+        }
+    }
+
     /// Records a blank or membership entry durably, before any later batch.
     fn append_control(&mut self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
         let mut state = lock(&self.reader.shared);
@@ -481,7 +539,7 @@ impl LedgerLogStore {
         &mut self,
         index: u64,
         batch: ExecutedBatch,
-        callback: Option<LogFlushed<SteleRaft>>,
+        callback: Option<Flushed>,
     ) -> Result<(), ConsensusError> {
         let batch = Arc::new(batch);
         {
@@ -514,7 +572,7 @@ impl LedgerLogStore {
                     }
                 });
                 if let Some(callback) = callback {
-                    callback.log_io_completed(result.map_err(std::io::Error::other));
+                    callback(result.map_err(std::io::Error::other));
                 }
             })
             .map_err(ConsensusError::from)
