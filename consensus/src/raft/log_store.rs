@@ -73,6 +73,55 @@ pub struct LedgerLogReader {
 pub struct LedgerLogStore {
     reader: LedgerLogReader,
     writer: Arc<GroupCommit>,
+    on_truncate: Option<TruncateHook>,
+    committed_saved_at: Option<std::time::Instant>,
+}
+
+/// Runs before a truncation, with the first batch it drops.
+pub type TruncateHook = Box<dyn Fn(&ExecutedBatch) + Send + Sync>;
+
+/// Least time between two saves of the committed log id: it is only a hint for
+/// a restart (a lower bound is always safe), and each save is two fsyncs.
+pub const COMMITTED_SAVE_INTERVAL_MS: u64 = 200;
+
+/// Finishes a recorded truncation and drops Raft-only entries recorded past the
+/// ledger's end; returns the settled meta.
+fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
+    let dir = ledger.dir().to_owned();
+    let mut meta = RaftMeta::load(&dir)?;
+    if let Some(seqno) = meta.pending_truncate.take() {
+        if seqno < ledger.last_seqno() {
+            ledger.truncate(seqno)?;
+        }
+        meta.save(&dir)?;
+    }
+    let batches = ledger.batches().len() as u64;
+    let before = meta.controls.len();
+    meta.controls
+        .retain(|control| control.batches_before <= batches);
+    if meta.controls.len() != before {
+        meta.save(&dir)?;
+    }
+    Ok(meta)
+}
+
+/// The last seqno known committed in `ledger` (from the saved committed log id:
+/// a lower bound), after settling its meta file as [`LedgerLogStore::open`] does.
+pub fn committed_seqno(ledger: &mut Ledger) -> Result<u64, ConsensusError> {
+    let meta = settle(ledger)?;
+    let Some(committed) = meta.committed else {
+        return Ok(0);
+    };
+    let controls_at_or_before = meta
+        .controls
+        .iter()
+        .filter(|control| control.entry.log_id.index <= committed.index)
+        .count() as u64;
+    let batches = (committed.index + 1).saturating_sub(controls_at_or_before);
+    Ok(batches
+        .checked_sub(1)
+        .and_then(|last| ledger.batches().get(last as usize))
+        .map_or(0, |location| location.last_seqno))
 }
 
 impl std::fmt::Debug for LedgerLogStore {
@@ -89,20 +138,8 @@ impl LedgerLogStore {
     /// the ledger's writer thread.
     pub fn open(mut ledger: Ledger) -> Result<Self, ConsensusError> {
         let dir = ledger.dir().to_owned();
-        let mut meta = RaftMeta::load(&dir)?;
-        if let Some(seqno) = meta.pending_truncate.take() {
-            if seqno < ledger.last_seqno() {
-                ledger.truncate(seqno)?;
-            }
-            meta.save(&dir)?;
-        }
+        let meta = settle(&mut ledger)?;
         let batches = ledger.batches().to_vec();
-        let before = meta.controls.len();
-        meta.controls
-            .retain(|control| control.batches_before <= batches.len() as u64);
-        if meta.controls.len() != before {
-            meta.save(&dir)?;
-        }
         let mut slots = Vec::with_capacity(batches.len() + meta.controls.len());
         let mut controls = meta.controls.iter().peekable();
         for (position, location) in batches.iter().enumerate() {
@@ -137,7 +174,20 @@ impl LedgerLogStore {
                 shared: Arc::new(Mutex::new(State { dir, slots, meta })),
             },
             writer,
+            on_truncate: None,
+            committed_saved_at: None,
         })
+    }
+
+    /// A reader sharing this store's index.
+    pub fn reader(&self) -> LedgerLogReader {
+        self.reader.clone()
+    }
+
+    /// Sets what runs before a truncation with the first batch it drops (the
+    /// engine rolls its speculative state back if it holds that batch).
+    pub fn set_on_truncate(&mut self, hook: TruncateHook) {
+        self.on_truncate = Some(hook);
     }
 
     fn save_meta(&self, change: impl FnOnce(&mut RaftMeta)) -> Result<(), ConsensusError> {
@@ -233,6 +283,38 @@ fn empty_root() -> [u8; 32] {
 }
 
 impl LedgerLogReader {
+    /// Every logged batch ending after `seqno`, in log order (the uncommitted
+    /// tail when `seqno` is the commit point).
+    pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {
+        let (first, end) = {
+            let state = lock(&self.shared);
+            let first = state.slots.iter().position(|slot| match slot {
+                Slot::Batch {
+                    location: Some(location),
+                    ..
+                } => location.last_seqno > seqno,
+                Slot::Batch {
+                    pending: Some(batch),
+                    ..
+                } => batch.batch.last_seqno() > seqno,
+                _ => false,
+            });
+            (first, state.slots.len())
+        };
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        // `entries` fills in each batch's prev_root from the batch before it.
+        Ok(self
+            .entries(first as u64, end as u64)?
+            .into_iter()
+            .filter_map(|entry| match entry.payload {
+                EntryPayload::Normal(batch) => Some(batch),
+                _ => None,
+            })
+            .collect())
+    }
+
     fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
         // Copy what is needed and read files without holding the lock.
         let (dir, slots) = {
@@ -360,6 +442,13 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
+        let due = self.committed_saved_at.is_none_or(|at| {
+            at.elapsed() >= std::time::Duration::from_millis(COMMITTED_SAVE_INTERVAL_MS)
+        });
+        if !due {
+            return Ok(());
+        }
+        self.committed_saved_at = Some(std::time::Instant::now());
         self.save_meta(|meta| meta.committed = committed)
             .map_err(|error| io_error(&error).into())
     }
@@ -381,6 +470,25 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        if let Some(hook) = &self.on_truncate {
+            let (dir, first_dropped) = {
+                let state = lock(&self.reader.shared);
+                let start = usize::try_from(log_id.index).unwrap_or(usize::MAX);
+                let slot = state
+                    .slots
+                    .get(start..)
+                    .and_then(|slots| slots.iter().find(|slot| matches!(slot, Slot::Batch { .. })))
+                    .cloned();
+                (state.dir.clone(), slot)
+            };
+            if let Some(slot) = first_dropped {
+                let batch = self
+                    .reader
+                    .batch_of(&dir, &slot)
+                    .map_err(|error| read_error(&error))?;
+                hook(&batch);
+            }
+        }
         let last_kept_seqno = {
             let mut state = lock(&self.reader.shared);
             let index = usize::try_from(log_id.index)
@@ -566,8 +674,9 @@ impl LedgerLogStore {
                             .is_some_and(|p| p.batch.first_seqno == durable.location.first_seqno)
                         {
                             *location = Some(durable.location);
-                            // Keep the entry cached: its prev_root is not in the
-                            // ledger. Dropped on purge in a later step.
+                            // Readable from the ledger now (prev_root is the
+                            // previous batch's root): free the memory.
+                            *pending = None;
                         }
                     }
                 });

@@ -26,10 +26,14 @@
 //!
 //! [`GroupCommit`]: stele_ledger::GroupCommit
 
+pub mod follower;
 pub mod log_store;
 pub mod meta;
+pub mod network;
+pub mod state_machine;
 pub mod types;
 
+pub use follower::FollowerGate;
 pub use log_store::{LedgerLogReader, LedgerLogStore};
 pub use meta::RaftMeta;
 pub use types::{BatchApplied, ExecutedBatch, SteleRaft};
