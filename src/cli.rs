@@ -17,6 +17,10 @@ pub enum Command {
     /// Run a node: HTTPS JSON API on 127.0.0.1:8443, data in ./stele-data, a
     /// self-signed certificate and a user token created on first start.
     Start(crate::start::StartArgs),
+    /// Lay out an N-node cluster on one host: `node<i>/` data folders sharing
+    /// one service identity and user token, and `node<i>.toml` for
+    /// `stele start --config`.
+    ClusterInit(crate::cluster_init::ClusterInitArgs),
     /// Print the build's version.
     Version,
     /// Verify a ledger folder offline: every frame, write-set digest, leaf, Merkle
@@ -44,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Start(args) => crate::start::run(&args),
+        Command::ClusterInit(args) => crate::cluster_init::run(&args),
         Command::Verify(args) => crate::verify::run(&args),
         Command::Receipt(ReceiptCommand::Verify(args)) => crate::receipt::run(&args),
     }

@@ -21,6 +21,16 @@
 //! [ledger]
 //! chunk_bytes = 67108864
 //!
+//! [cluster]                           # absent: a cluster of one
+//! node_id = 1
+//! heartbeat_ms = 100
+//! election_timeout_min_ms = 500
+//! election_timeout_max_ms = 1000
+//! [[cluster.members]]                   # every voter, this node included
+//! id = 1
+//! address = "127.0.0.1:9441"            # its HTTPS address (clients and peers)
+//! public_key = "<64 hex: its node key>" # `<data dir>/node.key` holds the secret
+//!
 //! [[users]]
 //! name = "alice"
 //! token_sha256 = "<64 hex: SHA-256 of alice's bearer token>"
@@ -70,6 +80,51 @@ pub struct Config {
     /// Users allowed on `/app/*`. With none, the first start creates one token in
     /// `<data dir>/user.token`.
     pub users: Vec<User>,
+    /// The cluster; absent: a cluster of one.
+    pub cluster: Option<Cluster>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// This node's id (one of the members).
+    pub node_id: u64,
+    /// Between the leader's heartbeats, in milliseconds.
+    #[serde(default = "heartbeat_ms_default")]
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout, in milliseconds.
+    #[serde(default = "election_timeout_min_ms_default")]
+    pub election_timeout_min_ms: u64,
+    /// Longest election timeout, in milliseconds.
+    #[serde(default = "election_timeout_max_ms_default")]
+    pub election_timeout_max_ms: u64,
+    /// Every voter, this node included.
+    pub members: Vec<Member>,
+}
+
+fn heartbeat_ms_default() -> u64 {
+    stele_consensus::RaftTiming::default().heartbeat_ms
+}
+
+fn election_timeout_min_ms_default() -> u64 {
+    stele_consensus::RaftTiming::default().election_timeout_min_ms
+}
+
+fn election_timeout_max_ms_default() -> u64 {
+    stele_consensus::RaftTiming::default().election_timeout_max_ms
+}
+
+/// `[[cluster.members]]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Its node id.
+    pub id: u64,
+    /// Its HTTPS address, `host:port`.
+    pub address: String,
+    /// Its pinned Ed25519 node key, 64 hex digits.
+    pub public_key: Digest,
 }
 
 /// `[batching]`.
@@ -203,9 +258,46 @@ impl Config {
                 stele_ledger::CHUNK_BYTES_MIN
             );
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if let Some(origin) = &self.origin {
             if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
                 bail!("origin {origin:?} must be non-empty, without spaces or '+'");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cluster {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.members.iter().any(|member| member.id == self.node_id) {
+            bail!(
+                "cluster.node_id {} is not among cluster.members",
+                self.node_id
+            );
+        }
+        let mut ids: Vec<u64> = self.members.iter().map(|member| member.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|pair| pair[0] == pair[1]) {
+            bail!("cluster.members lists a node id twice");
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_min_ms <= self.heartbeat_ms {
+            bail!(
+                "cluster.heartbeat_ms must be at least 1 and below cluster.election_timeout_min_ms"
+            );
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            bail!("cluster.election_timeout_max_ms must be above cluster.election_timeout_min_ms");
+        }
+        for member in &self.members {
+            if member.address.parse::<SocketAddr>().is_err() && !member.address.contains(':') {
+                bail!(
+                    "cluster.members address {:?} of node {} must be host:port",
+                    member.address,
+                    member.id
+                );
             }
         }
         Ok(())

@@ -113,6 +113,26 @@ impl DataDir {
         Ok((identity, true))
     }
 
+    /// Loads this node's peer key (`node.key`, 64 hex digits, 0600), or creates
+    /// it. It authenticates this node's Raft messages to its peers.
+    pub fn node_key(&self) -> anyhow::Result<SigningKey> {
+        let path = self.root.join("node.key");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let bytes: Digest =
+                serde_json::from_value(serde_json::Value::String(text.trim().to_owned()))
+                    .with_context(|| format!("{} must hold 64 hex digits", path.display()))?;
+            return Ok(SigningKey::from_bytes(bytes.as_bytes()));
+        }
+        let key = SigningKey::from_bytes(&random_bytes()?);
+        write_secret(
+            &path,
+            format!("{}\n", encode_lower_hex(&key.to_bytes())).as_bytes(),
+        )?;
+        Ok(key)
+    }
+
     /// Loads the first user's token, or creates it. Returns it and whether it was
     /// created.
     pub fn token(&self) -> anyhow::Result<(String, bool)> {

@@ -13,9 +13,11 @@
 //! - [`receipt`]: `stele receipt verify`, the offline receipt check.
 
 pub mod cli;
+pub mod cluster_init;
 pub mod config;
 pub mod datadir;
 pub mod node;
+pub mod peer;
 pub mod receipt;
 pub mod start;
 pub mod verify;

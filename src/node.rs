@@ -66,6 +66,10 @@ fn from_consensus(error: ConsensusError) -> NodeError {
     match error {
         ConsensusError::Busy(_) => NodeError::Busy(error.to_string()),
         ConsensusError::Stopped(_) => NodeError::Unavailable(error.to_string()),
+        ConsensusError::NotLeader { ref address, .. } => NodeError::NotLeader {
+            leader_address: address.clone(),
+            message: error.to_string(),
+        },
         other => NodeError::Internal(other.to_string()),
     }
 }
@@ -169,18 +173,28 @@ impl Node for NodeHandle {
     }
 
     fn state(&self) -> NodeState {
+        let raft = self.engine.raft_status();
         let role = if self.engine.failure().is_some() {
             "Stopped"
         } else {
-            "Primary"
+            match raft.role.as_str() {
+                "Leader" => "Primary",
+                "Follower" => "Backup",
+                other => other,
+            }
         };
         NodeState {
             node_id: self.node_id.clone(),
             role: role.to_owned(),
-            view: self.engine.view(),
+            view: raft.term,
             last_committed: self.engine.last_committed(),
             ledger_seqno: self.engine.executed_seqno(),
             ledger_bytes: self.ledger_bytes(),
+            raft_node_id: raft.node_id,
+            leader: raft.leader,
+            leader_address: raft.leader_address,
+            divergences: raft.divergences,
+            last_divergence: raft.last_divergence,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `stele start`: one node, on embedded defaults unless told otherwise.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,7 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
 use stele_api::{ensure_self_signed, token_hash, ApiConfig};
-use stele_consensus::{Engine, EngineConfig};
+use stele_consensus::openraft::BasicNode;
+use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftTiming};
+use stele_history::VerifyingKey;
 use stele_ledger::{Ledger, LedgerConfig, LedgerError};
 
 use crate::config::{Config, DATA_DIR_DEFAULT, LISTEN_DEFAULT};
@@ -60,18 +64,13 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         batch_entries_max: config.batching.batch_entries_max,
         batch_wait_us: config.batching.batch_wait_us,
         workers: config.batching.workers,
-        view: 1,
+        fault: fault_from_env()?,
         snapshot_dir: Some(dir.snapshots()),
         snapshot_interval_tx: config
             .snapshot_interval_tx
             .unwrap_or(crate::config::SNAPSHOT_INTERVAL_TX_DEFAULT),
     };
-    let engine = Arc::new(Engine::start(ledger, identity, engine_config)?);
-    tracing::info!(
-        committed_seqno = engine.committed_seqno(),
-        snapshot_seqno = engine.restored_from_snapshot(),
-        "state recovered from the ledger"
-    );
+    let cluster = cluster_setup(&config, &dir, listen)?;
     let api_config = ApiConfig {
         body_bytes_max: config.api.body_bytes_max,
         user_token_hashes: user_tokens(&dir, &config)?,
@@ -79,34 +78,114 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         request_timeout_ms: config.api.request_timeout_ms,
     };
     let tls = ensure_self_signed(&dir.tls())?;
-    let mut registry = Registry::default();
-    let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
-    let router = stele_api::router(Arc::new(node), api_config, registry);
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("stele-http")
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Bind first: peers can reach this node while it replays and elects.
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr().context("the bound address")?;
+        let engine = Arc::new(Engine::start(ledger, identity, engine_config, cluster).await?);
+        tracing::info!(
+            committed_seqno = engine.committed_seqno(),
+            snapshot_seqno = engine.restored_from_snapshot(),
+            "state recovered from the ledger"
+        );
+        let mut registry = Registry::default();
+        let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
+        let router = stele_api::router(Arc::new(node), api_config, registry)
+            .merge(crate::peer::router(Arc::clone(&engine)));
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
         stele_api::serve_listener(router, listener, tls, shutdown_signal()).await?;
+        tracing::info!("HTTP stopped; making the last batches durable");
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => engine.shutdown().await,
+            // Some request task still holds it: dropping the last reference
+            // stops the executor; the ledger writer syncs on drop.
+            Err(engine) => drop(engine),
+        }
         anyhow::Ok(())
     })?;
     drop(runtime);
-    tracing::info!("HTTP stopped; making the last batches durable");
-    match Arc::try_unwrap(engine) {
-        Ok(engine) => engine.shutdown(),
-        // Some request task still holds it: dropping the last reference stops it.
-        Err(engine) => drop(engine),
-    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The deliberate execution fault, from `STELE_TEST_FAULT` (tests only:
+/// `corrupt-follower` or `corrupt-primary`; unset in production).
+fn fault_from_env() -> anyhow::Result<Fault> {
+    match std::env::var("STELE_TEST_FAULT").ok().as_deref() {
+        None | Some("") => Ok(Fault::None),
+        Some("corrupt-follower") => {
+            tracing::warn!("STELE_TEST_FAULT: this node corrupts its re-execution");
+            Ok(Fault::CorruptFollower)
+        }
+        Some("corrupt-primary") => {
+            tracing::warn!("STELE_TEST_FAULT: this node corrupts the batches it proposes");
+            Ok(Fault::CorruptPrimary)
+        }
+        Some(other) => anyhow::bail!(
+            "STELE_TEST_FAULT={other:?}: expected corrupt-follower or corrupt-primary"
+        ),
+    }
+}
+
+/// Who this node is among whom: `[cluster]` of the configuration, or a cluster
+/// of one listening on `listen`.
+fn cluster_setup(
+    config: &Config,
+    dir: &DataDir,
+    listen: SocketAddr,
+) -> anyhow::Result<ClusterSetup> {
+    let key = dir.node_key()?;
+    let (node_id, members, timing) = match &config.cluster {
+        None => (
+            1,
+            vec![crate::config::Member {
+                id: 1,
+                address: listen.to_string(),
+                public_key: stele_history::Digest(key.verifying_key().to_bytes()),
+            }],
+            RaftTiming::default(),
+        ),
+        Some(cluster) => (
+            cluster.node_id,
+            cluster.members.clone(),
+            RaftTiming {
+                heartbeat_ms: cluster.heartbeat_ms,
+                election_timeout_min_ms: cluster.election_timeout_min_ms,
+                election_timeout_max_ms: cluster.election_timeout_max_ms,
+            },
+        ),
+    };
+    let mut keys = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    for member in &members {
+        let public_key =
+            VerifyingKey::from_bytes(member.public_key.as_bytes()).with_context(|| {
+                format!("the public key of node {} is not an Ed25519 key", member.id)
+            })?;
+        keys.insert(member.id, public_key);
+        nodes.insert(member.id, BasicNode::new(member.address.clone()));
+    }
+    if keys.get(&node_id) != Some(&key.verifying_key()) {
+        anyhow::bail!(
+            "{}/node.key does not match the public key configured for node {node_id}",
+            dir.root().display()
+        );
+    }
+    Ok(ClusterSetup {
+        node_id,
+        members: nodes,
+        auth: Arc::new(PeerAuth::new(node_id, key, keys)),
+        partition: Partition::default(),
+        timing,
+    })
 }
 
 /// Opens the ledger, or creates it with the genesis entry of `identity`.

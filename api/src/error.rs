@@ -78,7 +78,12 @@ pub mod codes {
     /// 503: the request took longer than the configured timeout (a submitted
     /// transaction may still commit).
     pub const TIMEOUT: &str = "Timeout";
+    /// 307 (to the leader) or 503 (no leader known): writes go to the leader.
+    pub const NOT_LEADER: &str = "NotLeader";
 }
+
+/// The response header naming the leader's `host:port` on a 307.
+pub const LEADER_HEADER: &str = "stele-leader";
 
 /// An error answered over HTTP: a status and the JSON envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +237,17 @@ impl From<NodeError> for HttpError {
             NodeError::Internal(message) => {
                 HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message)
             }
+            NodeError::NotLeader {
+                leader_address: Some(address),
+                message,
+            } => HttpError {
+                details: Some(serde_json::json!({ "leader_address": address })),
+                ..HttpError::new(StatusCode::TEMPORARY_REDIRECT, codes::NOT_LEADER, message)
+            },
+            NodeError::NotLeader {
+                leader_address: None,
+                message,
+            } => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, codes::NOT_LEADER, message),
         }
     }
 }
@@ -269,6 +285,18 @@ impl IntoResponse for HttpError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(address) = self
+            .details
+            .as_ref()
+            .filter(|_| self.status == StatusCode::TEMPORARY_REDIRECT)
+            .and_then(|details| details.get("leader_address"))
+            .and_then(Value::as_str)
+            .and_then(|address| HeaderValue::from_str(address).ok())
+        {
+            // The Location (with this request's path) is set by
+            // `layers::leader_location`, which sees the request.
+            headers.insert(LEADER_HEADER, address);
         }
         response
     }

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::BoxError;
@@ -83,6 +83,29 @@ pub async fn wrong_method(request: Request) -> HttpError {
             crate::extract::quote(request.uri().path())
         ),
     )
+}
+
+/// Middleware: a 307 `NotLeader` answer gets a `Location` on the leader with
+/// this request's path and query, so a client that follows redirects (curl -L,
+/// reqwest) re-sends the write there.
+pub async fn leader_location(request: Request, next: Next) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if response.status() != StatusCode::TEMPORARY_REDIRECT {
+        return response;
+    }
+    let leader = response
+        .headers()
+        .get(crate::error::LEADER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(|leader| format!("https://{leader}{path}"));
+    if let Some(location) = leader.and_then(|location| HeaderValue::from_str(&location).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// Middleware, the safety net: a 4xx/5xx response whose body is not JSON (a

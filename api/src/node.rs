@@ -69,6 +69,16 @@ pub struct NodeState {
     pub ledger_seqno: u64,
     /// Bytes of ledger files.
     pub ledger_bytes: u64,
+    /// The Raft node id of this node.
+    pub raft_node_id: u64,
+    /// The leader's node id, if known.
+    pub leader: Option<u64>,
+    /// The leader's address, if known.
+    pub leader_address: Option<String>,
+    /// Batches this node refused because its re-execution disagreed.
+    pub divergences: u64,
+    /// The last such refusal, if any.
+    pub last_divergence: Option<String>,
 }
 
 /// Why the node refused a call. The routes map each to an HTTP status and an
@@ -92,6 +102,15 @@ pub enum NodeError {
     /// The node is shutting down or not the primary: 503.
     #[error("{0}")]
     Unavailable(String),
+    /// Writes go to the leader and this node is not it: 307 to the leader's
+    /// address (same path and query) when known, else 503 `NotLeader`.
+    #[error("{message}")]
+    NotLeader {
+        /// The leader's `host:port`, if known.
+        leader_address: Option<String>,
+        /// What happened, for humans.
+        message: String,
+    },
     /// Something broke inside the node (I/O error, invariant): 500. The message
     /// is safe to show (no secrets).
     #[error("{0}")]

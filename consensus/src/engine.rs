@@ -1,28 +1,32 @@
-//! [`Engine`]: the primary's pipeline with one member.
+//! [`Engine`]: one node of a Stele service — its Raft engine (openraft over the
+//! ledger), its speculative state ([`Replica`]), the primary's executor thread,
+//! the follower's check ([`FollowerGate`]) and the committed reads.
 //!
-//! One executor thread takes submissions in arrival order, cuts them into batches
-//! (up to `batch_entries_max`, or whatever arrived within `batch_wait_us` of the
-//! first), executes each batch with the dispatcher, folds the leaves into the
-//! history and signs the checkpoint, then hands the batch and its signature to
-//! the ledger's group-commit thread and goes on with the next batch. When the
-//! fdatasync covering a batch returns, the ledger thread applies the commit rule
-//! (one member: durable is committed) and answers the waiting clients.
+//! A single node is a cluster of one: the same pipeline, the same log, no
+//! shortcut. `docs/consensus.md` is the design.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stele_dispatcher::{Dispatcher, TxResult};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use stele_dispatcher::Dispatcher;
 use stele_frontends::{Command, Outcome};
-use stele_history::hash::sha256;
-use stele_history::{claims_digest, Digest, Receipt, TransactionId};
+use stele_history::{Digest, Receipt, TransactionId};
 use stele_kv::Store;
-use stele_ledger::{BatchEntry, GroupCommit, Ledger, SignatureEntry, TxRecord};
+use stele_ledger::Ledger;
 
-use crate::history::{HistoryReadError, HistoryState, TxDigests};
+use crate::executor::Executor;
+use crate::history::{HistoryReadError, HistoryState};
 use crate::identity::ServiceIdentity;
+use crate::raft::network::{Partition, PeerAuth, PeerNetwork};
+use crate::raft::state_machine::ReplicaStateMachine;
+use crate::raft::{FollowerGate, LedgerLogStore, SteleRaft};
+use crate::replica::{lock, EngineCounters, Fault, Replica};
 use crate::{
     replay, ConsensusError, BATCH_ENTRIES_DEFAULT, BATCH_WAIT_US_DEFAULT, SUBMIT_QUEUE_MAX,
 };
@@ -36,8 +40,8 @@ pub struct EngineConfig {
     pub batch_wait_us: u64,
     /// Frontend workers of the dispatcher.
     pub workers: usize,
-    /// The view batches are ordered in (the Raft term, with P5).
-    pub view: u64,
+    /// A deliberate execution fault (tests of divergence only).
+    pub fault: Fault,
     /// Where KV snapshots go (`None`: no snapshots).
     pub snapshot_dir: Option<std::path::PathBuf>,
     /// Committed transactions between snapshots (0: no snapshots).
@@ -50,7 +54,7 @@ impl Default for EngineConfig {
             batch_entries_max: BATCH_ENTRIES_DEFAULT,
             batch_wait_us: BATCH_WAIT_US_DEFAULT,
             workers: 1,
-            view: 1,
+            fault: Fault::None,
             snapshot_dir: None,
             snapshot_interval_tx: 0,
         }
@@ -94,140 +98,90 @@ pub struct Submission {
     pub reply: Reply,
 }
 
-/// Counters for metrics.
-#[derive(Debug, Default)]
-pub struct EngineCounters {
-    /// Batches executed.
-    pub batches: AtomicU64,
-    /// Transactions executed.
-    pub transactions: AtomicU64,
-    /// Transactions committed.
-    pub committed: AtomicU64,
+/// Raft timing, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    /// Between the leader's heartbeats.
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Longest election timeout.
+    pub election_timeout_max_ms: u64,
 }
 
-/// State shared by the executor, the ledger thread and readers.
-struct Shared {
-    store: RwLock<Store>,
-    history: RwLock<HistoryState>,
-    committed_seqno: AtomicU64,
-    failure: Mutex<Option<String>>,
-    identity: ServiceIdentity,
-    counters: EngineCounters,
-    /// Wakes the snapshot thread with a committed seqno.
-    snapshots: Mutex<Option<SyncSender<u64>>>,
-    snapshot_interval_tx: u64,
-    last_snapshot_seqno: AtomicU64,
-}
-
-impl Shared {
-    fn fail(&self, reason: String) {
-        tracing::error!(%reason, "the engine stops");
-        let mut failure = self
-            .failure
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        failure.get_or_insert(reason);
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
-    }
-
-    /// The commit rule of a single member: durable is committed.
-    fn commit(&self, seqno: u64, transactions: u64) {
-        let mut store = self
-            .store
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Err(error) = store.commit(seqno) {
-            drop(store);
-            self.fail(format!("committing seqno {seqno}: {error}"));
-            return;
-        }
-        drop(store);
-        self.committed_seqno.store(seqno, Ordering::Release);
-        self.counters
-            .committed
-            .fetch_add(transactions, Ordering::Relaxed);
-        let due = self.snapshot_interval_tx > 0
-            && seqno
-                >= self.last_snapshot_seqno.load(Ordering::Relaxed) + self.snapshot_interval_tx;
-        if due {
-            self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);
-            let sender = self
-                .snapshots
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            if let Some(sender) = sender.as_ref() {
-                // Full: a snapshot is being written; the next interval takes another.
-                let _ = sender.try_send(seqno);
-            }
-        }
-    }
-
-    /// Writes a snapshot of the committed state (on the snapshot thread).
-    fn snapshot(&self, dir: &std::path::Path) {
-        let taken = {
-            let store = self
-                .store
-                .read()
-                .unwrap_or_else(|poison| poison.into_inner());
-            let version = store.committed_version();
-            store.snapshot(version)
-        };
-        let snapshot = match taken {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                tracing::warn!(%error, "cannot take a snapshot");
-                return;
-            }
-        };
-        let note = {
-            let history = self
-                .history
-                .read()
-                .unwrap_or_else(|poison| poison.into_inner());
-            history
-                .latest_checkpoint(snapshot.version())
-                .filter(|batch| batch.last_seqno == snapshot.version())
-                .map(|batch| batch.note.clone())
-        };
-        let Some(note) = note else {
-            tracing::warn!(
-                seqno = snapshot.version(),
-                "no checkpoint ends at the snapshot's seqno"
-            );
-            return;
-        };
-        match crate::snapshot::write(dir, &snapshot, &note) {
-            Ok(path) => {
-                tracing::info!(seqno = snapshot.version(), path = %path.display(), "wrote a snapshot")
-            }
-            Err(error) => tracing::warn!(%error, "cannot write a snapshot"),
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
         }
     }
 }
 
-/// The running engine. Dropping it (or [`Engine::shutdown`]) finishes the queued
-/// submissions, makes them durable and stops the threads.
+/// Who this node is among whom.
+pub struct ClusterSetup {
+    /// This node's id.
+    pub node_id: u64,
+    /// Every voter (this node included) and its HTTPS address.
+    pub members: BTreeMap<u64, BasicNode>,
+    /// This node's peer key and the members' pinned public keys.
+    pub auth: Arc<PeerAuth>,
+    /// Peers whose traffic is dropped (test partitions).
+    pub partition: Partition,
+    /// Raft timing.
+    pub timing: RaftTiming,
+}
+
+/// Most entries (batches) in one AppendEntries: bounds a peer message.
+pub const APPEND_ENTRIES_MAX: u64 = 16;
+
+/// Longest wait at start for a single-member cluster to elect itself.
+const SINGLE_ELECTION_WAIT_MS: u64 = 10_000;
+
+/// This node's Raft role and what it knows of the leader, for `/node/state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// This node's id.
+    pub node_id: u64,
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub role: String,
+    /// The current term (view).
+    pub term: u64,
+    /// The leader's id, if known.
+    pub leader: Option<u64>,
+    /// The leader's address, if known.
+    pub leader_address: Option<String>,
+    /// Batches this node refused (re-execution disagreed).
+    pub divergences: u64,
+    /// The last refusal, if any.
+    pub last_divergence: Option<String>,
+}
+
+/// The running node. [`Engine::shutdown`] finishes the queued submissions and
+/// stops the Raft engine.
 pub struct Engine {
-    shared: Arc<Shared>,
+    replica: Arc<Replica>,
+    raft: Raft<SteleRaft>,
+    gate: FollowerGate,
+    auth: Arc<PeerAuth>,
+    partition: Partition,
+    node_id: u64,
     sender: Option<SyncSender<Submission>>,
     executor: Option<JoinHandle<()>>,
-    view: u64,
+    in_flight: Arc<AtomicUsize>,
     restored_from: Option<u64>,
     snapshotter: Option<JoinHandle<()>>,
 }
 
 impl Engine {
-    /// Rebuilds state from `ledger` and starts the executor and ledger threads.
-    pub fn start(
-        ledger: Ledger,
+    /// Rebuilds state from `ledger`, starts the Raft engine, the executor and the
+    /// snapshot thread. Must run inside a multi-threaded tokio runtime.
+    pub async fn start(
+        mut ledger: Ledger,
         identity: ServiceIdentity,
         config: EngineConfig,
+        cluster: ClusterSetup,
     ) -> Result<Self, ConsensusError> {
         if config.batch_entries_max == 0 || config.batch_entries_max > stele_ledger::BATCH_TXS_MAX {
             return Err(ConsensusError::Config(format!(
@@ -235,65 +189,69 @@ impl Engine {
                 stele_ledger::BATCH_TXS_MAX
             )));
         }
-        let dispatcher = Dispatcher::new(config.workers)?;
-        let (store, history, restored_from) =
-            recover(&ledger, &identity, config.snapshot_dir.as_deref())?;
-        let committed = store.version();
-        let (snapshot_sender, snapshot_receiver) = sync_channel(1);
-        let snapshot_dir = config
-            .snapshot_dir
-            .clone()
-            .filter(|_| config.snapshot_interval_tx > 0);
-        let shared = Arc::new(Shared {
-            store: RwLock::new(store),
-            history: RwLock::new(history),
-            committed_seqno: AtomicU64::new(committed),
-            failure: Mutex::new(None),
-            identity,
-            counters: EngineCounters::default(),
-            snapshots: Mutex::new(snapshot_dir.as_ref().map(|_| snapshot_sender)),
-            snapshot_interval_tx: config.snapshot_interval_tx,
-            last_snapshot_seqno: AtomicU64::new(committed),
-        });
-        let mut snapshotter = None;
-        if let Some(dir) = snapshot_dir {
-            let snapshot_shared = Arc::downgrade(&shared);
-            let thread = std::thread::Builder::new()
-                .name("stele-snapshot".to_owned())
-                .spawn(move || {
-                    while let Ok(_seqno) = snapshot_receiver.recv() {
-                        let Some(shared) = snapshot_shared.upgrade() else {
-                            break;
-                        };
-                        shared.snapshot(&dir);
-                    }
-                })
-                .map_err(|error| {
-                    ConsensusError::Stopped(format!("spawning the snapshot thread: {error}"))
-                })?;
-            snapshotter = Some(thread);
+        if !cluster.members.contains_key(&cluster.node_id) {
+            return Err(ConsensusError::Config(format!(
+                "node {} is not among the members",
+                cluster.node_id
+            )));
         }
-        let group = GroupCommit::spawn(ledger)?;
+        let dispatcher = Dispatcher::new(config.workers)?;
+        let committed = crate::raft::log_store::committed_seqno(&mut ledger)?;
+        let (store, history, restored_from) = recover(
+            &ledger,
+            &identity,
+            config.snapshot_dir.as_deref(),
+            committed,
+        )?;
+        let replica = Arc::new(Replica::new(
+            store,
+            history,
+            identity,
+            dispatcher,
+            config.fault,
+            config.snapshot_interval_tx,
+        ));
+        let snapshotter = spawn_snapshotter(&replica, &config)?;
+        let mut log_store = LedgerLogStore::open(ledger)?;
+        let reader = log_store.reader();
+        let hook_replica = Arc::clone(&replica);
+        log_store.set_on_truncate(Box::new(move |batch| {
+            let _writer = lock(&hook_replica.writer);
+            if hook_replica.holds(batch) {
+                let keep = batch.batch.first_seqno.saturating_sub(1);
+                if let Err(error) = hook_replica.rollback_to(keep) {
+                    hook_replica.fail(format!("rolling back a truncated batch: {error}"));
+                }
+            }
+        }));
+        let raft = start_raft(&cluster, log_store, &replica).await?;
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let (sender, receiver) = sync_channel(SUBMIT_QUEUE_MAX);
-        let view = config.view;
-        let executor_shared = Arc::clone(&shared);
+        let mut executor = Executor {
+            replica: Arc::clone(&replica),
+            raft: raft.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            reader,
+            config,
+            node_id: cluster.node_id,
+            in_flight: Arc::clone(&in_flight),
+            unsettled: Arc::new(AtomicBool::new(true)),
+            settled_term: 0,
+        };
         let executor = std::thread::Builder::new()
             .name("stele-executor".to_owned())
-            .spawn(move || {
-                let mut executor = Executor {
-                    shared: executor_shared,
-                    dispatcher,
-                    group,
-                    config,
-                };
-                executor.run(&receiver);
-            })
+            .spawn(move || executor.run(&receiver))
             .map_err(|error| ConsensusError::Stopped(format!("spawning the executor: {error}")))?;
         Ok(Engine {
-            shared,
+            gate: FollowerGate::new(Arc::clone(&replica), raft.clone()),
+            replica,
+            raft,
+            auth: cluster.auth,
+            partition: cluster.partition,
+            node_id: cluster.node_id,
             sender: Some(sender),
             executor: Some(executor),
-            view,
+            in_flight,
             restored_from,
             snapshotter,
         })
@@ -307,7 +265,7 @@ impl Engine {
     /// Queues a submission; refuses at once if the queue is full or the engine
     /// has stopped.
     pub fn submit(&self, submission: Submission) -> Result<(), ConsensusError> {
-        if let Some(reason) = self.shared.failure() {
+        if let Some(reason) = self.replica.failure() {
             return Err(ConsensusError::Stopped(reason));
         }
         let sender = self
@@ -323,17 +281,34 @@ impl Engine {
     /// The committed value of `key` in `map` and the id of its writer.
     pub fn kv_get(&self, map: &str, key: &str) -> Option<(Vec<u8>, TransactionId)> {
         let (value, seqno) = {
-            let store = self.read_store();
+            let store = self.replica.read_store();
             let (value, seqno) = store.get_committed(map, key)?;
             (value.to_vec(), seqno)
         };
-        let id = self.read_history().transaction_id(seqno)?;
+        let id = self.replica.read_history().transaction_id(seqno)?;
         Some((value, id))
+    }
+
+    /// Waits until this node has applied everything the leader had committed
+    /// when the call started (openraft's read index), so that a read after it is
+    /// linearizable. Only the leader can answer.
+    pub async fn ensure_linearizable(&self) -> Result<(), ConsensusError> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|error| match error.forward_to_leader() {
+                Some(forward) => ConsensusError::NotLeader {
+                    leader: forward.leader_id,
+                    address: forward.leader_node.clone().map(|node| node.addr),
+                },
+                None => ConsensusError::Raft(error.to_string()),
+            })
     }
 
     /// Where transaction `id` is.
     pub fn tx_state(&self, id: TransactionId) -> TxState {
-        let history = self.read_history();
+        let history = self.replica.read_history();
         match history.batch_of(id.seqno) {
             None => TxState::Unknown,
             Some(batch) if batch.view != id.view => TxState::Invalid,
@@ -344,91 +319,155 @@ impl Engine {
 
     /// Seqno of the last committed transaction.
     pub fn committed_seqno(&self) -> u64 {
-        self.shared.committed_seqno.load(Ordering::Acquire)
+        self.replica.committed_seqno()
     }
 
     /// The last committed transaction.
     pub fn last_committed(&self) -> Option<TransactionId> {
-        self.read_history().transaction_id(self.committed_seqno())
+        self.replica
+            .read_history()
+            .transaction_id(self.committed_seqno())
     }
 
     /// Seqno of the last executed transaction.
     pub fn executed_seqno(&self) -> u64 {
-        self.read_history().size()
+        self.replica.read_history().size()
     }
 
     /// The receipt of committed transaction `id`.
     pub fn receipt(&self, id: TransactionId) -> Result<Receipt, HistoryReadError> {
-        self.read_history()
-            .receipt(id, self.committed_seqno(), &self.shared.identity)
+        self.replica
+            .read_history()
+            .receipt(id, self.committed_seqno(), &self.replica.identity)
     }
 
     /// The latest committed signed checkpoint.
     pub fn checkpoint(&self) -> Option<String> {
-        self.read_history()
+        self.replica
+            .read_history()
             .latest_checkpoint(self.committed_seqno())
             .map(|batch| batch.note.clone())
     }
 
     /// The consistency proof between two committed tree sizes.
     pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Digest>, HistoryReadError> {
-        self.read_history()
+        self.replica
+            .read_history()
             .consistency(from, to, self.committed_seqno())
     }
 
     /// The service identity.
     pub fn identity(&self) -> &ServiceIdentity {
-        &self.shared.identity
+        &self.replica.identity
     }
 
-    /// The view.
+    /// The current view (Raft term).
     pub fn view(&self) -> u64 {
-        self.view
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// Role, term, leader, divergences.
+    pub fn raft_status(&self) -> RaftStatus {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let role = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Learner",
+            ServerState::Shutdown => "Shutdown",
+        };
+        RaftStatus {
+            node_id: self.node_id,
+            role: role.to_owned(),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            leader_address: metrics.current_leader.and_then(|leader| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|node| node.addr.clone())
+            }),
+            divergences: self.replica.counters.divergences.load(Ordering::Relaxed),
+            last_divergence: self.replica.last_divergence(),
+        }
     }
 
     /// The counters.
     pub fn counters(&self) -> &EngineCounters {
-        &self.shared.counters
+        &self.replica.counters
     }
 
     /// Why the engine stopped, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failure()
+        self.replica.failure()
     }
 
-    fn read_store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
-        self.shared
-            .store
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+    /// This node's peer authentication.
+    pub fn peer_auth(&self) -> &PeerAuth {
+        &self.auth
     }
 
-    fn read_history(&self) -> std::sync::RwLockReadGuard<'_, HistoryState> {
-        self.shared
-            .history
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+    /// The peers whose traffic this node drops (test partitions).
+    pub fn partition(&self) -> &Partition {
+        &self.partition
     }
 
-    /// Stops taking submissions, finishes and syncs the queued ones, stops the
-    /// threads.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// A peer's AppendEntries: checked, then handed to openraft.
+    pub async fn handle_append(
+        &self,
+        rpc: AppendEntriesRequest<SteleRaft>,
+    ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
+        if self
+            .partition
+            .is_blocked(rpc.vote.leader_id.voted_for().unwrap_or(0))
+        {
+            return Err(ConsensusError::Raft(
+                "partitioned from the sender".to_owned(),
+            ));
+        }
+        self.gate.append_entries(rpc).await
     }
 
-    fn stop(&mut self) {
+    /// A peer's RequestVote.
+    pub async fn handle_vote(
+        &self,
+        rpc: VoteRequest<u64>,
+    ) -> Result<VoteResponse<u64>, ConsensusError> {
+        if self
+            .partition
+            .is_blocked(rpc.vote.leader_id.voted_for().unwrap_or(0))
+        {
+            return Err(ConsensusError::Raft(
+                "partitioned from the sender".to_owned(),
+            ));
+        }
+        self.gate.vote(rpc).await
+    }
+
+    /// Stops taking submissions, proposes the queued ones and waits for their
+    /// answers (bounded), stops the Raft engine and the threads; the ledger
+    /// writer syncs what it holds when dropped with the log store.
+    pub async fn shutdown(mut self) {
         self.sender = None;
         if let Some(executor) = self.executor.take() {
-            if executor.join().is_err() {
+            let joined = tokio::task::spawn_blocking(move || executor.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
                 tracing::error!("the executor thread panicked");
             }
         }
+        for _ in 0..1000 {
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::error!(%error, "stopping the Raft engine");
+        }
         // Let a snapshot being written finish, then stop its thread.
-        self.shared
-            .snapshots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take();
+        lock(&self.replica.snapshots).take();
         if let Some(snapshotter) = self.snapshotter.take() {
             if snapshotter.join().is_err() {
                 tracing::error!("the snapshot thread panicked");
@@ -437,9 +476,118 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.stop();
+/// Builds openraft's config, starts the Raft engine over `log_store` and the
+/// replica's state machine, and initialises a new cluster.
+async fn start_raft(
+    cluster: &ClusterSetup,
+    log_store: LedgerLogStore,
+    replica: &Arc<Replica>,
+) -> Result<Raft<SteleRaft>, ConsensusError> {
+    let raft_error = |error: &dyn std::fmt::Display| ConsensusError::Raft(error.to_string());
+    let config = openraft::Config {
+        cluster_name: "stele".to_owned(),
+        heartbeat_interval: cluster.timing.heartbeat_ms,
+        election_timeout_min: cluster.timing.election_timeout_min_ms,
+        election_timeout_max: cluster.timing.election_timeout_max_ms,
+        max_payload_entries: APPEND_ENTRIES_MAX,
+        // The ledger is the audit record: the log is never purged, and a lagging
+        // node catches up from it (snapshot transfer is a documented gap).
+        snapshot_policy: SnapshotPolicy::Never,
+        ..openraft::Config::default()
+    }
+    .validate()
+    .map_err(|error| raft_error(&error))?;
+    let network = PeerNetwork::new(Arc::clone(&cluster.auth), cluster.partition.clone())?;
+    let state_machine = ReplicaStateMachine::new(Arc::clone(replica));
+    let raft = Raft::new(
+        cluster.node_id,
+        Arc::new(config),
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|error| raft_error(&error))?;
+    if !raft
+        .is_initialized()
+        .await
+        .map_err(|error| raft_error(&error))?
+    {
+        // Every member initialises with the same membership: the same entry at
+        // log index 0 everywhere, so it is safe on all of them.
+        raft.initialize(cluster.members.clone())
+            .await
+            .map_err(|error| raft_error(&error))?;
+    }
+    if cluster.members.len() == 1 {
+        raft.wait(Some(Duration::from_millis(SINGLE_ELECTION_WAIT_MS)))
+            .state(ServerState::Leader, "a cluster of one elects itself")
+            .await
+            .map_err(|error| raft_error(&error))?;
+    }
+    Ok(raft)
+}
+
+fn spawn_snapshotter(
+    replica: &Arc<Replica>,
+    config: &EngineConfig,
+) -> Result<Option<JoinHandle<()>>, ConsensusError> {
+    let Some(dir) = config
+        .snapshot_dir
+        .clone()
+        .filter(|_| config.snapshot_interval_tx > 0)
+    else {
+        return Ok(None);
+    };
+    let (sender, receiver) = sync_channel::<u64>(1);
+    *lock(&replica.snapshots) = Some(sender);
+    let weak = Arc::downgrade(replica);
+    let thread = std::thread::Builder::new()
+        .name("stele-snapshot".to_owned())
+        .spawn(move || {
+            while let Ok(_seqno) = receiver.recv() {
+                let Some(replica) = weak.upgrade() else {
+                    break;
+                };
+                write_snapshot(&replica, &dir);
+            }
+        })
+        .map_err(|error| {
+            ConsensusError::Stopped(format!("spawning the snapshot thread: {error}"))
+        })?;
+    Ok(Some(thread))
+}
+
+/// Writes a snapshot of the committed state (on the snapshot thread).
+fn write_snapshot(replica: &Replica, dir: &std::path::Path) {
+    let taken = {
+        let store = replica.read_store();
+        let version = store.committed_version();
+        store.snapshot(version)
+    };
+    let snapshot = match taken {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::warn!(%error, "cannot take a snapshot");
+            return;
+        }
+    };
+    let note = replica
+        .read_history()
+        .batch_ending_at(snapshot.version())
+        .map(|batch| batch.note.clone());
+    let Some(note) = note else {
+        tracing::warn!(
+            seqno = snapshot.version(),
+            "no checkpoint ends at the snapshot's seqno"
+        );
+        return;
+    };
+    match crate::snapshot::write(dir, &snapshot, &note) {
+        Ok(path) => {
+            tracing::info!(seqno = snapshot.version(), path = %path.display(), "wrote a snapshot")
+        }
+        Err(error) => tracing::warn!(%error, "cannot write a snapshot"),
     }
 }
 
@@ -449,12 +597,20 @@ fn recover(
     ledger: &Ledger,
     identity: &ServiceIdentity,
     snapshot_dir: Option<&std::path::Path>,
+    committed: u64,
 ) -> Result<(Store, HistoryState, Option<u64>), ConsensusError> {
     if let Some(loaded) = snapshot_dir.and_then(|dir| crate::snapshot::newest(dir, identity)) {
         let seqno = loaded.snapshot.version();
         let mut store = Store::new();
         let mut history = HistoryState::new();
-        match replay::replay(ledger, &mut store, &mut history, identity, Some(loaded)) {
+        match replay::replay(
+            ledger,
+            &mut store,
+            &mut history,
+            identity,
+            Some(loaded),
+            committed,
+        ) {
             Ok(()) => {
                 tracing::info!(
                     seqno,
@@ -469,200 +625,6 @@ fn recover(
     }
     let mut store = Store::new();
     let mut history = HistoryState::new();
-    replay::replay(ledger, &mut store, &mut history, identity, None)?;
+    replay::replay(ledger, &mut store, &mut history, identity, None, committed)?;
     Ok((store, history, None))
-}
-
-/// The executor thread's state.
-struct Executor {
-    shared: Arc<Shared>,
-    dispatcher: Dispatcher,
-    group: GroupCommit,
-    config: EngineConfig,
-}
-
-impl Executor {
-    fn run(&mut self, receiver: &Receiver<Submission>) {
-        while let Some(batch) = self.next_batch(receiver) {
-            self.process(batch);
-        }
-        // Every sender is gone: the group-commit thread syncs what it holds when
-        // it is dropped with the executor.
-    }
-
-    /// Blocks for the first submission, then takes more until the batch is full
-    /// or `batch_wait_us` has passed. `None` once every sender is gone.
-    fn next_batch(&self, receiver: &Receiver<Submission>) -> Option<Vec<Submission>> {
-        let first = receiver.recv().ok()?;
-        let mut batch = Vec::with_capacity(self.config.batch_entries_max.min(1024));
-        batch.push(first);
-        let deadline = Instant::now() + Duration::from_micros(self.config.batch_wait_us);
-        while batch.len() < self.config.batch_entries_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(left) {
-                Ok(submission) => batch.push(submission),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        Some(batch)
-    }
-
-    fn process(&mut self, batch: Vec<Submission>) {
-        if let Some(reason) = self.shared.failure() {
-            for submission in batch {
-                (submission.reply)(Err(ConsensusError::Stopped(reason.clone())));
-            }
-            return;
-        }
-        let (commands, replies): (Vec<Command>, Vec<(bool, Reply)>) = batch
-            .into_iter()
-            .map(|submission| (submission.command, (submission.wait, submission.reply)))
-            .unzip();
-        match self.execute(&commands) {
-            Ok((entry, signature, results)) => {
-                self.make_durable(entry, signature, results, replies)
-            }
-            Err(error) => {
-                let reason = format!("executing a batch: {error}");
-                self.shared.fail(reason.clone());
-                for (_, reply) in replies {
-                    reply(Err(ConsensusError::Stopped(reason.clone())));
-                }
-            }
-        }
-    }
-
-    /// Executes, folds into the history, signs: the batch and signature entries.
-    fn execute(
-        &self,
-        commands: &[Command],
-    ) -> Result<(BatchEntry, SignatureEntry, Vec<TxResult>), ConsensusError> {
-        let results = {
-            let mut store = self
-                .shared
-                .store
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner());
-            self.dispatcher.execute(&mut store, commands)?
-        };
-        let view = self.config.view;
-        let identity = &self.shared.identity;
-        let mut records = Vec::with_capacity(results.len());
-        let mut digests = Vec::with_capacity(results.len());
-        let mut leaf_hashes = Vec::with_capacity(results.len());
-        for (command, result) in commands.iter().zip(&results) {
-            let id = TransactionId {
-                view,
-                seqno: result.seqno,
-            };
-            let evidence_digest = sha256(identity.commit_evidence(id).to_string().as_bytes());
-            let tx = TxDigests {
-                write_set_digest: Digest(result.write_set_digest),
-                claims_digest: claims_digest(claims_of(command)),
-            };
-            leaf_hashes.push(tx.leaf_hash(&evidence_digest));
-            digests.push(tx);
-            records.push(TxRecord {
-                command: encode_command(command),
-                write_set: result.write_set.canonical_bytes(),
-                claims_digest: tx.claims_digest.0,
-                commit_evidence_digest: evidence_digest.0,
-            });
-        }
-        let note = {
-            let mut history = self
-                .shared
-                .history
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner());
-            history
-                .push_batch(view, &digests, &leaf_hashes, identity)?
-                .note
-                .clone()
-        };
-        self.shared.counters.batches.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .counters
-            .transactions
-            .fetch_add(results.len() as u64, Ordering::Relaxed);
-        let entry = BatchEntry {
-            view,
-            first_seqno: results.first().map_or(0, |result| result.seqno),
-            txs: records,
-        };
-        let signature = SignatureEntry {
-            view,
-            checkpoint: note,
-        };
-        Ok((entry, signature, results))
-    }
-
-    /// Replies to the submitters that did not ask to wait, and hands the batch to
-    /// the ledger; the others are answered when it is durable.
-    fn make_durable(
-        &mut self,
-        entry: BatchEntry,
-        signature: SignatureEntry,
-        results: Vec<TxResult>,
-        replies: Vec<(bool, Reply)>,
-    ) {
-        let view = entry.view;
-        let last_seqno = entry.last_seqno();
-        let transactions = results.len() as u64;
-        let mut waiting = Vec::new();
-        for (result, (wait, reply)) in results.into_iter().zip(replies) {
-            let answer = SubmitResult {
-                transaction_id: TransactionId {
-                    view,
-                    seqno: result.seqno,
-                },
-                committed: false,
-                outcome: result.outcome,
-            };
-            if wait {
-                waiting.push((answer, reply));
-            } else {
-                reply(Ok(answer));
-            }
-        }
-        let shared = Arc::clone(&self.shared);
-        let appended = self
-            .group
-            .append(entry, signature, move |durable| match durable {
-                Ok(_) => {
-                    shared.commit(last_seqno, transactions);
-                    for (mut answer, reply) in waiting {
-                        answer.committed = true;
-                        reply(Ok(answer));
-                    }
-                }
-                Err(error) => {
-                    let reason = format!("the ledger failed: {error}");
-                    shared.fail(reason.clone());
-                    for (_, reply) in waiting {
-                        reply(Err(ConsensusError::Stopped(reason.clone())));
-                    }
-                }
-            });
-        if let Err(error) = appended {
-            self.shared
-                .fail(format!("the ledger writer stopped: {error}"));
-        }
-    }
-}
-
-/// The claims of a command, if it carries any.
-fn claims_of(command: &Command) -> Option<&str> {
-    match command {
-        Command::Transaction(transaction) => transaction.claims.as_deref(),
-        Command::Logging(_) | Command::SmallBank(_) => None,
-    }
-}
-
-/// The command as stored in the ledger: CBOR.
-fn encode_command(command: &Command) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    ciborium::into_writer(command, &mut bytes)
-        .expect("serializing a command into a Vec cannot fail");
-    bytes
 }

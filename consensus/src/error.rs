@@ -33,4 +33,55 @@ pub enum ConsensusError {
     /// A configuration value out of range.
     #[error("configuration: {0}")]
     Config(String),
+    /// The Raft log storage (meta file, ledger reads) failed.
+    #[error("raft log storage at {}: {reason}", path.display())]
+    RaftStorage {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// This node's re-execution of a batch disagrees with the primary's.
+    #[error("divergence at seqno {seqno}: {reason}")]
+    Divergence {
+        /// The first transaction concerned.
+        seqno: u64,
+        /// What differs.
+        reason: String,
+    },
+    /// Writes go to the leader; this node is not it.
+    #[error("this node is not the leader{}", leader_hint(*leader, address.as_deref()))]
+    NotLeader {
+        /// The leader's node id, if known.
+        leader: Option<u64>,
+        /// The leader's client address (`host:port`), if known.
+        address: Option<String>,
+    },
+    /// The Raft engine failed or refused.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+fn leader_hint(leader: Option<u64>, address: Option<&str>) -> String {
+    match (leader, address) {
+        (Some(id), Some(address)) => format!("; the leader is node {id} at {address}"),
+        (Some(id), None) => format!("; the leader is node {id}"),
+        _ => "; no leader is known yet (an election is under way)".to_owned(),
+    }
+}
+
+impl ConsensusError {
+    /// A copy to hand to each of several waiting submitters (the variants that
+    /// carry library errors become `Stopped` with their message).
+    pub fn clone_for_reply(&self) -> ConsensusError {
+        match self {
+            ConsensusError::Busy(count) => ConsensusError::Busy(*count),
+            ConsensusError::NotLeader { leader, address } => ConsensusError::NotLeader {
+                leader: *leader,
+                address: address.clone(),
+            },
+            ConsensusError::Stopped(reason) => ConsensusError::Stopped(reason.clone()),
+            other => ConsensusError::Stopped(other.to_string()),
+        }
+    }
 }

@@ -133,6 +133,39 @@ impl HistoryState {
         Ok(())
     }
 
+    /// Drops every transaction after `size` and the batches ending after it (a
+    /// rollback of speculative batches; `size` must end a batch).
+    pub fn truncate(&mut self, size: u64) -> Result<(), ConsensusError> {
+        if size > self.size() {
+            return Ok(());
+        }
+        if size > 0
+            && self
+                .batch_of(size)
+                .is_some_and(|batch| batch.last_seqno != size)
+        {
+            return Err(ConsensusError::Replay {
+                seqno: size,
+                reason: "a rollback must end at a batch boundary".to_owned(),
+            });
+        }
+        self.tree.truncate(size)?;
+        self.txs.truncate(size as usize);
+        self.batches.retain(|batch| batch.last_seqno <= size);
+        Ok(())
+    }
+
+    /// The root of the tree (the empty-tree root when empty).
+    pub fn root(&self) -> Digest {
+        self.tree.root()
+    }
+
+    /// The batch ending exactly at `seqno`, if one does.
+    pub fn batch_ending_at(&self, seqno: u64) -> Option<&BatchInfo> {
+        self.batch_of(seqno)
+            .filter(|batch| batch.last_seqno == seqno)
+    }
+
     /// The batch holding `seqno`.
     pub fn batch_of(&self, seqno: u64) -> Option<&BatchInfo> {
         let position = self

@@ -15,6 +15,8 @@
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - [`raft`] — replication with openraft (P5): the type config and the Raft log
+//!   storage over the ledger.
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - [`error`] — [`ConsensusError`].
 //!
@@ -33,15 +35,28 @@
 
 pub mod engine;
 pub mod error;
+mod executor;
 pub mod history;
 pub mod identity;
+pub mod raft;
 pub mod replay;
+pub mod replica;
 pub mod snapshot;
 
-pub use engine::{Engine, EngineConfig, Submission, SubmitResult, TxState};
+pub use engine::{
+    ClusterSetup, Engine, EngineConfig, RaftStatus, RaftTiming, Submission, SubmitResult, TxState,
+};
 pub use error::ConsensusError;
 pub use history::HistoryState;
 pub use identity::ServiceIdentity;
+/// The Raft engine, re-exported for its types (`BasicNode`, RPCs).
+pub use openraft;
+pub use replica::{EngineCounters, Fault};
+
+/// Most executed transactions not yet committed: the primary refuses new
+/// batches as busy beyond it (followers down or slow), which also bounds the
+/// KV store's undo log and what a new leader may have to roll back.
+pub const UNCOMMITTED_TX_MAX: u64 = 200_000;
 
 /// Most submissions waiting for the batcher; more are refused as busy.
 pub const SUBMIT_QUEUE_MAX: usize = 10_000;

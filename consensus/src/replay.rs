@@ -29,7 +29,8 @@ pub fn check_genesis(ledger: &Ledger, identity: &ServiceIdentity) -> Result<(), 
 
 /// Applies every batch of `ledger` to `store` and `history`, checking each write
 /// set's encoding, each commit-evidence digest against `identity`, and each
-/// signed checkpoint against the rebuilt tree. Everything replayed is committed.
+/// signed checkpoint against the rebuilt tree. Transactions up to `committed`
+/// are committed; the rest stay speculative.
 ///
 /// With `base`, the store starts from that snapshot: write sets up to its version
 /// are not applied (their leaves are still rebuilt), and the snapshot's checkpoint
@@ -40,6 +41,7 @@ pub fn replay(
     history: &mut HistoryState,
     identity: &ServiceIdentity,
     base: Option<LoadedSnapshot>,
+    committed: u64,
 ) -> Result<(), ConsensusError> {
     check_genesis(ledger, identity)?;
     let (base_seqno, base_note) = match base {
@@ -103,7 +105,12 @@ pub fn replay(
             identity,
         )?;
     }
-    store.commit(store.version())?;
+    // Batches after the commit point stay speculative: a new leader may still
+    // truncate them.
+    let commit = committed
+        .min(store.version())
+        .max(store.committed_version());
+    store.commit(commit)?;
     Ok(())
 }
 

@@ -3,10 +3,17 @@
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
+use std::sync::Arc;
 
-use stele_consensus::{Engine, EngineConfig, ServiceIdentity, Submission, SubmitResult, TxState};
+use stele_consensus::openraft::BasicNode;
+use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::{
+    ClusterSetup, Engine, EngineConfig, RaftTiming, ServiceIdentity, Submission, SubmitResult,
+    TxState,
+};
 use stele_frontends::{Command, Op, Outcome, Transaction};
 use stele_history::{SigningKey, TransactionId};
 use stele_ledger::{verify_ledger, Ledger, LedgerConfig};
@@ -17,7 +24,59 @@ fn identity() -> ServiceIdentity {
     ServiceIdentity::new(ORIGIN, SigningKey::from_bytes(&[5; 32]), [6; 32]).unwrap()
 }
 
-fn start(dir: &Path) -> Engine {
+/// An engine with the tokio runtime it runs on (openraft needs one).
+struct Running {
+    engine: Option<Engine>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        self.engine.as_ref().unwrap()
+    }
+}
+
+impl Running {
+    fn shutdown(mut self) {
+        let engine = self.engine.take().unwrap();
+        self.runtime.block_on(engine.shutdown());
+    }
+}
+
+/// A cluster of one, with a fixed node key.
+fn single_member() -> ClusterSetup {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let members = BTreeMap::from([(1, key.verifying_key())]);
+    ClusterSetup {
+        node_id: 1,
+        members: BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]),
+        auth: Arc::new(PeerAuth::new(1, key, members)),
+        partition: Partition::default(),
+        timing: RaftTiming {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+        },
+    }
+}
+
+fn run_engine(ledger: Ledger, identity: ServiceIdentity, config: EngineConfig) -> Running {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = runtime
+        .block_on(Engine::start(ledger, identity, config, single_member()))
+        .unwrap();
+    Running {
+        engine: Some(engine),
+        runtime,
+    }
+}
+
+fn start(dir: &Path) -> Running {
     let identity = identity();
     let ledger = if dir.join("ledger_1").exists()
         || std::fs::read_dir(dir)
@@ -32,7 +91,7 @@ fn start(dir: &Path) -> Engine {
         batch_wait_us: 200,
         ..EngineConfig::default()
     };
-    Engine::start(ledger, identity, config).unwrap()
+    run_engine(ledger, identity, config)
 }
 
 fn put(key: &str, value: &str) -> Command {
@@ -180,7 +239,7 @@ fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
         } else {
             Ledger::create(&ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
         };
-        Engine::start(ledger, identity, config).unwrap()
+        run_engine(ledger, identity, config)
     };
     let engine = start_with(config.clone());
     assert_eq!(engine.restored_from_snapshot(), None);

@@ -154,6 +154,7 @@ pub fn router<N: Node>(node: Arc<N>, config: ApiConfig, mut registry: Registry) 
             layers::precheck_body_size,
         ))
         .layer(from_fn(layers::ensure_envelope))
+        .layer(from_fn(layers::leader_location))
         .layer(from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)
 }

@@ -217,6 +217,11 @@ impl Node for FakeNode {
             last_committed: self.last_committed(),
             ledger_seqno: self.seqno(),
             ledger_bytes: 42 * self.seqno(),
+            raft_node_id: 1,
+            leader: Some(1),
+            leader_address: None,
+            divergences: 0,
+            last_divergence: None,
         }
     }
 }

@@ -1,0 +1,240 @@
+//! The primary's executor thread: batch, execute speculatively, propose.
+//!
+//! One thread takes submissions in arrival order and cuts them into batches (up
+//! to `batch_entries_max`, or whatever arrived within `batch_wait_us` of the
+//! first). While this node is the Raft leader it executes each batch on its
+//! speculative state, signs the checkpoint and proposes the batch with
+//! `client_write_ff`, in order, without waiting: batch k+1 executes while batch
+//! k is being replicated and made durable. The answer to the clients comes back
+//! when openraft has committed and applied (confirmed) the batch.
+//!
+//! On a new term, or after a proposal failed, the speculative state is first
+//! settled against the log: batches executed but never logged are rolled back,
+//! logged batches the state lacks are re-executed.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::ClientWriteError;
+use openraft::{BasicNode, Raft};
+use stele_dispatcher::TxResult;
+use stele_frontends::Command;
+use stele_history::TransactionId;
+
+use crate::engine::{EngineConfig, Reply, Submission, SubmitResult};
+use crate::raft::{LedgerLogReader, SteleRaft};
+use crate::replica::{lock, Replica};
+use crate::{ConsensusError, UNCOMMITTED_TX_MAX};
+
+/// Longest wait for in-flight proposals to resolve before settling the state.
+const SETTLE_WAIT_MS: u64 = 10_000;
+
+/// The executor thread's state.
+pub(crate) struct Executor {
+    pub(crate) replica: Arc<Replica>,
+    pub(crate) raft: Raft<SteleRaft>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) reader: LedgerLogReader,
+    pub(crate) config: EngineConfig,
+    pub(crate) node_id: u64,
+    /// Proposals sent to openraft and not answered yet.
+    pub(crate) in_flight: Arc<AtomicUsize>,
+    /// Set when a proposal failed: settle before the next batch.
+    pub(crate) unsettled: Arc<AtomicBool>,
+    /// The term the speculative state was last settled in.
+    pub(crate) settled_term: u64,
+}
+
+impl Executor {
+    pub(crate) fn run(&mut self, receiver: &Receiver<Submission>) {
+        while let Some(batch) = self.next_batch(receiver) {
+            self.process(batch);
+        }
+        self.wait_in_flight();
+    }
+
+    /// Blocks for the first submission, then takes more until the batch is full
+    /// or `batch_wait_us` has passed. `None` once every sender is gone.
+    fn next_batch(&self, receiver: &Receiver<Submission>) -> Option<Vec<Submission>> {
+        let first = receiver.recv().ok()?;
+        let mut batch = Vec::with_capacity(self.config.batch_entries_max.min(1024));
+        batch.push(first);
+        let deadline = Instant::now() + Duration::from_micros(self.config.batch_wait_us);
+        while batch.len() < self.config.batch_entries_max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(submission) => batch.push(submission),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn process(&mut self, batch: Vec<Submission>) {
+        if let Err(error) = self.ready() {
+            for submission in batch {
+                (submission.reply)(Err(error.clone_for_reply()));
+            }
+            return;
+        }
+        let (commands, replies): (Vec<Command>, Vec<(bool, Reply)>) = batch
+            .into_iter()
+            .map(|submission| (submission.command, (submission.wait, submission.reply)))
+            .unzip();
+        let executed = {
+            let dispatcher = lock(&self.replica.writer);
+            self.replica
+                .execute(&dispatcher, self.settled_term, &commands)
+        };
+        match executed {
+            Ok((batch, results)) => self.propose(batch, results, replies),
+            Err(error) => {
+                let reason = format!("executing a batch: {error}");
+                self.replica.fail(reason.clone());
+                for (_, reply) in replies {
+                    reply(Err(ConsensusError::Stopped(reason.clone())));
+                }
+            }
+        }
+    }
+
+    /// Checks that this node may execute the next batch: not failed, the leader,
+    /// not too far ahead of the commit point, settled in the current term.
+    fn ready(&mut self) -> Result<(), ConsensusError> {
+        if let Some(reason) = self.replica.failure() {
+            return Err(ConsensusError::Stopped(reason));
+        }
+        let (leader, term, address) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let address = metrics.current_leader.and_then(|leader| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .map(|node: &BasicNode| node.addr.clone())
+            });
+            (metrics.current_leader, metrics.current_term, address)
+        };
+        if leader != Some(self.node_id) {
+            return Err(ConsensusError::NotLeader { leader, address });
+        }
+        let uncommitted = self
+            .replica
+            .read_history()
+            .size()
+            .saturating_sub(self.replica.committed_seqno());
+        if uncommitted >= UNCOMMITTED_TX_MAX {
+            return Err(ConsensusError::Busy(uncommitted as usize));
+        }
+        if term != self.settled_term || self.unsettled.swap(false, Ordering::AcqRel) {
+            self.settle()?;
+            self.settled_term = term;
+        }
+        Ok(())
+    }
+
+    /// Makes the speculative state exactly the log: waits for the proposals in
+    /// flight, re-executes logged batches the state lacks, rolls back the rest.
+    fn settle(&self) -> Result<(), ConsensusError> {
+        self.wait_in_flight();
+        let committed = self.replica.committed_seqno();
+        let batches = self.reader.batches_after(committed)?;
+        let dispatcher = lock(&self.replica.writer);
+        let mut last = committed;
+        for batch in &batches {
+            if !self.replica.holds(batch) {
+                self.replica
+                    .rollback_to(batch.batch.first_seqno.saturating_sub(1))?;
+                if let Err(error) = self.replica.check(&dispatcher, batch) {
+                    let reason = format!("this node's own log does not re-execute: {error}");
+                    self.replica.fail(reason.clone());
+                    return Err(ConsensusError::Stopped(reason));
+                }
+            }
+            last = batch.batch.last_seqno();
+        }
+        self.replica.rollback_to(last)
+    }
+
+    fn wait_in_flight(&self) {
+        let deadline = Instant::now() + Duration::from_millis(SETTLE_WAIT_MS);
+        while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Answers the submitters that did not ask to wait, proposes the batch and
+    /// leaves the others to the proposal's answer.
+    fn propose(
+        &mut self,
+        batch: crate::raft::ExecutedBatch,
+        results: Vec<TxResult>,
+        replies: Vec<(bool, Reply)>,
+    ) {
+        let view = batch.batch.view;
+        let mut waiting = Vec::new();
+        for (result, (wait, reply)) in results.into_iter().zip(replies) {
+            let answer = SubmitResult {
+                transaction_id: TransactionId {
+                    view,
+                    seqno: result.seqno,
+                },
+                committed: false,
+                outcome: result.outcome,
+            };
+            if wait {
+                waiting.push((answer, reply));
+            } else {
+                reply(Ok(answer));
+            }
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let proposed = self.runtime.block_on(self.raft.client_write_ff(batch));
+        let receiver = match proposed {
+            Ok(receiver) => receiver,
+            Err(fatal) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                let reason = format!("the Raft engine stopped: {fatal}");
+                self.replica.fail(reason.clone());
+                for (_, reply) in waiting {
+                    reply(Err(ConsensusError::Stopped(reason.clone())));
+                }
+                return;
+            }
+        };
+        let in_flight = Arc::clone(&self.in_flight);
+        let unsettled = Arc::clone(&self.unsettled);
+        self.runtime.spawn(async move {
+            let answer = receiver.await;
+            let outcome = match answer {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
+                    Err(ConsensusError::NotLeader {
+                        leader: forward.leader_id,
+                        address: forward.leader_node.map(|node| node.addr),
+                    })
+                }
+                Ok(Err(error)) => Err(ConsensusError::Raft(error.to_string())),
+                Err(_) => Err(ConsensusError::Stopped(
+                    "the Raft engine dropped the proposal".to_owned(),
+                )),
+            };
+            if outcome.is_err() {
+                unsettled.store(true, Ordering::Release);
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            for (mut answer, reply) in waiting {
+                match &outcome {
+                    Ok(()) => {
+                        answer.committed = true;
+                        reply(Ok(answer));
+                    }
+                    Err(error) => reply(Err(error.clone_for_reply())),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,189 @@
+//! [`FollowerGate`]: what a node does with a peer's Raft RPC before openraft sees
+//! it. The follower's check lives here, not in the log storage's `append`
+//! (which must never block): every new batch of an AppendEntries is
+//! re-executed on this node's speculative state and compared with the
+//! primary's; on a mismatch the RPC is refused (no acknowledgement), the
+//! divergence is recorded, and this node stops listening to that leader's term
+//! and calls an election (with backoff).
+//!
+//! A refused leader is also a *suspect* for a while: its vote requests are
+//! refused, so a primary whose batches nobody can reproduce (and whose log is
+//! therefore the longest) is not simply re-elected.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::{EntryPayload, Raft, Vote};
+
+use super::types::SteleRaft;
+use crate::replica::{lock, Replica};
+use crate::ConsensusError;
+
+/// How long a refused leader's vote requests are refused.
+pub const SUSPECT_MS: u64 = 10_000;
+
+/// First wait between elections this node calls after refusing batches; it
+/// doubles on each further divergence, up to [`ELECTION_BACKOFF_MAX_MS`].
+pub const ELECTION_BACKOFF_MIN_MS: u64 = 500;
+
+/// Longest wait between elections called after divergences.
+pub const ELECTION_BACKOFF_MAX_MS: u64 = 30_000;
+
+#[derive(Default)]
+struct Refusals {
+    /// The leader vote whose batches this node refused: its heartbeats are
+    /// refused too, so the election timer runs out.
+    deposed: Option<Vote<u64>>,
+    suspects: HashMap<u64, Instant>,
+    last_election: Option<Instant>,
+    backoff_ms: u64,
+}
+
+/// Checks peer RPCs, then hands them to openraft.
+pub struct FollowerGate {
+    replica: Arc<Replica>,
+    raft: Raft<SteleRaft>,
+    refusals: Mutex<Refusals>,
+}
+
+impl FollowerGate {
+    pub(crate) fn new(replica: Arc<Replica>, raft: Raft<SteleRaft>) -> Self {
+        FollowerGate {
+            replica,
+            raft,
+            refusals: Mutex::new(Refusals::default()),
+        }
+    }
+
+    /// AppendEntries: check every new batch, then let openraft append.
+    pub async fn append_entries(
+        &self,
+        rpc: AppendEntriesRequest<SteleRaft>,
+    ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
+        if lock(&self.refusals).deposed == Some(rpc.vote) {
+            return Err(ConsensusError::Divergence {
+                seqno: 0,
+                reason: format!(
+                    "this node refused batches of the leader vote {}; it waits for another",
+                    rpc.vote
+                ),
+            });
+        }
+        let current = self.raft.metrics().borrow().vote;
+        let stale = rpc.vote.partial_cmp(&current) == Some(Ordering::Less);
+        let has_batches = rpc
+            .entries
+            .iter()
+            .any(|entry| matches!(entry.payload, EntryPayload::Normal(_)));
+        let rpc = if stale || !has_batches {
+            // openraft refuses a stale vote itself; heartbeats carry no batch.
+            rpc
+        } else {
+            let replica = Arc::clone(&self.replica);
+            let (rpc, checked) = tokio::task::spawn_blocking(move || {
+                let checked = check_entries(&replica, &rpc);
+                (rpc, checked)
+            })
+            .await
+            .map_err(|error| ConsensusError::Raft(format!("the check task failed: {error}")))?;
+            if let Err(error) = checked {
+                self.diverged(rpc.vote, &error);
+                return Err(error);
+            }
+            rpc
+        };
+        self.raft
+            .append_entries(rpc)
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))
+    }
+
+    /// RequestVote: refused for a suspect, else openraft decides.
+    pub async fn vote(&self, rpc: VoteRequest<u64>) -> Result<VoteResponse<u64>, ConsensusError> {
+        if let Some(candidate) = rpc.vote.leader_id.voted_for() {
+            let suspect = lock(&self.refusals)
+                .suspects
+                .get(&candidate)
+                .is_some_and(|since| since.elapsed() < Duration::from_millis(SUSPECT_MS));
+            if suspect {
+                return Err(ConsensusError::Divergence {
+                    seqno: 0,
+                    reason: format!(
+                        "node {candidate} proposed batches this node could not reproduce; \
+                         its vote requests are refused for {SUSPECT_MS} ms"
+                    ),
+                });
+            }
+        }
+        self.raft
+            .vote(rpc)
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))
+    }
+
+    /// Records a refused batch, deposes its leader, and calls an election unless
+    /// one was called within the backoff.
+    fn diverged(&self, vote: Vote<u64>, error: &ConsensusError) {
+        self.replica
+            .record_divergence(format!("from the leader of {vote}: {error}"));
+        let mut refusals = lock(&self.refusals);
+        refusals.deposed = Some(vote);
+        if let Some(leader) = vote.leader_id.voted_for() {
+            refusals.suspects.insert(leader, Instant::now());
+        }
+        let backoff = Duration::from_millis(refusals.backoff_ms.max(ELECTION_BACKOFF_MIN_MS));
+        let due = refusals
+            .last_election
+            .is_none_or(|last| last.elapsed() >= backoff);
+        if due {
+            refusals.last_election = Some(Instant::now());
+            refusals.backoff_ms = (backoff.as_millis() as u64 * 2).min(ELECTION_BACKOFF_MAX_MS);
+            let raft = self.raft.clone();
+            tokio::spawn(async move {
+                if let Err(error) = raft.trigger().elect().await {
+                    tracing::warn!(%error, "cannot call an election");
+                }
+            });
+        }
+    }
+}
+
+/// Re-executes every batch of `rpc` this node does not hold yet.
+fn check_entries(
+    replica: &Replica,
+    rpc: &AppendEntriesRequest<SteleRaft>,
+) -> Result<(), ConsensusError> {
+    let dispatcher = lock(&replica.writer);
+    for entry in &rpc.entries {
+        let EntryPayload::Normal(batch) = &entry.payload else {
+            continue;
+        };
+        let term = entry.log_id.leader_id.term;
+        if batch.batch.view != term {
+            return Err(ConsensusError::Divergence {
+                seqno: batch.batch.first_seqno,
+                reason: format!(
+                    "the batch was executed in view {} but logged in term {term}",
+                    batch.batch.view
+                ),
+            });
+        }
+        if replica.holds(batch) {
+            continue;
+        }
+        let before = batch.batch.first_seqno.saturating_sub(1);
+        let size = replica.read_history().size();
+        if size < before {
+            // This node's log ends earlier: openraft answers a conflict and the
+            // leader backs off to what this node has.
+            tracing::debug!(size, before, "batches after a gap: left to openraft");
+            return Ok(());
+        }
+        replica.rollback_to(before)?;
+        replica.check(&dispatcher, batch)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,689 @@
+//! [`LedgerLogStore`]: openraft's `RaftLogStorage` over the ledger.
+//!
+//! Normal entries are ledger batches (appended through [`GroupCommit`], read back
+//! through the batch locations the writer reports); blank and membership entries
+//! and the vote live in the [`RaftMeta`] file. Skeleton for P5: rollback of KV
+//! versions and history leaves on truncation is the engine's job and is not wired
+//! yet (see `docs/consensus.md`).
+
+use std::fs::File;
+use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{
+    AnyError, CommittedLeaderId, Entry, EntryPayload, LogId, StorageError, StorageIOError, Vote,
+};
+use stele_ledger::frame::Frames;
+use stele_ledger::{chunk, BatchLocation, GroupCommit, Ledger};
+
+use super::meta::{ControlRecord, RaftMeta};
+use super::types::{ExecutedBatch, SteleRaft};
+use crate::ConsensusError;
+
+type StorageResult<T> = Result<T, StorageError<u64>>;
+
+/// One Raft log position.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// A ledger batch: where it is once durable, and the entry while it is not.
+    Batch {
+        view: u64,
+        location: Option<BatchLocation>,
+        pending: Option<Arc<ExecutedBatch>>,
+    },
+    /// A blank or membership entry (its copy is in the meta file).
+    Control(Box<Entry<SteleRaft>>),
+}
+
+#[derive(Debug)]
+struct State {
+    dir: PathBuf,
+    /// Slot `i` is log index `i`.
+    slots: Vec<Slot>,
+    meta: RaftMeta,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves plain data; keep serving it.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn io_error(error: &ConsensusError) -> StorageIOError<u64> {
+    StorageIOError::write_logs(AnyError::new(error))
+}
+
+fn read_error(error: &ConsensusError) -> StorageError<u64> {
+    StorageIOError::read_logs(AnyError::new(error)).into()
+}
+
+/// Reads log entries; cheap to clone, shares the store's index.
+#[derive(Debug, Clone)]
+pub struct LedgerLogReader {
+    shared: Shared,
+}
+
+/// The Raft log storage of one node.
+pub struct LedgerLogStore {
+    reader: LedgerLogReader,
+    writer: Arc<GroupCommit>,
+    on_truncate: Option<TruncateHook>,
+    committed_saved_at: Option<std::time::Instant>,
+}
+
+/// Runs before a truncation, with the first batch it drops.
+pub type TruncateHook = Box<dyn Fn(&ExecutedBatch) + Send + Sync>;
+
+/// Least time between two saves of the committed log id: it is only a hint for
+/// a restart (a lower bound is always safe), and each save is two fsyncs.
+pub const COMMITTED_SAVE_INTERVAL_MS: u64 = 200;
+
+/// Finishes a recorded truncation and drops Raft-only entries recorded past the
+/// ledger's end; returns the settled meta.
+fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
+    let dir = ledger.dir().to_owned();
+    let mut meta = RaftMeta::load(&dir)?;
+    if let Some(seqno) = meta.pending_truncate.take() {
+        if seqno < ledger.last_seqno() {
+            ledger.truncate(seqno)?;
+        }
+        meta.save(&dir)?;
+    }
+    let batches = ledger.batches().len() as u64;
+    let before = meta.controls.len();
+    meta.controls
+        .retain(|control| control.batches_before <= batches);
+    if meta.controls.len() != before {
+        meta.save(&dir)?;
+    }
+    Ok(meta)
+}
+
+/// The last seqno known committed in `ledger` (from the saved committed log id:
+/// a lower bound), after settling its meta file as [`LedgerLogStore::open`] does.
+pub fn committed_seqno(ledger: &mut Ledger) -> Result<u64, ConsensusError> {
+    let meta = settle(ledger)?;
+    let Some(committed) = meta.committed else {
+        return Ok(0);
+    };
+    let controls_at_or_before = meta
+        .controls
+        .iter()
+        .filter(|control| control.entry.log_id.index <= committed.index)
+        .count() as u64;
+    let batches = (committed.index + 1).saturating_sub(controls_at_or_before);
+    Ok(batches
+        .checked_sub(1)
+        .and_then(|last| ledger.batches().get(last as usize))
+        .map_or(0, |location| location.last_seqno))
+}
+
+impl std::fmt::Debug for LedgerLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerLogStore")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LedgerLogStore {
+    /// Takes over an opened ledger: finishes a recorded truncation, drops Raft-only
+    /// entries recorded past the ledger's end, rebuilds the log index and starts
+    /// the ledger's writer thread.
+    pub fn open(mut ledger: Ledger) -> Result<Self, ConsensusError> {
+        let dir = ledger.dir().to_owned();
+        let meta = settle(&mut ledger)?;
+        let batches = ledger.batches().to_vec();
+        let mut slots = Vec::with_capacity(batches.len() + meta.controls.len());
+        let mut controls = meta.controls.iter().peekable();
+        for (position, location) in batches.iter().enumerate() {
+            while let Some(control) =
+                controls.next_if(|control| control.batches_before == position as u64)
+            {
+                slots.push(Slot::Control(Box::new(control.entry.clone())));
+            }
+            slots.push(Slot::Batch {
+                view: location.view,
+                location: Some(*location),
+                pending: None,
+            });
+        }
+        slots.extend(controls.map(|control| Slot::Control(Box::new(control.entry.clone()))));
+        for (index, slot) in slots.iter().enumerate() {
+            if let Slot::Control(entry) = slot {
+                if entry.log_id.index != index as u64 {
+                    return Err(ConsensusError::RaftStorage {
+                        path: dir.clone(),
+                        reason: format!(
+                            "raft entry {} recorded at log index {index}",
+                            entry.log_id
+                        ),
+                    });
+                }
+            }
+        }
+        let writer = Arc::new(GroupCommit::spawn(ledger)?);
+        Ok(LedgerLogStore {
+            reader: LedgerLogReader {
+                shared: Arc::new(Mutex::new(State { dir, slots, meta })),
+            },
+            writer,
+            on_truncate: None,
+            committed_saved_at: None,
+        })
+    }
+
+    /// A reader sharing this store's index.
+    pub fn reader(&self) -> LedgerLogReader {
+        self.reader.clone()
+    }
+
+    /// Sets what runs before a truncation with the first batch it drops (the
+    /// engine rolls its speculative state back if it holds that batch).
+    pub fn set_on_truncate(&mut self, hook: TruncateHook) {
+        self.on_truncate = Some(hook);
+    }
+
+    fn save_meta(&self, change: impl FnOnce(&mut RaftMeta)) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.reader.shared);
+        change(&mut state.meta);
+        state.meta.save(&state.dir)
+    }
+}
+
+fn log_id(term: u64, index: u64) -> LogId<u64> {
+    LogId::new(CommittedLeaderId::new(term, 0), index)
+}
+
+impl State {
+    fn last_log_id(&self) -> Option<LogId<u64>> {
+        let index = self.slots.len().checked_sub(1)?;
+        Some(match &self.slots[index] {
+            Slot::Batch { view, .. } => log_id(*view, index as u64),
+            Slot::Control(entry) => entry.log_id,
+        })
+    }
+
+    fn batches_before(&self, index: usize) -> u64 {
+        self.slots[..index]
+            .iter()
+            .filter(|slot| matches!(slot, Slot::Batch { .. }))
+            .count() as u64
+    }
+}
+
+/// Reads the batch at `location` and its signature from the ledger folder.
+fn read_location(
+    dir: &Path,
+    location: &BatchLocation,
+) -> Result<ExecutedBatchParts, ConsensusError> {
+    let fail = |reason: String| ConsensusError::RaftStorage {
+        path: dir.to_owned(),
+        reason,
+    };
+    // A chunk is renamed when it closes or commits: look it up by its first seqno,
+    // and retry once if it moved between listing and opening.
+    for _ in 0..2 {
+        let Some((_, path)) = chunk::list(dir)?
+            .into_iter()
+            .find(|(name, _)| name.first == location.chunk_first)
+        else {
+            return Err(fail(format!(
+                "no chunk starts at seqno {}",
+                location.chunk_first
+            )));
+        };
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(fail(error.to_string())),
+        };
+        let length = usize::try_from(location.end - location.offset)
+            .map_err(|error| fail(error.to_string()))?;
+        let mut bytes = vec![0; length];
+        file.read_exact_at(&mut bytes, location.offset)
+            .map_err(|error| fail(error.to_string()))?;
+        let mut entries = Vec::with_capacity(2);
+        for frame in Frames::starting_at(&bytes, 0) {
+            let frame = frame.map_err(|error| fail(error.fault.to_string()))?;
+            entries.push(stele_ledger::Entry::decode(frame.payload).map_err(fail)?);
+        }
+        return match <[stele_ledger::Entry; 2]>::try_from(entries) {
+            Ok([stele_ledger::Entry::Batch(batch), stele_ledger::Entry::Signature(signature)]) => {
+                Ok((batch, signature))
+            }
+            _ => Err(fail("expected a batch and its signature".to_owned())),
+        };
+    }
+    Err(fail(format!(
+        "the chunk starting at seqno {} kept moving",
+        location.chunk_first
+    )))
+}
+
+type ExecutedBatchParts = (stele_ledger::BatchEntry, stele_ledger::SignatureEntry);
+
+/// The root a signed checkpoint names (its body precedes the blank line).
+fn checkpoint_root(note: &str) -> Result<[u8; 32], ConsensusError> {
+    let body = note.split_once("\n\n").map_or(note, |(body, _)| body);
+    let checkpoint = stele_history::Checkpoint::parse_body(&format!("{body}\n"))?;
+    Ok(*checkpoint.root.as_bytes())
+}
+
+/// RFC 9162 root of the empty tree: SHA-256 of nothing.
+fn empty_root() -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest([]).into()
+}
+
+impl LedgerLogReader {
+    /// Every logged batch ending after `seqno`, in log order (the uncommitted
+    /// tail when `seqno` is the commit point).
+    pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {
+        let (first, end) = {
+            let state = lock(&self.shared);
+            let first = state.slots.iter().position(|slot| match slot {
+                Slot::Batch {
+                    location: Some(location),
+                    ..
+                } => location.last_seqno > seqno,
+                Slot::Batch {
+                    pending: Some(batch),
+                    ..
+                } => batch.batch.last_seqno() > seqno,
+                _ => false,
+            });
+            (first, state.slots.len())
+        };
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        // `entries` fills in each batch's prev_root from the batch before it.
+        Ok(self
+            .entries(first as u64, end as u64)?
+            .into_iter()
+            .filter_map(|entry| match entry.payload {
+                EntryPayload::Normal(batch) => Some(batch),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+        // Copy what is needed and read files without holding the lock.
+        let (dir, slots) = {
+            let state = lock(&self.shared);
+            let end = end.min(state.slots.len() as u64);
+            let start = start.min(end);
+            let previous_batch = state.slots[..start as usize]
+                .iter()
+                .rev()
+                .find(|slot| matches!(slot, Slot::Batch { .. }))
+                .cloned();
+            let slots: Vec<Slot> = state.slots[start as usize..end as usize].to_vec();
+            (state.dir.clone(), (start, previous_batch, slots))
+        };
+        let (start, previous_batch, slots) = slots;
+        let mut prev_root = match previous_batch {
+            None => empty_root(),
+            Some(slot) => checkpoint_root(&self.batch_of(&dir, &slot)?.signature.checkpoint)?,
+        };
+        let mut entries = Vec::with_capacity(slots.len());
+        for (offset, slot) in slots.iter().enumerate() {
+            let index = start + offset as u64;
+            match slot {
+                Slot::Control(entry) => entries.push((**entry).clone()),
+                Slot::Batch { view, .. } => {
+                    let mut executed = self.batch_of(&dir, slot)?;
+                    executed.prev_root = prev_root;
+                    prev_root = checkpoint_root(&executed.signature.checkpoint)?;
+                    entries.push(Entry {
+                        log_id: log_id(*view, index),
+                        payload: EntryPayload::Normal(executed),
+                    });
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn batch_of(&self, dir: &Path, slot: &Slot) -> Result<ExecutedBatch, ConsensusError> {
+        match slot {
+            Slot::Batch {
+                pending: Some(batch),
+                ..
+            } => Ok((**batch).clone()),
+            Slot::Batch {
+                location: Some(location),
+                ..
+            } => {
+                let (batch, signature) = read_location(dir, location)?;
+                Ok(ExecutedBatch {
+                    batch,
+                    signature,
+                    prev_root: [0; 32],
+                })
+            }
+            _ => Err(ConsensusError::RaftStorage {
+                path: dir.to_owned(),
+                reason: "a batch slot with neither entry nor location".to_owned(),
+            }),
+        }
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&start) => start,
+        Bound::Excluded(&start) => start.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&end) => end.saturating_add(1),
+        Bound::Excluded(&end) => end,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<SteleRaft> for LedgerLogReader {
+    async fn try_get_log_entries<
+        RB: RangeBounds<u64> + Clone + std::fmt::Debug + openraft::OptionalSend,
+    >(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<SteleRaft>>> {
+        let (start, end) = bounds(&range);
+        self.entries(start, end).map_err(|error| read_error(&error))
+    }
+}
+
+impl RaftLogReader<SteleRaft> for LedgerLogStore {
+    async fn try_get_log_entries<
+        RB: RangeBounds<u64> + Clone + std::fmt::Debug + openraft::OptionalSend,
+    >(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<SteleRaft>>> {
+        self.reader.try_get_log_entries(range).await
+    }
+}
+
+impl RaftLogStorage<SteleRaft> for LedgerLogStore {
+    type LogReader = LedgerLogReader;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<SteleRaft>> {
+        let state = lock(&self.reader.shared);
+        let last_purged_log_id = state.meta.last_purged;
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: state.last_log_id().or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.reader.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> StorageResult<()> {
+        let vote = *vote;
+        self.save_meta(|meta| meta.vote = Some(vote))
+            .map_err(|error| StorageIOError::write_vote(AnyError::new(&error)).into())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
+        Ok(lock(&self.reader.shared).meta.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
+        let due = self.committed_saved_at.is_none_or(|at| {
+            at.elapsed() >= std::time::Duration::from_millis(COMMITTED_SAVE_INTERVAL_MS)
+        });
+        if !due {
+            return Ok(());
+        }
+        self.committed_saved_at = Some(std::time::Instant::now());
+        self.save_meta(|meta| meta.committed = committed)
+            .map_err(|error| io_error(&error).into())
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
+        Ok(lock(&self.reader.shared).meta.committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<SteleRaft>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<SteleRaft>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        self.append_with(entries.into_iter().collect(), move |result| {
+            callback.log_io_completed(result);
+        })
+        .await
+        .map_err(|error| io_error(&error).into())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        if let Some(hook) = &self.on_truncate {
+            let (dir, first_dropped) = {
+                let state = lock(&self.reader.shared);
+                let start = usize::try_from(log_id.index).unwrap_or(usize::MAX);
+                let slot = state
+                    .slots
+                    .get(start..)
+                    .and_then(|slots| slots.iter().find(|slot| matches!(slot, Slot::Batch { .. })))
+                    .cloned();
+                (state.dir.clone(), slot)
+            };
+            if let Some(slot) = first_dropped {
+                let batch = self
+                    .reader
+                    .batch_of(&dir, &slot)
+                    .map_err(|error| read_error(&error))?;
+                hook(&batch);
+            }
+        }
+        let last_kept_seqno = {
+            let mut state = lock(&self.reader.shared);
+            let index = usize::try_from(log_id.index)
+                .unwrap_or(usize::MAX)
+                .min(state.slots.len());
+            let last_kept_seqno = state.slots[..index]
+                .iter()
+                .rev()
+                .find_map(|slot| match slot {
+                    Slot::Batch {
+                        location: Some(location),
+                        ..
+                    } => Some(location.last_seqno),
+                    Slot::Batch {
+                        pending: Some(batch),
+                        ..
+                    } => Some(batch.batch.last_seqno()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            state.slots.truncate(index);
+            state
+                .meta
+                .controls
+                .retain(|control| control.entry.log_id.index < log_id.index);
+            state.meta.pending_truncate = Some(last_kept_seqno);
+            let dir = state.dir.clone();
+            state.meta.save(&dir).map_err(|error| io_error(&error))?;
+            last_kept_seqno
+        };
+        let writer = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || writer.truncate_blocking(last_kept_seqno))
+            .await
+            .map_err(|error| StorageIOError::write_logs(AnyError::new(&error)))?
+            .map_err(|error| io_error(&ConsensusError::from(error)))?;
+        self.save_meta(|meta| meta.pending_truncate = None)
+            .map_err(|error| io_error(&error).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        // Compaction only: the ledger keeps every batch (it is the audit record);
+        // the purge point just bounds what openraft may read.
+        self.save_meta(|meta| {
+            meta.last_purged = Some(log_id);
+            meta.controls
+                .retain(|control| control.entry.log_id.index > log_id.index);
+        })
+        .map_err(|error| io_error(&error).into())
+    }
+}
+
+/// Called once every entry of an `append` call is durable (or failed).
+type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
+
+impl LedgerLogStore {
+    /// Appends `entries` as `RaftLogStorage::append` does and waits until they are
+    /// durable. For tests and tools: openraft's `LogFlushed` cannot be built
+    /// outside openraft.
+    pub async fn append_and_wait(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+    ) -> Result<(), ConsensusError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.append_with(entries, move |result| {
+            // The waiter only goes away if it was cancelled; nothing to tell then.
+            let _ = sender.send(result);
+        })
+        .await?;
+        let dir = lock(&self.reader.shared).dir.clone();
+        let fail = |reason: String| ConsensusError::RaftStorage {
+            path: dir.clone(),
+            reason,
+        };
+        receiver
+            .await
+            .map_err(|error| fail(error.to_string()))?
+            .map_err(|error| fail(error.to_string()))
+    }
+
+    /// Batches held in memory (queued on the writer, not yet durable).
+    pub fn cached_batches(&self) -> usize {
+        lock(&self.reader.shared)
+            .slots
+            .iter()
+            .filter(|slot| {
+                matches!(
+                    slot,
+                    Slot::Batch {
+                        pending: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    }
+
+    async fn append_with(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+        flushed: impl FnOnce(Result<(), std::io::Error>) + Send + 'static,
+    ) -> Result<(), ConsensusError> {
+        let flushed: Flushed = Box::new(flushed);
+        self.append_entries(entries, flushed)
+    }
+
+    fn append_entries(
+        &mut self,
+        entries: Vec<Entry<SteleRaft>>,
+        flushed: Flushed,
+    ) -> Result<(), ConsensusError> {
+        // The completion of the last batch queued covers every earlier one: the
+        // writer completes in order, and a failure poisons every later write.
+        let mut last_batch: Option<(u64, ExecutedBatch)> = None;
+        for entry in entries {
+            let index = entry.log_id.index;
+            if let Some((index, batch)) = last_batch.take() {
+                self.queue(index, batch, None)?;
+            }
+            match entry.payload {
+                EntryPayload::Normal(batch) => last_batch = Some((index, batch)),
+                payload => {
+                    let entry = Entry {
+                        log_id: entry.log_id,
+                        payload,
+                    };
+                    self.append_control(entry)?;
+                }
+            }
+        }
+        match last_batch {
+            Some((index, batch)) => self.queue(index, batch, Some(flushed)),
+            None => {
+                flushed(Ok(()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a blank or membership entry durably, before any later batch.
+    fn append_control(&mut self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.reader.shared);
+        let index = entry.log_id.index as usize;
+        state.slots.truncate(index);
+        let batches_before = state.batches_before(index);
+        state.meta.controls.push(ControlRecord {
+            batches_before,
+            entry: entry.clone(),
+        });
+        state.slots.push(Slot::Control(Box::new(entry)));
+        let dir = state.dir.clone();
+        state.meta.save(&dir)
+    }
+
+    /// Queues a batch on the ledger writer; `callback` runs once it is durable.
+    fn queue(
+        &mut self,
+        index: u64,
+        batch: ExecutedBatch,
+        callback: Option<Flushed>,
+    ) -> Result<(), ConsensusError> {
+        let batch = Arc::new(batch);
+        {
+            let mut state = lock(&self.reader.shared);
+            state.slots.truncate(index as usize);
+            state.slots.push(Slot::Batch {
+                view: batch.batch.view,
+                location: None,
+                pending: Some(Arc::clone(&batch)),
+            });
+        }
+        let shared = Arc::clone(&self.reader.shared);
+        let entry = (*batch).clone();
+        self.writer
+            .append(entry.batch, entry.signature, move |result| {
+                let result = result.map(|durable| {
+                    let mut state = lock(&shared);
+                    if let Some(Slot::Batch {
+                        location, pending, ..
+                    }) = state.slots.get_mut(index as usize)
+                    {
+                        if pending
+                            .as_ref()
+                            .is_some_and(|p| p.batch.first_seqno == durable.location.first_seqno)
+                        {
+                            *location = Some(durable.location);
+                            // Readable from the ledger now (prev_root is the
+                            // previous batch's root): free the memory.
+                            *pending = None;
+                        }
+                    }
+                });
+                if let Some(callback) = callback {
+                    callback(result.map_err(std::io::Error::other));
+                }
+            })
+            .map_err(ConsensusError::from)
+    }
+}

@@ -1,0 +1,39 @@
+//! Replication with openraft (issue P5): the hook points between the Raft engine
+//! and Stele's ledger, KV store and history. `docs/consensus.md` is the design.
+//!
+//! The modules:
+//!
+//! - [`types`] — [`SteleRaft`], the `RaftTypeConfig`: one Raft entry's normal
+//!   payload is one executed batch ([`ExecutedBatch`]).
+//! - [`meta`] — [`RaftMeta`]: the vote, the committed log id, the purge point, the
+//!   Raft-only entries (blank and membership) and a pending truncation, in one
+//!   small file replaced atomically (write, fsync, rename, fsync folder).
+//! - [`log_store`] — [`LedgerLogStore`]: `RaftLogStorage` over the ledger (reads
+//!   through the ledger's batch locations, appends through [`GroupCommit`],
+//!   truncation through the writer thread), and its reader [`LedgerLogReader`].
+//!
+//! Invariants kept:
+//!
+//! - Raft log index `i` is the `i`-th entry of the merged sequence "ledger
+//!   batches, with the Raft-only entries of the meta file inserted at their
+//!   recorded positions"; a batch's log id is `(BatchEntry::view, i)`
+//!   (`single-term-leader`: a committed leader id is the term alone).
+//! - A Raft-only entry is made durable before any later batch is queued, so after
+//!   a crash the meta file never lacks an entry that precedes a durable batch;
+//!   entries recorded past the durable end of the ledger are dropped on open.
+//! - A truncation is first recorded in the meta file, then applied to the ledger,
+//!   then cleared, so a crash midway is finished on open.
+//!
+//! [`GroupCommit`]: stele_ledger::GroupCommit
+
+pub mod follower;
+pub mod log_store;
+pub mod meta;
+pub mod network;
+pub mod state_machine;
+pub mod types;
+
+pub use follower::FollowerGate;
+pub use log_store::{LedgerLogReader, LedgerLogStore};
+pub use meta::RaftMeta;
+pub use types::{BatchApplied, ExecutedBatch, SteleRaft};

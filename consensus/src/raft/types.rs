@@ -1,0 +1,51 @@
+//! The openraft type configuration of Stele.
+
+use serde::{Deserialize, Serialize};
+use stele_ledger::{BatchEntry, SignatureEntry};
+
+openraft::declare_raft_types!(
+    /// Stele's Raft types: node ids are `u64`, nodes are addressed by a
+    /// [`openraft::BasicNode`] (its HTTPS address), and a normal entry is one
+    /// executed batch. Snapshots are the default in-memory cursor for now (a KV
+    /// snapshot plus the signed checkpoint at its seqno, see `docs/consensus.md`).
+    pub SteleRaft:
+        D = ExecutedBatch,
+        R = BatchApplied,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<SteleRaft>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// One Raft log entry's payload: a batch as the primary executed it, exactly what
+/// the ledger stores (the batch entry and the signature entry after it), plus the
+/// root the batch extends.
+///
+/// A follower re-executes `batch.txs[..].command` on its own speculative overlay
+/// and checks, before acknowledging, that `prev_root` is its own current root and
+/// that its root after the batch is the root in `signature.checkpoint`. The
+/// per-transaction digests are in each [`stele_ledger::TxRecord`] (write set,
+/// commit evidence, claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutedBatch {
+    /// The transactions, their write sets and leaf components, in order. Its
+    /// `view` is the Raft term the batch was proposed in.
+    pub batch: BatchEntry,
+    /// The signed checkpoint over the tree ending with the batch: its root is the
+    /// root after the batch.
+    pub signature: SignatureEntry,
+    /// The Merkle root of the tree before the batch (RFC 9162 root of the first
+    /// `batch.first_seqno - 1` leaves).
+    #[serde(with = "serde_bytes")]
+    pub prev_root: [u8; 32],
+}
+
+/// What applying (confirming) a batch answers the proposer: the committed range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchApplied {
+    /// The view (term) of the batch.
+    pub view: u64,
+    /// Its last seqno (0 for a Raft-only entry).
+    pub last_seqno: u64,
+}

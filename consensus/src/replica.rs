@@ -1,0 +1,438 @@
+//! [`Replica`]: the state a node derives from its log — the KV store (committed
+//! and speculative versions) and the history (leaves, signed checkpoints) — and
+//! the four things done to it:
+//!
+//! - **execute** (primary): run a batch of commands, fold the leaves into the
+//!   history, sign the checkpoint: an [`ExecutedBatch`] to propose;
+//! - **check** (follower, before acknowledging): re-execute a proposed batch and
+//!   compare every write set, commit-evidence digest and claims digest, then the
+//!   root, with the primary's;
+//! - **roll back** speculative batches (a truncated log suffix, a lost
+//!   leadership);
+//! - **confirm** (after commit): the batch's checkpoint must be the one this
+//!   node's tree gives; a mismatch then is a determinism bug and stops the node.
+//!
+//! Speculative state is identified by tree size and root, not by log index: a
+//! batch is "already here" when the history holds a batch ending at the same
+//! seqno with the same signed checkpoint (same root over the same leaves).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Mutex, RwLock};
+
+use stele_dispatcher::{Dispatcher, TxResult};
+use stele_frontends::Command;
+use stele_history::hash::sha256;
+use stele_history::{claims_digest, Digest, TransactionId};
+use stele_kv::Store;
+use stele_ledger::{BatchEntry, SignatureEntry, TxRecord};
+
+use crate::history::{HistoryState, TxDigests};
+use crate::identity::ServiceIdentity;
+use crate::raft::ExecutedBatch;
+use crate::ConsensusError;
+
+/// A deliberate execution fault, for the tests that prove divergence is caught.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Honest execution.
+    #[default]
+    None,
+    /// As a follower, this node's re-execution changes one write of every batch.
+    CorruptFollower,
+    /// As the primary, this node changes one write of every batch it proposes.
+    CorruptPrimary,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// Batches executed.
+    pub batches: AtomicU64,
+    /// Transactions executed.
+    pub transactions: AtomicU64,
+    /// Transactions committed.
+    pub committed: AtomicU64,
+    /// Batches this node refused because its re-execution disagreed.
+    pub divergences: AtomicU64,
+    /// Transactions rolled back (speculative batches dropped).
+    pub rolled_back: AtomicU64,
+}
+
+/// The derived state of one node, shared by the executor, the follower check,
+/// the Raft state machine and readers.
+pub struct Replica {
+    pub(crate) store: RwLock<Store>,
+    pub(crate) history: RwLock<HistoryState>,
+    committed_seqno: AtomicU64,
+    failure: Mutex<Option<String>>,
+    last_divergence: Mutex<Option<String>>,
+    pub(crate) identity: ServiceIdentity,
+    pub(crate) counters: EngineCounters,
+    /// Serialises every writer of the speculative state (primary execution,
+    /// follower check, confirm by re-execution); holds the dispatcher they share.
+    pub(crate) writer: Mutex<Dispatcher>,
+    pub(crate) fault: Fault,
+    /// Wakes the snapshot thread with a committed seqno.
+    pub(crate) snapshots: Mutex<Option<SyncSender<u64>>>,
+    pub(crate) snapshot_interval_tx: u64,
+    last_snapshot_seqno: AtomicU64,
+}
+
+/// Recovers the guard of a lock whose holder panicked: the data is plain.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Replica {
+    /// State rebuilt from the ledger, committed up to `committed_seqno`.
+    pub(crate) fn new(
+        store: Store,
+        history: HistoryState,
+        identity: ServiceIdentity,
+        dispatcher: Dispatcher,
+        fault: Fault,
+        snapshot_interval_tx: u64,
+    ) -> Self {
+        let committed = store.committed_version();
+        Replica {
+            store: RwLock::new(store),
+            history: RwLock::new(history),
+            committed_seqno: AtomicU64::new(committed),
+            failure: Mutex::new(None),
+            last_divergence: Mutex::new(None),
+            identity,
+            counters: EngineCounters::default(),
+            writer: Mutex::new(dispatcher),
+            fault,
+            snapshots: Mutex::new(None),
+            snapshot_interval_tx,
+            last_snapshot_seqno: AtomicU64::new(committed),
+        }
+    }
+
+    /// Stops the node from serving: every later submission is refused with
+    /// `reason`.
+    pub(crate) fn fail(&self, reason: String) {
+        tracing::error!(%reason, "the engine stops");
+        lock(&self.failure).get_or_insert(reason);
+    }
+
+    /// Why the node stopped, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
+    /// The last batch this node refused, and why.
+    pub(crate) fn last_divergence(&self) -> Option<String> {
+        lock(&self.last_divergence).clone()
+    }
+
+    pub(crate) fn record_divergence(&self, reason: String) {
+        tracing::warn!(%reason, "refused a batch: re-execution disagrees with the primary");
+        self.counters.divergences.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_divergence) = Some(reason);
+    }
+
+    /// Seqno of the last committed transaction.
+    pub(crate) fn committed_seqno(&self) -> u64 {
+        self.committed_seqno.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn read_store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
+        self.store
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_store(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
+        self.store
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn read_history(&self) -> std::sync::RwLockReadGuard<'_, HistoryState> {
+        self.history
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_history(&self) -> std::sync::RwLockWriteGuard<'_, HistoryState> {
+        self.history
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Primary: executes `commands` as the next batch of `view`, folds the leaves
+    /// into the history and signs the checkpoint. The caller holds `writer`.
+    pub(crate) fn execute(
+        &self,
+        dispatcher: &Dispatcher,
+        view: u64,
+        commands: &[Command],
+    ) -> Result<(ExecutedBatch, Vec<TxResult>), ConsensusError> {
+        let prev_root = self.read_history().root();
+        let mut results = dispatcher.execute(&mut self.write_store(), commands)?;
+        if self.fault == Fault::CorruptPrimary {
+            corrupt(&mut results);
+        }
+        let (records, digests, leaf_hashes) = self.leaves(view, commands, &results);
+        let note = self
+            .write_history()
+            .push_batch(view, &digests, &leaf_hashes, &self.identity)?
+            .note
+            .clone();
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .transactions
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        let batch = ExecutedBatch {
+            batch: BatchEntry {
+                view,
+                first_seqno: results.first().map_or(0, |result| result.seqno),
+                txs: records,
+            },
+            signature: SignatureEntry {
+                view,
+                checkpoint: note,
+            },
+            prev_root: prev_root.0,
+        };
+        Ok((batch, results))
+    }
+
+    /// The ledger records, digests and leaf hashes of executed transactions.
+    fn leaves(
+        &self,
+        view: u64,
+        commands: &[Command],
+        results: &[TxResult],
+    ) -> (Vec<TxRecord>, Vec<TxDigests>, Vec<Digest>) {
+        let mut records = Vec::with_capacity(results.len());
+        let mut digests = Vec::with_capacity(results.len());
+        let mut leaf_hashes = Vec::with_capacity(results.len());
+        for (command, result) in commands.iter().zip(results) {
+            let id = TransactionId {
+                view,
+                seqno: result.seqno,
+            };
+            let evidence_digest = sha256(self.identity.commit_evidence(id).to_string().as_bytes());
+            let tx = TxDigests {
+                write_set_digest: Digest(result.write_set_digest),
+                claims_digest: claims_digest(claims_of(command)),
+            };
+            leaf_hashes.push(tx.leaf_hash(&evidence_digest));
+            digests.push(tx);
+            records.push(TxRecord {
+                command: encode_command(command),
+                write_set: result.write_set.canonical_bytes(),
+                claims_digest: tx.claims_digest.0,
+                commit_evidence_digest: evidence_digest.0,
+            });
+        }
+        (records, digests, leaf_hashes)
+    }
+
+    /// True if the history holds exactly `batch` (a batch ending at its last
+    /// seqno with the same signed checkpoint).
+    pub(crate) fn holds(&self, batch: &ExecutedBatch) -> bool {
+        self.read_history()
+            .batch_ending_at(batch.batch.last_seqno())
+            .is_some_and(|held| held.note == batch.signature.checkpoint)
+    }
+
+    /// Follower: re-executes `batch` on top of the current speculative state
+    /// (which must end right before it) and compares everything with the
+    /// primary's. On a mismatch nothing stays applied and the reason is returned.
+    /// The caller holds `writer`.
+    pub(crate) fn check(
+        &self,
+        dispatcher: &Dispatcher,
+        batch: &ExecutedBatch,
+    ) -> Result<(), ConsensusError> {
+        let first = batch.batch.first_seqno;
+        let before = first.saturating_sub(1);
+        let diverge = |reason: String| ConsensusError::Divergence {
+            seqno: first,
+            reason,
+        };
+        if self.read_history().size() != before {
+            return Err(diverge(format!(
+                "this node's history ends at seqno {}, the batch starts at {first}",
+                self.read_history().size()
+            )));
+        }
+        if self.read_history().root().0 != batch.prev_root {
+            return Err(diverge(
+                "the batch does not extend this node's Merkle root".to_owned(),
+            ));
+        }
+        let commands = decode_commands(&batch.batch).map_err(diverge)?;
+        let mut results = dispatcher.execute(&mut self.write_store(), &commands)?;
+        if self.fault == Fault::CorruptFollower {
+            corrupt(&mut results);
+        }
+        let view = batch.batch.view;
+        let (records, digests, leaf_hashes) = self.leaves(view, &commands, &results);
+        let compared = compare(&records, &batch.batch.txs, first).and_then(|()| {
+            self.write_history().push_replayed(
+                view,
+                &digests,
+                &leaf_hashes,
+                batch.signature.checkpoint.clone(),
+                &self.identity,
+            )
+        });
+        if let Err(error) = compared {
+            self.write_store().rollback(before)?;
+            self.write_history().truncate(before)?;
+            return Err(diverge(error.to_string()));
+        }
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .transactions
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops every speculative transaction after `seqno` (never a committed
+    /// one). The caller holds `writer`.
+    pub(crate) fn rollback_to(&self, seqno: u64) -> Result<(), ConsensusError> {
+        let committed = self.committed_seqno();
+        if seqno < committed {
+            return Err(ConsensusError::Divergence {
+                seqno,
+                reason: format!("refusing to roll back below the commit point {committed}"),
+            });
+        }
+        let size = self.read_history().size();
+        if size <= seqno {
+            return Ok(());
+        }
+        self.write_store().rollback(seqno)?;
+        self.write_history().truncate(seqno)?;
+        self.counters
+            .rolled_back
+            .fetch_add(size - seqno, Ordering::Relaxed);
+        tracing::info!(
+            from = size,
+            to = seqno,
+            "rolled back speculative transactions"
+        );
+        Ok(())
+    }
+
+    /// After commit: `batch` must be in the history (re-executed here if the
+    /// speculative state lost it); then its transactions are committed.
+    pub(crate) fn confirm(&self, batch: &ExecutedBatch) -> Result<(), ConsensusError> {
+        let last = batch.batch.last_seqno();
+        if last <= self.committed_seqno() && self.holds(batch) {
+            return Ok(());
+        }
+        if !self.holds(batch) {
+            let dispatcher = lock(&self.writer);
+            tracing::info!(
+                seqno = batch.batch.first_seqno,
+                "re-executing a committed batch missing from the speculative state"
+            );
+            self.rollback_to(batch.batch.first_seqno.saturating_sub(1))?;
+            self.check(&dispatcher, batch)?;
+        }
+        self.commit(last, batch.batch.txs.len() as u64);
+        Ok(())
+    }
+
+    /// Commits up to `seqno`: reads see it, snapshots may be taken at it.
+    fn commit(&self, seqno: u64, transactions: u64) {
+        if let Err(error) = self.write_store().commit(seqno) {
+            self.fail(format!("committing seqno {seqno}: {error}"));
+            return;
+        }
+        self.committed_seqno.store(seqno, Ordering::Release);
+        self.counters
+            .committed
+            .fetch_add(transactions, Ordering::Relaxed);
+        let due = self.snapshot_interval_tx > 0
+            && seqno
+                >= self.last_snapshot_seqno.load(Ordering::Relaxed) + self.snapshot_interval_tx;
+        if due {
+            self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);
+            if let Some(sender) = lock(&self.snapshots).as_ref() {
+                // Full: a snapshot is being written; the next interval takes another.
+                let _ = sender.try_send(seqno);
+            }
+        }
+    }
+}
+
+/// The deliberate fault: one extra write in the first transaction of a batch.
+fn corrupt(results: &mut [TxResult]) {
+    if let Some(first) = results.first_mut() {
+        first
+            .write_set
+            .put("stele.fault", "injected", b"corrupted".to_vec());
+        first.write_set_digest = first.write_set.digest();
+    }
+}
+
+/// Compares this node's records of a batch with the primary's, transaction by
+/// transaction, naming the first difference.
+fn compare(ours: &[TxRecord], theirs: &[TxRecord], first: u64) -> Result<(), ConsensusError> {
+    if ours.len() != theirs.len() {
+        return Err(ConsensusError::Divergence {
+            seqno: first,
+            reason: format!("{} results for {} transactions", ours.len(), theirs.len()),
+        });
+    }
+    for (offset, (ours, theirs)) in ours.iter().zip(theirs).enumerate() {
+        let what = if ours.write_set != theirs.write_set {
+            "write set"
+        } else if ours.commit_evidence_digest != theirs.commit_evidence_digest {
+            "commit evidence digest"
+        } else if ours.claims_digest != theirs.claims_digest {
+            "claims digest"
+        } else {
+            continue;
+        };
+        return Err(ConsensusError::Divergence {
+            seqno: first + offset as u64,
+            reason: format!("the {what} differs from the primary's"),
+        });
+    }
+    Ok(())
+}
+
+/// The commands of a batch as the ledger stores them (CBOR).
+pub(crate) fn decode_commands(batch: &BatchEntry) -> Result<Vec<Command>, String> {
+    batch
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(offset, tx)| {
+            ciborium::from_reader(tx.command.as_slice()).map_err(|error| {
+                format!(
+                    "command at seqno {} does not decode: {error}",
+                    batch.first_seqno + offset as u64
+                )
+            })
+        })
+        .collect()
+}
+
+/// The claims of a command, if it carries any.
+fn claims_of(command: &Command) -> Option<&str> {
+    match command {
+        Command::Transaction(transaction) => transaction.claims.as_deref(),
+        Command::Logging(_) | Command::SmallBank(_) => None,
+    }
+}
+
+/// The command as stored in the ledger: CBOR.
+fn encode_command(command: &Command) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(command, &mut bytes)
+        .expect("serializing a command into a Vec cannot fail");
+    bytes
+}

@@ -1,0 +1,369 @@
+//! The authenticated peer transport: signatures over requests and responses, and
+//! one client against a real HTTP server (plain HTTP on loopback).
+
+// Helpers outside #[test] functions may unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use openraft::error::RPCError;
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::{BasicNode, LogId, Vote};
+use stele_consensus::raft::network::{
+    decode_request, encode_response, parse_node_id, Partition, PeerAuth, PeerAuthError, PeerClient,
+    PeerNetwork, PeerRpcKind, HEADER_FROM, HEADER_SIGNATURE, HEADER_TO, PEER_MESSAGE_BYTES_MAX,
+};
+use stele_consensus::raft::SteleRaft;
+
+fn key(node: u64) -> SigningKey {
+    SigningKey::from_bytes(&[node as u8; 32])
+}
+
+fn members() -> BTreeMap<u64, VerifyingKey> {
+    (1..=3).map(|n| (n, key(n).verifying_key())).collect()
+}
+
+/// Node `node` of the cluster {1, 2, 3}.
+fn auth(node: u64) -> PeerAuth {
+    PeerAuth::new(node, key(node), members())
+}
+
+fn flip_hex(signature: &str) -> String {
+    let mut bytes = hex::decode(signature).unwrap();
+    bytes[10] ^= 1;
+    hex::encode(bytes)
+}
+
+#[test]
+fn request_and_response_round_trip() {
+    let (one, two) = (auth(1), auth(2));
+    let body = b"a vote";
+    let request = one.sign_request(2, PeerRpcKind::Vote, body);
+    assert_eq!(request.len(), 128);
+    two.verify_request(PeerRpcKind::Vote, 1, 2, &request, body)
+        .unwrap();
+
+    let response = two.sign_response(&request, b"granted");
+    one.verify_response(2, &request, &response, b"granted")
+        .unwrap();
+}
+
+#[test]
+fn a_flipped_bit_is_refused() {
+    let (one, two, three) = (auth(1), auth(2), auth(3));
+    let body = b"entries".to_vec();
+    let sig = one.sign_request(2, PeerRpcKind::Append, &body);
+    let mut flipped = body.clone();
+    flipped[0] ^= 1;
+    let kind = PeerRpcKind::Append;
+    let bad = Err(PeerAuthError::BadSignature);
+
+    assert_eq!(two.verify_request(kind, 1, 2, &sig, &flipped), bad);
+    assert_eq!(two.verify_request(kind, 1, 2, &flip_hex(&sig), &body), bad);
+    // `from` 1 -> 3: another member, whose key did not sign.
+    assert_eq!(two.verify_request(kind, 3, 2, &sig, &body), bad);
+    // `to` 2 -> 3: refused by node 2 as misdirected, and by node 3 as forged.
+    assert!(matches!(
+        two.verify_request(kind, 1, 3, &sig, &body),
+        Err(PeerAuthError::WrongRecipient {
+            this: 2,
+            addressed: 3
+        })
+    ));
+    assert_eq!(three.verify_request(kind, 1, 3, &sig, &body), bad);
+    // The route is signed too.
+    assert_eq!(
+        two.verify_request(PeerRpcKind::Vote, 1, 2, &sig, &body),
+        bad
+    );
+}
+
+#[test]
+fn unknown_self_malformed_and_oversized_requests_are_refused() {
+    let two = auth(2);
+    let stranger = PeerAuth::new(9, key(9), members());
+    let sig = stranger.sign_request(2, PeerRpcKind::Vote, b"x");
+    let err = two
+        .verify_request(PeerRpcKind::Vote, 9, 2, &sig, b"x")
+        .unwrap_err();
+    assert_eq!(err, PeerAuthError::UnknownPeer(9));
+    assert_eq!(err.http_status(), 401);
+
+    let own = two.sign_request(2, PeerRpcKind::Vote, b"x");
+    assert_eq!(
+        two.verify_request(PeerRpcKind::Vote, 2, 2, &own, b"x"),
+        Err(PeerAuthError::FromSelf(2))
+    );
+
+    let sig = auth(1).sign_request(2, PeerRpcKind::Vote, b"x");
+    let short = &sig[..126];
+    assert!(matches!(
+        two.verify_request(PeerRpcKind::Vote, 1, 2, short, b"x"),
+        Err(PeerAuthError::Malformed(_))
+    ));
+    let huge = vec![0; PEER_MESSAGE_BYTES_MAX + 1];
+    let sig = auth(1).sign_request(2, PeerRpcKind::Append, &huge);
+    assert!(matches!(
+        two.verify_request(PeerRpcKind::Append, 1, 2, &sig, &huge),
+        Err(PeerAuthError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_request_signed_by_a_non_member_key_is_refused() {
+    // Claims to be node 1, but signs with a key nobody pinned.
+    let impostor = PeerAuth::new(1, key(42), members());
+    let sig = impostor.sign_request(2, PeerRpcKind::Vote, b"vote for me");
+    assert_eq!(
+        auth(2).verify_request(PeerRpcKind::Vote, 1, 2, &sig, b"vote for me"),
+        Err(PeerAuthError::BadSignature)
+    );
+}
+
+#[test]
+fn a_response_is_bound_to_its_request_and_responder() {
+    let (one, two, three) = (auth(1), auth(2), auth(3));
+    let first = one.sign_request(2, PeerRpcKind::Vote, b"term 5");
+    let second = one.sign_request(2, PeerRpcKind::Vote, b"term 6");
+    let answer = two.sign_response(&first, b"granted");
+
+    one.verify_response(2, &first, &answer, b"granted").unwrap();
+    let bad = Err(PeerAuthError::BadSignature);
+    assert_eq!(one.verify_response(2, &second, &answer, b"granted"), bad);
+    assert_eq!(one.verify_response(2, &first, &answer, b"refused"), bad);
+    // Signed by node 3: a valid signature, but not node 2's.
+    let other = three.sign_response(&first, b"granted");
+    assert_eq!(one.verify_response(2, &first, &other, b"granted"), bad);
+}
+
+#[test]
+fn decode_request_checks_before_decoding() {
+    let (one, two) = (auth(1), auth(2));
+    let request = VoteRequest::new(
+        Vote::new(5, 1),
+        Some(LogId::new(openraft::CommittedLeaderId::new(4, 1), 9)),
+    );
+    let mut body = Vec::new();
+    ciborium::into_writer(&request, &mut body).unwrap();
+    let sig = one.sign_request(2, PeerRpcKind::Vote, &body);
+    let got: VoteRequest<u64> = decode_request(&two, PeerRpcKind::Vote, 1, 2, &sig, &body).unwrap();
+    assert_eq!(got, request);
+    let forged = decode_request::<VoteRequest<u64>>(&two, PeerRpcKind::Vote, 3, 2, &sig, &body);
+    assert_eq!(forged, Err(PeerAuthError::BadSignature));
+
+    let (answer, answer_sig) =
+        encode_response(&two, &sig, &VoteResponse::new(Vote::new(5, 1), None, true));
+    one.verify_response(2, &sig, &answer_sig, &answer).unwrap();
+}
+
+/// How the test server answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Honest,
+    /// Signs its answers with node 3's key.
+    WrongSigner,
+    Unsigned,
+    Slow,
+}
+
+struct Server {
+    auth: PeerAuth,
+    mode: Mode,
+    requests: AtomicUsize,
+}
+
+fn granted() -> VoteResponse<u64> {
+    VoteResponse::new(Vote::new(7, 1), None, true)
+}
+
+fn refuse(e: PeerAuthError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap();
+    let body = format!(r#"{{"error":{{"code":"{}","message":"{e}"}}}}"#, e.code());
+    (status, body).into_response()
+}
+
+/// A `/raft/{kind}` route as the node's router would wire it.
+async fn raft_route(
+    State(server): State<Arc<Server>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    server.requests.fetch_add(1, Ordering::SeqCst);
+    if server.mode == Mode::Slow {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let kind = PeerRpcKind::from_path_segment(&kind).unwrap();
+    let (from, to) = match (
+        parse_node_id(header(HEADER_FROM)),
+        parse_node_id(header(HEADER_TO)),
+    ) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) | (_, Err(e)) => return refuse(e),
+    };
+    let sig = header(HEADER_SIGNATURE);
+    let (answer, answer_sig) = match kind {
+        PeerRpcKind::Vote => {
+            match decode_request::<VoteRequest<u64>>(&server.auth, kind, from, to, sig, &body) {
+                Ok(_) => encode_response(&server.auth, sig, &granted()),
+                Err(e) => return refuse(e),
+            }
+        }
+        PeerRpcKind::Append => match decode_request::<AppendEntriesRequest<SteleRaft>>(
+            &server.auth,
+            kind,
+            from,
+            to,
+            sig,
+            &body,
+        ) {
+            Ok(_) => encode_response(&server.auth, sig, &AppendEntriesResponse::<u64>::Success),
+            Err(e) => return refuse(e),
+        },
+        PeerRpcKind::Snapshot => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let answer_sig = match server.mode {
+        Mode::WrongSigner => auth(3).sign_response(sig, &answer),
+        Mode::Unsigned => return (StatusCode::OK, answer).into_response(),
+        Mode::Honest | Mode::Slow => answer_sig,
+    };
+    (StatusCode::OK, [(HEADER_SIGNATURE, answer_sig)], answer).into_response()
+}
+
+/// Node 2's server, on loopback.
+async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
+    let server = Arc::new(Server {
+        auth: auth(2),
+        mode,
+        requests: AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .route("/raft/{kind}", axum::routing::post(raft_route))
+        .with_state(Arc::clone(&server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, server)
+}
+
+/// Node `from`'s client of node 2 at `addr`.
+async fn client(from: PeerAuth, addr: SocketAddr, partition: Partition) -> PeerClient {
+    let mut network = PeerNetwork::new(Arc::new(from), partition)
+        .unwrap()
+        .with_plain_http();
+    network
+        .new_client(2, &BasicNode::new(addr.to_string()))
+        .await
+}
+
+fn vote_request() -> VoteRequest<u64> {
+    VoteRequest::new(Vote::new(7, 1), None)
+}
+
+fn option() -> RPCOption {
+    RPCOption::new(Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn a_vote_and_an_append_cross_the_network() {
+    let (addr, server) = serve(Mode::Honest).await;
+    let mut peer = client(auth(1), addr, Partition::default()).await;
+    assert_eq!(
+        peer.vote(vote_request(), option()).await.unwrap(),
+        granted()
+    );
+
+    let heartbeat = AppendEntriesRequest::<SteleRaft> {
+        vote: Vote::new_committed(7, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let answer = peer.append_entries(heartbeat, option()).await.unwrap();
+    assert_eq!(answer, AppendEntriesResponse::Success);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_partitioned_peer_is_unreachable_and_sees_nothing() {
+    let (addr, server) = serve(Mode::Honest).await;
+    let partition = Partition::default();
+    let mut peer = client(auth(1), addr, partition.clone()).await;
+    partition.set(BTreeSet::from([2]));
+    assert_eq!(partition.blocked(), BTreeSet::from([2]));
+
+    let err = peer.vote(vote_request(), option()).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+
+    // Healing the partition restores traffic.
+    partition.set(BTreeSet::new());
+    peer.vote(vote_request(), option()).await.unwrap();
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_badly_signed_answer_is_an_error() {
+    for (mode, expected) in [
+        (Mode::WrongSigner, "signature does not verify"),
+        (Mode::Unsigned, "malformed"),
+    ] {
+        let (addr, server) = serve(mode).await;
+        let mut peer = client(auth(1), addr, Partition::default()).await;
+        let err = peer.vote(vote_request(), option()).await.unwrap_err();
+        assert!(matches!(err, RPCError::Network(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_reports_the_servers_message() {
+    let (addr, _server) = serve(Mode::Honest).await;
+    // Node 9 pins the cluster's keys, but the cluster does not pin node 9's.
+    let mut peer = client(
+        PeerAuth::new(9, key(9), members()),
+        addr,
+        Partition::default(),
+    )
+    .await;
+    let err = peer.vote(vote_request(), option()).await.unwrap_err();
+    assert!(matches!(err, RPCError::Network(_)), "{err}");
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(err.to_string().contains("node 9 is not a member"), "{err}");
+}
+
+#[tokio::test]
+async fn no_listener_or_no_answer_in_time_is_unreachable() {
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut peer = client(auth(1), closed, Partition::default()).await;
+    let err = peer.vote(vote_request(), option()).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
+
+    let (addr, server) = serve(Mode::Slow).await;
+    let mut peer = client(auth(1), addr, Partition::default()).await;
+    let short = RPCOption::new(Duration::from_millis(300));
+    let err = peer.vote(vote_request(), short).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
