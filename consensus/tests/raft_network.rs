@@ -1,5 +1,6 @@
 //! The authenticated peer transport: signatures over requests and responses, and
-//! one client against a real HTTP server (plain HTTP on loopback).
+//! the client against a real server on loopback (HTTPS with a self-signed
+//! certificate, as nodes serve, and plain HTTP).
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -15,11 +16,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, LogId, Vote};
+use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
     decode_request, encode_response, parse_node_id, Partition, PeerAuth, PeerAuthError, PeerClient,
     PeerNetwork, PeerRpcKind, HEADER_FROM, HEADER_SIGNATURE, HEADER_TO, PEER_MESSAGE_BYTES_MAX,
@@ -247,8 +250,22 @@ async fn raft_route(
     (StatusCode::OK, [(HEADER_SIGNATURE, answer_sig)], answer).into_response()
 }
 
-/// Node 2's server, on loopback.
-async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
+/// A rustls configuration serving a fresh self-signed certificate.
+fn self_signed() -> RustlsConfig {
+    let certified = rcgen::generate_simple_self_signed(vec!["stele-node".to_owned()]).unwrap();
+    let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key.into())
+        .unwrap();
+    RustlsConfig::from_config(Arc::new(config))
+}
+
+/// Node 2's server on loopback, over HTTPS or plain HTTP.
+async fn serve_with(mode: Mode, tls: bool) -> (SocketAddr, Arc<Server>) {
     let server = Arc::new(Server {
         auth: auth(2),
         mode,
@@ -256,21 +273,40 @@ async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
     });
     let app = Router::new()
         .route("/raft/{kind}", axum::routing::post(raft_route))
-        .with_state(Arc::clone(&server));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        .with_state(Arc::clone(&server))
+        .into_make_service();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    if tls {
+        tokio::spawn(axum_server::from_tcp_rustls(listener, self_signed()).serve(app));
+    } else {
+        tokio::spawn(axum_server::from_tcp(listener).serve(app));
+    }
     (addr, server)
 }
 
-/// Node `from`'s client of node 2 at `addr`.
-async fn client(from: PeerAuth, addr: SocketAddr, partition: Partition) -> PeerClient {
-    let mut network = PeerNetwork::new(Arc::new(from), partition)
-        .unwrap()
-        .with_plain_http();
+async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
+    serve_with(mode, true).await
+}
+
+/// Node `from`'s client of node 2 at `addr`, over HTTPS or plain HTTP.
+async fn client_with(
+    from: PeerAuth,
+    addr: SocketAddr,
+    partition: Partition,
+    tls: bool,
+) -> PeerClient {
+    let mut network = PeerNetwork::new(Arc::new(from), partition).unwrap();
+    if !tls {
+        network = network.with_plain_http();
+    }
     network
         .new_client(2, &BasicNode::new(addr.to_string()))
         .await
+}
+
+async fn client(from: PeerAuth, addr: SocketAddr, partition: Partition) -> PeerClient {
+    client_with(from, addr, partition, true).await
 }
 
 fn vote_request() -> VoteRequest<u64> {
@@ -283,22 +319,24 @@ fn option() -> RPCOption {
 
 #[tokio::test]
 async fn a_vote_and_an_append_cross_the_network() {
-    let (addr, server) = serve(Mode::Honest).await;
-    let mut peer = client(auth(1), addr, Partition::default()).await;
-    assert_eq!(
-        peer.vote(vote_request(), option()).await.unwrap(),
-        granted()
-    );
+    for tls in [true, false] {
+        let (addr, server) = serve_with(Mode::Honest, tls).await;
+        let mut peer = client_with(auth(1), addr, Partition::default(), tls).await;
+        assert_eq!(
+            peer.vote(vote_request(), option()).await.unwrap(),
+            granted()
+        );
 
-    let heartbeat = AppendEntriesRequest::<SteleRaft> {
-        vote: Vote::new_committed(7, 1),
-        prev_log_id: None,
-        entries: Vec::new(),
-        leader_commit: None,
-    };
-    let answer = peer.append_entries(heartbeat, option()).await.unwrap();
-    assert_eq!(answer, AppendEntriesResponse::Success);
-    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+        let heartbeat = AppendEntriesRequest::<SteleRaft> {
+            vote: Vote::new_committed(7, 1),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        let answer = peer.append_entries(heartbeat, option()).await.unwrap();
+        assert_eq!(answer, AppendEntriesResponse::Success);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    }
 }
 
 #[tokio::test]

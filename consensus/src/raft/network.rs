@@ -609,9 +609,8 @@ impl RaftNetwork<SteleRaft> for PeerClient {
     }
 
     /// One snapshot chunk (openraft's default `full_snapshot` splits a snapshot
-    /// into chunks and calls this). Stele never purges its log yet, so no
-    /// snapshot is sent in practice; the receiving route answers with
-    /// `Raft::install_snapshot`'s response.
+    /// into chunks and calls this). Stele never purges its log yet, so openraft
+    /// never sends a snapshot, and the receiving route refuses one for now.
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<SteleRaft>,
