@@ -30,6 +30,10 @@ pub struct ClusterInitArgs {
     /// The checkpoint origin of the service.
     #[arg(long)]
     pub origin: Option<String>,
+    /// Enables `PUT /admin/partition` on every node (partition tests only),
+    /// behind a new admin token written to `<dir>/admin.token`.
+    #[arg(long)]
+    pub partition_injection: bool,
 }
 
 /// Creates the cluster's folders and files; refuses to overwrite a node folder.
@@ -69,6 +73,17 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
             key.verifying_key().to_bytes(),
         ));
     }
+    let admin = if args.partition_injection {
+        let token = crate::datadir::random_token()?;
+        let path = dir.join("admin.token");
+        crate::datadir::write_secret(&path, format!("{token}\n").as_bytes())?;
+        format!(
+            "\n[admin]\ntoken_sha256 = \"{}\"\npartition_injection = true\n",
+            encode_lower_hex(&stele_api::token_hash(&token))
+        )
+    } else {
+        String::new()
+    };
     for (id, address, _) in &members {
         let mut text = format!(
             "data_dir = {:?}\nlisten = {address:?}\n\n[cluster]\nnode_id = {id}\n",
@@ -80,6 +95,7 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
                 encode_lower_hex(key)
             ));
         }
+        text.push_str(&admin);
         let path = dir.join(format!("node{id}.toml"));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("{}", path.display());

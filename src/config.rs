@@ -31,6 +31,10 @@
 //! address = "127.0.0.1:9441"            # its HTTPS address (clients and peers)
 //! public_key = "<64 hex: its node key>" # `<data dir>/node.key` holds the secret
 //!
+//! [admin]                             # absent: no /admin routes
+//! token_sha256 = "<64 hex: SHA-256 of the admin bearer token>"
+//! partition_injection = false           # tests only: PUT /admin/partition
+//!
 //! [[users]]
 //! name = "alice"
 //! token_sha256 = "<64 hex: SHA-256 of alice's bearer token>"
@@ -82,6 +86,21 @@ pub struct Config {
     pub users: Vec<User>,
     /// The cluster; absent: a cluster of one.
     pub cluster: Option<Cluster>,
+    /// The operator's routes; absent: none are served.
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]`: routes for operators and tests, behind their own bearer token
+/// (not a user's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// SHA-256 of the admin bearer token, 64 lowercase hex digits.
+    pub token_sha256: Digest,
+    /// Serves `GET`/`PUT /admin/partition`, which makes this node drop the
+    /// traffic of chosen peers (partition tests). Off unless set.
+    #[serde(default)]
+    pub partition_injection: bool,
 }
 
 /// `[cluster]`.
@@ -340,6 +359,7 @@ mod tests {
                 "token_sha256",
             ),
             ("origin = \"has space\"", "origin"),
+            ("[admin]\npartition_injection = true", "token_sha256"),
         ] {
             let error = format!("{:#}", parse(text).unwrap_err());
             assert!(error.contains(fragment), "{text}: {error}");

@@ -149,10 +149,15 @@ impl DataDir {
             }
             return Ok((token, false));
         }
-        let token = encode_lower_hex(&random_bytes()?);
+        let token = random_token()?;
         write_secret(&path, format!("{token}\n").as_bytes())?;
         Ok((token, true))
     }
+}
+
+/// A new bearer token: 64 hex digits from the operating system's generator.
+pub fn random_token() -> anyhow::Result<String> {
+    Ok(encode_lower_hex(&random_bytes()?))
 }
 
 /// 32 bytes from the operating system's generator.
@@ -164,7 +169,7 @@ fn random_bytes() -> anyhow::Result<[u8; 32]> {
 
 /// Writes a secret file readable by its owner only, atomically (temporary file,
 /// fsync, rename), so a crash never leaves half a key.
-fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)

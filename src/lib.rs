@@ -10,8 +10,12 @@
 //! - [`node`]: the engine behind the HTTP layer's `Node` contract; metrics.
 //! - [`verify`]: `stele verify`, the offline ledger check (progress bar on a
 //!   terminal, plain lines otherwise).
+//! - [`peer`]: the peer routes (Raft RPCs between nodes).
+//! - [`admin`]: the operator's routes (`[admin]`): partition injection.
+//! - [`cluster_init`]: `stele cluster-init`, the files of an N-node cluster.
 //! - [`receipt`]: `stele receipt verify`, the offline receipt check.
 
+pub mod admin;
 pub mod cli;
 pub mod cluster_init;
 pub mod config;

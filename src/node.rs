@@ -75,6 +75,13 @@ fn from_consensus(error: ConsensusError) -> NodeError {
 }
 
 impl Node for NodeHandle {
+    async fn read_barrier(&self) -> Result<(), NodeError> {
+        self.engine
+            .ensure_linearizable()
+            .await
+            .map_err(from_consensus)
+    }
+
     async fn submit(&self, command: Command, wait: bool) -> Result<Submitted, NodeError> {
         let started = Instant::now();
         let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -97,7 +97,12 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
         let router = stele_api::router(Arc::new(node), api_config, registry)
-            .merge(crate::peer::router(Arc::clone(&engine)));
+            .merge(crate::peer::router(Arc::clone(&engine)))
+            .merge(crate::admin::router(
+                Arc::clone(&engine),
+                config.admin.as_ref(),
+                peer_ids(&config),
+            ));
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
@@ -114,6 +119,21 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     drop(runtime);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The other members' ids (none for a cluster of one).
+fn peer_ids(config: &Config) -> std::collections::BTreeSet<u64> {
+    config
+        .cluster
+        .iter()
+        .flat_map(|cluster| {
+            cluster
+                .members
+                .iter()
+                .map(|member| member.id)
+                .filter(move |id| *id != cluster.node_id)
+        })
+        .collect()
 }
 
 /// The deliberate execution fault, from `STELE_TEST_FAULT` (tests only:

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
@@ -35,12 +35,8 @@ pub fn token_matches(token: &str, hashes: &[[u8; 32]]) -> bool {
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is
 /// case-insensitive), if there is one.
-fn bearer_token(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -56,7 +52,7 @@ pub async fn require_token(
     if !requires_token(request.uri().path()) {
         return next.run(request).await;
     }
-    match bearer_token(&request) {
+    match bearer_token(request.headers()) {
         None => {
             HttpError::unauthorized("this route needs an `Authorization: Bearer <token>` header")
                 .into_response()

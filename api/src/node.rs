@@ -133,6 +133,12 @@ pub trait Node: Send + Sync + 'static {
     /// The committed value of `key` in `map`, with the id of its writer.
     fn kv_get(&self, map: &str, key: &str) -> Result<Option<KvValue>, NodeError>;
 
+    /// The read barrier of `?consistency=linearizable`: returns once this node
+    /// has applied everything committed when the call started, as confirmed by
+    /// the leader's read index (a heartbeat round to a majority). Only the
+    /// leader answers; a follower returns `NotLeader` (a 307 to the leader).
+    fn read_barrier(&self) -> impl Future<Output = Result<(), NodeError>> + Send;
+
     /// Where transaction `id` is.
     fn tx_status(&self, id: TransactionId) -> TxStatus;
 

@@ -117,6 +117,42 @@ async fn kv_get_returns_the_value_and_its_writer() {
 }
 
 #[tokio::test]
+async fn reads_take_the_read_barrier_only_when_asked_linearizable() {
+    let node = FakeNode::new();
+    let router = app(&node);
+    post(&router, "/app/log", r#"{"id":7,"msg":"m"}"#)
+        .await
+        .ok_json();
+    get(&router, "/app/log?id=7").await.ok_json();
+    get(&router, "/app/log?id=7&consistency=committed")
+        .await
+        .ok_json();
+    assert_eq!(node.read_barriers(), 0);
+    let body = get(&router, "/app/log?id=7&consistency=linearizable")
+        .await
+        .ok_json();
+    assert_eq!(body["msg"], "m");
+    get(
+        &router,
+        "/app/kv/logging.records/7?consistency=linearizable",
+    )
+    .await
+    .ok_json();
+    assert_eq!(node.read_barriers(), 2);
+    let error = get(&router, "/app/kv/logging.records/7?consistency=strong")
+        .await
+        .error(400, "InvalidQuery");
+    assert!(
+        error["message"].as_str().unwrap().contains("linearizable"),
+        "{error}"
+    );
+    get(&router, "/app/kv/logging.records/7?other=1")
+        .await
+        .error(400, "InvalidQuery");
+    assert_eq!(node.read_barriers(), 2);
+}
+
+#[tokio::test]
 async fn logging_records_and_reads() {
     let node = FakeNode::new();
     let router = app(&node);

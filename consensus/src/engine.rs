@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use openraft::network::RaftNetworkFactory;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 use stele_dispatcher::Dispatcher;
@@ -178,10 +179,25 @@ impl Engine {
     /// Rebuilds state from `ledger`, starts the Raft engine, the executor and the
     /// snapshot thread. Must run inside a multi-threaded tokio runtime.
     pub async fn start(
+        ledger: Ledger,
+        identity: ServiceIdentity,
+        config: EngineConfig,
+        cluster: ClusterSetup,
+    ) -> Result<Self, ConsensusError> {
+        let network = PeerNetwork::new(Arc::clone(&cluster.auth), cluster.partition.clone())?;
+        Self::start_with_network(ledger, identity, config, cluster, network).await
+    }
+
+    /// [`Engine::start`] over another transport behind openraft's network trait
+    /// (the deterministic simulation's in-memory network); `cluster.auth` and
+    /// `cluster.partition` then only serve [`Engine::peer_auth`] and
+    /// [`Engine::partition`].
+    pub async fn start_with_network<N: RaftNetworkFactory<SteleRaft>>(
         mut ledger: Ledger,
         identity: ServiceIdentity,
         config: EngineConfig,
         cluster: ClusterSetup,
+        network: N,
     ) -> Result<Self, ConsensusError> {
         if config.batch_entries_max == 0 || config.batch_entries_max > stele_ledger::BATCH_TXS_MAX {
             return Err(ConsensusError::Config(format!(
@@ -224,7 +240,7 @@ impl Engine {
                 }
             }
         }));
-        let raft = start_raft(&cluster, log_store, &replica).await?;
+        let raft = start_raft(&cluster, network, log_store, &replica).await?;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (sender, receiver) = sync_channel(SUBMIT_QUEUE_MAX);
         let mut executor = Executor {
@@ -377,18 +393,13 @@ impl Engine {
             ServerState::Learner => "Learner",
             ServerState::Shutdown => "Shutdown",
         };
+        let (leader, leader_address) = crate::raft::known_leader(&metrics);
         RaftStatus {
             node_id: self.node_id,
             role: role.to_owned(),
             term: metrics.current_term,
-            leader: metrics.current_leader,
-            leader_address: metrics.current_leader.and_then(|leader| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .map(|node| node.addr.clone())
-            }),
+            leader,
+            leader_address,
             divergences: self.replica.counters.divergences.load(Ordering::Relaxed),
             last_divergence: self.replica.last_divergence(),
         }
@@ -419,14 +430,6 @@ impl Engine {
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
     ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
-        if self
-            .partition
-            .is_blocked(rpc.vote.leader_id.voted_for().unwrap_or(0))
-        {
-            return Err(ConsensusError::Raft(
-                "partitioned from the sender".to_owned(),
-            ));
-        }
         self.gate.append_entries(rpc).await
     }
 
@@ -435,14 +438,6 @@ impl Engine {
         &self,
         rpc: VoteRequest<u64>,
     ) -> Result<VoteResponse<u64>, ConsensusError> {
-        if self
-            .partition
-            .is_blocked(rpc.vote.leader_id.voted_for().unwrap_or(0))
-        {
-            return Err(ConsensusError::Raft(
-                "partitioned from the sender".to_owned(),
-            ));
-        }
         self.gate.vote(rpc).await
     }
 
@@ -478,8 +473,9 @@ impl Engine {
 
 /// Builds openraft's config, starts the Raft engine over `log_store` and the
 /// replica's state machine, and initialises a new cluster.
-async fn start_raft(
+async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     cluster: &ClusterSetup,
+    network: N,
     log_store: LedgerLogStore,
     replica: &Arc<Replica>,
 ) -> Result<Raft<SteleRaft>, ConsensusError> {
@@ -497,7 +493,6 @@ async fn start_raft(
     }
     .validate()
     .map_err(|error| raft_error(&error))?;
-    let network = PeerNetwork::new(Arc::clone(&cluster.auth), cluster.partition.clone())?;
     let state_machine = ReplicaStateMachine::new(Arc::clone(replica));
     let raft = Raft::new(
         cluster.node_id,

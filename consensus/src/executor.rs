@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::ClientWriteError;
-use openraft::{BasicNode, Raft};
+use openraft::Raft;
 use stele_dispatcher::TxResult;
 use stele_frontends::Command;
 use stele_history::TransactionId;
@@ -109,14 +109,8 @@ impl Executor {
         let (leader, term, address) = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
-            let address = metrics.current_leader.and_then(|leader| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .map(|node: &BasicNode| node.addr.clone())
-            });
-            (metrics.current_leader, metrics.current_term, address)
+            let (leader, address) = crate::raft::known_leader(&metrics);
+            (leader, metrics.current_term, address)
         };
         if leader != Some(self.node_id) {
             return Err(ConsensusError::NotLeader { leader, address });

@@ -258,10 +258,10 @@ impl Replica {
             seqno: first,
             reason,
         };
-        if self.read_history().size() != before {
+        let size = self.read_history().size();
+        if size != before {
             return Err(diverge(format!(
-                "this node's history ends at seqno {}, the batch starts at {first}",
-                self.read_history().size()
+                "this node's history ends at seqno {size}, the batch starts at {first}"
             )));
         }
         if self.read_history().root().0 != batch.prev_root {
@@ -328,10 +328,11 @@ impl Replica {
     /// speculative state lost it); then its transactions are committed.
     pub(crate) fn confirm(&self, batch: &ExecutedBatch) -> Result<(), ConsensusError> {
         let last = batch.batch.last_seqno();
-        if last <= self.committed_seqno() && self.holds(batch) {
+        let held = self.holds(batch);
+        if last <= self.committed_seqno() && held {
             return Ok(());
         }
-        if !self.holds(batch) {
+        if !held {
             let dispatcher = lock(&self.writer);
             tracing::info!(
                 seqno = batch.batch.first_seqno,

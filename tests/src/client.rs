@@ -32,6 +32,23 @@ pub enum Auth {
     Header(String),
 }
 
+/// A blocking HTTPS client trusting only the PEM certificate `pem`.
+fn http_client(pem: &[u8], timeout: Duration) -> Client {
+    let certificate = reqwest::Certificate::from_pem(pem)
+        .unwrap_or_else(|error| panic!("the node certificate is not PEM: {error}"));
+    Client::builder()
+        .add_root_certificate(certificate)
+        .tls_built_in_root_certs(false)
+        // A proxy from the environment must not see loopback test traffic.
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        // Redirects to the leader are the test's business (other certificate).
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the HTTPS client builds")
+}
+
 /// HTTPS to one node at one address.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
@@ -53,27 +70,21 @@ impl NodeClient {
                 certificate_path.display()
             )
         });
-        let certificate = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|error| {
-            panic!(
-                "{} is not a PEM certificate: {error}",
-                certificate_path.display()
-            )
-        });
-        let http = Client::builder()
-            .add_root_certificate(certificate)
-            .tls_built_in_root_certs(false)
-            // A proxy from the environment must not see loopback test traffic.
-            .no_proxy()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .expect("the HTTPS client builds");
         NodeClient {
-            http,
+            http: http_client(&pem, REQUEST_TIMEOUT),
             address,
             base_url: format!("https://{address}"),
             certificate_pem: pem,
             token: token.to_owned(),
+        }
+    }
+
+    /// The same client with another request timeout (tests under partitions,
+    /// where a request to a cut-off leader must give up quickly).
+    pub fn with_timeout(&self, timeout: Duration) -> NodeClient {
+        NodeClient {
+            http: http_client(&self.certificate_pem, timeout),
+            ..self.clone()
         }
     }
 

@@ -11,6 +11,8 @@
 //! - [`client`]: [`NodeClient`], a blocking HTTPS client that trusts the node's
 //!   self-signed certificate and carries its bearer token, and [`Reply`], a response
 //!   read whole, whose helpers panic with the method, path, status and body.
+//! - [`cluster`]: [`cluster::Cluster`], N nodes laid out by `stele cluster-init`:
+//!   the agreed leader, commits per node, partitions, `stele verify` of every ledger.
 //! - [`raw`]: one HTTP/1.1 exchange written by hand over TLS, for requests a
 //!   normal client will not send (a `Content-Length` promising a body never sent).
 //! - [`run_cli`]: the binary's other subcommands (`stele verify`, `stele receipt
@@ -22,6 +24,7 @@
 //! each with its own folder and extra arguments ([`NodeConfig::extra_args`]).
 
 pub mod client;
+pub mod cluster;
 pub mod node;
 pub mod raw;
 

@@ -39,6 +39,45 @@ fn wait_param(query: &QueryParams) -> Result<bool, HttpError> {
         .unwrap_or(true))
 }
 
+/// The read consistency a query asks for (`?consistency=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    /// The default: this node's committed state, which may lag the leader's.
+    Committed,
+    /// Through the leader's read index: reflects every write committed before
+    /// the read began.
+    Linearizable,
+}
+
+impl std::str::FromStr for Consistency {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "committed" => Ok(Consistency::Committed),
+            "linearizable" => Ok(Consistency::Linearizable),
+            _ => Err("unknown consistency".to_owned()),
+        }
+    }
+}
+
+/// Checks the query names only `allowed` and `consistency`, then waits for the
+/// read barrier if `consistency=linearizable`.
+async fn read_consistency<N: Node>(
+    state: &AppState<N>,
+    query: &QueryParams,
+    allowed: &[&str],
+) -> Result<(), HttpError> {
+    let names: Vec<&str> = allowed.iter().copied().chain(["consistency"]).collect();
+    let consistency = query
+        .allow(&names)?
+        .optional("consistency", "`committed` or `linearizable`")?
+        .unwrap_or(Consistency::Committed);
+    if consistency == Consistency::Linearizable {
+        state.node.read_barrier().await?;
+    }
+    Ok(())
+}
+
 /// Validates, submits, and returns the committed response with the submission,
 /// or the abort as an error.
 async fn submit<N: Node>(
@@ -104,10 +143,12 @@ pub(crate) async fn submit_tx<N: Node>(
 pub(crate) async fn kv_get<N: Node>(
     State(state): State<AppState<N>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: QueryParams,
 ) -> Result<Json<Value>, HttpError> {
     let Path((map, key)) = path.map_err(|rejection| path_error(&rejection))?;
     field_too_long("map", &map, MAP_NAME_BYTES_MAX)?;
     field_too_long("key", &key, KEY_BYTES_MAX)?;
+    read_consistency(&state, &query, &[]).await?;
     let value = state.node.kv_get(&map, &key)?.ok_or_else(|| {
         HttpError::not_found(format!("no value for {}/{}", quote(&map), quote(&key)))
     })?;
@@ -150,9 +191,8 @@ pub(crate) async fn log_read<N: Node>(
     State(state): State<AppState<N>>,
     query: QueryParams,
 ) -> Result<Json<Value>, HttpError> {
-    let id: u64 = query
-        .allow(&["id"])?
-        .required("id", "an unsigned integer")?;
+    read_consistency(&state, &query, &["id"]).await?;
+    let id: u64 = query.required("id", "an unsigned integer")?;
     let value = state
         .node
         .kv_get(LOGGING_MAP, &id.to_string())?
@@ -212,9 +252,8 @@ pub(crate) async fn smallbank_balance<N: Node>(
     State(state): State<AppState<N>>,
     query: QueryParams,
 ) -> Result<Json<Value>, HttpError> {
-    let account: u64 = query
-        .allow(&["account"])?
-        .required("account", "an unsigned integer")?;
+    read_consistency(&state, &query, &["account"]).await?;
+    let account: u64 = query.required("account", "an unsigned integer")?;
     let key = account.to_string();
     let balance = |map: &str| -> Result<i64, HttpError> {
         let value = state.node.kv_get(map, &key)?.ok_or_else(|| {

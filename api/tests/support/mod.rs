@@ -42,6 +42,7 @@ struct Inner {
     store: Store,
     seqno: u64,
     submits: Vec<(Command, bool)>,
+    read_barriers: usize,
 }
 
 /// An in-memory node.
@@ -58,6 +59,7 @@ impl FakeNode {
                 store: Store::new(),
                 seqno: 0,
                 submits: Vec::new(),
+                read_barriers: 0,
             }),
             gate: None,
         })
@@ -72,6 +74,7 @@ impl FakeNode {
                 store: Store::new(),
                 seqno: 0,
                 submits: Vec::new(),
+                read_barriers: 0,
             }),
             gate: Some(Gate {
                 entered,
@@ -93,6 +96,11 @@ impl FakeNode {
         self.inner.lock().unwrap().submits.len()
     }
 
+    /// How many times `read_barrier` was called.
+    pub fn read_barriers(&self) -> usize {
+        self.inner.lock().unwrap().read_barriers
+    }
+
     /// The commands submitted, with their `wait` flags.
     pub fn submitted(&self) -> Vec<(Command, bool)> {
         self.inner.lock().unwrap().submits.clone()
@@ -109,6 +117,11 @@ impl FakeNode {
 }
 
 impl Node for FakeNode {
+    async fn read_barrier(&self) -> Result<(), NodeError> {
+        self.inner.lock().unwrap().read_barriers += 1;
+        Ok(())
+    }
+
     async fn submit(&self, command: Command, wait: bool) -> Result<Submitted, NodeError> {
         if let Some(gate) = &self.gate {
             let _ = gate.entered.send(());

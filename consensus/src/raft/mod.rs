@@ -37,3 +37,17 @@ pub use follower::FollowerGate;
 pub use log_store::{LedgerLogReader, LedgerLogStore};
 pub use meta::RaftMeta;
 pub use types::{BatchApplied, ExecutedBatch, SteleRaft};
+
+/// The leader this node knows of, and its address from the membership.
+pub(crate) fn known_leader(
+    metrics: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+) -> (Option<u64>, Option<String>) {
+    let address = metrics.current_leader.and_then(|leader| {
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|node| node.addr.clone())
+    });
+    (metrics.current_leader, address)
+}

@@ -1,0 +1,240 @@
+//! [`Cluster`]: N real `stele start` processes on 127.0.0.1, laid out by
+//! `stele cluster-init`, with what cluster tests share: the agreed leader,
+//! waiting for a commit on a node, partitions through `PUT /admin/partition`,
+//! and `stele verify` of every ledger.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stele_history::TransactionId;
+
+use crate::client::{Auth, NodeClient};
+use crate::node::{NodeConfig, TestNode};
+use crate::{describe_output, run_cli};
+
+/// Longest wait for the running nodes to agree on a leader.
+pub const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// Clusters started by this process so far (each takes its own ports).
+static CLUSTERS_STARTED: AtomicU16 = AtomicU16::new(0);
+
+/// Most nodes of one test cluster (its port block).
+const CLUSTER_PORTS: u16 = 8;
+
+/// How to lay out and start a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// How many nodes.
+    pub nodes: u64,
+    /// `cluster-init --partition-injection`: `PUT /admin/partition` served.
+    pub partition_injection: bool,
+    /// Extra environment variables of one node: `(node id, name, value)`.
+    pub env: Vec<(u64, String, String)>,
+    /// Nodes given long election timeouts (3–4 s), so that the others win the
+    /// first election: a test picks who leads first.
+    pub slow_elections: Vec<u64>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            partition_injection: false,
+            env: Vec::new(),
+            slow_elections: Vec::new(),
+        }
+    }
+}
+
+/// The running nodes (index `i` is node id `i + 1`) and their folder.
+pub struct Cluster {
+    /// The nodes.
+    pub nodes: Vec<TestNode>,
+    bin: PathBuf,
+    admin_token: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// A port block unlikely to collide with another test process on this machine,
+/// and distinct for every cluster of this process.
+fn base_port() -> u16 {
+    let process = u16::try_from(std::process::id() % 1000).expect("below 1000");
+    let started = CLUSTERS_STARTED.fetch_add(1, Ordering::Relaxed) % 5;
+    20_000 + process * 40 + started * CLUSTER_PORTS
+}
+
+/// `{"ops":[put m/<key> = <value>]}`.
+pub fn put_body(key: &str, value: &str) -> Value {
+    json!({ "ops": [{"op": "put", "map": "m", "key": key, "value": value}] })
+}
+
+impl Cluster {
+    /// Lays out a cluster with `stele cluster-init` and starts every node.
+    pub fn start(bin: &Path, options: &ClusterOptions) -> Cluster {
+        assert!(options.nodes <= u64::from(CLUSTER_PORTS));
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let base = base_port();
+        let dir_text = dir.path().to_str().expect("a UTF-8 temporary path");
+        let (nodes, base_text) = (options.nodes.to_string(), base.to_string());
+        let mut args = vec![
+            "cluster-init",
+            "--dir",
+            dir_text,
+            "--nodes",
+            &nodes,
+            "--base-port",
+            &base_text,
+        ];
+        if options.partition_injection {
+            args.push("--partition-injection");
+        }
+        let output = run_cli(bin, &args);
+        assert!(output.status.success(), "{}", describe_output(&output));
+        let admin_token = options.partition_injection.then(|| {
+            std::fs::read_to_string(dir.path().join("admin.token"))
+                .expect("cluster-init wrote admin.token")
+                .trim()
+                .to_owned()
+        });
+        let nodes = (1..=options.nodes)
+            .map(|id| {
+                let toml = dir.path().join(format!("node{id}.toml"));
+                if options.slow_elections.contains(&id) {
+                    slow_election(&toml, id);
+                }
+                let mut config = NodeConfig::new(bin, &dir.path().join(format!("node{id}")));
+                let port = base + u16::try_from(id - 1).expect("few nodes");
+                config.listen = format!("127.0.0.1:{port}");
+                config.extra_args = vec!["--config".to_owned(), toml.display().to_string()];
+                for (node, name, value) in &options.env {
+                    if *node == id {
+                        config.env.push((name.clone(), value.clone()));
+                    }
+                }
+                TestNode::start_with(config)
+            })
+            .collect();
+        Cluster {
+            nodes,
+            bin: bin.to_owned(),
+            admin_token,
+            _dir: dir,
+        }
+    }
+
+    /// Every node index.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.nodes.len()).collect()
+    }
+
+    /// The client of node index `index`.
+    pub fn client(&self, index: usize) -> &NodeClient {
+        self.nodes[index].client()
+    }
+
+    /// `/node/state` of node index `index`, if it answers.
+    pub fn state(&self, index: usize) -> Option<Value> {
+        self.client(index)
+            .try_request(reqwest::Method::GET, "/node/state", None, None, &Auth::None)
+            .ok()
+            .filter(|reply| reply.status == 200)
+            .map(|reply| reply.json())
+    }
+
+    /// The index of the node every node of `running` agrees is the leader.
+    pub fn leader(&self, running: &[usize]) -> usize {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let leaders: Vec<Option<u64>> = running
+                .iter()
+                .map(|&index| self.state(index).and_then(|state| state["leader"].as_u64()))
+                .collect();
+            if let Some(Some(leader)) = leaders.first() {
+                let index = usize::try_from(*leader - 1).expect("a small id");
+                if leaders.iter().all(|seen| *seen == Some(*leader)) && running.contains(&index) {
+                    return index;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {running:?}: {leaders:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (bounded) until `id` is committed on node index `index`.
+    pub fn wait_committed(&self, index: usize, id: TransactionId) {
+        let seen = self
+            .client(index)
+            .poll_until_committed(id, 600, Duration::from_millis(50));
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("Committed"),
+            "{id} on node {}: {seen:?}\n{}",
+            index + 1,
+            self.nodes[index].log_tail()
+        );
+    }
+
+    /// Makes node index `index` drop the traffic of the nodes `drop` (ids), on
+    /// both directions of its links; `&[]` heals it.
+    pub fn set_partition(&self, index: usize, drop: &[u64]) {
+        let token = self
+            .admin_token
+            .clone()
+            .expect("the cluster was started with partition_injection");
+        let body = json!({ "drop": drop }).to_string().into_bytes();
+        let reply = self
+            .client(index)
+            .try_request(
+                reqwest::Method::PUT,
+                "/admin/partition",
+                Some(body),
+                Some("application/json"),
+                &Auth::Bearer(token),
+            )
+            .unwrap_or_else(|error| panic!("PUT /admin/partition on node {}: {error}", index + 1));
+        reply.expect_status(200);
+    }
+
+    /// Cuts the cluster in two: every node of `side` drops every node outside it
+    /// and the other way round. `&[]` (or every node) heals all links.
+    pub fn split(&self, side: &[usize]) {
+        for index in self.all() {
+            let inside = side.contains(&index);
+            let drop: Vec<u64> = self
+                .all()
+                .into_iter()
+                .filter(|other| side.contains(other) != inside)
+                .map(|other| other as u64 + 1)
+                .collect();
+            self.set_partition(index, &drop);
+        }
+    }
+
+    /// Stops every node (SIGTERM) and runs `stele verify --key` on each ledger.
+    pub fn terminate_and_verify(&mut self) {
+        let key = self.client(0).public_key_hex();
+        for node in &mut self.nodes {
+            node.terminate();
+            let ledger = node.ledger_dir();
+            let output = run_cli(
+                &self.bin,
+                &["verify", ledger.to_str().expect("UTF-8"), "--key", &key],
+            );
+            assert!(output.status.success(), "{}", describe_output(&output));
+        }
+    }
+}
+
+/// Appends long election timeouts to the `[cluster]` section of `toml`.
+fn slow_election(toml: &Path, id: u64) {
+    let text = std::fs::read_to_string(toml).expect("cluster-init wrote the node's file");
+    let from = format!("node_id = {id}\n");
+    let to = format!("{from}election_timeout_min_ms = 3000\nelection_timeout_max_ms = 4000\n");
+    assert!(text.contains(&from), "{}: no {from:?}", toml.display());
+    std::fs::write(toml, text.replacen(&from, &to, 1)).expect("rewriting the node's file");
+}
