@@ -30,6 +30,10 @@ pub enum Command {
     /// Receipts: `stele receipt verify <receipt.json> --key <public key>`.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Load a running node or cluster over HTTPS: committed tx/s and commit
+    /// latency (p50/p90/p99/p99.9) of a workload, then the same clients on
+    /// `GET /node/commit` (the ceiling), and every figure as a ratio to it.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `stele receipt ...`.
@@ -51,5 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ClusterInit(args) => crate::cluster_init::run(&args),
         Command::Verify(args) => crate::verify::run(&args),
         Command::Receipt(ReceiptCommand::Verify(args)) => crate::receipt::run(&args),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }

@@ -14,8 +14,11 @@
 //! - [`admin`]: the operator's routes (`[admin]`): partition injection.
 //! - [`cluster_init`]: `stele cluster-init`, the files of an N-node cluster.
 //! - [`receipt`]: `stele receipt verify`, the offline receipt check.
+//! - [`bench`]: `stele bench`, the load generator: committed tx/s and commit
+//!   latency over HTTPS, each as a ratio to the same server's ceiling.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod cluster_init;
 pub mod config;
