@@ -515,7 +515,8 @@ impl Engine {
                 tracing::error!("the executor thread panicked");
             }
         }
-        for _ in 0..1000 {
+        // Bounded: a deposed leader's proposals may never be answered.
+        for _ in 0..400 {
             if self.in_flight.load(Ordering::Acquire) == 0 {
                 break;
             }

@@ -31,6 +31,11 @@ use crate::{ConsensusError, UNCOMMITTED_TX_MAX};
 /// Longest wait for in-flight proposals to resolve before settling the state.
 const SETTLE_WAIT_MS: u64 = 10_000;
 
+/// Longest wait for in-flight proposals at shutdown: a deposed leader's
+/// proposals may never resolve, and their submitters are answered when the
+/// Raft engine stops anyway.
+const SHUTDOWN_WAIT_MS: u64 = 2_000;
+
 /// The executor thread's state.
 pub(crate) struct Executor {
     pub(crate) replica: Arc<Replica>,
@@ -52,7 +57,7 @@ impl Executor {
         while let Some(batch) = self.next_batch(receiver) {
             self.process(batch);
         }
-        self.wait_in_flight();
+        self.wait_in_flight(SHUTDOWN_WAIT_MS);
     }
 
     /// Blocks for the first submission, then takes more until the batch is full
@@ -106,12 +111,7 @@ impl Executor {
         if let Some(reason) = self.replica.failure() {
             return Err(ConsensusError::Stopped(reason));
         }
-        let (leader, term, address) = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let (leader, address) = crate::raft::known_leader(&metrics);
-            (leader, metrics.current_term, address)
-        };
+        let (leader, term, address) = self.leadership();
         if leader != Some(self.node_id) {
             return Err(ConsensusError::NotLeader { leader, address });
         }
@@ -125,15 +125,50 @@ impl Executor {
         }
         if term != self.settled_term || self.unsettled.swap(false, Ordering::AcqRel) {
             self.settle()?;
-            self.settled_term = term;
+            // Settling may wait for proposals in flight, during which this node
+            // can lose and regain leadership: the batch's view must be the term
+            // it is proposed in, so check again.
+            return match self.leadership() {
+                (Some(leader), now, _) if leader == self.node_id && now == term => {
+                    self.settled_term = term;
+                    Ok(())
+                }
+                (leader, _, address) => {
+                    self.unsettled.store(true, Ordering::Release);
+                    Err(ConsensusError::NotLeader { leader, address })
+                }
+            };
         }
         Ok(())
+    }
+
+    /// Checks, just before proposing, that this node still leads in the term the
+    /// batch was executed for; if not, the batch is rolled back unproposed (its
+    /// submitters are told to go to the leader: it did not happen).
+    fn still_leading(&self, view: u64, first_seqno: u64) -> Result<(), ConsensusError> {
+        match self.leadership() {
+            (Some(leader), term, _) if leader == self.node_id && term == view => Ok(()),
+            (leader, _, address) => {
+                let _writer = lock(&self.replica.writer);
+                self.replica.rollback_to(first_seqno.saturating_sub(1))?;
+                self.unsettled.store(true, Ordering::Release);
+                Err(ConsensusError::NotLeader { leader, address })
+            }
+        }
+    }
+
+    /// The leader, the term and the leader's address, as openraft last reported.
+    fn leadership(&self) -> (Option<u64>, u64, Option<String>) {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let (leader, address) = crate::raft::known_leader(&metrics);
+        (leader, metrics.current_term, address)
     }
 
     /// Makes the speculative state exactly the log: waits for the proposals in
     /// flight, re-executes logged batches the state lacks, rolls back the rest.
     fn settle(&self) -> Result<(), ConsensusError> {
-        self.wait_in_flight();
+        self.wait_in_flight(SETTLE_WAIT_MS);
         let committed = self.replica.committed_seqno();
         let batches = self.reader.batches_after(committed)?;
         let dispatcher = lock(&self.replica.writer);
@@ -153,8 +188,8 @@ impl Executor {
         self.replica.rollback_to(last)
     }
 
-    fn wait_in_flight(&self) {
-        let deadline = Instant::now() + Duration::from_millis(SETTLE_WAIT_MS);
+    fn wait_in_flight(&self, wait_ms: u64) {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
         while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -169,6 +204,12 @@ impl Executor {
         replies: Vec<(bool, Reply)>,
     ) {
         let view = batch.batch.view;
+        if let Err(error) = self.still_leading(view, batch.batch.first_seqno) {
+            for (_, reply) in replies {
+                reply(Err(error.clone_for_reply()));
+            }
+            return;
+        }
         let mut waiting = Vec::new();
         for (result, (wait, reply)) in results.into_iter().zip(replies) {
             let answer = SubmitResult {

@@ -608,7 +608,19 @@ impl LedgerLogStore {
                 self.queue(index, batch, None)?;
             }
             match entry.payload {
-                EntryPayload::Normal(batch) => last_batch = Some((index, batch)),
+                EntryPayload::Normal(batch) => {
+                    // The ledger records a batch's log term as its view: a batch
+                    // logged under another term would give the log two ids for
+                    // one entry. Refusing is a storage error, which stops the
+                    // Raft engine (fail-stop) instead of corrupting the log.
+                    if batch.batch.view != entry.log_id.leader_id.term {
+                        return Err(ConsensusError::Stopped(format!(
+                            "batch at log index {index} has view {} but was proposed in term {}",
+                            batch.batch.view, entry.log_id.leader_id.term
+                        )));
+                    }
+                    last_batch = Some((index, batch));
+                }
                 payload => {
                     let entry = Entry {
                         log_id: entry.log_id,
