@@ -1,6 +1,12 @@
 //! The operator's routes, served only when `[admin]` is configured and each
 //! behind the admin bearer token (never a user's token):
 //!
+//! - `GET /admin/members` — the voters and learners of the Raft membership;
+//! - `POST /admin/members`, body `{"id","address","public_key"}` — adds a node
+//!   (started with `join = true`): as a learner until it has caught up with
+//!   the log (it re-executes and checks every batch), then as a voter. The
+//!   answer comes once it votes; only the leader can (else 307 to the leader);
+//! - `DELETE /admin/members/{id}` — removes a voter;
 //! - `GET /admin/partition` — the peers this node drops traffic with;
 //! - `PUT /admin/partition`, body `{"drop":[<node id>, ...]}` — replaces that
 //!   set (`[]` heals). Served only with `partition_injection = true`: it exists
@@ -13,15 +19,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stele_api::auth::{bearer_token, token_matches};
 use stele_api::extract::JsonBody;
 use stele_api::{codes, HttpError};
-use stele_consensus::Engine;
+use stele_consensus::raft::SteleNode;
+use stele_consensus::{ConsensusError, Engine, Members};
 
 /// Largest body `PUT /admin/partition` reads.
 pub const ADMIN_BODY_BYTES_MAX: usize = 4096;
@@ -43,25 +51,147 @@ pub struct PartitionBody {
     pub drop: BTreeSet<u64>,
 }
 
-/// The admin router, or an empty one when `[admin]` is absent or serves nothing.
+/// `POST /admin/members`' body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberBody {
+    /// The new node's id.
+    pub id: u64,
+    /// Its `host:port`.
+    pub address: String,
+    /// Its peer public key (64 hex digits, `<data dir>/node.key`'s public half).
+    pub public_key: String,
+}
+
+/// The admin router, or an empty one when `[admin]` is absent.
 pub fn router(
     engine: Arc<Engine>,
     admin: Option<&crate::config::Admin>,
     peers: BTreeSet<u64>,
 ) -> Router {
-    let Some(admin) = admin.filter(|admin| admin.partition_injection) else {
+    let Some(admin) = admin else {
         return Router::new();
     };
-    tracing::warn!("partition injection is enabled: PUT /admin/partition can cut this node off");
     let state = AdminState {
         engine,
         token_hash: *admin.token_sha256.as_bytes(),
         peers,
     };
-    Router::new()
-        .route("/admin/partition", get(partition_get).put(partition_put))
+    let mut router = Router::new()
+        .route("/admin/members", get(members_get).post(members_post))
+        .route("/admin/members/{id}", delete(members_delete));
+    if admin.partition_injection {
+        tracing::warn!(
+            "partition injection is enabled: PUT /admin/partition can cut this node off"
+        );
+        router = router.route("/admin/partition", get(partition_get).put(partition_put));
+    }
+    router
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
         .with_state(state)
+}
+
+/// A membership refusal as HTTP: 307 to the leader, 400 for a bad request,
+/// 503 otherwise.
+fn membership_error(error: ConsensusError) -> Response {
+    match error {
+        ConsensusError::NotLeader {
+            address: Some(address),
+            ..
+        } => {
+            let mut response = HttpError::new(
+                StatusCode::TEMPORARY_REDIRECT,
+                codes::NOT_LEADER,
+                format!("membership changes go to the leader at {address}"),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("https://{address}/admin/members")) {
+                response.headers_mut().insert("location", value);
+            }
+            response
+        }
+        ConsensusError::Config(message) => {
+            HttpError::bad_request(codes::INVALID_ARGUMENT, message).into_response()
+        }
+        other => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            other.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+fn members_json(members: &Members) -> serde_json::Value {
+    let list = |nodes: &std::collections::BTreeMap<u64, SteleNode>| {
+        nodes
+            .iter()
+            .map(|(id, node)| {
+                serde_json::json!({"id": id, "address": node.addr, "public_key": node.public_key})
+            })
+            .collect::<Vec<_>>()
+    };
+    serde_json::json!({"voters": list(&members.voters), "learners": list(&members.learners)})
+}
+
+async fn members_get(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    authorize(&state, &headers)?;
+    Ok(Json(members_json(&state.engine.members())))
+}
+
+async fn members_post(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Result<JsonBody<MemberBody>, HttpError>,
+) -> Response {
+    if let Err(error) = authorize(&state, &headers) {
+        return error.into_response();
+    }
+    let JsonBody(body) = match body {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    if body.address.is_empty() || !body.address.contains(':') || body.address.len() > 256 {
+        return HttpError::bad_request(
+            codes::INVALID_BODY,
+            format!("address {:?} must be host:port", body.address),
+        )
+        .into_response();
+    }
+    let node = SteleNode {
+        addr: body.address,
+        public_key: body.public_key,
+    };
+    tracing::info!(id = body.id, %node, "adding a member");
+    match state.engine.add_member(body.id, node).await {
+        Ok(()) => Json(members_json(&state.engine.members())).into_response(),
+        Err(error) => membership_error(error),
+    }
+}
+
+async fn members_delete(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(error) = authorize(&state, &headers) {
+        return error.into_response();
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return HttpError::bad_request(
+            codes::INVALID_PATH,
+            "the node id must be an unsigned integer",
+        )
+        .into_response();
+    };
+    tracing::info!(id, "removing a member");
+    match state.engine.remove_member(id).await {
+        Ok(()) => Json(members_json(&state.engine.members())).into_response(),
+        Err(error) => membership_error(error),
+    }
 }
 
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), HttpError> {

@@ -1,6 +1,9 @@
 //! `stele cluster-init`: the folders and configuration files of an N-node
 //! cluster on one host — one shared service identity and user token, one node
-//! key per node, every member's public key pinned in every configuration.
+//! key per node, every member's public key pinned in every configuration, and
+//! an admin token (`<dir>/admin.token`) for `/admin/*`. With `--joining K`, K
+//! more nodes are laid out with `join = true`: started, they wait until the
+//! leader adds them (`POST /admin/members` with the line printed for each).
 
 use std::path::PathBuf;
 
@@ -30,16 +33,20 @@ pub struct ClusterInitArgs {
     /// The checkpoint origin of the service.
     #[arg(long)]
     pub origin: Option<String>,
-    /// Enables `PUT /admin/partition` on every node (partition tests only),
-    /// behind a new admin token written to `<dir>/admin.token`.
+    /// Enables `PUT /admin/partition` on every node (partition tests only).
     #[arg(long)]
     pub partition_injection: bool,
+    /// Further nodes laid out to join the cluster later (`join = true`).
+    #[arg(long, default_value_t = 0)]
+    pub joining: u64,
 }
 
 /// Creates the cluster's folders and files; refuses to overwrite a node folder.
 pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
-    if args.nodes == 0 || args.nodes > CLUSTER_NODES_MAX {
-        anyhow::bail!("--nodes must be 1..={CLUSTER_NODES_MAX}");
+    if args.nodes == 0 || args.nodes.saturating_add(args.joining) > CLUSTER_NODES_MAX {
+        anyhow::bail!(
+            "--nodes must be at least 1 and --nodes + --joining at most {CLUSTER_NODES_MAX}"
+        );
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
@@ -48,7 +55,7 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", args.dir.display()))?;
     let mut members = Vec::new();
-    for id in 1..=args.nodes {
+    for id in 1..=args.nodes + args.joining {
         let node_dir = dir.join(format!("node{id}"));
         if node_dir.join("identity.json").exists() {
             anyhow::bail!("{} already holds a node", node_dir.display());
@@ -73,23 +80,25 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
             key.verifying_key().to_bytes(),
         ));
     }
-    let admin = if args.partition_injection {
-        let token = crate::datadir::random_token()?;
-        let path = dir.join("admin.token");
-        crate::datadir::write_secret(&path, format!("{token}\n").as_bytes())?;
-        format!(
-            "\n[admin]\ntoken_sha256 = \"{}\"\npartition_injection = true\n",
-            encode_lower_hex(&stele_api::token_hash(&token))
-        )
-    } else {
-        String::new()
-    };
+    let token = crate::datadir::random_token()?;
+    let path = dir.join("admin.token");
+    crate::datadir::write_secret(&path, format!("{token}\n").as_bytes())?;
+    let admin = format!(
+        "\n[admin]\ntoken_sha256 = \"{}\"\npartition_injection = {}\n",
+        encode_lower_hex(&stele_api::token_hash(&token)),
+        args.partition_injection
+    );
     for (id, address, _) in &members {
+        let joins = *id > args.nodes;
         let mut text = format!(
-            "data_dir = {:?}\nlisten = {address:?}\n\n[cluster]\nnode_id = {id}\n",
+            "data_dir = {:?}\nlisten = {address:?}\n\n[cluster]\nnode_id = {id}\njoin = {joins}\n",
             dir.join(format!("node{id}")).display().to_string()
         );
-        for (member, address, key) in &members {
+        // A founder knows the founders; a joining node also knows itself.
+        let known = members
+            .iter()
+            .filter(|(member, _, _)| *member <= args.nodes || member == id);
+        for (member, address, key) in known {
             text.push_str(&format!(
                 "\n[[cluster.members]]\nid = {member}\naddress = {address:?}\npublic_key = \"{}\"\n",
                 encode_lower_hex(key)
@@ -99,6 +108,12 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
         let path = dir.join(format!("node{id}.toml"));
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("{}", path.display());
+    }
+    for (id, address, key) in members.iter().filter(|(id, _, _)| *id > args.nodes) {
+        println!(
+            "node {id} joins with: POST /admin/members {}",
+            serde_json::json!({"id": id, "address": address, "public_key": encode_lower_hex(key)})
+        );
     }
     Ok(())
 }

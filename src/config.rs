@@ -26,6 +26,7 @@
 //! heartbeat_ms = 100
 //! election_timeout_min_ms = 500
 //! election_timeout_max_ms = 1000
+//! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
 //! id = 1
 //! address = "127.0.0.1:9441"            # its HTTPS address (clients and peers)
@@ -118,8 +119,13 @@ pub struct Cluster {
     /// Longest election timeout, in milliseconds.
     #[serde(default = "election_timeout_max_ms_default")]
     pub election_timeout_max_ms: u64,
-    /// Every voter, this node included.
+    /// Every voter, this node included (for a joining node: the members it
+    /// joins, for their addresses and keys, and itself).
     pub members: Vec<Member>,
+    /// This node joins a running cluster: it waits until the leader adds it
+    /// (`POST /admin/members`) instead of founding a cluster with `members`.
+    #[serde(default)]
+    pub join: bool,
 }
 
 fn heartbeat_ms_default() -> u64 {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
 use stele_api::{ensure_self_signed, token_hash, ApiConfig};
-use stele_consensus::openraft::BasicNode;
 use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::raft::SteleNode;
 use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftTiming};
 use stele_history::VerifyingKey;
 use stele_ledger::{Ledger, LedgerConfig, LedgerError};
@@ -163,6 +163,7 @@ fn cluster_setup(
     listen: SocketAddr,
 ) -> anyhow::Result<ClusterSetup> {
     let key = dir.node_key()?;
+    let join = config.cluster.as_ref().is_some_and(|cluster| cluster.join);
     let (node_id, members, timing) = match &config.cluster {
         None => (
             1,
@@ -191,7 +192,10 @@ fn cluster_setup(
                 format!("the public key of node {} is not an Ed25519 key", member.id)
             })?;
         keys.insert(member.id, public_key);
-        nodes.insert(member.id, BasicNode::new(member.address.clone()));
+        nodes.insert(
+            member.id,
+            SteleNode::new(member.address.clone(), &public_key),
+        );
     }
     if keys.get(&node_id) != Some(&key.verifying_key()) {
         anyhow::bail!(
@@ -205,6 +209,7 @@ fn cluster_setup(
         auth: Arc::new(PeerAuth::new(node_id, key, keys)),
         partition: Partition::default(),
         timing,
+        join,
     })
 }
 

@@ -5,16 +5,17 @@
 //! A single node is a cluster of one: the same pipeline, the same log, no
 //! shortcut. `docs/consensus.md` is the design.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use openraft::error::{ForwardToLeader, RaftError};
 use openraft::network::RaftNetworkFactory;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Raft, ServerState, SnapshotPolicy, TryAsRef};
 use stele_dispatcher::Dispatcher;
 use stele_frontends::{Command, Outcome};
 use stele_history::{Digest, Receipt, TransactionId};
@@ -26,7 +27,7 @@ use crate::history::{HistoryReadError, HistoryState};
 use crate::identity::ServiceIdentity;
 use crate::raft::network::{Partition, PeerAuth, PeerNetwork};
 use crate::raft::state_machine::ReplicaStateMachine;
-use crate::raft::{FollowerGate, LedgerLogStore, SteleRaft};
+use crate::raft::{FollowerGate, LedgerLogStore, SteleNode, SteleRaft};
 use crate::replica::{lock, EngineCounters, Fault, Replica};
 use crate::{
     replay, ConsensusError, BATCH_ENTRIES_DEFAULT, BATCH_WAIT_US_DEFAULT, SUBMIT_QUEUE_MAX,
@@ -125,13 +126,17 @@ pub struct ClusterSetup {
     /// This node's id.
     pub node_id: u64,
     /// Every voter (this node included) and its HTTPS address.
-    pub members: BTreeMap<u64, BasicNode>,
+    pub members: BTreeMap<u64, SteleNode>,
     /// This node's peer key and the members' pinned public keys.
     pub auth: Arc<PeerAuth>,
     /// Peers whose traffic is dropped (test partitions).
     pub partition: Partition,
     /// Raft timing.
     pub timing: RaftTiming,
+    /// A node joining an existing cluster: it never initialises a membership
+    /// of its own, and waits to be added by the leader (`members` then lists
+    /// the existing members, for their addresses and keys, and itself).
+    pub join: bool,
 }
 
 /// Most entries (batches) in one AppendEntries: bounds a peer message.
@@ -241,6 +246,10 @@ impl Engine {
             }
         }));
         let raft = start_raft(&cluster, network, log_store, &replica).await?;
+        tokio::spawn(follow_membership_keys(
+            raft.clone(),
+            Arc::clone(&cluster.auth),
+        ));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (sender, receiver) = sync_channel(SUBMIT_QUEUE_MAX);
         let mut executor = Executor {
@@ -313,13 +322,67 @@ impl Engine {
             .ensure_linearizable()
             .await
             .map(|_| ())
-            .map_err(|error| match error.forward_to_leader() {
-                Some(forward) => ConsensusError::NotLeader {
-                    leader: forward.leader_id,
-                    address: forward.leader_node.clone().map(|node| node.addr),
-                },
-                None => ConsensusError::Raft(error.to_string()),
-            })
+            .map_err(from_raft_error)
+    }
+
+    /// The voters and the learners of the current membership.
+    pub fn members(&self) -> Members {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let (voters, learners) = membership
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .partition(|(id, _)| voters.contains(id));
+        Members { voters, learners }
+    }
+
+    /// Adds node `id` as a voter: first as a learner, waiting until it has
+    /// caught up with the log (re-executing and checking every batch), then
+    /// promoted by a membership change. Only the leader can.
+    pub async fn add_member(&self, id: u64, node: SteleNode) -> Result<(), ConsensusError> {
+        if node.verifying_key().is_none() {
+            return Err(ConsensusError::Config(format!(
+                "the public key of node {id} is not an Ed25519 key in hex"
+            )));
+        }
+        if self.members().voters.contains_key(&id) {
+            return Err(ConsensusError::Config(format!(
+                "node {id} is already a voter"
+            )));
+        }
+        self.raft
+            .add_learner(id, node, true)
+            .await
+            .map_err(from_raft_error)?;
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(from_raft_error)?;
+        Ok(())
+    }
+
+    /// Removes voter `id` from the membership (it stops receiving the log and
+    /// its peer key is dropped). Only the leader can; removing the leader makes
+    /// it step down once the change is committed.
+    pub async fn remove_member(&self, id: u64) -> Result<(), ConsensusError> {
+        let voters = self.members().voters;
+        if !voters.contains_key(&id) {
+            return Err(ConsensusError::Config(format!("node {id} is not a voter")));
+        }
+        if voters.len() == 1 {
+            return Err(ConsensusError::Config(
+                "the last voter cannot be removed".to_owned(),
+            ));
+        }
+        let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(from_raft_error)?;
+        Ok(())
     }
 
     /// Where transaction `id` is.
@@ -472,6 +535,67 @@ impl Engine {
     }
 }
 
+/// The current membership, for `/admin/members`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    /// The voters, by id.
+    pub voters: BTreeMap<u64, SteleNode>,
+    /// The learners (being added), by id.
+    pub learners: BTreeMap<u64, SteleNode>,
+}
+
+/// An openraft API error: `NotLeader` (with the leader, if known) or `Raft`.
+fn from_raft_error<E>(error: RaftError<u64, E>) -> ConsensusError
+where
+    E: std::error::Error + TryAsRef<ForwardToLeader<u64, SteleNode>>,
+{
+    match error.forward_to_leader() {
+        Some(forward) => ConsensusError::NotLeader {
+            leader: forward.leader_id,
+            address: forward.leader_node.clone().map(|node| node.addr),
+        },
+        None => ConsensusError::Raft(error.to_string()),
+    }
+}
+
+/// Keeps the peer keys in step with the Raft membership: a member added by the
+/// leader can then talk to this node, a removed one no longer can.
+async fn follow_membership_keys(raft: Raft<SteleRaft>, auth: Arc<PeerAuth>) {
+    let mut metrics = raft.metrics();
+    let mut seen = None;
+    loop {
+        let keys = {
+            let current = metrics.borrow_and_update();
+            let membership = &current.membership_config;
+            if seen == Some(*membership.log_id()) || membership.membership().nodes().count() == 0 {
+                None
+            } else {
+                seen = Some(*membership.log_id());
+                Some(
+                    membership
+                        .membership()
+                        .nodes()
+                        .filter_map(|(id, node)| match node.verifying_key() {
+                            Some(key) => Some((*id, key)),
+                            None => {
+                                tracing::error!(node = id, "a member's public key is invalid");
+                                None
+                            }
+                        })
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            }
+        };
+        if let Some(keys) = keys {
+            tracing::info!(members = ?keys.keys().collect::<Vec<_>>(), "peer keys follow the membership");
+            auth.set_members(keys);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Builds openraft's config, starts the Raft engine over `log_store` and the
 /// replica's state machine, and initialises a new cluster.
 async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
@@ -504,10 +628,11 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     )
     .await
     .map_err(|error| raft_error(&error))?;
-    if !raft
-        .is_initialized()
-        .await
-        .map_err(|error| raft_error(&error))?
+    if !cluster.join
+        && !raft
+            .is_initialized()
+            .await
+            .map_err(|error| raft_error(&error))?
     {
         // Every member initialises with the same membership: the same entry at
         // log index 0 everywhere, so it is safe on all of them.

@@ -44,12 +44,13 @@ pub mod replica;
 pub mod snapshot;
 
 pub use engine::{
-    ClusterSetup, Engine, EngineConfig, RaftStatus, RaftTiming, Submission, SubmitResult, TxState,
+    ClusterSetup, Engine, EngineConfig, Members, RaftStatus, RaftTiming, Submission, SubmitResult,
+    TxState,
 };
 pub use error::ConsensusError;
 pub use history::HistoryState;
 pub use identity::ServiceIdentity;
-/// The Raft engine, re-exported for its types (`BasicNode`, RPCs).
+/// The Raft engine, re-exported for its types (RPCs, membership).
 pub use openraft;
 pub use replica::{EngineCounters, Fault};
 

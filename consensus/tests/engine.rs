@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use stele_consensus::openraft::BasicNode;
 use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::raft::SteleNode;
 use stele_consensus::{
     ClusterSetup, Engine, EngineConfig, RaftTiming, ServiceIdentity, Submission, SubmitResult,
     TxState,
@@ -50,7 +50,7 @@ fn single_member() -> ClusterSetup {
     let members = BTreeMap::from([(1, key.verifying_key())]);
     ClusterSetup {
         node_id: 1,
-        members: BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]),
+        members: BTreeMap::from([(1, SteleNode::new("127.0.0.1:1", &key.verifying_key()))]),
         auth: Arc::new(PeerAuth::new(1, key, members)),
         partition: Partition::default(),
         timing: RaftTiming {
@@ -58,6 +58,7 @@ fn single_member() -> ClusterSetup {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
         },
+        join: false,
     }
 }
 

@@ -21,12 +21,13 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
-use openraft::{BasicNode, LogId, Vote};
+use openraft::{LogId, Vote};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
     decode_request, encode_response, parse_node_id, Partition, PeerAuth, PeerAuthError, PeerClient,
     PeerNetwork, PeerRpcKind, HEADER_FROM, HEADER_SIGNATURE, HEADER_TO, PEER_MESSAGE_BYTES_MAX,
 };
+use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 
 fn key(node: u64) -> SigningKey {
@@ -132,6 +133,30 @@ fn a_request_signed_by_a_non_member_key_is_refused() {
         auth(2).verify_request(PeerRpcKind::Vote, 1, 2, &sig, b"vote for me"),
         Err(PeerAuthError::BadSignature)
     );
+}
+
+#[test]
+fn keys_follow_the_membership() {
+    let two = auth(2);
+    let four = PeerAuth::new(4, key(4), members());
+    let from_four = four.sign_request(2, PeerRpcKind::Append, b"entries");
+    assert_eq!(
+        two.verify_request(PeerRpcKind::Append, 4, 2, &from_four, b"entries"),
+        Err(PeerAuthError::UnknownPeer(4))
+    );
+    // Node 4 added, node 1 removed (and node 2's own key kept regardless).
+    two.set_members(BTreeMap::from([
+        (3, key(3).verifying_key()),
+        (4, key(4).verifying_key()),
+    ]));
+    two.verify_request(PeerRpcKind::Append, 4, 2, &from_four, b"entries")
+        .unwrap();
+    let from_one = auth(1).sign_request(2, PeerRpcKind::Vote, b"vote");
+    assert_eq!(
+        two.verify_request(PeerRpcKind::Vote, 1, 2, &from_one, b"vote"),
+        Err(PeerAuthError::UnknownPeer(1))
+    );
+    assert!(two.members().contains_key(&2));
 }
 
 #[test]
@@ -301,7 +326,10 @@ async fn client_with(
         network = network.with_plain_http();
     }
     network
-        .new_client(2, &BasicNode::new(addr.to_string()))
+        .new_client(
+            2,
+            &SteleNode::new(addr.to_string(), &key(2).verifying_key()),
+        )
         .await
 }
 

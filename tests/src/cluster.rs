@@ -35,6 +35,9 @@ pub struct ClusterOptions {
     /// Nodes given long election timeouts (3–4 s), so that the others win the
     /// first election: a test picks who leads first.
     pub slow_elections: Vec<u64>,
+    /// Further nodes laid out to join later (`cluster-init --joining`), not
+    /// started: see [`Cluster::start_joining`].
+    pub joining: u64,
 }
 
 impl Default for ClusterOptions {
@@ -44,6 +47,7 @@ impl Default for ClusterOptions {
             partition_injection: false,
             env: Vec::new(),
             slow_elections: Vec::new(),
+            joining: 0,
         }
     }
 }
@@ -53,8 +57,12 @@ pub struct Cluster {
     /// The nodes.
     pub nodes: Vec<TestNode>,
     bin: PathBuf,
-    admin_token: Option<String>,
-    _dir: tempfile::TempDir,
+    admin_token: String,
+    /// `POST /admin/members` bodies of the joining nodes, by id.
+    join_bodies: Vec<(u64, Value)>,
+    base: u16,
+    env: Vec<(u64, String, String)>,
+    dir: tempfile::TempDir,
 }
 
 /// A port block unlikely to collide with another test process on this machine,
@@ -78,6 +86,7 @@ impl Cluster {
         let base = base_port();
         let dir_text = dir.path().to_str().expect("a UTF-8 temporary path");
         let (nodes, base_text) = (options.nodes.to_string(), base.to_string());
+        let joining = options.joining.to_string();
         let mut args = vec![
             "cluster-init",
             "--dir",
@@ -86,42 +95,101 @@ impl Cluster {
             &nodes,
             "--base-port",
             &base_text,
+            "--joining",
+            &joining,
         ];
         if options.partition_injection {
             args.push("--partition-injection");
         }
         let output = run_cli(bin, &args);
         assert!(output.status.success(), "{}", describe_output(&output));
-        let admin_token = options.partition_injection.then(|| {
-            std::fs::read_to_string(dir.path().join("admin.token"))
-                .expect("cluster-init wrote admin.token")
-                .trim()
-                .to_owned()
-        });
-        let nodes = (1..=options.nodes)
-            .map(|id| {
-                let toml = dir.path().join(format!("node{id}.toml"));
-                if options.slow_elections.contains(&id) {
-                    slow_election(&toml, id);
-                }
-                let mut config = NodeConfig::new(bin, &dir.path().join(format!("node{id}")));
-                let port = base + u16::try_from(id - 1).expect("few nodes");
-                config.listen = format!("127.0.0.1:{port}");
-                config.extra_args = vec!["--config".to_owned(), toml.display().to_string()];
-                for (node, name, value) in &options.env {
-                    if *node == id {
-                        config.env.push((name.clone(), value.clone()));
-                    }
-                }
-                TestNode::start_with(config)
+        let admin_token = std::fs::read_to_string(dir.path().join("admin.token"))
+            .expect("cluster-init wrote admin.token")
+            .trim()
+            .to_owned();
+        let join_bodies = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once("POST /admin/members "))
+            .map(|(_, body)| {
+                let body: Value = serde_json::from_str(body).expect("a JSON body");
+                (body["id"].as_u64().expect("an id"), body)
             })
             .collect();
-        Cluster {
-            nodes,
+        for id in &options.slow_elections {
+            slow_election(&dir.path().join(format!("node{id}.toml")), *id);
+        }
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
             bin: bin.to_owned(),
             admin_token,
-            _dir: dir,
+            join_bodies,
+            base,
+            env: options.env.clone(),
+            dir,
+        };
+        for id in 1..=options.nodes {
+            let node = cluster.start_node(id);
+            cluster.nodes.push(node);
         }
+        cluster
+    }
+
+    fn start_node(&self, id: u64) -> TestNode {
+        let toml = self.dir.path().join(format!("node{id}.toml"));
+        let mut config = NodeConfig::new(&self.bin, &self.dir.path().join(format!("node{id}")));
+        let port = self.base + u16::try_from(id - 1).expect("few nodes");
+        config.listen = format!("127.0.0.1:{port}");
+        config.extra_args = vec!["--config".to_owned(), toml.display().to_string()];
+        for (node, name, value) in &self.env {
+            if *node == id {
+                config.env.push((name.clone(), value.clone()));
+            }
+        }
+        TestNode::start_with(config)
+    }
+
+    /// Starts the next joining node (it waits to be added); returns its index.
+    pub fn start_joining(&mut self) -> usize {
+        let id = self.nodes.len() as u64 + 1;
+        assert!(
+            self.join_bodies.iter().any(|(joining, _)| *joining == id),
+            "node {id} was not laid out to join"
+        );
+        let node = self.start_node(id);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// An admin request to node index `index`.
+    pub fn admin(
+        &self,
+        index: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> crate::client::Reply {
+        self.client(index)
+            .try_request(
+                method.clone(),
+                path,
+                body.map(|body| body.to_string().into_bytes()),
+                body.map(|_| "application/json"),
+                &Auth::Bearer(self.admin_token.clone()),
+            )
+            .unwrap_or_else(|error| panic!("{method} {path} on node {}: {error}", index + 1))
+    }
+
+    /// `POST /admin/members` on node index `leader` for joining node `id`:
+    /// returns once it votes.
+    pub fn add_member(&self, leader: usize, id: u64) -> Value {
+        let body = self
+            .join_bodies
+            .iter()
+            .find(|(joining, _)| *joining == id)
+            .map(|(_, body)| body.clone())
+            .expect("a joining node");
+        self.admin(leader, reqwest::Method::POST, "/admin/members", Some(&body))
+            .expect_json(200)
     }
 
     /// Every node index.
@@ -182,22 +250,9 @@ impl Cluster {
     /// Makes node index `index` drop the traffic of the nodes `drop` (ids), on
     /// both directions of its links; `&[]` heals it.
     pub fn set_partition(&self, index: usize, drop: &[u64]) {
-        let token = self
-            .admin_token
-            .clone()
-            .expect("the cluster was started with partition_injection");
-        let body = json!({ "drop": drop }).to_string().into_bytes();
-        let reply = self
-            .client(index)
-            .try_request(
-                reqwest::Method::PUT,
-                "/admin/partition",
-                Some(body),
-                Some("application/json"),
-                &Auth::Bearer(token),
-            )
-            .unwrap_or_else(|error| panic!("PUT /admin/partition on node {}: {error}", index + 1));
-        reply.expect_status(200);
+        let body = json!({ "drop": drop });
+        self.admin(index, reqwest::Method::PUT, "/admin/partition", Some(&body))
+            .expect_status(200);
     }
 
     /// Cuts the cluster in two: every node of `side` drops every node outside it
@@ -215,11 +270,19 @@ impl Cluster {
         }
     }
 
-    /// Stops every node (SIGTERM) and runs `stele verify --key` on each ledger.
+    /// Stops every running node (SIGTERM) and runs `stele verify --key` on
+    /// each ledger (of stopped nodes too).
     pub fn terminate_and_verify(&mut self) {
-        let key = self.client(0).public_key_hex();
+        let running = self
+            .nodes
+            .iter()
+            .position(|node| node.pid().is_some())
+            .expect("a running node");
+        let key = self.client(running).public_key_hex();
         for node in &mut self.nodes {
-            node.terminate();
+            if node.pid().is_some() {
+                node.terminate();
+            }
             let ledger = node.ledger_dir();
             let output = run_cli(
                 &self.bin,

@@ -36,11 +36,11 @@ pub mod types;
 pub use follower::FollowerGate;
 pub use log_store::{LedgerLogReader, LedgerLogStore};
 pub use meta::RaftMeta;
-pub use types::{BatchApplied, ExecutedBatch, SteleRaft};
+pub use types::{BatchApplied, ExecutedBatch, SteleNode, SteleRaft};
 
 /// The leader this node knows of, and its address from the membership.
 pub(crate) fn known_leader(
-    metrics: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+    metrics: &openraft::RaftMetrics<u64, SteleNode>,
 ) -> (Option<u64>, Option<String>) {
     let address = metrics.current_leader.and_then(|leader| {
         metrics

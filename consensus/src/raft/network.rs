@@ -32,12 +32,12 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode};
+use openraft::AnyError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::types::SteleRaft;
+use super::types::{SteleNode, SteleRaft};
 use crate::error::ConsensusError;
 
 /// Header naming the sending node (decimal node id).
@@ -152,11 +152,13 @@ impl PeerAuthError {
 }
 
 /// This node's signing key and the pinned public keys of every member
-/// (including itself: `members[node_id]` should be `key`'s public key).
+/// (including itself: `members[node_id]` should be `key`'s public key). The
+/// keys start from the configuration and follow the Raft membership
+/// ([`PeerAuth::set_members`]) as members are added and removed.
 pub struct PeerAuth {
     node_id: u64,
     key: SigningKey,
-    members: BTreeMap<u64, VerifyingKey>,
+    members: RwLock<BTreeMap<u64, VerifyingKey>>,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -164,7 +166,7 @@ impl std::fmt::Debug for PeerAuth {
         // Never print the signing key.
         f.debug_struct("PeerAuth")
             .field("node_id", &self.node_id)
-            .field("members", &self.members.keys().collect::<Vec<_>>())
+            .field("members", &self.members().keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -175,8 +177,23 @@ impl PeerAuth {
         PeerAuth {
             node_id,
             key,
-            members,
+            members: RwLock::new(members),
         }
+    }
+
+    /// The pinned keys, by node id.
+    pub fn members(&self) -> BTreeMap<u64, VerifyingKey> {
+        // Replaced whole only: a poisoned lock still holds a consistent map.
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the pinned keys (this node's own is always kept).
+    pub fn set_members(&self, mut members: BTreeMap<u64, VerifyingKey>) {
+        members.insert(self.node_id, self.key.verifying_key());
+        *self.members.write().unwrap_or_else(PoisonError::into_inner) = members;
     }
 
     /// This node's id.
@@ -215,7 +232,7 @@ impl PeerAuth {
         }
         let key = self.member_key(from)?;
         let signature = parse_signature(signature_hex)?;
-        verify(key, &request_message(kind, from, to, body), &signature)
+        verify(&key, &request_message(kind, from, to, body), &signature)
     }
 
     /// Signs this node's response `body` to the request that carried
@@ -247,12 +264,15 @@ impl PeerAuth {
         let request_signature = parse_signature(request_signature_hex)?;
         let signature = parse_signature(response_signature_hex)?;
         let message = response_message(&request_signature.to_bytes(), body);
-        verify(key, &message, &signature)
+        verify(&key, &message, &signature)
     }
 
-    fn member_key(&self, node: u64) -> Result<&VerifyingKey, PeerAuthError> {
+    fn member_key(&self, node: u64) -> Result<VerifyingKey, PeerAuthError> {
         self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&node)
+            .copied()
             .ok_or(PeerAuthError::UnknownPeer(node))
     }
 }
@@ -418,7 +438,7 @@ impl PeerNetwork {
 impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: u64, node: &SteleNode) -> PeerClient {
         PeerClient {
             target,
             url_base: format!("{}://{}", self.scheme, node.addr),
@@ -454,7 +474,7 @@ impl CallError {
         self,
         kind: PeerRpcKind,
         target: u64,
-    ) -> RPCError<u64, BasicNode, E> {
+    ) -> RPCError<u64, SteleNode, E> {
         let context = |m| AnyError::error(format!("{} to peer {target}: {m}", kind.path()));
         match self {
             CallError::Unreachable(m) | CallError::TooLarge(m) => {
@@ -580,7 +600,7 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, SteleNode, E>>;
 
 impl RaftNetwork<SteleRaft> for PeerClient {
     async fn append_entries(

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, StorageError, StorageIOError, StoredMembership,
+    AnyError, Entry, EntryPayload, LogId, StorageError, StorageIOError, StoredMembership,
 };
 
-use super::types::{BatchApplied, SteleRaft};
+use super::types::{BatchApplied, SteleNode, SteleRaft};
 use crate::replica::Replica;
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
@@ -24,7 +24,7 @@ type StorageResult<T> = Result<T, StorageError<u64>>;
 pub struct ReplicaStateMachine {
     replica: Arc<Replica>,
     last_applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, BasicNode>,
+    membership: StoredMembership<u64, SteleNode>,
 }
 
 impl ReplicaStateMachine {
@@ -85,7 +85,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>)> {
+    ) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, SteleNode>)> {
         Ok((self.last_applied, self.membership.clone()))
     }
 
@@ -111,7 +111,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<u64, BasicNode>,
+        _meta: &SnapshotMeta<u64, SteleNode>,
         _snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
         Err(StorageIOError::write_state_machine(AnyError::error(

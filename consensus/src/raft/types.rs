@@ -4,15 +4,15 @@ use serde::{Deserialize, Serialize};
 use stele_ledger::{BatchEntry, SignatureEntry};
 
 openraft::declare_raft_types!(
-    /// Stele's Raft types: node ids are `u64`, nodes are addressed by a
-    /// [`openraft::BasicNode`] (its HTTPS address), and a normal entry is one
+    /// Stele's Raft types: node ids are `u64`, a node is a [`SteleNode`] (its
+    /// HTTPS address and its peer public key), and a normal entry is one
     /// executed batch. Snapshots are the default in-memory cursor for now (a KV
     /// snapshot plus the signed checkpoint at its seqno, see `docs/consensus.md`).
     pub SteleRaft:
         D = ExecutedBatch,
         R = BatchApplied,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = SteleNode,
         Entry = openraft::Entry<SteleRaft>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -48,4 +48,38 @@ pub struct BatchApplied {
     pub view: u64,
     /// Its last seqno (0 for a Raft-only entry).
     pub last_seqno: u64,
+}
+
+/// A member as the Raft membership records it: where it listens and the
+/// Ed25519 key its peer messages are signed with. Membership entries travel
+/// through the log, so every node learns a new member's key from the leader
+/// (authenticated) before that member can send it anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SteleNode {
+    /// `host:port` of its HTTPS listener (clients and peers).
+    pub addr: String,
+    /// Its peer public key, 64 lowercase hex digits.
+    pub public_key: String,
+}
+
+impl SteleNode {
+    /// A member at `addr` with peer key `public_key`.
+    pub fn new(addr: impl Into<String>, public_key: &ed25519_dalek::VerifyingKey) -> Self {
+        SteleNode {
+            addr: addr.into(),
+            public_key: hex::encode(public_key.as_bytes()),
+        }
+    }
+
+    /// The peer key, if `public_key` is a valid one.
+    pub fn verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        let bytes: [u8; 32] = hex::decode(&self.public_key).ok()?.try_into().ok()?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
+    }
+}
+
+impl std::fmt::Display for SteleNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (key {})", self.addr, self.public_key)
+    }
 }

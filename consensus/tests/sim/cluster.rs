@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stele_consensus::openraft::BasicNode;
 use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::raft::SteleNode;
 use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftTiming, ServiceIdentity};
 use stele_history::{SigningKey, VerifyingKey};
 use stele_ledger::{Ledger, LedgerConfig};
@@ -112,8 +112,13 @@ impl Cluster {
     async fn launch(&mut self, node: u64) -> Result<(), String> {
         let (ledger, _recovery) = Ledger::open(&self.ledger_dir(node), LedgerConfig::default())
             .map_err(|e| format!("opening the ledger of node {node}: {e}"))?;
-        let members: BTreeMap<u64, BasicNode> = (1..=NODES)
-            .map(|id| (id, BasicNode::new(format!("sim:{id}"))))
+        let members: BTreeMap<u64, SteleNode> = (1..=NODES)
+            .map(|id| {
+                (
+                    id,
+                    SteleNode::new(format!("sim:{id}"), &node_key(id).verifying_key()),
+                )
+            })
             .collect();
         let keys = (1..=NODES)
             .map(|id| (id, node_key(id).verifying_key()))
@@ -128,6 +133,7 @@ impl Cluster {
                 election_timeout_min_ms: 150,
                 election_timeout_max_ms: 300,
             },
+            join: false,
         };
         let fault = match self.faulty {
             Some((faulty, fault)) if faulty == node => fault,

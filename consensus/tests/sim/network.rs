@@ -25,7 +25,8 @@ use stele_consensus::openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use stele_consensus::openraft::{AnyError, BasicNode};
+use stele_consensus::openraft::AnyError;
+use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::{ConsensusError, Engine};
 
@@ -182,7 +183,7 @@ pub struct SimNetwork {
 impl RaftNetworkFactory<SteleRaft> for SimNetwork {
     type Network = SimClient;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> SimClient {
+    async fn new_client(&mut self, target: u64, _node: &SteleNode) -> SimClient {
         SimClient {
             net: Arc::clone(&self.net),
             from: self.from,
@@ -213,7 +214,7 @@ impl CallError {
         kind: &str,
         from: u64,
         target: u64,
-    ) -> RPCError<u64, BasicNode, E> {
+    ) -> RPCError<u64, SteleNode, E> {
         let context = |m| AnyError::error(format!("{kind} {from}->{target}: {m}"));
         match self {
             CallError::Unreachable(m) => Unreachable::from(context(m)).into(),
@@ -307,7 +308,7 @@ impl SimClient {
     }
 }
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, BasicNode, E>>;
+type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, SteleNode, E>>;
 
 impl RaftNetwork<SteleRaft> for SimClient {
     async fn append_entries(

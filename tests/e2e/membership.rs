@@ -1,0 +1,143 @@
+//! Membership changes in a cluster of real processes: a fourth node, started
+//! with `join = true`, is added through `POST /admin/members` on the leader. It
+//! catches up as a learner by replicating the whole log, re-executing and
+//! checking every batch, then votes. A follower is then removed with
+//! `DELETE /admin/members/{id}`: the others go on without it, and once removed
+//! it can no longer talk to them (its peer key is dropped with it).
+
+// Helpers outside #[test] functions may unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::json;
+use stele_tests::client::Auth;
+use stele_tests::cluster::{Cluster, ClusterOptions};
+use stele_tests::Method;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stele");
+const BEFORE_JOIN_TX: usize = 200;
+
+fn voter_ids(members: &serde_json::Value) -> Vec<u64> {
+    members["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|voter| voter["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_node_joins_catches_up_and_votes_and_a_removed_one_is_shut_out() {
+    let options = ClusterOptions {
+        joining: 1,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(Path::new(BIN), &options);
+    let founders = cluster.all();
+    let leader = cluster.leader(&founders);
+    let mut committed = Vec::new();
+    for index in 0..BEFORE_JOIN_TX {
+        committed.push(cluster.client(leader).put("m", &format!("k{index}"), "v"));
+    }
+
+    // Bad requests change nothing.
+    let reply = cluster
+        .client(leader)
+        .try_request(Method::GET, "/admin/members", None, None, &Auth::Token)
+        .unwrap();
+    assert_eq!(reply.status, 401, "a user token is not the admin token");
+    let bad_key = json!({"id": 9, "address": "127.0.0.1:1", "public_key": "00"});
+    let reply = cluster.admin(leader, Method::POST, "/admin/members", Some(&bad_key));
+    assert_eq!(reply.expect_error(400), "InvalidArgument");
+    let reply = cluster.admin(leader, Method::DELETE, "/admin/members/9", None);
+    assert_eq!(reply.expect_error(400), "InvalidArgument");
+    let reply = cluster.admin(leader, Method::DELETE, "/admin/members/x", None);
+    assert_eq!(reply.expect_error(400), "InvalidPath");
+    let members = cluster
+        .admin(leader, Method::GET, "/admin/members", None)
+        .expect_json(200);
+    assert_eq!(voter_ids(&members), vec![1, 2, 3], "{members}");
+
+    // Node 4 joins: a learner until it has caught up, then a voter.
+    let joiner = cluster.start_joining();
+    let state = cluster.state(joiner).unwrap();
+    assert_eq!(state["leader"], serde_json::Value::Null, "{state}");
+    let started = Instant::now();
+    let members = cluster.add_member(leader, 4);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
+    eprintln!(
+        "node 4 caught up with {} transactions in {seconds:.2} s ({:.0} tx/s)",
+        committed.last().unwrap().seqno,
+        committed.last().unwrap().seqno as f64 / seconds
+    );
+    // A follower refuses membership changes, naming the leader.
+    let follower = (leader + 1) % founders.len();
+    let reply = cluster.admin(follower, Method::DELETE, "/admin/members/4", None);
+    assert_eq!(reply.status, 307, "{}", reply.text());
+
+    for index in 0..20 {
+        committed.push(
+            cluster
+                .client(leader)
+                .put("m", &format!("after{index}"), "v"),
+        );
+    }
+    let all = cluster.all();
+    let last = *committed.last().unwrap();
+    for index in &all {
+        cluster.wait_committed(*index, last);
+    }
+    let receipt = cluster.client(leader).receipt_text(last);
+    for index in &all {
+        assert_eq!(cluster.client(*index).receipt_text(last), receipt);
+    }
+    for id in &committed {
+        assert_eq!(cluster.client(joiner).tx_status(*id), "Committed", "{id}");
+    }
+
+    // Remove a founder that does not lead, then stop it: three voters remain,
+    // node 4 among them, and they commit without it.
+    let removed = follower;
+    let members = cluster.admin(
+        leader,
+        Method::DELETE,
+        &format!("/admin/members/{}", removed + 1),
+        None,
+    );
+    let members = members.expect_json(200);
+    assert!(
+        !voter_ids(&members).contains(&(removed as u64 + 1)),
+        "{members}"
+    );
+    cluster.nodes[removed].kill9();
+    let remaining: Vec<usize> = all.iter().copied().filter(|&i| i != removed).collect();
+    let leader = cluster.leader(&remaining);
+    for index in 0..20 {
+        committed.push(
+            cluster
+                .client(leader)
+                .put("m", &format!("removed{index}"), "v"),
+        );
+    }
+    // Restarted, the removed node campaigns with its stale membership: the
+    // others refuse its messages (its key is no longer pinned) and go on.
+    cluster.nodes[removed].restart();
+    for index in 0..20 {
+        committed.push(
+            cluster
+                .client(leader)
+                .put("m", &format!("shut{index}"), "v"),
+        );
+    }
+    let leader_after = cluster.leader(&remaining);
+    assert_ne!(leader_after, removed);
+    let last = *committed.last().unwrap();
+    for index in &remaining {
+        cluster.wait_committed(*index, last);
+    }
+    assert_ne!(cluster.client(removed).tx_status(last), "Committed");
+    cluster.terminate_and_verify();
+}
