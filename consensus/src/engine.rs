@@ -640,9 +640,17 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
             .await
             .map_err(|error| raft_error(&error))?;
     }
-    if cluster.members.len() == 1 {
-        raft.wait(Some(Duration::from_millis(SINGLE_ELECTION_WAIT_MS)))
+    if cluster.members.len() == 1 && !cluster.join {
+        let wait = || raft.wait(Some(Duration::from_millis(SINGLE_ELECTION_WAIT_MS)));
+        let metrics = wait()
             .state(ServerState::Leader, "a cluster of one elects itself")
+            .await
+            .map_err(|error| raft_error(&error))?;
+        // Everything in a single member's log is committed once it leads (its
+        // own fdatasync is the majority): serve only after applying it, so a
+        // restart shows every transaction committed before it at once.
+        wait()
+            .applied_index_at_least(metrics.last_log_index, "the log is applied")
             .await
             .map_err(|error| raft_error(&error))?;
     }
