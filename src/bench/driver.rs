@@ -251,7 +251,9 @@ impl ClientTask {
                     if now >= self.deadline {
                         // Behind schedule at the end: what could not start.
                         let behind = self.deadline.duration_since(scheduled).as_secs_f64();
-                        tally.unsent += 1 + (behind / schedule.interval.as_secs_f64()) as u64;
+                        // Slots at scheduled, scheduled + interval, ... before the deadline.
+                        let slots = (behind / schedule.interval.as_secs_f64()).ceil().max(1.0);
+                        tally.unsent += slots as u64;
                         break;
                     }
                     tokio::time::sleep_until(scheduled).await;
