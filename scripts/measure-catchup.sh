@@ -26,7 +26,7 @@ trap cleanup EXIT
 rates=()
 for run in $(seq "$runs"); do
   dir=$(mktemp -d)
-  base=$((30000 + RANDOM % 20000))
+  base=$((20000 + RANDOM % 12000))
   "$bin" cluster-init --dir "$dir" --nodes 3 --joining 1 --base-port "$base" >"$dir/init.out"
   body=$(sed -n 's/^node 4 joins with: POST \/admin\/members //p' "$dir/init.out")
   token=$(cat "$dir/admin.token")

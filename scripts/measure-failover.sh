@@ -13,7 +13,7 @@ runs=${1:-5}
 cargo build --release --locked --bin stele >/dev/null
 bin=$PWD/target/release/stele
 dir=$(mktemp -d)
-base=$((30000 + RANDOM % 20000))
+base=$((20000 + RANDOM % 12000))
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT

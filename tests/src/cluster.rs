@@ -65,12 +65,22 @@ pub struct Cluster {
     dir: tempfile::TempDir,
 }
 
-/// A port block unlikely to collide with another test process on this machine,
-/// and distinct for every cluster of this process.
+/// A free port block for a cluster: below Linux's ephemeral range (32768 and
+/// up, where outgoing connections take their ports), spread by process id, and
+/// probed (every port bound and released) before use.
 fn base_port() -> u16 {
-    let process = u16::try_from(std::process::id() % 1000).expect("below 1000");
-    let started = CLUSTERS_STARTED.fetch_add(1, Ordering::Relaxed) % 5;
-    20_000 + process * 40 + started * CLUSTER_PORTS
+    let process = u16::try_from(std::process::id() % 300).expect("below 300");
+    for attempt in 0..50u16 {
+        let started = CLUSTERS_STARTED.fetch_add(1, Ordering::Relaxed) % 5;
+        let block = (process + attempt / 5) % 300;
+        let base = 20_000 + block * 40 + started * CLUSTER_PORTS;
+        let free = (base..base + CLUSTER_PORTS)
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free block of {CLUSTER_PORTS} ports for a test cluster");
 }
 
 /// `{"ops":[put m/<key> = <value>]}`.
