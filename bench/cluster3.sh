@@ -19,8 +19,6 @@ THREADS=${THREADS:-1}
 BASE_PORT=${BASE_PORT:-19441}
 WORKLOADS=${WORKLOADS:-log kv-put smallbank-100k}
 NODES=3
-# How long the cluster may take to agree on a leader, in tenths of a second.
-LEADER_WAIT_TENTHS=600
 
 build_stele
 WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/stele-cluster.XXXXXX")
@@ -28,36 +26,11 @@ trap stop_nodes EXIT
 trap 'exit 130' INT TERM
 warn_if_tmpfs "$WORK"
 
-"$STELE" cluster-init --dir "$WORK/cluster" --nodes "$NODES" --base-port "$BASE_PORT" >/dev/null
-for i in $(seq "$NODES"); do
-    start_node "node$i" --config "$WORK/cluster/node$i.toml"
-done
-for i in $(seq "$NODES"); do
-    wait_listening "node$i" "${NODE_PIDS[$((i - 1))]}"
-done
+STELE_START_ARGS=()
+start_stele_cluster "$NODES" "$BASE_PORT"
+echo "$(machine_line)" >&2
 
-# Every node's certificate: the leader may change, and clients follow it.
-cacerts=()
-for i in $(seq "$NODES"); do
-    cacerts+=(--cacert "$WORK/cluster/node$i/tls/node.crt")
-done
-
-# The leader, as node 1 sees it: GET /node/state names it once elected.
-leader=
-for _ in $(seq "$LEADER_WAIT_TENTHS"); do
-    state=$(curl -sS --max-time 2 --cacert "$WORK/cluster/node1/tls/node.crt" \
-        "https://127.0.0.1:$BASE_PORT/node/state" 2>/dev/null || true)
-    leader=$(printf '%s' "$state" | grep -o '"leader_address":"[^"]*"' | cut -d'"' -f4 || true)
-    if [ -n "$leader" ]; then break; fi
-    sleep 0.1
-done
-if [ -z "$leader" ]; then
-    echo "error: no leader within $((LEADER_WAIT_TENTHS / 10)) s; last state: ${state:-none}" >&2
-    exit 1
-fi
-echo "cluster up: $NODES nodes on 127.0.0.1:$BASE_PORT.., leader $leader; $(nproc) cores" >&2
-
-common=(--url "https://$leader" "${cacerts[@]}" --token-file "$WORK/cluster/node1/user.token")
+common=("${CLUSTER_ARGS[@]}")
 for workload in $WORKLOADS; do
     case $workload in
         log | kv-put | receipt) run_bench "$workload" "${common[@]}" --workload "$workload" ;;

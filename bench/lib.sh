@@ -47,9 +47,8 @@ wait_listening() {
     return 1
 }
 
-# Stops every node started here (SIGTERM, then SIGKILL after 30 s) and removes
-# $WORK unless KEEP=1.
-stop_nodes() {
+# Stops every node started here: SIGTERM, then SIGKILL after 30 s.
+kill_nodes() {
     local pid
     for pid in "${NODE_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -63,6 +62,11 @@ stop_nodes() {
         wait "$pid" 2>/dev/null || true
     done
     NODE_PIDS=()
+}
+
+# Stops every node started here (kill_nodes) and removes $WORK unless KEEP=1.
+stop_nodes() {
+    kill_nodes
     if [ -n "${WORK:-}" ] && [ "${KEEP:-0}" != 1 ]; then
         rm -rf "$WORK"
     elif [ -n "${WORK:-}" ]; then
@@ -80,4 +84,67 @@ run_bench() {
     echo "== $label" >&2
     timeout $((2 * DURATION_S + 120)) "$STELE" bench --duration-s "$DURATION_S" \
         --clients "$CLIENTS" --threads "$THREADS" "${format[@]}" "$@"
+}
+
+# ensure_command COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND is
+# missing (apt-get as root, or through sudo).
+ensure_command() {
+    local command=$1 package=$2 sudo=()
+    if command -v "$command" >/dev/null 2>&1; then return 0; fi
+    if [ "$(id -u)" != 0 ]; then sudo=(sudo); fi
+    echo "installing $package (for $command)" >&2
+    if ! "${sudo[@]}" apt-get install -y "$package" >&2; then
+        "${sudo[@]}" apt-get update >&2
+        "${sudo[@]}" apt-get install -y "$package" >&2
+    fi
+    command -v "$command" >/dev/null 2>&1 || { echo "error: $package gave no $command" >&2; return 1; }
+}
+
+# start_stele_cluster NODES BASE_PORT: `stele cluster-init` in $WORK/cluster,
+# starts every node, waits for them and for a leader. Sets LEADER
+# (host:port) and CLUSTER_ARGS (--url of the leader, every node's --cacert
+# and the user token) for `stele bench`. Extra `stele start` flags can be
+# given in STELE_START_ARGS (an array).
+start_stele_cluster() {
+    local nodes=$1 base_port=$2 i state=
+    "$STELE" cluster-init --dir "$WORK/cluster" --nodes "$nodes" --base-port "$base_port" >/dev/null
+    for i in $(seq "$nodes"); do
+        start_node "node$i" --config "$WORK/cluster/node$i.toml" "${STELE_START_ARGS[@]}"
+    done
+    for i in $(seq "$nodes"); do
+        wait_listening "node$i" "${NODE_PIDS[$((${#NODE_PIDS[@]} - nodes + i - 1))]}"
+    done
+    # The leader, as node 1 sees it: GET /node/state names it once elected.
+    LEADER=
+    for _ in $(seq 600); do
+        state=$(curl -sS --max-time 2 --cacert "$WORK/cluster/node1/tls/node.crt" \
+            "https://127.0.0.1:$base_port/node/state" 2>/dev/null || true)
+        LEADER=$(printf '%s' "$state" | grep -o '"leader_address":"[^"]*"' | cut -d'"' -f4 || true)
+        if [ -n "$LEADER" ]; then break; fi
+        sleep 0.1
+    done
+    if [ -z "$LEADER" ]; then
+        echo "error: no leader within 60 s; last state: ${state:-none}" >&2
+        return 1
+    fi
+    # Every node's certificate: the leader may change, and clients follow it.
+    CLUSTER_ARGS=(--url "https://$LEADER" --token-file "$WORK/cluster/node1/user.token")
+    for i in $(seq "$nodes"); do
+        CLUSTER_ARGS+=(--cacert "$WORK/cluster/node$i/tls/node.crt")
+    done
+    echo "stele cluster up: $nodes nodes on 127.0.0.1:$base_port.., leader $LEADER" >&2
+}
+
+# The machine, for the logs and results.
+machine_line() {
+    echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+}
+
+# collect_runs OUT FILE...: the JSON lines of FILE... as one JSON array in OUT.
+collect_runs() {
+    local out=$1
+    shift
+    mkdir -p "$(dirname "$out")"
+    cat "$@" | jq -s '.' >"$out"
+    echo "wrote $out" >&2
 }

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::time::Instant;
 
 use super::target::{transport_failure, Connection, Request};
-use super::workload::{ceiling_request, Plan, Rng};
+use super::workload::{Plan, Rng};
 
 /// The largest latency the histograms hold, in microseconds; larger values
 /// are recorded as this (requests time out well before).
@@ -35,7 +35,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 pub enum PhaseKind {
     /// The workload's requests.
     Workload,
-    /// `GET /node/commit`, always closed loop.
+    /// `GET /node/commit` (etcd: a serializable range), always closed loop.
     Ceiling,
 }
 
@@ -116,8 +116,8 @@ struct Live {
 /// One request on each connection to the trivial route, concurrently, so that
 /// TCP and TLS handshakes are not timed. Failures are ignored here: the phases
 /// count them.
-pub async fn warm_up(connections: Vec<Connection>) -> anyhow::Result<Vec<Connection>> {
-    let request = Arc::new(ceiling_request());
+pub async fn warm_up(connections: Vec<Connection>, plan: &Plan) -> anyhow::Result<Vec<Connection>> {
+    let request = Arc::new(plan.ceiling_request());
     let tasks: Vec<_> = connections
         .into_iter()
         .map(|mut connection| {
@@ -232,7 +232,7 @@ impl ClientTask {
 
     async fn drive(&mut self) -> anyhow::Result<Tally> {
         let mut tally = Tally::new()?;
-        let ceiling = ceiling_request();
+        let ceiling = self.plan.ceiling_request();
         let mut sequence: u64 = 0;
         loop {
             let now = Instant::now();

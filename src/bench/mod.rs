@@ -18,6 +18,11 @@
 //! then the ceiling phase, the same connections hammering `GET /node/commit`
 //! in a closed loop for as long. Everything is bounded: clients, duration,
 //! rate, request timeout, setup size ([`CLIENTS_MAX`] and the others below).
+//!
+//! `--workload etcd-put` drives etcd instead (its JSON gateway over plain
+//! HTTP, `--url http://host:2379`), with the same client, connections and
+//! phases, so that `bench/etcd3.sh` compares the two like for like; its
+//! ceiling is a serializable one-key range on the same gateway.
 
 pub mod driver;
 pub mod report;
@@ -32,8 +37,8 @@ use anyhow::{bail, Context};
 
 use self::driver::{run_phase, warm_up, Phase, PhaseKind};
 use self::report::{PhaseReport, Ratios, Report, Settings};
-use self::target::{parse_base_url, Access};
-use self::workload::{send_expecting_success, Plan, WorkloadKind, CEILING_PATH};
+use self::target::{parse_origin, Access};
+use self::workload::{send_expecting_success, Plan, WorkloadKind};
 
 /// Most concurrent clients (connections) of a run.
 pub const CLIENTS_MAX: usize = 1024;
@@ -51,17 +56,22 @@ pub const THREADS_MAX: usize = 64;
 pub const TIMEOUT_MS_MAX: u64 = 600_000;
 /// The node's address when no `--url` is given (`stele start`'s default).
 const URL_DEFAULT: &str = "https://127.0.0.1:8443";
+/// etcd's client address when no `--url` is given (`etcd`'s default).
+const ETCD_URL_DEFAULT: &str = "http://127.0.0.1:2379";
+/// Longest `--label`.
+pub const LABEL_BYTES_MAX: usize = 200;
 
 /// Arguments of `stele bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// What to send: logging-app writes, one-put KV transactions, the SmallBank
-    /// mix, or receipt fetches.
+    /// mix, or receipt fetches; or, for comparisons, puts to etcd's JSON
+    /// gateway (`etcd-put`: `--url http://host:port`, no token).
     #[arg(long, value_enum, default_value_t = WorkloadKind::Log)]
     pub workload: WorkloadKind,
     /// A node, `https://host:port` (repeatable: clients are spread over them).
     /// A follower's 307 is followed to the leader, which the client then
-    /// keeps [default: https://127.0.0.1:8443].
+    /// keeps [default: https://127.0.0.1:8443; etcd-put: http://127.0.0.1:2379].
     #[arg(long = "url", value_name = "URL")]
     pub urls: Vec<String>,
     /// A node's data folder: the default of --token-file
@@ -109,34 +119,35 @@ pub struct BenchArgs {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// A free-form tag copied into the report (`settings.label`), e.g.
+    /// `workers=2` or `stele`, for the scripts that group runs.
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 /// Runs the benchmark and prints its report.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     check_limits(args)?;
+    let etcd = args.workload.is_etcd();
+    let (default_url, scheme) = if etcd {
+        (ETCD_URL_DEFAULT, "http")
+    } else {
+        (URL_DEFAULT, "https")
+    };
     let urls = if args.urls.is_empty() {
-        vec![URL_DEFAULT.to_owned()]
+        vec![default_url.to_owned()]
     } else {
         args.urls
             .iter()
-            .map(|url| parse_base_url(url))
+            .map(|url| parse_origin(url, scheme))
             .collect::<anyhow::Result<Vec<_>>>()?
     };
-    let token_file = match (&args.token_file, &args.data_dir) {
-        (Some(file), _) => file.clone(),
-        (None, Some(dir)) => dir.join("user.token"),
-        (None, None) => bail!("no token: pass --token-file FILE or --data-dir DIR"),
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let access = if etcd {
+        Access::plain(timeout)
+    } else {
+        stele_access(args, timeout)?
     };
-    let cacerts = match (&args.data_dir, args.cacerts.is_empty() && !args.insecure) {
-        (Some(dir), true) => vec![dir.join("tls").join(stele_api::tls::CERT_FILE)],
-        _ => args.cacerts.clone(),
-    };
-    let access = Access::new(
-        &cacerts,
-        args.insecure,
-        &token_file,
-        Duration::from_millis(args.timeout_ms),
-    )?;
     let run_id = random_u64()?;
     let seed = match args.seed {
         Some(seed) => seed,
@@ -162,6 +173,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+/// How a Stele run trusts the nodes and authenticates: the token and
+/// certificates from the flags, or from `--data-dir`.
+fn stele_access(args: &BenchArgs, timeout: Duration) -> anyhow::Result<Access> {
+    let token_file = match (&args.token_file, &args.data_dir) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => dir.join("user.token"),
+        (None, None) => bail!("no token: pass --token-file FILE or --data-dir DIR"),
+    };
+    let cacerts = match (&args.data_dir, args.cacerts.is_empty() && !args.insecure) {
+        (Some(dir), true) => vec![dir.join("tls").join(stele_api::tls::CERT_FILE)],
+        _ => args.cacerts.clone(),
+    };
+    Access::new(&cacerts, args.insecure, &token_file, timeout)
 }
 
 /// Refuses arguments outside the limits, naming the argument.
@@ -195,6 +221,13 @@ fn check_limits(args: &BenchArgs) -> anyhow::Result<()> {
     if args.timeout_ms == 0 || args.timeout_ms > TIMEOUT_MS_MAX {
         bail!("--timeout-ms must be 1..={TIMEOUT_MS_MAX}");
     }
+    if args
+        .label
+        .as_ref()
+        .is_some_and(|label| label.len() > LABEL_BYTES_MAX)
+    {
+        bail!("--label must be at most {LABEL_BYTES_MAX} bytes");
+    }
     Ok(())
 }
 
@@ -219,7 +252,7 @@ async fn measure(
     send_expecting_success(first, &plan.probe())
         .await
         .context("the probe request before the run (check --url, the token and the certificate)")?;
-    let connections = warm_up(connections).await?;
+    let connections = warm_up(connections, &plan).await?;
     let plan = Arc::new(plan);
     let duration = Duration::from_secs(args.duration_s);
     let workload = Phase {
@@ -243,12 +276,18 @@ async fn measure(
     final_urls.sort_unstable();
     final_urls.dedup();
     let result = PhaseReport::new(args.workload.route(), &result);
-    let ceiling = PhaseReport::new(&format!("GET {CEILING_PATH}"), &ceiling);
+    let ceiling = PhaseReport::new(&args.workload.ceiling_route(), &ceiling);
     let ratio = Ratios::new(&result, &ceiling);
     Ok(Report {
         stele_version: env!("CARGO_PKG_VERSION"),
         settings: Settings {
             workload: args.workload.name().to_owned(),
+            target: if args.workload.is_etcd() {
+                "etcd"
+            } else {
+                "stele"
+            },
+            label: args.label.clone(),
             urls,
             final_urls,
             clients: args.clients,

@@ -126,6 +126,10 @@ impl Ratios {
 pub struct Settings {
     /// The workload's name.
     pub workload: String,
+    /// `stele`, or `etcd` for `etcd-put`.
+    pub target: &'static str,
+    /// `--label`, as given.
+    pub label: Option<String>,
     /// The nodes the clients started on.
     pub urls: Vec<String>,
     /// Where the clients ended (the leader, after redirects).
@@ -159,7 +163,8 @@ pub struct Report {
     pub settings: Settings,
     /// The workload phase.
     pub result: PhaseReport,
-    /// The ceiling phase: the same clients on `GET /node/commit`, closed loop.
+    /// The ceiling phase: the same clients on `GET /node/commit` (etcd: a
+    /// serializable one-key range), closed loop.
     pub ceiling: PhaseReport,
     /// `result` against `ceiling`.
     pub ratio: Ratios,

@@ -7,6 +7,10 @@
 //! redirected to another node). Redirects are not left to reqwest: a 307 from a
 //! follower names the leader (`Location`, or the `stele-leader` header), and the
 //! client re-sends the request there and keeps that node for what follows.
+//!
+//! The same client also drives etcd's JSON gateway (`--workload etcd-put`):
+//! plain `http://`, no token, no redirects (etcd forwards proposals to its
+//! leader itself).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -92,11 +96,21 @@ pub fn transport_failure(error: &reqwest::Error) -> &'static str {
 pub struct Access {
     roots: Vec<reqwest::Certificate>,
     insecure: bool,
-    authorization: HeaderValue,
+    authorization: Option<HeaderValue>,
     timeout: Duration,
 }
 
 impl Access {
+    /// No token and no certificate: a plain-HTTP peer (etcd's JSON gateway).
+    pub fn plain(timeout: Duration) -> Access {
+        Access {
+            roots: Vec::new(),
+            insecure: false,
+            authorization: None,
+            timeout,
+        }
+    }
+
     /// Trust the PEM certificates in `cacerts` (every one of them: in a cluster
     /// each node has its own self-signed certificate), or any certificate with
     /// `insecure`; send the bearer token read from `token_file`.
@@ -139,7 +153,7 @@ impl Access {
         Ok(Access {
             roots,
             insecure,
-            authorization,
+            authorization: Some(authorization),
             timeout,
         })
     }
@@ -174,9 +188,15 @@ impl Access {
 /// Checks `url` is `https://host[:port]` with nothing after, and returns it
 /// without a trailing slash.
 pub fn parse_base_url(url: &str) -> anyhow::Result<String> {
+    parse_origin(url, "https")
+}
+
+/// Checks `url` is `scheme://host[:port]` with nothing after, and returns it
+/// without a trailing slash (`http` for etcd's gateway).
+pub fn parse_origin(url: &str, scheme: &str) -> anyhow::Result<String> {
     let parsed = Url::parse(url).with_context(|| format!("--url {url:?} is not a URL"))?;
-    if parsed.scheme() != "https" {
-        bail!("--url {url:?}: only https:// is served by a Stele node");
+    if parsed.scheme() != scheme {
+        bail!("--url {url:?}: only {scheme}:// is served by this target");
     }
     if parsed.host_str().is_none() {
         bail!("--url {url:?} names no host");
@@ -192,7 +212,7 @@ pub fn parse_base_url(url: &str) -> anyhow::Result<String> {
 pub struct Connection {
     http: reqwest::Client,
     base: String,
-    authorization: HeaderValue,
+    authorization: Option<HeaderValue>,
     redirects: u64,
 }
 
@@ -213,13 +233,13 @@ impl Connection {
     pub async fn send(&mut self, request: &Request) -> Result<Reply, reqwest::Error> {
         let mut hops = 0;
         loop {
-            let mut builder = self
-                .http
-                .request(
-                    request.method.clone(),
-                    format!("{}{}", self.base, request.path),
-                )
-                .header(AUTHORIZATION, self.authorization.clone());
+            let mut builder = self.http.request(
+                request.method.clone(),
+                format!("{}{}", self.base, request.path),
+            );
+            if let Some(authorization) = &self.authorization {
+                builder = builder.header(AUTHORIZATION, authorization.clone());
+            }
             if let Some(body) = &request.body {
                 builder = builder
                     .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -283,6 +303,11 @@ mod tests {
         assert!(parse_base_url("http://127.0.0.1:8443").is_err());
         assert!(parse_base_url("https://127.0.0.1:8443/app/log").is_err());
         assert!(parse_base_url("127.0.0.1:8443").is_err());
+        assert_eq!(
+            parse_origin("http://127.0.0.1:2379", "http").unwrap(),
+            "http://127.0.0.1:2379"
+        );
+        assert!(parse_origin("https://127.0.0.1:2379", "http").is_err());
     }
 
     #[test]

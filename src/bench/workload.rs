@@ -30,6 +30,11 @@ const RECEIPT_READY_PAUSE: Duration = Duration::from_millis(50);
 /// Distinct keys each client cycles through in `kv-put`: bounds the node's
 /// state however long the run.
 const KV_KEYS_PER_CLIENT: u64 = 100_000;
+/// etcd's JSON gateway: a put, and the serializable range the ceiling reads.
+const ETCD_PUT_PATH: &str = "/v3/kv/put";
+const ETCD_RANGE_PATH: &str = "/v3/kv/range";
+/// The key the etcd ceiling reads (absent or not: the answer is as cheap).
+const ETCD_CEILING_KEY: &[u8] = b"stele-bench-ceiling";
 /// Bits of a log record id below the client index (the sequence number).
 const LOG_SEQUENCE_BITS: u32 = 30;
 /// Bits of a log record id below the run id (client index and sequence).
@@ -47,6 +52,11 @@ pub enum WorkloadKind {
     Smallbank,
     /// `GET /node/receipt`: receipts of earlier commits.
     Receipt,
+    /// Not Stele: `POST /v3/kv/put` on etcd's JSON gateway (`http://`, no
+    /// token), one put of `--value-bytes` per request, keys as `kv-put`'s; its
+    /// ceiling is a serializable `POST /v3/kv/range` of one key (the gateway
+    /// and gRPC path without consensus). For the Stele-vs-etcd comparison.
+    EtcdPut,
 }
 
 impl WorkloadKind {
@@ -57,6 +67,7 @@ impl WorkloadKind {
             WorkloadKind::KvPut => "kv-put",
             WorkloadKind::Smallbank => "smallbank",
             WorkloadKind::Receipt => "receipt",
+            WorkloadKind::EtcdPut => "etcd-put",
         }
     }
 
@@ -67,6 +78,21 @@ impl WorkloadKind {
             WorkloadKind::KvPut => "POST /app/tx",
             WorkloadKind::Smallbank => "POST /app/smallbank/{op}",
             WorkloadKind::Receipt => "GET /node/receipt",
+            WorkloadKind::EtcdPut => "POST /v3/kv/put",
+        }
+    }
+
+    /// Whether it drives etcd rather than a Stele node.
+    pub fn is_etcd(self) -> bool {
+        self == WorkloadKind::EtcdPut
+    }
+
+    /// The route of its ceiling, for reports.
+    pub fn ceiling_route(self) -> String {
+        if self.is_etcd() {
+            format!("POST {ETCD_RANGE_PATH} (serializable)")
+        } else {
+            format!("GET {CEILING_PATH}")
         }
     }
 }
@@ -104,6 +130,8 @@ pub struct Plan {
     kind: WorkloadKind,
     /// The value of every write: `--value-bytes` of `x` (needs no JSON escape).
     value: String,
+    /// The same value in base64, as etcd's gateway takes bytes.
+    value_base64: String,
     run_id: u64,
     first_account: u64,
     accounts: u64,
@@ -115,9 +143,11 @@ impl Plan {
     pub fn new(kind: WorkloadKind, value_bytes: usize, accounts: u64, run_id: u64) -> Plan {
         // Below 2^24, so that log ids (run id << 40) fit in a u64.
         let run_id = run_id & 0xFF_FFFF;
+        let value = "x".repeat(value_bytes);
         Plan {
             kind,
-            value: "x".repeat(value_bytes),
+            value_base64: base64(value.as_bytes()),
+            value,
             run_id,
             first_account: run_id * super::ACCOUNTS_MAX,
             accounts,
@@ -136,7 +166,7 @@ impl Plan {
     /// [`RECEIPT_TRANSACTIONS`] requests.
     pub async fn prepare(&mut self, connection: &mut Connection) -> anyhow::Result<()> {
         match self.kind {
-            WorkloadKind::Log | WorkloadKind::KvPut => Ok(()),
+            WorkloadKind::Log | WorkloadKind::KvPut | WorkloadKind::EtcdPut => Ok(()),
             WorkloadKind::Smallbank => self.create_accounts(connection).await,
             WorkloadKind::Receipt => self.write_records(connection).await,
         }
@@ -233,6 +263,14 @@ impl Plan {
                     ),
                 )
             }
+            WorkloadKind::EtcdPut => {
+                let key = sequence % KV_KEYS_PER_CLIENT;
+                let key = base64(format!("bench/{}-{client}-{key}", self.run_id).as_bytes());
+                Request::post(
+                    ETCD_PUT_PATH,
+                    format!("{{\"key\":\"{key}\",\"value\":\"{}\"}}", self.value_base64),
+                )
+            }
             WorkloadKind::Smallbank => self.smallbank(rng),
             WorkloadKind::Receipt => {
                 let count = self.receipt_ids.len().max(1) as u64;
@@ -286,7 +324,26 @@ impl Plan {
         }
         match self.kind {
             WorkloadKind::Receipt => true,
+            // etcd answers a put once it is committed and applied; errors are
+            // non-200 (`{"error":..,"code":..}`).
+            WorkloadKind::EtcdPut => contains(&reply.body, b"\"revision\""),
             _ => contains(&reply.body, b"\"Committed\""),
+        }
+    }
+
+    /// The ceiling's request: Stele's trivial route, or etcd's serializable
+    /// one-key range (answered by the member itself, no consensus).
+    pub fn ceiling_request(&self) -> Request {
+        if self.kind.is_etcd() {
+            Request::post(
+                ETCD_RANGE_PATH,
+                format!(
+                    "{{\"key\":\"{}\",\"serializable\":true}}",
+                    base64(ETCD_CEILING_KEY)
+                ),
+            )
+        } else {
+            Request::get(CEILING_PATH)
         }
     }
 
@@ -296,9 +353,26 @@ impl Plan {
     }
 }
 
-/// The ceiling's request.
-pub fn ceiling_request() -> Request {
-    Request::get(CEILING_PATH)
+/// Standard base64 with padding (what etcd's gateway takes for `bytes`).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                text.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
 }
 
 /// Whether `haystack` contains `needle`.
@@ -357,6 +431,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn etcd_puts_are_gateway_json() {
+        let plan = Plan::new(WorkloadKind::EtcdPut, 3, 0, 5);
+        let request = plan.request(2, 7, &mut Rng::new(0, 0));
+        assert_eq!(request.path, "/v3/kv/put");
+        let body: serde_json::Value =
+            serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["value"], "eHh4");
+        assert_eq!(body["key"], base64(b"bench/5-2-7"));
+        assert_eq!(plan.ceiling_request().path, "/v3/kv/range");
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! benchmark, the median over runs of its median time, and for each requested
 //! pair the ratio of their rates computed within each run (so machine noise
 //! between runs cancels), then the median of those ratios.
+//!
+//! `plots`: the PNGs and median tables of `bench/results/*.json` (see
+//! [`plots`]); `bench/all.sh` regenerates the results and then runs it.
+
+mod plots;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +37,15 @@ enum Task {
         #[arg(long = "ratio")]
         ratios: Vec<String>,
     },
+    /// PNG plots and Markdown median tables from `bench/results/*.json`.
+    Plots {
+        /// Where the JSON results are.
+        #[arg(long, default_value = "bench/results")]
+        results: PathBuf,
+        /// Where the PNGs and `summary.md` go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -41,6 +55,7 @@ fn main() -> Result<()> {
             baselines,
             ratios,
         } => criterion_report(&criterion_dir, &baselines, &ratios),
+        Task::Plots { results, out } => plots::plots(&results, &out),
     }
 }
 
