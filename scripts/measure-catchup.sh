@@ -36,7 +36,7 @@ for run in $(seq "$runs"); do
   done
   leader=""
   for _ in $(seq 600); do
-    leader=$(curl -sk --max-time 1 "https://127.0.0.1:$base/node/state" | sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p')
+    leader=$(curl -sk --max-time 1 "https://127.0.0.1:$base/node/state" | sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p' || true)
     [ -n "$leader" ] && break
     sleep 0.05
   done

@@ -25,7 +25,7 @@ start() { # node id
 }
 leader_of() { # node id -> the leader it names, or nothing
   curl -sk --max-time 1 "https://127.0.0.1:$((base + $1 - 1))/node/state" \
-    | sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p'
+    | sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p' || true
 }
 agreed() { # node ids... -> the leader they all name, or nothing
   local first="" id seen
