@@ -80,17 +80,7 @@ fn writes_commit_everywhere_and_survive_kill_9_of_the_leader() {
     }
     cluster.nodes[leader].restart();
     let last = *committed.last().unwrap();
-    for index in &all {
-        cluster.wait_committed(*index, last);
-        for id in &committed {
-            assert_eq!(
-                cluster.client(*index).tx_status(*id),
-                "Committed",
-                "{id} on node {}",
-                index + 1
-            );
-        }
-    }
+    cluster.assert_committed_everywhere(&all, &committed, last);
     // The same checkpoint at the same commit point: the ledgers agree up to it.
     let checkpoints: Vec<String> = all
         .iter()

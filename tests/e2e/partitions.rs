@@ -316,17 +316,7 @@ fn partitions_lose_no_committed_write_and_histories_stay_linearizable() {
     let last = cluster.client(leader).put("m", "final", "v");
     let committed = shared.committed.lock().unwrap().clone();
     assert!(committed.len() >= 10, "only {} commits", committed.len());
-    for index in &all {
-        cluster.wait_committed(*index, last);
-        for id in &committed {
-            assert_eq!(
-                cluster.client(*index).tx_status(*id),
-                "Committed",
-                "{id} on node {}",
-                index + 1
-            );
-        }
-    }
+    cluster.assert_committed_everywhere(&all, &committed, last);
     let history = shared.history.lock().unwrap().clone();
     let returned = history
         .iter()

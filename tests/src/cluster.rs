@@ -257,6 +257,27 @@ impl Cluster {
         );
     }
 
+    /// Waits until `last` is committed on each of `nodes`, then checks that every
+    /// transaction of `ids` is committed there too.
+    pub fn assert_committed_everywhere(
+        &self,
+        nodes: &[usize],
+        ids: &[TransactionId],
+        last: TransactionId,
+    ) {
+        for &index in nodes {
+            self.wait_committed(index, last);
+            for id in ids {
+                assert_eq!(
+                    self.client(index).tx_status(*id),
+                    "Committed",
+                    "{id} on node {}",
+                    index + 1
+                );
+            }
+        }
+    }
+
     /// Makes node index `index` drop the traffic of the nodes `drop` (ids), on
     /// both directions of its links; `&[]` heals it.
     pub fn set_partition(&self, index: usize, drop: &[u64]) {
