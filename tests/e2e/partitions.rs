@@ -8,10 +8,16 @@
 //!   `LinearizabilityTester`; keys are independent, so each is checked alone);
 //! - every node's ledger verifies.
 //!
-//! An operation whose outcome the client cannot know (timeout, transport error,
-//! a redirect or 503 after the request may have been proposed) stays "in flight"
-//! for the checker, which may place it anywhere after its start or drop it, and
-//! that client goes on under a new thread id, as the checker requires.
+//! Writes are submitted with `?wait=false`: the primary answers once it has
+//! executed them, with their transaction id, and the client then watches
+//! `/node/tx` for the commit, which ends the operation. A write whose commit is
+//! not seen in time stays "in flight" (the client goes on under a new thread
+//! id, as the checker requires) and is settled after the run: committed, it
+//! stays in flight (it took effect some time after it began); not committed,
+//! it is dropped (it never took effect). Requests refused before execution (a
+//! follower's 307, a 503) and failed reads are dropped too; only a transport
+//! failure on a write leaves an operation in flight unresolved. Few in-flight
+//! operations keep the checker's search small.
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -82,11 +88,19 @@ enum Event {
 
 /// What one request came to.
 enum Outcome {
-    /// Answered: the operation took effect (or read) exactly so.
-    Done(KvRet, Option<TransactionId>),
+    /// A read answered.
+    Read(KvRet),
+    /// A write executed with this result, under this id: it takes effect if
+    /// and when that transaction commits.
+    Executed(KvRet, TransactionId),
+    /// Refused before execution, or a read that failed: no effect.
+    NoEffect,
     /// Unknown: it may or may not have taken effect.
     Unknown,
 }
+
+/// How long a client watches for its write's commit before moving on.
+const COMMIT_WATCH: Duration = Duration::from_secs(2);
 
 fn key_name(key: usize) -> String {
     format!("k{key}")
@@ -104,11 +118,11 @@ fn perform(client: &NodeClient, key: usize, op: &KvOp) -> Outcome {
             &Auth::Token,
         ),
         KvOp::Put(value) => client.try_post_json(
-            "/app/tx",
+            "/app/tx?wait=false",
             &json!({"ops": [{"op": "put", "map": "m", "key": name, "value": value}]}),
         ),
         KvOp::Cas(expected, value) => client.try_post_json(
-            "/app/tx",
+            "/app/tx?wait=false",
             &json!({"ops": [
                 {"op": "check", "map": "m", "key": name, "value": expected},
                 {"op": "put", "map": "m", "key": name, "value": value},
@@ -116,32 +130,62 @@ fn perform(client: &NodeClient, key: usize, op: &KvOp) -> Outcome {
         ),
     };
     let Ok(reply) = reply else {
-        return Outcome::Unknown;
+        return match op {
+            KvOp::Get => Outcome::NoEffect,
+            _ => Outcome::Unknown,
+        };
     };
     let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    let committed =
-        || (body["status"] == "Committed").then(|| transaction_id(&body["transaction_id"]));
+    // A commit answers `{"transaction_id"}`, an abort `{"error":{"transaction_id"}}`.
+    let id = || {
+        body.get("transaction_id")
+            .or_else(|| body["error"].get("transaction_id"))
+            .map(transaction_id)
+    };
+    let code = body["error"]["code"].as_str().unwrap_or_default();
     match (op, reply.status) {
-        (KvOp::Get, 200) => Outcome::Done(
-            KvRet::Read(Some(body["value"].as_str().unwrap().to_owned())),
-            None,
-        ),
-        (KvOp::Get, 404) if body["error"]["code"] == "NotFound" => {
-            Outcome::Done(KvRet::Read(None), None)
+        (KvOp::Get, 200) => Outcome::Read(KvRet::Read(Some(
+            body["value"].as_str().unwrap().to_owned(),
+        ))),
+        (KvOp::Get, 404) if code == "NotFound" => Outcome::Read(KvRet::Read(None)),
+        (KvOp::Get, _) => Outcome::NoEffect,
+        (KvOp::Put(_), 200) => Outcome::Executed(KvRet::Written, id().unwrap()),
+        (KvOp::Cas(..), 200) => Outcome::Executed(KvRet::Swapped(true), id().unwrap()),
+        (KvOp::Cas(..), 409) if code == "CheckFailed" => {
+            Outcome::Executed(KvRet::Swapped(false), id().unwrap())
         }
-        (KvOp::Put(_), 200) => match committed() {
-            Some(id) => Outcome::Done(KvRet::Written, Some(id)),
-            None => Outcome::Unknown,
-        },
-        (KvOp::Cas(..), 200) => match committed() {
-            Some(id) => Outcome::Done(KvRet::Swapped(true), Some(id)),
-            None => Outcome::Unknown,
-        },
-        (KvOp::Cas(..), 409) if body["error"]["code"] == "CheckFailed" => {
-            Outcome::Done(KvRet::Swapped(false), None)
-        }
+        // Refused before execution: a follower's redirect, a node not leading
+        // or busy.
+        (_, 307 | 503) => Outcome::NoEffect,
         _ => Outcome::Unknown,
     }
+}
+
+/// `/node/tx` of `id` on `client`, if it answers.
+fn status_of(client: &NodeClient, id: TransactionId) -> Option<String> {
+    let reply = client
+        .try_request(
+            reqwest::Method::GET,
+            &format!("/node/tx?transaction_id={id}"),
+            None,
+            None,
+            &Auth::None,
+        )
+        .ok()?;
+    let body: Value = serde_json::from_slice(&reply.body).ok()?;
+    body["status"].as_str().map(str::to_owned)
+}
+
+/// Watches `id` on `client` until it is committed (true) or the watch ends.
+fn watch_commit(client: &NodeClient, id: TransactionId) -> bool {
+    let deadline = std::time::Instant::now() + COMMIT_WATCH;
+    while std::time::Instant::now() < deadline {
+        if status_of(client, id).as_deref() == Some("Committed") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// The node that claims to lead in the highest view, if any answers.
@@ -165,8 +209,12 @@ fn find_leader(clients: &[NodeClient]) -> Option<usize> {
 struct Shared {
     clients: Vec<NodeClient>,
     leader: Mutex<usize>,
-    history: Mutex<Vec<Event>>,
+    /// `None`: an invocation dropped (it had no effect).
+    history: Mutex<Vec<Option<Event>>>,
     committed: Mutex<Vec<TransactionId>>,
+    /// Writes whose commit was not seen in time: the index of their invocation
+    /// and their id, settled after the run.
+    unsettled: Mutex<Vec<(usize, TransactionId)>>,
     stop: AtomicBool,
 }
 
@@ -185,34 +233,57 @@ fn client_loop(shared: &Shared, client: u64) {
             _ => KvOp::Cas(seen[key].clone(), value),
         };
         let target = *shared.leader.lock().unwrap();
-        shared.history.lock().unwrap().push(Event::Invoke {
-            key,
-            thread,
-            op: op.clone(),
-        });
-        match perform(&shared.clients[target], key, &op) {
-            Outcome::Done(ret, id) => {
+        let invoked = {
+            let mut history = shared.history.lock().unwrap();
+            history.push(Some(Event::Invoke {
+                key,
+                thread,
+                op: op.clone(),
+            }));
+            history.len() - 1
+        };
+        let returned = |ret: KvRet| {
+            let event = Event::Return { key, thread, ret };
+            shared.history.lock().unwrap().push(Some(event));
+        };
+        let client_of_target = &shared.clients[target];
+        match perform(client_of_target, key, &op) {
+            Outcome::Read(ret) => {
                 if let KvRet::Read(value) = &ret {
                     seen[key] = value.clone();
                 }
-                shared
-                    .history
-                    .lock()
-                    .unwrap()
-                    .push(Event::Return { key, thread, ret });
-                shared.committed.lock().unwrap().extend(id);
+                returned(ret);
+            }
+            Outcome::Executed(ret, id) => {
+                if watch_commit(client_of_target, id) {
+                    returned(ret);
+                    shared.committed.lock().unwrap().push(id);
+                } else {
+                    shared.unsettled.lock().unwrap().push((invoked, id));
+                    thread += CLIENTS;
+                    refresh_leader(shared);
+                }
+            }
+            Outcome::NoEffect => {
+                shared.history.lock().unwrap()[invoked] = None;
+                refresh_leader(shared);
             }
             Outcome::Unknown => {
                 // The operation stays in flight; this client goes on as a new
                 // thread (a thread has at most one operation in flight).
                 thread += CLIENTS;
-                if let Some(leader) = find_leader(&shared.clients) {
-                    *shared.leader.lock().unwrap() = leader;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+                refresh_leader(shared);
             }
         }
     }
+}
+
+/// Points the clients at the node leading in the highest view, after a pause.
+fn refresh_leader(shared: &Shared) {
+    if let Some(leader) = find_leader(&shared.clients) {
+        *shared.leader.lock().unwrap() = leader;
+    }
+    std::thread::sleep(Duration::from_millis(50));
 }
 
 /// Feeds key `key`'s events to stateright's tester; returns it and the number
@@ -277,6 +348,7 @@ fn partitions_lose_no_committed_write_and_histories_stay_linearizable() {
         leader: Mutex::new(first),
         history: Mutex::new(Vec::new()),
         committed: Mutex::new(Vec::new()),
+        unsettled: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
     });
     let workers: Vec<_> = (0..CLIENTS)
@@ -314,18 +386,30 @@ fn partitions_lose_no_committed_write_and_histories_stay_linearizable() {
     // Healed: one more write commits, then every committed write is everywhere.
     let leader = cluster.leader(&all);
     let last = cluster.client(leader).put("m", "final", "v");
-    let committed = shared.committed.lock().unwrap().clone();
+    // Writes whose commit was not seen: committed ones stay in flight, the
+    // others never took effect.
+    let mut committed = shared.committed.lock().unwrap().clone();
+    let mut history = shared.history.lock().unwrap().clone();
+    let unsettled = shared.unsettled.lock().unwrap().clone();
+    cluster.wait_committed(leader, last);
+    for (invoked, id) in &unsettled {
+        match status_of(cluster.client(leader), *id).as_deref() {
+            Some("Committed") => committed.push(*id),
+            _ => history[*invoked] = None,
+        }
+    }
+    let history: Vec<Event> = history.into_iter().flatten().collect();
     assert!(committed.len() >= 10, "only {} commits", committed.len());
     cluster.assert_committed_everywhere(&all, &committed, last);
-    let history = shared.history.lock().unwrap().clone();
     let returned = history
         .iter()
         .filter(|event| matches!(event, Event::Return { .. }))
         .count();
     eprintln!(
-        "{} operations, {returned} answered, {} committed writes",
+        "{} operations, {returned} answered, {} committed writes, {} settled after the run",
         history.len() - returned,
-        committed.len()
+        committed.len(),
+        unsettled.len()
     );
     check_linearizable(&history);
     cluster.terminate_and_verify();
