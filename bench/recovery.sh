@@ -33,15 +33,16 @@ seqno() {
 }
 now_ms() { date +%s%3N; }
 
-# Serving time: from spawning the process to its `listening on` line, which
-# it prints once the state is rebuilt (and, as a cluster of one, elected).
-serve_ms() {
+# Serving time into SERVE_MS: from spawning the process to its `listening on`
+# line, which it prints once the state is rebuilt (and, as a cluster of one,
+# elected and applied). Not in a subshell: NODE_PIDS must reach kill_nodes.
+serve() {
     local started
     started=$(now_ms)
     NODE_PIDS=()
     start_node node --data-dir "$data" --listen "127.0.0.1:$PORT"
     wait_listening node "${NODE_PIDS[0]}"
-    echo $(($(now_ms) - started))
+    SERVE_MS=$(($(now_ms) - started))
 }
 
 median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
@@ -71,13 +72,15 @@ done
 
 with=()
 for _ in $(seq "$RUNS"); do
-    with+=("$(serve_ms)")
+    serve
+    with+=("$SERVE_MS")
     kill_nodes
 done
 mv "$data/snapshots" "$WORK/snapshots.aside"
 without=()
 for _ in $(seq "$RUNS"); do
-    without+=("$(serve_ms)")
+    serve
+    without+=("$SERVE_MS")
     kill_nodes
     # A start writes snapshots again as it commits: keep the folder empty.
     rm -rf "$data/snapshots"
