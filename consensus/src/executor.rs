@@ -124,20 +124,11 @@ impl Executor {
             return Err(ConsensusError::Busy(uncommitted as usize));
         }
         if term != self.settled_term || self.unsettled.swap(false, Ordering::AcqRel) {
-            self.settle()?;
             // Settling may wait for proposals in flight, during which this node
-            // can lose and regain leadership: the batch's view must be the term
-            // it is proposed in, so check again.
-            return match self.leadership() {
-                (Some(leader), now, _) if leader == self.node_id && now == term => {
-                    self.settled_term = term;
-                    Ok(())
-                }
-                (leader, _, address) => {
-                    self.unsettled.store(true, Ordering::Release);
-                    Err(ConsensusError::NotLeader { leader, address })
-                }
-            };
+            // can lose and regain leadership: `still_leading` checks the term
+            // again just before the batch is proposed.
+            self.settle()?;
+            self.settled_term = term;
         }
         Ok(())
     }
