@@ -39,8 +39,6 @@ pub const ADMIN_BODY_BYTES_MAX: usize = 4096;
 struct AdminState {
     engine: Arc<Engine>,
     token_hash: [u8; 32],
-    /// The other members: the only ids a partition may name.
-    peers: BTreeSet<u64>,
 }
 
 /// `PUT /admin/partition`'s body and both routes' answer.
@@ -64,18 +62,13 @@ pub struct MemberBody {
 }
 
 /// The admin router, or an empty one when `[admin]` is absent.
-pub fn router(
-    engine: Arc<Engine>,
-    admin: Option<&crate::config::Admin>,
-    peers: BTreeSet<u64>,
-) -> Router {
+pub fn router(engine: Arc<Engine>, admin: Option<&crate::config::Admin>) -> Router {
     let Some(admin) = admin else {
         return Router::new();
     };
     let state = AdminState {
         engine,
         token_hash: *admin.token_sha256.as_bytes(),
-        peers,
     };
     let mut router = Router::new()
         .route("/admin/members", get(members_get).post(members_post))
@@ -223,12 +216,17 @@ async fn partition_put(
 ) -> Result<Json<PartitionBody>, HttpError> {
     authorize(&state, &headers)?;
     let JsonBody(body) = body?;
-    if let Some(stranger) = body.drop.iter().find(|id| !state.peers.contains(id)) {
+    // The other members this node knows: its pinned peer keys, which start
+    // from the configuration and follow the membership.
+    let auth = state.engine.peer_auth();
+    let mut peers = auth.members();
+    peers.remove(&auth.node_id());
+    if let Some(stranger) = body.drop.iter().find(|id| !peers.contains_key(id)) {
         return Err(HttpError::bad_request(
             codes::INVALID_BODY,
             format!(
                 "drop: node {stranger} is not another member of this cluster (peers: {:?})",
-                state.peers
+                peers.keys().collect::<Vec<_>>()
             ),
         ));
     }

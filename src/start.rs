@@ -101,7 +101,6 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             .merge(crate::admin::router(
                 Arc::clone(&engine),
                 config.admin.as_ref(),
-                peer_ids(&config),
             ));
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
@@ -119,21 +118,6 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     drop(runtime);
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The other members' ids (none for a cluster of one).
-fn peer_ids(config: &Config) -> std::collections::BTreeSet<u64> {
-    config
-        .cluster
-        .iter()
-        .flat_map(|cluster| {
-            cluster
-                .members
-                .iter()
-                .map(|member| member.id)
-                .filter(move |id| *id != cluster.node_id)
-        })
-        .collect()
 }
 
 /// The deliberate execution fault, from `STELE_TEST_FAULT` (tests only:
