@@ -104,10 +104,12 @@ ensure_command() {
 # starts every node, waits for them and for a leader. Sets LEADER
 # (host:port) and CLUSTER_ARGS (--url of the leader, every node's --cacert
 # and the user token) for `stele bench`. Extra `stele start` flags can be
-# given in STELE_START_ARGS (an array).
+# given in STELE_START_ARGS, extra `cluster-init` flags in CLUSTER_INIT_ARGS
+# (arrays); cluster-init's output is in $WORK/cluster-init.out.
 start_stele_cluster() {
     local nodes=$1 base_port=$2 i state=
-    "$STELE" cluster-init --dir "$WORK/cluster" --nodes "$nodes" --base-port "$base_port" >/dev/null
+    "$STELE" cluster-init --dir "$WORK/cluster" --nodes "$nodes" --base-port "$base_port" \
+        "${CLUSTER_INIT_ARGS[@]}" >"$WORK/cluster-init.out"
     for i in $(seq "$nodes"); do
         start_node "node$i" --config "$WORK/cluster/node$i.toml" "${STELE_START_ARGS[@]}"
     done

@@ -9,54 +9,34 @@
 #   scripts/measure-catchup.sh [load seconds=20] [runs=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 load_s=${1:-20}
 runs=${2:-3}
-cargo build --release --locked --bin stele >/dev/null
-bin=$PWD/target/release/stele
-pids=()
-dir=""
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  pids=()
-  [ -n "$dir" ] && rm -rf "$dir"
-  return 0
-}
-trap cleanup EXIT
+STELE_START_ARGS=()
+CLUSTER_INIT_ARGS=(--joining 1)
+build_stele
+trap stop_nodes EXIT
+now_ms() { date +%s%3N; }
 
 rates=()
 for run in $(seq "$runs"); do
-  dir=$(mktemp -d)
+  WORK=$(mktemp -d)
   base=$((20000 + RANDOM % 12000))
-  "$bin" cluster-init --dir "$dir" --nodes 3 --joining 1 --base-port "$base" >"$dir/init.out"
-  body=$(sed -n 's/^node 4 joins with: POST \/admin\/members //p' "$dir/init.out")
-  token=$(cat "$dir/admin.token")
-  for id in 1 2 3; do
-    RUST_LOG=warn "$bin" start --config "$dir/node$id.toml" >"$dir/node$id.log" 2>&1 &
-    pids+=($!)
-  done
-  leader=""
-  for _ in $(seq 600); do
-    leader=$(curl -sk --max-time 1 "https://127.0.0.1:$base/node/state" | sed -n 's/.*"leader":\([0-9][0-9]*\).*/\1/p' || true)
-    [ -n "$leader" ] && break
-    sleep 0.05
-  done
-  [ -n "$leader" ] || { echo "no leader" >&2; exit 1; }
-  url="https://127.0.0.1:$((base + leader - 1))"
-  "$bin" bench --url "$url" --data-dir "$dir/node1" --insecure --workload log \
-    --clients 64 --duration-s "$load_s" >/dev/null 2>&1
-  seqno=$(curl -sk "$url/node/state" | sed -n 's/.*"ledger_seqno":\([0-9][0-9]*\).*/\1/p')
-  RUST_LOG=warn "$bin" start --config "$dir/node4.toml" >"$dir/node4.log" 2>&1 &
-  pids+=($!)
-  sleep 1
-  t0=$(date +%s%3N)
+  start_stele_cluster 3 "$base"
+  body=$(sed -n 's/^node 4 joins with: POST \/admin\/members //p' "$WORK/cluster-init.out")
+  token=$(cat "$WORK/cluster/admin.token")
+  "$STELE" bench "${CLUSTER_ARGS[@]}" --workload log --clients 64 --duration-s "$load_s" >/dev/null 2>&1
+  seqno=$(curl -sk "https://$LEADER/node/state" | sed -n 's/.*"ledger_seqno":\([0-9][0-9]*\).*/\1/p')
+  start_node node4 --config "$WORK/cluster/node4.toml"
+  wait_listening node4 "${NODE_PIDS[3]}"
+  t0=$(now_ms)
   curl -skf -X POST -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    --data "$body" "$url/admin/members" >/dev/null
-  t1=$(date +%s%3N)
-  ms=$((t1 - t0))
+    --data "$body" "https://$LEADER/admin/members" >/dev/null
+  ms=$(($(now_ms) - t0))
   rate=$((seqno * 1000 / (ms > 0 ? ms : 1)))
   rates+=("$rate")
   echo "run $run: node 4 caught up with $seqno transactions in $ms ms: $rate tx/s"
-  cleanup
+  stop_nodes
 done
 sorted=($(printf '%s\n' "${rates[@]}" | sort -n))
 echo "median catch-up: ${sorted[$((runs / 2))]} tx/s over $runs runs"
