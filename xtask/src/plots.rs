@@ -289,34 +289,15 @@ fn clients(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
         ("committed tx/s (fdatasync'd)", |p| p.committed_per_s),
         ("ceiling: GET /node/commit req/s", |p| p.ceiling_per_s),
     ];
-    for (index, (name, value)) in series.into_iter().enumerate() {
-        let colour = COLOURS[index];
-        let data: Vec<(f64, f64)> = points
+    let lines = series.map(|(name, value)| {
+        let data = points
             .iter()
             .map(|(c, p)| ((*c as f64).log2(), value(p)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(data.clone(), colour.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(
-                data.into_iter()
-                    .map(|xy| Circle::new(xy, 4, colour.filled())),
-            )
-            .map_err(plot_error)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+        (name, data)
+    });
+    draw_lines(&mut chart, lines)?;
+    finish(&root, path)
 }
 
 /// Latency percentiles vs offered load (open loop), log latency axis.
@@ -384,12 +365,34 @@ fn latency(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
         .y_label_formatter(&|y| format!("{y}"))
         .draw()
         .map_err(plot_error)?;
-    for (index, name) in ["p50", "p90", "p99", "p99.9"].into_iter().enumerate() {
+    let lines = ["p50", "p90", "p99", "p99.9"]
+        .into_iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let data = points
+                .iter()
+                .map(|(r, p)| (*r as f64, p.latency[index].max(y_min)))
+                .collect();
+            (name, data)
+        });
+    draw_lines(&mut chart, lines)?;
+    finish(&root, path)
+}
+
+/// One line with dots per series, in `COLOURS` order, labelled, and the legend.
+fn draw_lines<'a, Y>(
+    chart: &mut ChartContext<
+        'a,
+        BitMapBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    lines: impl IntoIterator<Item = (&'static str, Vec<(f64, f64)>)>,
+) -> Result<()>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    for (index, (name, data)) in lines.into_iter().enumerate() {
         let colour = COLOURS[index];
-        let data: Vec<(f64, f64)> = points
-            .iter()
-            .map(|(r, p)| (*r as f64, p.latency[index].max(y_min)))
-            .collect();
         chart
             .draw_series(LineSeries::new(data.clone(), colour.stroke_width(2)))
             .map_err(plot_error)?
@@ -409,6 +412,14 @@ fn latency(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
         .border_style(BLACK)
         .draw()
         .map_err(plot_error)?;
+    Ok(())
+}
+
+/// Writes the picture.
+fn finish(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    path: &Path,
+) -> Result<()> {
     root.present().map_err(plot_error)?;
     eprintln!("wrote {}", path.display());
     Ok(())
@@ -461,9 +472,7 @@ fn workers(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
         "committed tx/s (bar: median; line: lowest to highest run)",
         &bars,
     )?;
-    root.present().map_err(plot_error)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    finish(&root, path)
 }
 
 /// Stele vs etcd: throughput and p99 side by side.
@@ -557,9 +566,7 @@ fn etcd(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
             },
         ],
     )?;
-    root.present().map_err(plot_error)?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    finish(&root, path)
 }
 
 /// The single-node table of every workload (no plot).
