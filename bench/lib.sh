@@ -105,11 +105,19 @@ ensure_command() {
 # (host:port) and CLUSTER_ARGS (--url of the leader, every node's --cacert
 # and the user token) for `stele bench`. Extra `stele start` flags can be
 # given in STELE_START_ARGS, extra `cluster-init` flags in CLUSTER_INIT_ARGS
-# (arrays); cluster-init's output is in $WORK/cluster-init.out.
+# (arrays), extra `[cluster]` settings (TOML lines, every node's file, joining
+# nodes' too) in CLUSTER_SETTINGS; cluster-init's output is in
+# $WORK/cluster-init.out.
 start_stele_cluster() {
-    local nodes=$1 base_port=$2 i state=
+    local nodes=$1 base_port=$2 i state= toml
     "$STELE" cluster-init --dir "$WORK/cluster" --nodes "$nodes" --base-port "$base_port" \
         "${CLUSTER_INIT_ARGS[@]}" >"$WORK/cluster-init.out"
+    if [ -n "${CLUSTER_SETTINGS:-}" ]; then
+        printf '%s\n' "$CLUSTER_SETTINGS" >"$WORK/cluster-settings.toml"
+        for toml in "$WORK"/cluster/node*.toml; do
+            sed -i "/^node_id = /r $WORK/cluster-settings.toml" "$toml"
+        done
+    fi
     for i in $(seq "$nodes"); do
         start_node "node$i" --config "$WORK/cluster/node$i.toml" "${STELE_START_ARGS[@]}"
     done

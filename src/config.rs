@@ -26,6 +26,8 @@
 //! heartbeat_ms = 100
 //! election_timeout_min_ms = 500
 //! election_timeout_max_ms = 1000
+//! snapshot_entries = 10000            # Raft entries between snapshots (0: never)
+//! log_entries_kept = 1000             # entries behind a snapshot still sent as log
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
 //! id = 1
@@ -119,6 +121,14 @@ pub struct Cluster {
     /// Longest election timeout, in milliseconds.
     #[serde(default = "election_timeout_max_ms_default")]
     pub election_timeout_max_ms: u64,
+    /// Applied Raft entries between two snapshots (0: never). A node further
+    /// behind than the last snapshot catches up from it (a KV snapshot plus the
+    /// ledger) instead of re-executing the log.
+    #[serde(default = "snapshot_entries_default")]
+    pub snapshot_entries: u64,
+    /// Entries kept behind a snapshot that are still sent as log entries.
+    #[serde(default = "log_entries_kept_default")]
+    pub log_entries_kept: u64,
     /// Every voter, this node included (for a joining node: the members it
     /// joins, for their addresses and keys, and itself).
     pub members: Vec<Member>,
@@ -138,6 +148,14 @@ fn election_timeout_min_ms_default() -> u64 {
 
 fn election_timeout_max_ms_default() -> u64 {
     stele_consensus::RaftTiming::default().election_timeout_max_ms
+}
+
+fn snapshot_entries_default() -> u64 {
+    stele_consensus::RaftLogPolicy::default().snapshot_entries
+}
+
+fn log_entries_kept_default() -> u64 {
+    stele_consensus::RaftLogPolicy::default().entries_kept
 }
 
 /// `[[cluster.members]]`.

@@ -202,6 +202,7 @@ impl Node for NodeHandle {
             leader_address: raft.leader_address,
             divergences: raft.divergences,
             last_divergence: raft.last_divergence,
+            snapshots_installed: raft.snapshots_installed,
         }
     }
 }

@@ -89,9 +89,13 @@ async fn rpc(
                 .map(|response| encode_response(auth, &signature, &response)),
             Err(error) => return refused(&error),
         },
-        PeerRpcKind::Snapshot => Err(ConsensusError::Raft(
-            "snapshot transfer is not supported: the log is never purged".to_owned(),
-        )),
+        PeerRpcKind::Snapshot => match decode_request(auth, kind, from, to, &signature, &body) {
+            Ok(request) => engine
+                .handle_snapshot(request)
+                .await
+                .map(|response| encode_response(auth, &signature, &response)),
+            Err(error) => return refused(&error),
+        },
     };
     match answered {
         Ok((bytes, response_signature)) => {

@@ -10,7 +10,7 @@ use stele_api::prometheus_client::registry::Registry;
 use stele_api::{ensure_self_signed, token_hash, ApiConfig};
 use stele_consensus::raft::network::{Partition, PeerAuth};
 use stele_consensus::raft::SteleNode;
-use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftTiming};
+use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftLogPolicy, RaftTiming};
 use stele_history::VerifyingKey;
 use stele_ledger::{Ledger, LedgerConfig, LedgerError};
 
@@ -148,7 +148,7 @@ fn cluster_setup(
 ) -> anyhow::Result<ClusterSetup> {
     let key = dir.node_key()?;
     let join = config.cluster.as_ref().is_some_and(|cluster| cluster.join);
-    let (node_id, members, timing) = match &config.cluster {
+    let (node_id, members, timing, log) = match &config.cluster {
         None => (
             1,
             vec![crate::config::Member {
@@ -157,6 +157,7 @@ fn cluster_setup(
                 public_key: stele_history::Digest(key.verifying_key().to_bytes()),
             }],
             RaftTiming::default(),
+            RaftLogPolicy::default(),
         ),
         Some(cluster) => (
             cluster.node_id,
@@ -165,6 +166,10 @@ fn cluster_setup(
                 heartbeat_ms: cluster.heartbeat_ms,
                 election_timeout_min_ms: cluster.election_timeout_min_ms,
                 election_timeout_max_ms: cluster.election_timeout_max_ms,
+            },
+            RaftLogPolicy {
+                snapshot_entries: cluster.snapshot_entries,
+                entries_kept: cluster.log_entries_kept,
             },
         ),
     };
@@ -193,6 +198,7 @@ fn cluster_setup(
         auth: Arc::new(PeerAuth::new(node_id, key, keys)),
         partition: Partition::default(),
         timing,
+        log,
         join,
     })
 }

@@ -79,6 +79,8 @@ pub struct NodeState {
     pub divergences: u64,
     /// The last such refusal, if any.
     pub last_divergence: Option<String>,
+    /// Snapshot transfers this node caught up from since it started.
+    pub snapshots_installed: u64,
 }
 
 /// Why the node refused a call. The routes map each to an HTTP status and an

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use openraft::error::{ForwardToLeader, RaftError};
 use openraft::network::RaftNetworkFactory;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::{ChangeMembers, Raft, ServerState, SnapshotPolicy, TryAsRef};
 use stele_dispatcher::Dispatcher;
 use stele_frontends::{Command, Outcome};
@@ -26,7 +29,8 @@ use crate::executor::Executor;
 use crate::history::{HistoryReadError, HistoryState};
 use crate::identity::ServiceIdentity;
 use crate::raft::network::{Partition, PeerAuth, PeerNetwork};
-use crate::raft::state_machine::ReplicaStateMachine;
+use crate::raft::state_machine::{ReplicaStateMachine, Transfers};
+use crate::raft::transfer::TRANSFER_DIR;
 use crate::raft::{FollowerGate, LedgerLogStore, SteleNode, SteleRaft};
 use crate::replica::{lock, EngineCounters, Fault, Replica};
 use crate::{
@@ -121,6 +125,31 @@ impl Default for RaftTiming {
     }
 }
 
+/// When the Raft log is compacted into a snapshot (the compaction is logical:
+/// the ledger keeps every batch; a snapshot only lets a node far behind catch
+/// up from a KV snapshot plus the ledger instead of re-executing the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftLogPolicy {
+    /// Applied entries between two snapshots (0: never, and no node is ever
+    /// sent one).
+    pub snapshot_entries: u64,
+    /// Entries kept readable behind a snapshot: a node at most this far
+    /// behind still catches up from the log.
+    pub entries_kept: u64,
+}
+
+impl Default for RaftLogPolicy {
+    fn default() -> Self {
+        RaftLogPolicy {
+            snapshot_entries: 10_000,
+            entries_kept: 1_000,
+        }
+    }
+}
+
+/// Longest wait for one snapshot chunk to be sent and stored, in milliseconds.
+pub const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10_000;
+
 /// Who this node is among whom.
 pub struct ClusterSetup {
     /// This node's id.
@@ -133,6 +162,8 @@ pub struct ClusterSetup {
     pub partition: Partition,
     /// Raft timing.
     pub timing: RaftTiming,
+    /// Log compaction into snapshots.
+    pub log: RaftLogPolicy,
     /// A node joining an existing cluster: it never initialises a membership
     /// of its own, and waits to be added by the leader (`members` then lists
     /// the existing members, for their addresses and keys, and itself).
@@ -162,6 +193,8 @@ pub struct RaftStatus {
     pub divergences: u64,
     /// The last refusal, if any.
     pub last_divergence: Option<String>,
+    /// Snapshot transfers this node installed (caught up from) since it started.
+    pub snapshots_installed: u64,
 }
 
 /// The running node. [`Engine::shutdown`] finishes the queued submissions and
@@ -233,8 +266,14 @@ impl Engine {
             config.snapshot_interval_tx,
         ));
         let snapshotter = spawn_snapshotter(&replica, &config)?;
+        let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;
         let reader = log_store.reader();
+        let transfers = Transfers {
+            dir: transfer_dir,
+            reader: reader.clone(),
+            log: log_store.log_writer(),
+        };
         let hook_replica = Arc::clone(&replica);
         log_store.set_on_truncate(Box::new(move |batch| {
             let _writer = lock(&hook_replica.writer);
@@ -245,7 +284,7 @@ impl Engine {
                 }
             }
         }));
-        let raft = start_raft(&cluster, network, log_store, &replica).await?;
+        let raft = start_raft(&cluster, network, log_store, &replica, transfers).await?;
         tokio::spawn(follow_membership_keys(
             raft.clone(),
             Arc::clone(&cluster.auth),
@@ -464,6 +503,11 @@ impl Engine {
             leader,
             leader_address,
             divergences: self.replica.counters.divergences.load(Ordering::Relaxed),
+            snapshots_installed: self
+                .replica
+                .counters
+                .snapshots_installed
+                .load(Ordering::Relaxed),
             last_divergence: self.replica.last_divergence(),
         }
     }
@@ -494,6 +538,14 @@ impl Engine {
         rpc: AppendEntriesRequest<SteleRaft>,
     ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
         self.gate.append_entries(rpc).await
+    }
+
+    /// A peer's InstallSnapshot chunk.
+    pub async fn handle_snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+    ) -> Result<InstallSnapshotResponse<u64>, ConsensusError> {
+        self.gate.install_snapshot(rpc).await
     }
 
     /// A peer's RequestVote.
@@ -603,6 +655,7 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     network: N,
     log_store: LedgerLogStore,
     replica: &Arc<Replica>,
+    transfers: Transfers,
 ) -> Result<Raft<SteleRaft>, ConsensusError> {
     let raft_error = |error: &dyn std::fmt::Display| ConsensusError::Raft(error.to_string());
     let config = openraft::Config {
@@ -611,14 +664,17 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
         election_timeout_min: cluster.timing.election_timeout_min_ms,
         election_timeout_max: cluster.timing.election_timeout_max_ms,
         max_payload_entries: APPEND_ENTRIES_MAX,
-        // The ledger is the audit record: the log is never purged, and a lagging
-        // node catches up from it (snapshot transfer is a documented gap).
-        snapshot_policy: SnapshotPolicy::Never,
+        snapshot_policy: match cluster.log.snapshot_entries {
+            0 => SnapshotPolicy::Never,
+            entries => SnapshotPolicy::LogsSinceLast(entries),
+        },
+        max_in_snapshot_log_to_keep: cluster.log.entries_kept,
+        install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
         ..openraft::Config::default()
     }
     .validate()
     .map_err(|error| raft_error(&error))?;
-    let state_machine = ReplicaStateMachine::new(Arc::clone(replica));
+    let state_machine = ReplicaStateMachine::new(Arc::clone(replica), transfers);
     let raft = Raft::new(
         cluster.node_id,
         Arc::new(config),

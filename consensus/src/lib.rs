@@ -44,8 +44,8 @@ pub mod replica;
 pub mod snapshot;
 
 pub use engine::{
-    ClusterSetup, Engine, EngineConfig, Members, RaftStatus, RaftTiming, Submission, SubmitResult,
-    TxState,
+    ClusterSetup, Engine, EngineConfig, Members, RaftLogPolicy, RaftStatus, RaftTiming, Submission,
+    SubmitResult, TxState,
 };
 pub use error::ConsensusError;
 pub use history::HistoryState;

@@ -4,7 +4,7 @@
 use stele_history::hash::sha256;
 use stele_history::{Digest, TransactionId};
 use stele_kv::{Store, WriteSet};
-use stele_ledger::Ledger;
+use stele_ledger::{BatchEntry, Ledger, SignatureEntry};
 
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
@@ -65,31 +65,6 @@ pub fn replay(
     }
     for location in ledger.batches() {
         let (batch, signature) = ledger.read_batch(location.first_seqno)?;
-        let mut digests = Vec::with_capacity(batch.txs.len());
-        let mut leaf_hashes = Vec::with_capacity(batch.txs.len());
-        for (index, tx) in batch.txs.iter().enumerate() {
-            let id = batch.transaction_id(index);
-            let fail = |reason: String| ConsensusError::Replay {
-                seqno: id.seqno,
-                reason,
-            };
-            let write_set = WriteSet::from_canonical_bytes(&tx.write_set)
-                .map_err(|error| fail(format!("write set: {error}")))?;
-            if id.seqno > base_seqno {
-                store.apply(id.seqno, &write_set)?;
-            }
-            let evidence = identity.commit_evidence(id);
-            if sha256(evidence.to_string().as_bytes()).0 != tx.commit_evidence_digest {
-                return Err(fail(
-                    "commit evidence digest differs: another commit secret".to_owned(),
-                ));
-            }
-            digests.push(TxDigests {
-                write_set_digest: tx.write_set_digest(),
-                claims_digest: Digest(tx.claims_digest),
-            });
-            leaf_hashes.push(tx.leaf_hash());
-        }
         if batch.last_seqno() == base_seqno && base_note.as_deref() != Some(&signature.checkpoint) {
             return Err(ConsensusError::Replay {
                 seqno: base_seqno,
@@ -97,13 +72,13 @@ pub fn replay(
                     .to_owned(),
             });
         }
-        history.push_replayed(
-            batch.view,
-            &digests,
-            &leaf_hashes,
-            signature.checkpoint,
-            identity,
-        )?;
+        let write_sets = push_logged_batch(&batch, &signature, history, identity)?;
+        for (offset, write_set) in write_sets.iter().enumerate() {
+            let seqno = batch.first_seqno + offset as u64;
+            if seqno > base_seqno {
+                store.apply(seqno, write_set)?;
+            }
+        }
     }
     // Batches after the commit point stay speculative: a new leader may still
     // truncate them.
@@ -112,6 +87,51 @@ pub fn replay(
         .max(store.committed_version());
     store.commit(commit)?;
     Ok(())
+}
+
+/// Checks one logged batch — each write set's encoding, each commit-evidence
+/// digest against `identity` — and folds its leaves into `history`, which
+/// checks the signed checkpoint against the tree (same origin, size and root).
+/// Returns the write sets, for the caller to apply or not.
+pub fn push_logged_batch(
+    batch: &BatchEntry,
+    signature: &SignatureEntry,
+    history: &mut HistoryState,
+    identity: &ServiceIdentity,
+) -> Result<Vec<WriteSet>, ConsensusError> {
+    let mut write_sets = Vec::with_capacity(batch.txs.len());
+    let mut digests = Vec::with_capacity(batch.txs.len());
+    let mut leaf_hashes = Vec::with_capacity(batch.txs.len());
+    for (index, tx) in batch.txs.iter().enumerate() {
+        let id = batch.transaction_id(index);
+        let fail = |reason: String| ConsensusError::Replay {
+            seqno: id.seqno,
+            reason,
+        };
+        write_sets.push(
+            WriteSet::from_canonical_bytes(&tx.write_set)
+                .map_err(|error| fail(format!("write set: {error}")))?,
+        );
+        let evidence = identity.commit_evidence(id);
+        if sha256(evidence.to_string().as_bytes()).0 != tx.commit_evidence_digest {
+            return Err(fail(
+                "commit evidence digest differs: another commit secret".to_owned(),
+            ));
+        }
+        digests.push(TxDigests {
+            write_set_digest: tx.write_set_digest(),
+            claims_digest: Digest(tx.claims_digest),
+        });
+        leaf_hashes.push(tx.leaf_hash());
+    }
+    history.push_replayed(
+        batch.view,
+        &digests,
+        &leaf_hashes,
+        signature.checkpoint.clone(),
+        identity,
+    )?;
+    Ok(write_sets)
 }
 
 /// The id of the last transaction in `history`.

@@ -57,6 +57,8 @@ pub struct EngineCounters {
     pub divergences: AtomicU64,
     /// Transactions rolled back (speculative batches dropped).
     pub rolled_back: AtomicU64,
+    /// Snapshot transfers installed.
+    pub snapshots_installed: AtomicU64,
 }
 
 /// The derived state of one node, shared by the executor, the follower check,
@@ -159,7 +161,7 @@ impl Replica {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write_history(&self) -> std::sync::RwLockWriteGuard<'_, HistoryState> {
+    pub(crate) fn write_history(&self) -> std::sync::RwLockWriteGuard<'_, HistoryState> {
         self.history
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -343,6 +345,19 @@ impl Replica {
         }
         self.commit(last, batch.batch.txs.len() as u64);
         Ok(())
+    }
+
+    /// After a snapshot install: the state becomes `store`, committed at its
+    /// version, where the history (rebuilt from the received ledger) ends.
+    /// The caller holds `writer`.
+    pub(crate) fn install_state(&self, store: Store) {
+        let seqno = store.committed_version();
+        *self.write_store() = store;
+        self.committed_seqno.store(seqno, Ordering::Release);
+        self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);
+        self.counters
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Commits up to `seqno`: reads see it, snapshots may be taken at it.

@@ -53,6 +53,15 @@ pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<Pat
 
 /// The snapshot files of `dir`, newest first.
 fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    list_newest_first(dir, |name| name.strip_prefix(SNAPSHOT_PREFIX)?.parse().ok())
+}
+
+/// The files of `dir` that `key` numbers, greatest number first (KV snapshots
+/// by seqno, Raft snapshot transfers by log index).
+pub(crate) fn list_newest_first(
+    dir: &Path,
+    key: impl Fn(&str) -> Option<u64>,
+) -> Vec<(u64, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -60,21 +69,25 @@ fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            let seqno = name.strip_prefix(SNAPSHOT_PREFIX)?.parse().ok()?;
-            Some((seqno, entry.path()))
+            Some((key(&name)?, entry.path()))
         })
         .collect();
-    files.sort_by_key(|(seqno, _)| std::cmp::Reverse(*seqno));
+    files.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
     files
 }
 
-/// Deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
-fn prune(dir: &Path) {
-    for (_, path) in list(dir).into_iter().skip(SNAPSHOTS_KEPT) {
+/// Deletes all but the first `kept` of `files` (newest first).
+pub(crate) fn delete_older(files: Vec<(u64, PathBuf)>, kept: usize) {
+    for (_, path) in files.into_iter().skip(kept) {
         if let Err(error) = std::fs::remove_file(&path) {
             tracing::warn!(path = %path.display(), %error, "cannot delete an old snapshot");
         }
     }
+}
+
+/// Deletes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
+fn prune(dir: &Path) {
+    delete_older(list(dir), SNAPSHOTS_KEPT);
 }
 
 /// Reads and checks one snapshot file.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use stele_consensus::raft::network::{Partition, PeerAuth};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::{
-    ClusterSetup, Engine, EngineConfig, RaftTiming, ServiceIdentity, Submission, SubmitResult,
-    TxState,
+    ClusterSetup, Engine, EngineConfig, RaftLogPolicy, RaftTiming, ServiceIdentity, Submission,
+    SubmitResult, TxState,
 };
 use stele_frontends::{Command, Op, Outcome, Transaction};
 use stele_history::{SigningKey, TransactionId};
@@ -58,6 +58,7 @@ fn single_member() -> ClusterSetup {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
         },
+        log: RaftLogPolicy::default(),
         join: false,
     }
 }

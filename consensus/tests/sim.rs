@@ -242,10 +242,6 @@ async fn drive(seed: u64, plan: &Plan, cluster: &mut Cluster) -> Result<String, 
 
     let engines = cluster.net.engines();
     let mut violations = check_health(&engines, &cluster.stopped.lock().unwrap());
-    let snapshots = cluster.net.stats.snapshots.load(Ordering::Relaxed);
-    if snapshots > 0 {
-        violations.push(format!("openraft tried {snapshots} snapshot transfer(s)"));
-    }
     let panicked = cluster.net.stats.panicked.load(Ordering::Relaxed);
     if panicked > 0 {
         violations.push(format!(
@@ -270,7 +266,8 @@ async fn drive(seed: u64, plan: &Plan, cluster: &mut Cluster) -> Result<String, 
     Ok(format!(
         "{} answered committed ({} aborted) of {attempts} attempts ({timeouts} timed out), \
          {} committed, \
-         term {term}; messages: {} delivered, {} lost, {} cut, {} to a down node, {} refused",
+         term {term}; messages: {} delivered, {} lost, {} cut, {} to a down node, {} refused, \
+         {} snapshot chunk(s)",
         evidence.answered.len(),
         evidence.answered.iter().filter(|a| a.aborted).count(),
         agreed.committed_seqno,
@@ -279,6 +276,7 @@ async fn drive(seed: u64, plan: &Plan, cluster: &mut Cluster) -> Result<String, 
         stats.cut.load(Ordering::Relaxed),
         stats.down.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
+        stats.snapshots.load(Ordering::Relaxed),
     ))
 }
 

@@ -4,6 +4,10 @@
 //! checking every batch, then votes. A follower is then removed with
 //! `DELETE /admin/members/{id}`: the others go on without it, and once removed
 //! it can no longer talk to them (its peer key is dropped with it).
+//!
+//! With the log compacted into snapshots, a follower that was down and a new
+//! node catch up from a snapshot transfer instead (a KV snapshot plus the
+//! ledger up to it, checked as it is installed).
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -135,5 +139,84 @@ fn a_node_joins_catches_up_and_votes_and_a_removed_one_is_shut_out() {
         cluster.wait_committed(*index, last);
     }
     assert_ne!(cluster.client(removed).tx_status(last), "Committed");
+    cluster.terminate_and_verify();
+}
+
+/// `[cluster]` settings that make the leader compact its log often: a
+/// snapshot every 8 applied entries, 2 entries kept behind it.
+const FREQUENT_SNAPSHOTS: &str = "snapshot_entries = 8\nlog_entries_kept = 2\n";
+
+/// With the log compacted into snapshots, a follower that was down meanwhile
+/// and a new node both catch up from a snapshot transfer (a KV snapshot plus
+/// the ledger, checked as it is installed) instead of from the log; afterwards
+/// they hold every committed transaction, serve the same values and receipts,
+/// and their ledgers verify.
+#[test]
+fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
+    let options = ClusterOptions {
+        joining: 1,
+        cluster_settings: FREQUENT_SNAPSHOTS.to_owned(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(Path::new(BIN), &options);
+    let founders = cluster.all();
+    let leader = cluster.leader(&founders);
+    let mut committed = Vec::new();
+    for index in 0..20 {
+        committed.push(cluster.client(leader).put("m", &format!("a{index}"), "1"));
+    }
+    let lagging = (leader + 1) % founders.len();
+    cluster.nodes[lagging].kill9();
+    // Each put is its own batch and entry: many snapshots while it is down.
+    for index in 0..60 {
+        committed.push(cluster.client(leader).put("m", &format!("b{index}"), "2"));
+    }
+    cluster.nodes[lagging].restart();
+    let last = *committed.last().unwrap();
+    cluster.wait_committed(lagging, last);
+    let state = cluster.state(lagging).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the lagging node caught up from the log, not a snapshot: {state}"
+    );
+
+    let joiner = cluster.start_joining();
+    let members = cluster.add_member(leader, 4);
+    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
+    cluster.wait_committed(joiner, last);
+    let state = cluster.state(joiner).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the new node caught up from the log, not a snapshot: {state}"
+    );
+
+    // Both go on from the snapshot: later batches are re-executed and checked
+    // on top of the installed state.
+    for index in 0..10 {
+        committed.push(cluster.client(leader).put("m", &format!("c{index}"), "3"));
+    }
+    let all = cluster.all();
+    let last = *committed.last().unwrap();
+    cluster.assert_committed_everywhere(&all, &committed, last);
+    for path in ["/app/kv/m/a0", "/app/kv/m/b59", "/app/kv/m/c9"] {
+        let expected = cluster.client(leader).get(path).expect_json(200);
+        for index in [lagging, joiner] {
+            assert_eq!(
+                cluster.client(index).get(path).expect_json(200),
+                expected,
+                "{path}"
+            );
+        }
+    }
+    for id in [committed[0], committed[40], last] {
+        let receipt = cluster.client(leader).receipt_text(id);
+        for index in [lagging, joiner] {
+            assert_eq!(
+                cluster.client(index).receipt_text(id),
+                receipt,
+                "receipt of {id}"
+            );
+        }
+    }
     cluster.terminate_and_verify();
 }

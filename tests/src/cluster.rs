@@ -38,6 +38,9 @@ pub struct ClusterOptions {
     /// Further nodes laid out to join later (`cluster-init --joining`), not
     /// started: see [`Cluster::start_joining`].
     pub joining: u64,
+    /// Lines added to the `[cluster]` section of every node's file, e.g.
+    /// `"snapshot_entries = 8\n"`.
+    pub cluster_settings: String,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +51,7 @@ impl Default for ClusterOptions {
             env: Vec::new(),
             slow_elections: Vec::new(),
             joining: 0,
+            cluster_settings: String::new(),
         }
     }
 }
@@ -126,7 +130,17 @@ impl Cluster {
             })
             .collect();
         for id in &options.slow_elections {
-            slow_election(&dir.path().join(format!("node{id}.toml")), *id);
+            add_cluster_settings(
+                &dir.path().join(format!("node{id}.toml")),
+                *id,
+                "election_timeout_min_ms = 3000\nelection_timeout_max_ms = 4000\n",
+            );
+        }
+        if !options.cluster_settings.is_empty() {
+            for id in 1..=options.nodes + options.joining {
+                let toml = dir.path().join(format!("node{id}.toml"));
+                add_cluster_settings(&toml, id, &options.cluster_settings);
+            }
         }
         let mut cluster = Cluster {
             nodes: Vec::new(),
@@ -324,11 +338,11 @@ impl Cluster {
     }
 }
 
-/// Appends long election timeouts to the `[cluster]` section of `toml`.
-fn slow_election(toml: &Path, id: u64) {
+/// Adds `settings` (TOML lines) to the `[cluster]` section of `toml`.
+fn add_cluster_settings(toml: &Path, id: u64, settings: &str) {
     let text = std::fs::read_to_string(toml).expect("cluster-init wrote the node's file");
     let from = format!("node_id = {id}\n");
-    let to = format!("{from}election_timeout_min_ms = 3000\nelection_timeout_max_ms = 4000\n");
+    let to = format!("{from}{settings}");
     assert!(text.contains(&from), "{}: no {from:?}", toml.display());
     std::fs::write(toml, text.replacen(&from, &to, 1)).expect("rewriting the node's file");
 }

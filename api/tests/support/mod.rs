@@ -235,6 +235,7 @@ impl Node for FakeNode {
             leader_address: None,
             divergences: 0,
             last_divergence: None,
+            snapshots_installed: 0,
         }
     }
 }

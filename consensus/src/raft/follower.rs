@@ -15,9 +15,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::{EntryPayload, Raft, Vote};
 
+use super::transfer::TRANSFER_BYTES_MAX;
 use super::types::SteleRaft;
 use crate::replica::{lock, Replica};
 use crate::ConsensusError;
@@ -58,20 +62,26 @@ impl FollowerGate {
         }
     }
 
+    /// Refuses the RPCs of a leader whose batches this node refused: its
+    /// heartbeats too, so the election timer runs out.
+    fn refuse_deposed(&self, vote: Vote<u64>) -> Result<(), ConsensusError> {
+        if lock(&self.refusals).deposed == Some(vote) {
+            return Err(ConsensusError::Divergence {
+                seqno: 0,
+                reason: format!(
+                    "this node refused batches of the leader vote {vote}; it waits for another"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// AppendEntries: check every new batch, then let openraft append.
     pub async fn append_entries(
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
     ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
-        if lock(&self.refusals).deposed == Some(rpc.vote) {
-            return Err(ConsensusError::Divergence {
-                seqno: 0,
-                reason: format!(
-                    "this node refused batches of the leader vote {}; it waits for another",
-                    rpc.vote
-                ),
-            });
-        }
+        self.refuse_deposed(rpc.vote)?;
         let current = self.raft.metrics().borrow().vote;
         let stale = rpc.vote.partial_cmp(&current) == Some(Ordering::Less);
         let has_batches = rpc
@@ -97,6 +107,26 @@ impl FollowerGate {
         };
         self.raft
             .append_entries(rpc)
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))
+    }
+
+    /// InstallSnapshot (one chunk): refused from a deposed leader or past
+    /// [`TRANSFER_BYTES_MAX`]; the installed transfer is checked as it is
+    /// installed (`install.rs`), not here.
+    pub async fn install_snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+    ) -> Result<InstallSnapshotResponse<u64>, ConsensusError> {
+        self.refuse_deposed(rpc.vote)?;
+        let end = rpc.offset.saturating_add(rpc.data.len() as u64);
+        if end > TRANSFER_BYTES_MAX {
+            return Err(ConsensusError::Raft(format!(
+                "a snapshot transfer past {TRANSFER_BYTES_MAX} bytes"
+            )));
+        }
+        self.raft
+            .install_snapshot(rpc)
             .await
             .map_err(|error| ConsensusError::Raft(error.to_string()))
     }

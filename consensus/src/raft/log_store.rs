@@ -72,9 +72,19 @@ pub struct LedgerLogReader {
 /// The Raft log storage of one node.
 pub struct LedgerLogStore {
     reader: LedgerLogReader,
-    writer: Arc<GroupCommit>,
+    log: LogWriter,
     on_truncate: Option<TruncateHook>,
     committed_saved_at: Option<std::time::Instant>,
+}
+
+/// Writes the log: appends, cuts. Shared by the store (openraft's calls) and
+/// the snapshot installer (`install.rs`), which rewrites the log up to a
+/// received snapshot; openraft never calls both at once (an install runs while
+/// the log is idle for it).
+#[derive(Clone)]
+pub struct LogWriter {
+    shared: Shared,
+    writer: Arc<GroupCommit>,
 }
 
 /// Runs before a truncation, with the first batch it drops.
@@ -169,11 +179,12 @@ impl LedgerLogStore {
             }
         }
         let writer = Arc::new(GroupCommit::spawn(ledger)?);
+        let shared = Arc::new(Mutex::new(State { dir, slots, meta }));
         Ok(LedgerLogStore {
             reader: LedgerLogReader {
-                shared: Arc::new(Mutex::new(State { dir, slots, meta })),
+                shared: Arc::clone(&shared),
             },
-            writer,
+            log: LogWriter { shared, writer },
             on_truncate: None,
             committed_saved_at: None,
         })
@@ -182,6 +193,12 @@ impl LedgerLogStore {
     /// A reader sharing this store's index.
     pub fn reader(&self) -> LedgerLogReader {
         self.reader.clone()
+    }
+
+    /// A writer sharing this store's index and ledger writer (for installing
+    /// snapshots).
+    pub fn log_writer(&self) -> LogWriter {
+        self.log.clone()
     }
 
     /// Sets what runs before a truncation with the first batch it drops (the
@@ -283,6 +300,27 @@ fn empty_root() -> [u8; 32] {
 }
 
 impl LedgerLogReader {
+    /// The Raft-only entries at or before log index `index`, in log order.
+    pub(crate) fn controls_through(&self, index: u64) -> Vec<ControlRecord> {
+        let state = lock(&self.shared);
+        state
+            .meta
+            .controls
+            .iter()
+            .filter(|control| control.entry.log_id.index <= index)
+            .cloned()
+            .collect()
+    }
+
+    /// Log entries `start..end` (the batches read from the ledger).
+    pub(crate) fn read(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+        self.entries(start, end)
+    }
+
     /// Every logged batch ending after `seqno`, in log order (the uncommitted
     /// tail when `seqno` is the commit point).
     pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {
@@ -449,7 +487,8 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
             return Ok(());
         }
         self.committed_saved_at = Some(std::time::Instant::now());
-        self.save_meta(|meta| meta.committed = committed)
+        // Never lowered: a snapshot may have raised it already.
+        self.save_meta(|meta| meta.committed = meta.committed.max(committed))
             .map_err(|error| io_error(&error).into())
     }
 
@@ -489,59 +528,26 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
                 hook(&batch);
             }
         }
-        let last_kept_seqno = {
-            let mut state = lock(&self.reader.shared);
-            let index = usize::try_from(log_id.index)
-                .unwrap_or(usize::MAX)
-                .min(state.slots.len());
-            let last_kept_seqno = state.slots[..index]
-                .iter()
-                .rev()
-                .find_map(|slot| match slot {
-                    Slot::Batch {
-                        location: Some(location),
-                        ..
-                    } => Some(location.last_seqno),
-                    Slot::Batch {
-                        pending: Some(batch),
-                        ..
-                    } => Some(batch.batch.last_seqno()),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            state.slots.truncate(index);
-            state
-                .meta
-                .controls
-                .retain(|control| control.entry.log_id.index < log_id.index);
-            state.meta.pending_truncate = Some(last_kept_seqno);
-            let dir = state.dir.clone();
-            state.meta.save(&dir).map_err(|error| io_error(&error))?;
-            last_kept_seqno
-        };
-        let writer = Arc::clone(&self.writer);
-        tokio::task::spawn_blocking(move || writer.truncate_blocking(last_kept_seqno))
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.cut(log_id.index))
             .await
             .map_err(|error| StorageIOError::write_logs(AnyError::new(&error)))?
-            .map_err(|error| io_error(&ConsensusError::from(error)))?;
-        self.save_meta(|meta| meta.pending_truncate = None)
+            .map(|_last_kept_seqno| ())
             .map_err(|error| io_error(&error).into())
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
         // Compaction only: the ledger keeps every batch (it is the audit record);
         // the purge point just bounds what openraft may read.
-        self.save_meta(|meta| {
-            meta.last_purged = Some(log_id);
-            meta.controls
-                .retain(|control| control.entry.log_id.index > log_id.index);
-        })
-        .map_err(|error| io_error(&error).into())
+        // The Raft-only entries stay: they place the batches at their log
+        // indices, and a snapshot sent on carries them.
+        self.save_meta(|meta| meta.last_purged = Some(log_id))
+            .map_err(|error| io_error(&error).into())
     }
 }
 
 /// Called once every entry of an `append` call is durable (or failed).
-type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
+pub(crate) type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
 
 impl LedgerLogStore {
     /// Appends `entries` as `RaftLogStorage::append` does and waits until they are
@@ -605,7 +611,7 @@ impl LedgerLogStore {
         for entry in entries {
             let index = entry.log_id.index;
             if let Some((index, batch)) = last_batch.take() {
-                self.queue(index, batch, None)?;
+                self.log.queue(index, batch, None)?;
             }
             match entry.payload {
                 EntryPayload::Normal(batch) => {
@@ -626,22 +632,24 @@ impl LedgerLogStore {
                         log_id: entry.log_id,
                         payload,
                     };
-                    self.append_control(entry)?;
+                    self.log.append_control(entry)?;
                 }
             }
         }
         match last_batch {
-            Some((index, batch)) => self.queue(index, batch, Some(flushed)),
+            Some((index, batch)) => self.log.queue(index, batch, Some(flushed)),
             None => {
                 flushed(Ok(()));
                 Ok(())
             }
         }
     }
+}
 
+impl LogWriter {
     /// Records a blank or membership entry durably, before any later batch.
-    fn append_control(&mut self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
-        let mut state = lock(&self.reader.shared);
+    pub(crate) fn append_control(&self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.shared);
         let index = entry.log_id.index as usize;
         state.slots.truncate(index);
         let batches_before = state.batches_before(index);
@@ -655,15 +663,15 @@ impl LedgerLogStore {
     }
 
     /// Queues a batch on the ledger writer; `callback` runs once it is durable.
-    fn queue(
-        &mut self,
+    pub(crate) fn queue(
+        &self,
         index: u64,
         batch: ExecutedBatch,
         callback: Option<Flushed>,
     ) -> Result<(), ConsensusError> {
         let batch = Arc::new(batch);
         {
-            let mut state = lock(&self.reader.shared);
+            let mut state = lock(&self.shared);
             state.slots.truncate(index as usize);
             state.slots.push(Slot::Batch {
                 view: batch.batch.view,
@@ -671,7 +679,7 @@ impl LedgerLogStore {
                 pending: Some(Arc::clone(&batch)),
             });
         }
-        let shared = Arc::clone(&self.reader.shared);
+        let shared = Arc::clone(&self.shared);
         let entry = (*batch).clone();
         self.writer
             .append(entry.batch, entry.signature, move |result| {
@@ -697,5 +705,95 @@ impl LedgerLogStore {
                 }
             })
             .map_err(ConsensusError::from)
+    }
+
+    /// Drops log index `index` and everything after it: first recorded in the
+    /// meta file, then carried out on the ledger (blocking), then cleared, so a
+    /// crash midway is finished on open. Returns the last seqno kept.
+    pub(crate) fn cut(&self, index: u64) -> Result<u64, ConsensusError> {
+        let last_kept_seqno = {
+            let mut state = lock(&self.shared);
+            let index = usize::try_from(index)
+                .unwrap_or(usize::MAX)
+                .min(state.slots.len());
+            let last_kept_seqno = state.slots[..index]
+                .iter()
+                .rev()
+                .find_map(|slot| match slot {
+                    Slot::Batch {
+                        location: Some(location),
+                        ..
+                    } => Some(location.last_seqno),
+                    Slot::Batch {
+                        pending: Some(batch),
+                        ..
+                    } => Some(batch.batch.last_seqno()),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            state.slots.truncate(index);
+            state
+                .meta
+                .controls
+                .retain(|control| (control.entry.log_id.index as usize) < index);
+            state.meta.pending_truncate = Some(last_kept_seqno);
+            let dir = state.dir.clone();
+            state.meta.save(&dir)?;
+            last_kept_seqno
+        };
+        self.writer.truncate_blocking(last_kept_seqno)?;
+        let mut state = lock(&self.shared);
+        state.meta.pending_truncate = None;
+        let dir = state.dir.clone();
+        state.meta.save(&dir)?;
+        Ok(last_kept_seqno)
+    }
+
+    /// Records durably that `log_id` is committed, unless a later one is. A
+    /// snapshot is kept only after this: openraft requires on start that the
+    /// saved commit point is not behind the snapshot.
+    pub(crate) fn raise_committed(&self, log_id: LogId<u64>) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.shared);
+        if state.meta.committed >= Some(log_id) {
+            return Ok(());
+        }
+        state.meta.committed = Some(log_id);
+        let dir = state.dir.clone();
+        state.meta.save(&dir)
+    }
+
+    /// The log id at `index`, if the log holds that index.
+    pub(crate) fn log_id_at(&self, index: u64) -> Option<LogId<u64>> {
+        let state = lock(&self.shared);
+        match state.slots.get(usize::try_from(index).ok()?)? {
+            Slot::Batch { view, .. } => Some(log_id(*view, index)),
+            Slot::Control(entry) => Some(entry.log_id),
+        }
+    }
+
+    /// The log index after the batch ending at `seqno` (0 for seqno 0), if the
+    /// log holds such a batch.
+    pub(crate) fn index_after_seqno(&self, seqno: u64) -> Option<u64> {
+        if seqno == 0 {
+            return Some(0);
+        }
+        let state = lock(&self.shared);
+        let position = state.slots.iter().rposition(|slot| match slot {
+            Slot::Batch {
+                location: Some(location),
+                ..
+            } => location.last_seqno == seqno,
+            Slot::Batch {
+                pending: Some(batch),
+                ..
+            } => batch.batch.last_seqno() == seqno,
+            _ => false,
+        })?;
+        Some(position as u64 + 1)
+    }
+
+    /// The number of entries in the log (the next index).
+    pub(crate) fn len(&self) -> u64 {
+        lock(&self.shared).slots.len() as u64
     }
 }

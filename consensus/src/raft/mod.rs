@@ -11,6 +11,13 @@
 //! - [`log_store`] — [`LedgerLogStore`]: `RaftLogStorage` over the ledger (reads
 //!   through the ledger's batch locations, appends through [`GroupCommit`],
 //!   truncation through the writer thread), and its reader [`LedgerLogReader`].
+//! - [`state_machine`] — [`ReplicaStateMachine`]: apply = confirm; snapshots
+//!   built and installed as transfer files.
+//! - [`transfer`] — the snapshot transfer file: a KV snapshot and the ledger up
+//!   to its seqno; `install` checks and installs a received one.
+//! - [`follower`] — [`FollowerGate`]: the follower's check before openraft sees
+//!   an AppendEntries.
+//! - [`network`] — the Ed25519-signed peer transport over HTTPS.
 //!
 //! Invariants kept:
 //!
@@ -27,15 +34,18 @@
 //! [`GroupCommit`]: stele_ledger::GroupCommit
 
 pub mod follower;
+mod install;
 pub mod log_store;
 pub mod meta;
 pub mod network;
 pub mod state_machine;
+pub mod transfer;
 pub mod types;
 
 pub use follower::FollowerGate;
 pub use log_store::{LedgerLogReader, LedgerLogStore};
 pub use meta::RaftMeta;
+pub use state_machine::ReplicaStateMachine;
 pub use types::{BatchApplied, ExecutedBatch, SteleNode, SteleRaft};
 
 /// The leader this node knows of, and its address from the membership.

@@ -4,19 +4,27 @@
 //! transactions; a mismatch after commit is a determinism bug, and the node
 //! stops itself rather than serve state it cannot prove.
 //!
-//! Snapshots are not built or installed yet (the log is never purged, so a
-//! lagging or new node catches up from the log); the calls say so.
+//! Snapshots are transfer files (`transfer.rs`): building one writes the
+//! committed KV state and the ledger up to it; installing one checks and
+//! appends the received ledger and takes the state (`install.rs`). openraft
+//! sends one to a node whose next entry the leader has purged (the purge is
+//! logical: every ledger keeps every batch).
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    AnyError, Entry, EntryPayload, LogId, StorageError, StorageIOError, StoredMembership,
+    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, StorageError, StorageIOError,
+    StoredMembership,
 };
 
+use super::install::{install, Installed};
+use super::log_store::{LedgerLogReader, LogWriter};
+use super::transfer::{self, TransferHeader, TransferReader, TransferWriter};
 use super::types::{BatchApplied, SteleNode, SteleRaft};
 use crate::replica::Replica;
+use crate::ConsensusError;
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 
@@ -25,16 +33,31 @@ pub struct ReplicaStateMachine {
     replica: Arc<Replica>,
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, SteleNode>,
+    transfers: Transfers,
+    /// The transfer being received, if any.
+    incoming: Option<PathBuf>,
+}
+
+/// Where snapshot transfers are kept, and the log they are built from and
+/// installed into.
+#[derive(Clone)]
+pub(crate) struct Transfers {
+    pub(crate) dir: PathBuf,
+    pub(crate) reader: LedgerLogReader,
+    pub(crate) log: LogWriter,
 }
 
 impl ReplicaStateMachine {
     /// Starts with nothing applied: openraft re-applies the committed log on
     /// start, which re-checks every committed batch against the replayed history.
-    pub(crate) fn new(replica: Arc<Replica>) -> Self {
+    pub(crate) fn new(replica: Arc<Replica>, transfers: Transfers) -> Self {
+        transfer::remove_unfinished(&transfers.dir);
         ReplicaStateMachine {
             replica,
             last_applied: None,
             membership: StoredMembership::default(),
+            transfers,
+            incoming: None,
         }
     }
 
@@ -67,21 +90,119 @@ impl ReplicaStateMachine {
     }
 }
 
-/// Refuses to build snapshots (see the module doc).
-pub struct NoSnapshots;
+/// Builds a transfer file of the state at the last applied entry: the KV
+/// state is taken when the builder is made (between two applies), the ledger
+/// is copied when it runs (off the apply path).
+pub struct TransferBuilder {
+    transfers: Transfers,
+    header: Option<TransferHeader>,
+    state: Result<stele_kv::Snapshot, String>,
+}
 
-impl RaftSnapshotBuilder<SteleRaft> for NoSnapshots {
+fn snapshot_error(reason: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::new(
+        ErrorSubject::Snapshot(None),
+        ErrorVerb::Write,
+        AnyError::error(reason.to_string()),
+    )
+    .into()
+}
+
+fn blocking_error(error: tokio::task::JoinError) -> StorageError<u64> {
+    snapshot_error(format!("the snapshot task failed: {error}"))
+}
+
+/// Writes the transfer file: the state, then every batch up to the last log id.
+fn build(
+    transfers: &Transfers,
+    header: &TransferHeader,
+    state: &stele_kv::Snapshot,
+) -> Result<PathBuf, ConsensusError> {
+    /// Entries read from the ledger at a time.
+    const READ_ENTRIES: u64 = 64;
+    let mut writer = TransferWriter::create(&transfers.dir, header, state)?;
+    let end = header.last_log_id.index + 1;
+    let mut start = 0;
+    while start < end {
+        let chunk_end = end.min(start + READ_ENTRIES);
+        for entry in transfers.reader.read(start, chunk_end)? {
+            if let EntryPayload::Normal(executed) = entry.payload {
+                writer.push(&executed.batch, &executed.signature)?;
+            }
+        }
+        start = chunk_end;
+    }
+    transfers.log.raise_committed(header.last_log_id)?;
+    writer.finish()
+}
+
+async fn open_snapshot(path: &Path, header: &TransferHeader) -> StorageResult<Snapshot<SteleRaft>> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|error| snapshot_error(format!("{}: {error}", path.display())))?;
+    Ok(Snapshot {
+        meta: header.meta(),
+        snapshot: Box::new(file),
+    })
+}
+
+impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<SteleRaft>> {
-        Err(StorageIOError::write_snapshot(
-            None,
-            AnyError::error("Raft snapshots are not built: the log is never purged"),
-        )
-        .into())
+        let header = self
+            .header
+            .clone()
+            .ok_or_else(|| snapshot_error("nothing applied yet: no snapshot to build"))?;
+        let state = self.state.clone().map_err(snapshot_error)?;
+        let transfers = self.transfers.clone();
+        let built_header = header.clone();
+        let path = tokio::task::spawn_blocking(move || build(&transfers, &built_header, &state))
+            .await
+            .map_err(blocking_error)?
+            .map_err(snapshot_error)?;
+        tracing::info!(
+            seqno = header.seqno,
+            log_id = %header.last_log_id,
+            "built a Raft snapshot"
+        );
+        open_snapshot(&path, &header).await
+    }
+}
+
+impl ReplicaStateMachine {
+    /// The header of a snapshot of the state as applied now, if anything is.
+    fn header_now(&self) -> Option<TransferHeader> {
+        let last_log_id = self.last_applied?;
+        let controls = self.transfers.reader.controls_through(last_log_id.index);
+        let batches = last_log_id.index + 1 - controls.len() as u64;
+        Some(TransferHeader {
+            last_log_id,
+            last_membership: self.membership.clone(),
+            seqno: self.replica.committed_seqno(),
+            batches,
+            controls,
+        })
+    }
+
+    /// Applies log entries after the last applied one up to `last` (a
+    /// snapshot whose entries this node's log already holds).
+    // openraft's own error type: its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
+    fn apply_from_log(&mut self, last: LogId<u64>) -> StorageResult<()> {
+        let start = self.last_applied.map_or(0, |id| id.index + 1);
+        let entries = self
+            .transfers
+            .reader
+            .read(start, last.index + 1)
+            .map_err(|error| snapshot_error(&error))?;
+        for entry in entries {
+            self.apply_one(entry)?;
+        }
+        Ok(())
     }
 }
 
 impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
-    type SnapshotBuilder = NoSnapshots;
+    type SnapshotBuilder = TransferBuilder;
 
     async fn applied_state(
         &mut self,
@@ -102,25 +223,88 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        NoSnapshots
+        let header = self.header_now();
+        let state = header.as_ref().map_or_else(
+            || Err("nothing applied".to_owned()),
+            |header| {
+                self.replica
+                    .read_store()
+                    .snapshot(header.seqno)
+                    .map_err(|error| error.to_string())
+            },
+        );
+        TransferBuilder {
+            transfers: self.transfers.clone(),
+            header,
+            state,
+        }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
+        let (file, path) = transfer::incoming(&self.transfers.dir).map_err(snapshot_error)?;
+        self.incoming = Some(path);
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<u64, SteleNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<u64, SteleNode>,
+        snapshot: Box<tokio::fs::File>,
     ) -> StorageResult<()> {
-        Err(StorageIOError::write_state_machine(AnyError::error(
-            "installing a Raft snapshot is not supported yet: catch up from the log",
-        ))
-        .into())
+        let path = self
+            .incoming
+            .take()
+            .ok_or_else(|| snapshot_error("a snapshot to install that was never received"))?;
+        let mut file = snapshot.into_std().await;
+        let stopping = Arc::clone(&self.replica);
+        let fail = |error: ConsensusError| {
+            let reason = format!("installing the snapshot {}: {error}", meta.snapshot_id);
+            stopping.fail(reason.clone());
+            snapshot_error(reason)
+        };
+        std::io::Seek::rewind(&mut file)
+            .map_err(|error| fail(ConsensusError::Stopped(error.to_string())))?;
+        let (reader, header) = TransferReader::open(file, &path).map_err(fail)?;
+        if header.meta() != *meta {
+            return Err(fail(ConsensusError::Stopped(format!(
+                "the received file is the snapshot {}",
+                header.snapshot_id()
+            ))));
+        }
+        let (replica, log) = (Arc::clone(&self.replica), self.transfers.log.clone());
+        let installed_header = header.clone();
+        let installed =
+            tokio::task::spawn_blocking(move || install(&replica, &log, reader, &installed_header))
+                .await
+                .map_err(blocking_error)?
+                .map_err(fail)?;
+        match installed {
+            Installed::FromLog => self.apply_from_log(header.last_log_id)?,
+            Installed::Transfer { batches, seqno } => tracing::info!(
+                batches,
+                seqno,
+                log_id = %header.last_log_id,
+                "caught up from a snapshot transfer"
+            ),
+        }
+        self.last_applied = Some(header.last_log_id);
+        self.membership = header.last_membership.clone();
+        self.transfers
+            .log
+            .raise_committed(header.last_log_id)
+            .map_err(fail)?;
+        transfer::keep_received(&path, &header).map_err(fail)?;
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<SteleRaft>>> {
-        Ok(None)
+        let dir = self.transfers.dir.clone();
+        let newest = tokio::task::spawn_blocking(move || transfer::newest(&dir))
+            .await
+            .map_err(blocking_error)?;
+        match newest {
+            Some((path, header)) => open_snapshot(&path, &header).await.map(Some),
+            None => Ok(None),
+        }
     }
 }

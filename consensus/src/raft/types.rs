@@ -6,15 +6,15 @@ use stele_ledger::{BatchEntry, SignatureEntry};
 openraft::declare_raft_types!(
     /// Stele's Raft types: node ids are `u64`, a node is a [`SteleNode`] (its
     /// HTTPS address and its peer public key), and a normal entry is one
-    /// executed batch. Snapshots are the default in-memory cursor for now (a KV
-    /// snapshot plus the signed checkpoint at its seqno, see `docs/consensus.md`).
+    /// executed batch. A snapshot is a transfer file (`transfer.rs`): a KV
+    /// snapshot and the ledger up to its seqno, streamed from and to disk.
     pub SteleRaft:
         D = ExecutedBatch,
         R = BatchApplied,
         NodeId = u64,
         Node = SteleNode,
         Entry = openraft::Entry<SteleRaft>,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

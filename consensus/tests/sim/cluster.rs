@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use stele_consensus::raft::network::{Partition, PeerAuth};
 use stele_consensus::raft::SteleNode;
-use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftTiming, ServiceIdentity};
+use stele_consensus::{
+    ClusterSetup, Engine, EngineConfig, Fault, RaftLogPolicy, RaftTiming, ServiceIdentity,
+};
 use stele_history::{SigningKey, VerifyingKey};
 use stele_ledger::{Ledger, LedgerConfig};
 use tokio::task::JoinHandle;
@@ -48,6 +50,7 @@ pub struct Stopped {
 pub struct Cluster {
     pub net: Arc<Net>,
     config: EngineConfig,
+    log: RaftLogPolicy,
     dir: tempfile::TempDir,
     /// Shutdowns of crashed nodes under way.
     stopping: BTreeMap<u64, JoinHandle<()>>,
@@ -76,6 +79,10 @@ impl Cluster {
         let mut cluster = Cluster {
             net: Net::new(seed),
             config,
+            log: RaftLogPolicy {
+                snapshot_entries: plan.raft_snapshot_entries,
+                entries_kept: 2,
+            },
             dir,
             stopping: BTreeMap::new(),
             stopped: Arc::new(Mutex::new(Vec::new())),
@@ -123,6 +130,9 @@ impl Cluster {
         let keys = (1..=NODES)
             .map(|id| (id, node_key(id).verifying_key()))
             .collect();
+        // A faulty node's timers are slow, so the others lead: a corrupt
+        // follower must be a follower to show its fault.
+        let slow = matches!(self.faulty, Some((faulty, _)) if faulty == node);
         let setup = ClusterSetup {
             node_id: node,
             members,
@@ -130,9 +140,10 @@ impl Cluster {
             partition: Partition::default(),
             timing: RaftTiming {
                 heartbeat_ms: 50,
-                election_timeout_min_ms: 150,
-                election_timeout_max_ms: 300,
+                election_timeout_min_ms: if slow { 900 } else { 150 },
+                election_timeout_max_ms: if slow { 1200 } else { 300 },
             },
+            log: self.log,
             join: false,
         };
         let fault = match self.faulty {

@@ -331,18 +331,16 @@ impl RaftNetwork<SteleRaft> for SimClient {
         result.map_err(|e| e.into_rpc("vote", self.from, self.target))
     }
 
-    /// Refused as the peer route refuses it: the log is never purged, so
-    /// openraft should never send a snapshot.
+    /// One snapshot chunk (a node the leader's purged log cannot serve).
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<SteleRaft>,
+        rpc: InstallSnapshotRequest<SteleRaft>,
         _option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
         self.net.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        let refusal = CallError::Network(
-            "snapshot transfer is not supported: the log is never purged".to_owned(),
-        );
-        Err(refusal.into_rpc("snapshot", self.from, self.target))
+        let handler = |engine: Arc<Engine>, rpc| async move { engine.handle_snapshot(rpc).await };
+        let result = self.call(&rpc, handler).await;
+        result.map_err(|e| e.into_rpc("snapshot", self.from, self.target))
     }
 
     fn backoff(&self) -> Backoff {

@@ -67,6 +67,9 @@ pub struct Plan {
     pub snapshot_interval_tx: u64,
     /// Concurrent client tasks.
     pub clients: u64,
+    /// Raft entries between snapshots (0: never), so a node that was down or
+    /// cut off may catch up from a snapshot transfer.
+    pub raft_snapshot_entries: u64,
 }
 
 fn target(rng: &mut ChaCha8Rng) -> Target {
@@ -136,11 +139,14 @@ pub fn plan(seed: u64) -> Plan {
             then_ms: rng.gen_range(100..=300),
         });
     }
+    // Drawn last, so the steps of a seed stay what they were before it existed.
+    let raft_snapshot_entries = [0, 4, 12][rng.gen_range(0..3)];
     Plan {
         steps,
         batch_entries_max,
         snapshot_interval_tx,
         clients,
+        raft_snapshot_entries,
     }
 }
 
@@ -148,8 +154,8 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "batch_entries_max={} snapshot_interval_tx={} clients={} steps=[",
-            self.batch_entries_max, self.snapshot_interval_tx, self.clients
+            "batch_entries_max={} snapshot_interval_tx={} raft_snapshot_entries={} clients={} steps=[",
+            self.batch_entries_max, self.snapshot_interval_tx, self.raft_snapshot_entries, self.clients
         )?;
         for (index, planned) in self.steps.iter().enumerate() {
             let separator = if index == 0 { "" } else { ", " };

@@ -1,0 +1,509 @@
+//! Raft snapshots as Stele builds, sends and keeps them: a *transfer file*
+//! holding a KV snapshot and the ledger up to the same seqno, so a new or
+//! lagging node catches up without re-executing anything (`docs/consensus.md`,
+//! "Catching up from a snapshot").
+//!
+//! Layout of `raft-snapshot-<term>-<index>` (and of a transfer being received):
+//!
+//! ```text
+//! b"STELXFR1"
+//! u32 BE length || TransferHeader (CBOR): the last log id, membership, seqno,
+//!                  batch count and the Raft-only entries up to the last log id
+//! u64 BE length || stele-kv snapshot at `seqno` (STELSNP2, ends with its SHA-256)
+//! the ledger up to `seqno`: per batch, its batch entry and its signature entry,
+//!   each a ledger frame (u32 BE length | CRC32C | CBOR payload)
+//! ```
+//!
+//! Every length is checked against a limit before anything is allocated; the
+//! receiving side checks the content (see `install.rs`).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use openraft::{LogId, StoredMembership};
+use serde::{Deserialize, Serialize};
+use stele_kv::Snapshot;
+use stele_ledger::frame::{checksum, encode_frame, FRAME_HEADER_BYTES};
+use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
+
+use super::meta::ControlRecord;
+use super::types::SteleNode;
+use crate::snapshot::{delete_older, list_newest_first};
+use crate::ConsensusError;
+
+/// The folder, inside the ledger folder, of this node's snapshot transfers.
+pub const TRANSFER_DIR: &str = "raft-snapshots";
+
+/// Largest snapshot transfer a node receives, in bytes (the KV state and the
+/// whole ledger up to it).
+pub const TRANSFER_BYTES_MAX: u64 = 256 << 30;
+
+/// First bytes of a transfer file.
+pub const TRANSFER_MAGIC: &[u8; 8] = b"STELXFR1";
+
+/// File name prefix of the snapshots a node keeps to send.
+pub const TRANSFER_PREFIX: &str = "raft-snapshot-";
+
+/// File name suffix of a transfer being received.
+const INCOMING_SUFFIX: &str = ".incoming";
+
+/// Largest header accepted (it holds the Raft-only entries: a few per term).
+pub const TRANSFER_HEADER_BYTES_MAX: usize = 16 << 20;
+
+/// Largest KV snapshot accepted in a transfer, in bytes (it is held in memory
+/// while it is checked, as the store itself is).
+pub const TRANSFER_STATE_BYTES_MAX: u64 = 8 << 30;
+
+/// Snapshots kept to send: the newest only (building one replaces the last).
+pub const TRANSFERS_KEPT: usize = 1;
+
+/// What a transfer file holds besides the state and the batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferHeader {
+    /// The last Raft log id the snapshot covers.
+    pub last_log_id: LogId<u64>,
+    /// The membership in effect at that log id.
+    pub last_membership: StoredMembership<u64, SteleNode>,
+    /// The seqno of the state: the last transaction of the last batch.
+    pub seqno: u64,
+    /// How many batches follow the state.
+    pub batches: u64,
+    /// The blank and membership entries up to `last_log_id`, in log order.
+    pub controls: Vec<ControlRecord>,
+}
+
+impl TransferHeader {
+    /// The id openraft knows the snapshot by.
+    pub fn snapshot_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.last_log_id.leader_id.term, self.last_log_id.index
+        )
+    }
+
+    /// openraft's metadata of the snapshot.
+    pub fn meta(&self) -> openraft::SnapshotMeta<u64, SteleNode> {
+        openraft::SnapshotMeta {
+            last_log_id: Some(self.last_log_id),
+            last_membership: self.last_membership.clone(),
+            snapshot_id: self.snapshot_id(),
+        }
+    }
+}
+
+fn transfer_error(path: &Path, reason: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::RaftStorage {
+        path: path.to_owned(),
+        reason: format!("snapshot transfer: {reason}"),
+    }
+}
+
+/// Writes a transfer file: header and state first, then [`TransferWriter::push`]
+/// per batch, then [`TransferWriter::finish`] makes it durable under its name.
+pub struct TransferWriter {
+    file: BufWriter<File>,
+    temporary: PathBuf,
+    path: PathBuf,
+    frame: Vec<u8>,
+}
+
+impl TransferWriter {
+    /// Starts `raft-snapshot-<term>-<index>` in `dir` (as a temporary file).
+    pub fn create(
+        dir: &Path,
+        header: &TransferHeader,
+        state: &Snapshot,
+    ) -> Result<Self, ConsensusError> {
+        std::fs::create_dir_all(dir).map_err(|error| transfer_error(dir, error))?;
+        let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
+        let temporary = path.with_extension("tmp");
+        let fail = |error: std::io::Error| transfer_error(&temporary, error);
+        let mut file = BufWriter::new(File::create(&temporary).map_err(fail)?);
+        let mut header_bytes = Vec::new();
+        ciborium::into_writer(header, &mut header_bytes)
+            .map_err(|error| transfer_error(&temporary, error))?;
+        let state_bytes = state.to_bytes();
+        let header_length =
+            u32::try_from(header_bytes.len()).map_err(|error| transfer_error(&temporary, error))?;
+        file.write_all(TRANSFER_MAGIC)
+            .and_then(|()| file.write_all(&header_length.to_be_bytes()))
+            .and_then(|()| file.write_all(&header_bytes))
+            .and_then(|()| file.write_all(&(state_bytes.len() as u64).to_be_bytes()))
+            .and_then(|()| file.write_all(&state_bytes))
+            .map_err(fail)?;
+        Ok(TransferWriter {
+            file,
+            temporary,
+            path,
+            frame: Vec::new(),
+        })
+    }
+
+    /// Appends one batch and its signature.
+    pub fn push(
+        &mut self,
+        batch: &BatchEntry,
+        signature: &SignatureEntry,
+    ) -> Result<(), ConsensusError> {
+        self.frame.clear();
+        encode_frame(
+            &stele_ledger::entry::EntryRef::Batch(batch).encode(),
+            &mut self.frame,
+        );
+        encode_frame(
+            &stele_ledger::entry::EntryRef::Signature(signature).encode(),
+            &mut self.frame,
+        );
+        self.file
+            .write_all(&self.frame)
+            .map_err(|error| transfer_error(&self.temporary, error))
+    }
+
+    /// Syncs the file, renames it to its name and deletes older snapshots.
+    pub fn finish(self) -> Result<PathBuf, ConsensusError> {
+        let TransferWriter {
+            file,
+            temporary,
+            path,
+            ..
+        } = self;
+        let file = file
+            .into_inner()
+            .map_err(|error| transfer_error(&temporary, error.error()))?;
+        file.sync_all()
+            .map_err(|error| transfer_error(&temporary, error))?;
+        std::fs::rename(&temporary, &path).map_err(|error| transfer_error(&path, error))?;
+        sync_dir(&path)?;
+        prune(&path);
+        Ok(path)
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), ConsensusError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|error| transfer_error(dir, error))
+}
+
+/// Reads a transfer file front to back.
+pub struct TransferReader {
+    reader: BufReader<File>,
+    path: PathBuf,
+    state_read: bool,
+}
+
+impl TransferReader {
+    /// Opens `file` (positioned at its start) and reads its header.
+    pub fn open(file: File, path: &Path) -> Result<(Self, TransferHeader), ConsensusError> {
+        let mut reader = BufReader::new(file);
+        let fail = |reason: String| transfer_error(path, reason);
+        let mut magic = [0; 8];
+        reader
+            .read_exact(&mut magic)
+            .map_err(|error| fail(format!("reading the magic: {error}")))?;
+        if &magic != TRANSFER_MAGIC {
+            return Err(fail("not a Stele snapshot transfer".to_owned()));
+        }
+        let length = read_u32(&mut reader).map_err(|error| fail(error.to_string()))? as usize;
+        if length > TRANSFER_HEADER_BYTES_MAX {
+            return Err(fail(format!(
+                "header of {length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
+            )));
+        }
+        let mut bytes = vec![0; length];
+        reader
+            .read_exact(&mut bytes)
+            .map_err(|error| fail(format!("reading the header: {error}")))?;
+        let header: TransferHeader = ciborium::from_reader(bytes.as_slice())
+            .map_err(|error| fail(format!("header: {error}")))?;
+        Ok((
+            TransferReader {
+                reader,
+                path: path.to_owned(),
+                state_read: false,
+            },
+            header,
+        ))
+    }
+
+    /// The KV snapshot (its SHA-256 trailer checked). Call once, before the batches.
+    pub fn state(&mut self) -> Result<Snapshot, ConsensusError> {
+        let fail = |reason: String| transfer_error(&self.path, reason);
+        let length = read_u64(&mut self.reader).map_err(|error| fail(error.to_string()))?;
+        if length > TRANSFER_STATE_BYTES_MAX {
+            return Err(fail(format!(
+                "state of {length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
+            )));
+        }
+        let mut bytes = vec![0; length as usize];
+        self.reader
+            .read_exact(&mut bytes)
+            .map_err(|error| fail(format!("reading the state: {error}")))?;
+        self.state_read = true;
+        Snapshot::from_bytes(&bytes).map_err(|error| fail(format!("state: {error}")))
+    }
+
+    /// The next batch and its signature, or `None` at the end of the file.
+    pub fn next_batch(&mut self) -> Result<Option<(BatchEntry, SignatureEntry)>, ConsensusError> {
+        if !self.state_read {
+            return Err(transfer_error(&self.path, "batches read before the state"));
+        }
+        let Some(first) = self.frame(true)? else {
+            return Ok(None);
+        };
+        let second = self
+            .frame(false)?
+            .ok_or_else(|| transfer_error(&self.path, "a batch without its signature"))?;
+        match (first, second) {
+            (Entry::Batch(batch), Entry::Signature(signature)) => Ok(Some((batch, signature))),
+            (first, second) => Err(transfer_error(
+                &self.path,
+                format!(
+                    "expected a batch and its signature, found {} and {}",
+                    first.kind(),
+                    second.kind()
+                ),
+            )),
+        }
+    }
+
+    /// One frame; `None` at a clean end of file when `end_allowed`.
+    fn frame(&mut self, end_allowed: bool) -> Result<Option<Entry>, ConsensusError> {
+        let fail = |reason: String| transfer_error(&self.path, reason);
+        let mut head = [0; FRAME_HEADER_BYTES];
+        let mut filled = 0;
+        while filled < head.len() {
+            match self.reader.read(&mut head[filled..]) {
+                Ok(0) if filled == 0 && end_allowed => return Ok(None),
+                Ok(0) => return Err(fail("the file ends inside a frame".to_owned())),
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(fail(error.to_string())),
+            }
+        }
+        let length: [u8; 4] = head[..4].try_into().expect("4 of 8 bytes");
+        let expected = u32::from_be_bytes(head[4..].try_into().expect("4 of 8 bytes"));
+        let size = u32::from_be_bytes(length) as usize;
+        if size > ENTRY_BYTES_MAX {
+            return Err(fail(format!(
+                "a frame of {size} bytes (most {ENTRY_BYTES_MAX})"
+            )));
+        }
+        let mut payload = vec![0; size];
+        self.reader
+            .read_exact(&mut payload)
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    fail("the file ends inside a frame".to_owned())
+                }
+                _ => fail(format!("reading a frame: {error}")),
+            })?;
+        if checksum(length, &payload) != expected {
+            return Err(fail("a frame's checksum fails".to_owned()));
+        }
+        Entry::decode(&payload).map(Some).map_err(fail)
+    }
+}
+
+fn read_u32(reader: &mut impl Read) -> std::io::Result<u32> {
+    let mut bytes = [0; 4];
+    reader.read_exact(&mut bytes)?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+fn read_u64(reader: &mut impl Read) -> std::io::Result<u64> {
+    let mut bytes = [0; 8];
+    reader.read_exact(&mut bytes)?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// The snapshot files of `dir`, newest (greatest log index) first.
+fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    list_newest_first(dir, |name| {
+        let (_term, index) = name.strip_prefix(TRANSFER_PREFIX)?.split_once('-')?;
+        index.parse().ok()
+    })
+}
+
+/// Deletes all but the newest [`TRANSFERS_KEPT`] snapshots beside `path`.
+fn prune(path: &Path) {
+    delete_older(
+        list(path.parent().unwrap_or(Path::new("."))),
+        TRANSFERS_KEPT,
+    );
+}
+
+/// The newest snapshot in `dir` whose header reads, with the header.
+pub fn newest(dir: &Path) -> Option<(PathBuf, TransferHeader)> {
+    list(dir).into_iter().find_map(|(_, path)| {
+        let opened = File::open(&path)
+            .map_err(|error| transfer_error(&path, error))
+            .and_then(|file| TransferReader::open(file, &path));
+        match opened {
+            Ok((_, header)) => Some((path, header)),
+            Err(error) => {
+                tracing::warn!(%error, "skipping an unreadable Raft snapshot");
+                None
+            }
+        }
+    })
+}
+
+/// A new file for a transfer being received, replacing an unfinished one
+/// (openraft receives one transfer at a time, and begins and installs them in
+/// order on its state machine task). A snapshot being built meanwhile is left
+/// alone.
+pub fn incoming(dir: &Path) -> Result<(File, PathBuf), ConsensusError> {
+    std::fs::create_dir_all(dir).map_err(|error| transfer_error(dir, error))?;
+    remove_files(dir, &[INCOMING_SUFFIX]);
+    let path = dir.join(format!("receiving{INCOMING_SUFFIX}"));
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|error| transfer_error(&path, error))?;
+    Ok((file, path))
+}
+
+/// Deletes the unfinished transfers and snapshots a stopped process left.
+pub fn remove_unfinished(dir: &Path) {
+    remove_files(dir, &[INCOMING_SUFFIX, ".tmp"]);
+}
+
+fn remove_files(dir: &Path, suffixes: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if suffixes.iter().any(|suffix| name.ends_with(suffix)) {
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), %error, "cannot delete");
+            }
+        }
+    }
+}
+
+/// Keeps a received transfer as this node's snapshot to send on.
+pub fn keep_received(incoming: &Path, header: &TransferHeader) -> Result<PathBuf, ConsensusError> {
+    let dir = incoming.parent().unwrap_or(Path::new("."));
+    let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
+    File::open(incoming)
+        .and_then(|file| file.sync_all())
+        .map_err(|error| transfer_error(incoming, error))?;
+    std::fs::rename(incoming, &path).map_err(|error| transfer_error(&path, error))?;
+    sync_dir(&path)?;
+    prune(&path);
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use stele_kv::{Store, WriteSet};
+    use stele_ledger::fixture::FixtureWriter;
+
+    use super::*;
+
+    type Batches = Vec<(BatchEntry, SignatureEntry)>;
+
+    /// A transfer of `batches` fixture batches over a store holding one key.
+    fn written(dir: &Path, batches: usize) -> (PathBuf, TransferHeader, Batches) {
+        let mut fixture = FixtureWriter::new(7);
+        let entries: Vec<_> = (0..batches).map(|_| fixture.batch(3)).collect();
+        let seqno = fixture.last_seqno();
+        let mut store = Store::new();
+        let mut write_set = WriteSet::default();
+        write_set.put("m", "k", b"v".to_vec());
+        for version in 1..=seqno {
+            store.apply(version, &write_set).unwrap();
+        }
+        let header = TransferHeader {
+            last_log_id: LogId::new(CommittedLeaderId::new(2, 0), batches as u64),
+            last_membership: StoredMembership::default(),
+            seqno,
+            batches: batches as u64,
+            controls: Vec::new(),
+        };
+        let mut writer =
+            TransferWriter::create(dir, &header, &store.snapshot(seqno).unwrap()).unwrap();
+        for (batch, signature) in &entries {
+            writer.push(batch, signature).unwrap();
+        }
+        (writer.finish().unwrap(), header, entries)
+    }
+
+    fn read_all(path: &Path) -> Result<(TransferHeader, u64, Batches), ConsensusError> {
+        let (mut reader, header) = TransferReader::open(File::open(path).unwrap(), path)?;
+        let version = reader.state()?.version();
+        let mut batches = Vec::new();
+        while let Some(batch) = reader.next_batch()? {
+            batches.push(batch);
+        }
+        Ok((header, version, batches))
+    }
+
+    #[test]
+    fn a_transfer_reads_back_as_written_and_is_found_as_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, header, entries) = written(dir.path(), 4);
+        let (read_header, version, batches) = read_all(&path).unwrap();
+        assert_eq!(read_header, header);
+        assert_eq!(version, header.seqno);
+        assert_eq!(batches, entries);
+        assert_eq!(newest(dir.path()).unwrap(), (path, header));
+    }
+
+    #[test]
+    fn a_newer_transfer_replaces_the_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, _, _) = written(dir.path(), 2);
+        let (new, header, _) = written(dir.path(), 3);
+        assert!(!old.exists(), "{} kept", old.display());
+        assert_eq!(newest(dir.path()).unwrap(), (new, header));
+    }
+
+    #[test]
+    fn damaged_transfers_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = written(dir.path(), 3);
+        let bytes = std::fs::read(&path).unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("magic", [b"STELXFR0".as_slice(), &bytes[8..]].concat()),
+            ("ends inside a frame", bytes[..bytes.len() - 5].to_vec()),
+            ("checksum", {
+                let mut flipped = bytes.clone();
+                let last = flipped.len() - 1;
+                flipped[last] ^= 1;
+                flipped
+            }),
+            ("reading the header", bytes[..20].to_vec()),
+        ];
+        for (expected, damaged) in cases {
+            let copy = dir.path().join("damaged");
+            std::fs::write(&copy, damaged).unwrap();
+            let error = read_all(&copy).unwrap_err().to_string();
+            assert!(
+                error.contains(expected) || (expected == "magic" && error.contains("not a Stele")),
+                "{expected}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn unfinished_files_go_and_finished_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = written(dir.path(), 1);
+        let (_file, incoming_path) = incoming(dir.path()).unwrap();
+        std::fs::write(dir.path().join("raft-snapshot-9-9.tmp"), b"partial").unwrap();
+        remove_unfinished(dir.path());
+        assert!(path.exists());
+        assert!(!incoming_path.exists());
+        assert!(!dir.path().join("raft-snapshot-9-9.tmp").exists());
+    }
+}
