@@ -16,6 +16,7 @@ use stele_consensus::raft::network::{
     decode_request, encode_response, parse_node_id, PeerAuthError, PeerRpcKind, HEADER_FROM,
     HEADER_SIGNATURE, HEADER_TO, PEER_MESSAGE_BYTES_MAX,
 };
+use stele_consensus::raft::types::SnapshotChunk;
 use stele_consensus::{ConsensusError, Engine};
 
 /// The peer router over `engine`.
@@ -89,13 +90,15 @@ async fn rpc(
                 .map(|response| encode_response(auth, &signature, &response)),
             Err(error) => return refused(&error),
         },
-        PeerRpcKind::Snapshot => match decode_request(auth, kind, from, to, &signature, &body) {
-            Ok(request) => engine
-                .handle_snapshot(request)
-                .await
-                .map(|response| encode_response(auth, &signature, &response)),
-            Err(error) => return refused(&error),
-        },
+        PeerRpcKind::Snapshot => {
+            match decode_request::<SnapshotChunk>(auth, kind, from, to, &signature, &body) {
+                Ok(chunk) => engine
+                    .handle_snapshot(chunk.into())
+                    .await
+                    .map(|response| encode_response(auth, &signature, &response)),
+                Err(error) => return refused(&error),
+            }
+        }
     };
     match answered {
         Ok((bytes, response_signature)) => {

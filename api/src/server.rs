@@ -6,7 +6,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 
 use crate::error::ApiError;
@@ -41,7 +42,12 @@ pub async fn serve_listener(
         tracing::info!(%addr, "serving HTTPS");
     }
     let handle = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, config)
+    // TCP_NODELAY: a response goes out as several TLS records; with Nagle on,
+    // the second waits for the client's delayed ACK of the first (40-200 ms on
+    // Linux), which stalled requests on idle keep-alive connections.
+    let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)
+        .acceptor(acceptor)
         .handle(handle.clone())
         .serve(router.into_make_service());
     tokio::pin!(server);

@@ -147,6 +147,14 @@ impl Default for RaftLogPolicy {
     }
 }
 
+/// How many entries behind the leader a joining learner may be when it is
+/// made a voter.
+pub const LEARNER_LAG_MAX_ENTRIES: u64 = 64;
+
+/// Bytes of snapshot data per InstallSnapshot message (well under the peer
+/// message limit).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 8 << 20;
+
 /// Longest wait for one snapshot chunk to be sent and stored, in milliseconds.
 pub const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10_000;
 
@@ -669,7 +677,11 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
             entries => SnapshotPolicy::LogsSinceLast(entries),
         },
         max_in_snapshot_log_to_keep: cluster.log.entries_kept,
+        // `add_learner` returns (and the learner is made a voter) once it is
+        // this close to the leader; openraft's default is 5,000 entries.
+        replication_lag_threshold: LEARNER_LAG_MAX_ENTRIES,
         install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
         ..openraft::Config::default()
     }
     .validate()

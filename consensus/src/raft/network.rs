@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::types::{SteleNode, SteleRaft};
+use super::types::{SnapshotChunk, SteleNode, SteleRaft};
 use crate::error::ConsensusError;
 
 /// Header naming the sending node (decimal node id).
@@ -629,15 +629,14 @@ impl RaftNetwork<SteleRaft> for PeerClient {
     }
 
     /// One snapshot chunk (openraft's default `full_snapshot` splits a snapshot
-    /// into chunks and calls this). Stele never purges its log yet, so openraft
-    /// never sends a snapshot, and the receiving route refuses one for now.
+    /// into chunks and calls this), sent as a [`SnapshotChunk`].
     async fn install_snapshot(
         &mut self,
         rpc: InstallSnapshotRequest<SteleRaft>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
         let kind = PeerRpcKind::Snapshot;
-        let result = self.call(kind, &rpc, &option).await;
+        let result = self.call(kind, &SnapshotChunk::from(rpc), &option).await;
         result.map_err(|e| e.into_rpc(kind, self.target))
     }
 }

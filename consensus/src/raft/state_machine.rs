@@ -155,6 +155,7 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         let state = self.state.clone().map_err(snapshot_error)?;
         let transfers = self.transfers.clone();
         let built_header = header.clone();
+        let started = std::time::Instant::now();
         let path = tokio::task::spawn_blocking(move || build(&transfers, &built_header, &state))
             .await
             .map_err(blocking_error)?
@@ -162,6 +163,7 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         tracing::info!(
             seqno = header.seqno,
             log_id = %header.last_log_id,
+            build_ms = started.elapsed().as_millis() as u64,
             "built a Raft snapshot"
         );
         open_snapshot(&path, &header).await
@@ -273,6 +275,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         }
         let (replica, log) = (Arc::clone(&self.replica), self.transfers.log.clone());
         let installed_header = header.clone();
+        let started = std::time::Instant::now();
         let installed =
             tokio::task::spawn_blocking(move || install(&replica, &log, reader, &installed_header))
                 .await
@@ -284,6 +287,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
                 batches,
                 seqno,
                 log_id = %header.last_log_id,
+                install_ms = started.elapsed().as_millis() as u64,
                 "caught up from a snapshot transfer"
             ),
         }
