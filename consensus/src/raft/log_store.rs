@@ -38,6 +38,24 @@ enum Slot {
     Control(Box<Entry<SteleRaft>>),
 }
 
+impl Slot {
+    /// The last seqno of a batch slot (from its location once durable, else
+    /// from the entry held in memory); `None` for a Raft-only entry.
+    fn last_seqno(&self) -> Option<u64> {
+        match self {
+            Slot::Batch {
+                location: Some(location),
+                ..
+            } => Some(location.last_seqno),
+            Slot::Batch {
+                pending: Some(batch),
+                ..
+            } => Some(batch.batch.last_seqno()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     dir: PathBuf,
@@ -326,17 +344,10 @@ impl LedgerLogReader {
     pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {
         let (first, end) = {
             let state = lock(&self.shared);
-            let first = state.slots.iter().position(|slot| match slot {
-                Slot::Batch {
-                    location: Some(location),
-                    ..
-                } => location.last_seqno > seqno,
-                Slot::Batch {
-                    pending: Some(batch),
-                    ..
-                } => batch.batch.last_seqno() > seqno,
-                _ => false,
-            });
+            let first = state
+                .slots
+                .iter()
+                .position(|slot| slot.last_seqno().is_some_and(|last| last > seqno));
             (first, state.slots.len())
         };
         let Some(first) = first else {
@@ -719,17 +730,7 @@ impl LogWriter {
             let last_kept_seqno = state.slots[..index]
                 .iter()
                 .rev()
-                .find_map(|slot| match slot {
-                    Slot::Batch {
-                        location: Some(location),
-                        ..
-                    } => Some(location.last_seqno),
-                    Slot::Batch {
-                        pending: Some(batch),
-                        ..
-                    } => Some(batch.batch.last_seqno()),
-                    _ => None,
-                })
+                .find_map(Slot::last_seqno)
                 .unwrap_or(0);
             state.slots.truncate(index);
             state
@@ -778,17 +779,10 @@ impl LogWriter {
             return Some(0);
         }
         let state = lock(&self.shared);
-        let position = state.slots.iter().rposition(|slot| match slot {
-            Slot::Batch {
-                location: Some(location),
-                ..
-            } => location.last_seqno == seqno,
-            Slot::Batch {
-                pending: Some(batch),
-                ..
-            } => batch.batch.last_seqno() == seqno,
-            _ => false,
-        })?;
+        let position = state
+            .slots
+            .iter()
+            .rposition(|slot| slot.last_seqno() == Some(seqno))?;
         Some(position as u64 + 1)
     }
 
