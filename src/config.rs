@@ -176,7 +176,8 @@ pub struct Member {
 pub struct Batching {
     /// Most commands per batch.
     pub batch_entries_max: usize,
-    /// Longest wait for a batch to fill, in microseconds.
+    /// Longest wait for a batch to fill while the log is still syncing the
+    /// previous one, in microseconds (an idle log takes a batch at once).
     pub batch_wait_us: u64,
     /// Frontend workers (1 is fastest on 2 cores today; see the README).
     pub workers: usize,

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,21 +28,22 @@ use stele_ledger::Ledger;
 use crate::executor::Executor;
 use crate::history::{HistoryReadError, HistoryState};
 use crate::identity::ServiceIdentity;
+use crate::intake::Intake;
 use crate::raft::network::{Partition, PeerAuth, PeerNetwork};
 use crate::raft::state_machine::{ReplicaStateMachine, Transfers};
 use crate::raft::transfer::TRANSFER_DIR;
 use crate::raft::{FollowerGate, LedgerLogStore, SteleNode, SteleRaft};
 use crate::replica::{lock, EngineCounters, Fault, Replica};
-use crate::{
-    replay, ConsensusError, BATCH_ENTRIES_DEFAULT, BATCH_WAIT_US_DEFAULT, SUBMIT_QUEUE_MAX,
-};
+use crate::{replay, ConsensusError, BATCH_ENTRIES_DEFAULT, BATCH_WAIT_US_DEFAULT};
 
 /// How the engine batches and executes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Most commands in one batch.
     pub batch_entries_max: usize,
-    /// Longest wait for a batch to fill after its first command, in microseconds.
+    /// Longest wait for a batch to fill while this node's log is still making
+    /// the previous one durable, in microseconds (an idle log takes a batch at
+    /// once; see `intake.rs`).
     pub batch_wait_us: u64,
     /// Frontend workers of the dispatcher.
     pub workers: usize,
@@ -184,6 +185,14 @@ pub const APPEND_ENTRIES_MAX: u64 = 16;
 /// Longest wait at start for a single-member cluster to elect itself.
 const SINGLE_ELECTION_WAIT_MS: u64 = 10_000;
 
+impl Drop for Engine {
+    /// An engine dropped without [`Engine::shutdown`] still lets its executor
+    /// thread drain the queue and end.
+    fn drop(&mut self) {
+        self.intake.close();
+    }
+}
+
 /// This node's Raft role and what it knows of the leader, for `/node/state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftStatus {
@@ -214,7 +223,7 @@ pub struct Engine {
     auth: Arc<PeerAuth>,
     partition: Partition,
     node_id: u64,
-    sender: Option<SyncSender<Submission>>,
+    intake: Arc<Intake>,
     executor: Option<JoinHandle<()>>,
     in_flight: Arc<AtomicUsize>,
     restored_from: Option<u64>,
@@ -292,15 +301,18 @@ impl Engine {
                 }
             }
         }));
+        let intake = Arc::new(Intake::new());
+        let durable_intake = Arc::clone(&intake);
+        log_store.set_on_durable(Arc::new(move |seqno| durable_intake.durable(seqno)));
         let raft = start_raft(&cluster, network, log_store, &replica, transfers).await?;
         tokio::spawn(follow_membership_keys(
             raft.clone(),
             Arc::clone(&cluster.auth),
         ));
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let (sender, receiver) = sync_channel(SUBMIT_QUEUE_MAX);
         let mut executor = Executor {
             replica: Arc::clone(&replica),
+            intake: Arc::clone(&intake),
             raft: raft.clone(),
             runtime: tokio::runtime::Handle::current(),
             reader,
@@ -312,7 +324,7 @@ impl Engine {
         };
         let executor = std::thread::Builder::new()
             .name("stele-executor".to_owned())
-            .spawn(move || executor.run(&receiver))
+            .spawn(move || executor.run())
             .map_err(|error| ConsensusError::Stopped(format!("spawning the executor: {error}")))?;
         Ok(Engine {
             gate: FollowerGate::new(Arc::clone(&replica), raft.clone()),
@@ -321,7 +333,7 @@ impl Engine {
             auth: cluster.auth,
             partition: cluster.partition,
             node_id: cluster.node_id,
-            sender: Some(sender),
+            intake,
             executor: Some(executor),
             in_flight,
             restored_from,
@@ -340,14 +352,7 @@ impl Engine {
         if let Some(reason) = self.replica.failure() {
             return Err(ConsensusError::Stopped(reason));
         }
-        let sender = self
-            .sender
-            .as_ref()
-            .ok_or_else(|| ConsensusError::Stopped("shutting down".to_owned()))?;
-        sender.try_send(submission).map_err(|error| match error {
-            TrySendError::Full(_) => ConsensusError::Busy(SUBMIT_QUEUE_MAX),
-            TrySendError::Disconnected(_) => ConsensusError::Stopped("shutting down".to_owned()),
-        })
+        self.intake.submit(submission)
     }
 
     /// The committed value of `key` in `map` and the id of its writer.
@@ -568,7 +573,7 @@ impl Engine {
     /// answers (bounded), stops the Raft engine and the threads; the ledger
     /// writer syncs what it holds when dropped with the log store.
     pub async fn shutdown(mut self) {
-        self.sender = None;
+        self.intake.close();
         if let Some(executor) = self.executor.take() {
             let joined = tokio::task::spawn_blocking(move || executor.join()).await;
             if !matches!(joined, Ok(Ok(()))) {

@@ -1,19 +1,21 @@
 //! The primary's executor thread: batch, execute speculatively, propose.
 //!
-//! One thread takes submissions in arrival order and cuts them into batches (up
-//! to `batch_entries_max`, or whatever arrived within `batch_wait_us` of the
-//! first). While this node is the Raft leader it executes each batch on its
-//! speculative state, signs the checkpoint and proposes the batch with
-//! `client_write_ff`, in order, without waiting: batch k+1 executes while batch
-//! k is being replicated and made durable. The answer to the clients comes back
-//! when openraft has committed and applied (confirmed) the batch.
+//! One thread takes submissions in arrival order from the [`Intake`] and cuts
+//! them into batches: at once while this node's log is idle, else what arrived
+//! until the log made the previous batch durable (at most `batch_wait_us`,
+//! `batch_entries_max`). While this node is the Raft leader it executes each
+//! batch on its speculative state, signs the checkpoint and proposes the batch
+//! with `client_write_ff`, in order, without waiting: batch k+1 executes while
+//! batch k is being replicated and made durable. The waiting clients are
+//! answered by the state machine as it applies the batch ([`Waiters`]).
+//!
+//! [`Waiters`]: crate::waiters::Waiters
 //!
 //! On a new term, or after a proposal failed, the speculative state is first
 //! settled against the log: batches executed but never logged are rolled back,
 //! logged batches the state lacks are re-executed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use stele_frontends::Command;
 use stele_history::TransactionId;
 
 use crate::engine::{EngineConfig, Reply, Submission, SubmitResult};
+use crate::intake::Intake;
 use crate::raft::{LedgerLogReader, SteleRaft};
 use crate::replica::{lock, Replica};
 use crate::{ConsensusError, UNCOMMITTED_TX_MAX};
@@ -39,6 +42,8 @@ const SHUTDOWN_WAIT_MS: u64 = 2_000;
 /// The executor thread's state.
 pub(crate) struct Executor {
     pub(crate) replica: Arc<Replica>,
+    /// Where submissions wait, and when a batch is cut.
+    pub(crate) intake: Arc<Intake>,
     pub(crate) raft: Raft<SteleRaft>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) reader: LedgerLogReader,
@@ -53,28 +58,20 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub(crate) fn run(&mut self, receiver: &Receiver<Submission>) {
-        while let Some(batch) = self.next_batch(receiver) {
+    pub(crate) fn run(&mut self) {
+        while let Some(batch) = self.next_batch() {
             self.process(batch);
         }
         self.wait_in_flight(SHUTDOWN_WAIT_MS);
     }
 
-    /// Blocks for the first submission, then takes more until the batch is full
-    /// or `batch_wait_us` has passed. `None` once every sender is gone.
-    fn next_batch(&self, receiver: &Receiver<Submission>) -> Option<Vec<Submission>> {
-        let first = receiver.recv().ok()?;
-        let mut batch = Vec::with_capacity(self.config.batch_entries_max.min(1024));
-        batch.push(first);
-        let deadline = Instant::now() + Duration::from_micros(self.config.batch_wait_us);
-        while batch.len() < self.config.batch_entries_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(left) {
-                Ok(submission) => batch.push(submission),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        Some(batch)
+    /// The next batch (see [`Intake::next_batch`]); `None` once the intake is
+    /// closed and drained.
+    fn next_batch(&self) -> Option<Vec<Submission>> {
+        self.intake.next_batch(
+            self.config.batch_entries_max,
+            Duration::from_micros(self.config.batch_wait_us),
+        )
     }
 
     fn process(&mut self, batch: Vec<Submission>) {
@@ -218,6 +215,12 @@ impl Executor {
             }
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let key = batch.batch.first_seqno;
+        self.intake.proposed(batch.batch.last_seqno());
+        // Filed before proposing: the batch may be applied (and its waiters
+        // answered) before `client_write_ff` returns.
+        let replica = Arc::clone(&self.replica);
+        replica.waiters.file(view, key, waiting);
         let proposed = self.runtime.block_on(self.raft.client_write_ff(batch));
         let receiver = match proposed {
             Ok(receiver) => receiver,
@@ -225,9 +228,9 @@ impl Executor {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
                 let reason = format!("the Raft engine stopped: {fatal}");
                 self.replica.fail(reason.clone());
-                for (_, reply) in waiting {
-                    reply(Err(ConsensusError::Stopped(reason.clone())));
-                }
+                replica
+                    .waiters
+                    .failed(view, key, &ConsensusError::Stopped(reason));
                 return;
             }
         };
@@ -235,32 +238,29 @@ impl Executor {
         let unsettled = Arc::clone(&self.unsettled);
         self.runtime.spawn(async move {
             let answer = receiver.await;
-            let outcome = match answer {
-                Ok(Ok(_)) => Ok(()),
+            let failure = match answer {
+                // Applied: the state machine has answered the waiters (this
+                // answers any it could not reach; it never answers twice).
+                Ok(Ok(_)) => {
+                    replica.waiters.committed(view, key);
+                    None
+                }
                 Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
-                    Err(ConsensusError::NotLeader {
+                    Some(ConsensusError::NotLeader {
                         leader: forward.leader_id,
                         address: forward.leader_node.map(|node| node.addr),
                     })
                 }
-                Ok(Err(error)) => Err(ConsensusError::Raft(error.to_string())),
-                Err(_) => Err(ConsensusError::Stopped(
+                Ok(Err(error)) => Some(ConsensusError::Raft(error.to_string())),
+                Err(_) => Some(ConsensusError::Stopped(
                     "the Raft engine dropped the proposal".to_owned(),
                 )),
             };
-            if outcome.is_err() {
+            if let Some(error) = failure {
                 unsettled.store(true, Ordering::Release);
+                replica.waiters.failed(view, key, &error);
             }
             in_flight.fetch_sub(1, Ordering::AcqRel);
-            for (mut answer, reply) in waiting {
-                match &outcome {
-                    Ok(()) => {
-                        answer.committed = true;
-                        reply(Ok(answer));
-                    }
-                    Err(error) => reply(Err(error.clone_for_reply())),
-                }
-            }
         });
     }
 }

@@ -18,6 +18,10 @@
 //! - [`raft`] — replication with openraft (P5): the type config and the Raft log
 //!   storage over the ledger.
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
+//! - `intake` — the bounded submission queue, and when the executor cuts a
+//!   batch (when this node's log is idle: group commit at the batch level).
+//! - `waiters` — the submitters waiting for their batch's commit, answered by
+//!   the state machine as it applies the batch.
 //! - [`error`] — [`ConsensusError`].
 //!
 //! Invariants kept:
@@ -38,10 +42,12 @@ pub mod error;
 mod executor;
 pub mod history;
 pub mod identity;
+mod intake;
 pub mod raft;
 pub mod replay;
 pub mod replica;
 pub mod snapshot;
+mod waiters;
 
 pub use engine::{
     ClusterSetup, Engine, EngineConfig, Members, RaftLogPolicy, RaftStatus, RaftTiming, Submission,
@@ -65,5 +71,6 @@ pub const SUBMIT_QUEUE_MAX: usize = 10_000;
 /// Default most commands in one batch.
 pub const BATCH_ENTRIES_DEFAULT: usize = 1000;
 
-/// Default longest wait for a batch to fill, in microseconds.
+/// Default longest wait for a batch to fill while the log syncs the previous
+/// one, in microseconds.
 pub const BATCH_WAIT_US_DEFAULT: u64 = 1000;

@@ -30,6 +30,7 @@ use stele_ledger::{BatchEntry, SignatureEntry, TxRecord};
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
 use crate::raft::ExecutedBatch;
+use crate::waiters::Waiters;
 use crate::ConsensusError;
 
 /// A deliberate execution fault, for the tests that prove divergence is caught.
@@ -79,6 +80,8 @@ pub struct Replica {
     pub(crate) snapshots: Mutex<Option<SyncSender<u64>>>,
     pub(crate) snapshot_interval_tx: u64,
     last_snapshot_seqno: AtomicU64,
+    /// Submitters waiting for the commit of their batch.
+    pub(crate) waiters: Waiters,
 }
 
 /// Recovers the guard of a lock whose holder panicked: the data is plain.
@@ -112,6 +115,7 @@ impl Replica {
             snapshots: Mutex::new(None),
             snapshot_interval_tx,
             last_snapshot_seqno: AtomicU64::new(committed),
+            waiters: Waiters::default(),
         }
     }
 

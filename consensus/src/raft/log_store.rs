@@ -28,11 +28,15 @@ type StorageResult<T> = Result<T, StorageError<u64>>;
 /// One Raft log position.
 #[derive(Debug, Clone)]
 enum Slot {
-    /// A ledger batch: where it is once durable, and the entry while it is not.
+    /// A ledger batch: where it is once durable, and the entry until it is
+    /// both durable and applied (so applying it does not read it back from
+    /// disk); the root its checkpoint signs, once known (the next batch's
+    /// `prev_root`).
     Batch {
         view: u64,
         location: Option<BatchLocation>,
         pending: Option<Arc<ExecutedBatch>>,
+        root: Option<[u8; 32]>,
     },
     /// A blank or membership entry (its copy is in the meta file).
     Control(Box<Entry<SteleRaft>>),
@@ -56,12 +60,29 @@ impl Slot {
     }
 }
 
-#[derive(Debug)]
 struct State {
     dir: PathBuf,
     /// Slot `i` is log index `i`.
     slots: Vec<Slot>,
+    /// Slots before this index hold no batch in memory that is durable
+    /// (where [`LogWriter::release_through`] resumes).
+    released: usize,
     meta: RaftMeta,
+    /// Told the last seqno of each batch this node makes durable.
+    on_durable: Option<DurableHook>,
+}
+
+/// Runs (on the ledger writer) with the last seqno of each batch made durable.
+pub type DurableHook = Arc<dyn Fn(u64) + Send + Sync>;
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("dir", &self.dir)
+            .field("slots", &self.slots.len())
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -180,6 +201,7 @@ impl LedgerLogStore {
                 view: location.view,
                 location: Some(*location),
                 pending: None,
+                root: None,
             });
         }
         slots.extend(controls.map(|control| Slot::Control(Box::new(control.entry.clone()))));
@@ -197,7 +219,13 @@ impl LedgerLogStore {
             }
         }
         let writer = Arc::new(GroupCommit::spawn(ledger)?);
-        let shared = Arc::new(Mutex::new(State { dir, slots, meta }));
+        let shared = Arc::new(Mutex::new(State {
+            dir,
+            slots,
+            released: 0,
+            meta,
+            on_durable: None,
+        }));
         Ok(LedgerLogStore {
             reader: LedgerLogReader {
                 shared: Arc::clone(&shared),
@@ -217,6 +245,12 @@ impl LedgerLogStore {
     /// snapshots).
     pub fn log_writer(&self) -> LogWriter {
         self.log.clone()
+    }
+
+    /// Sets what is told the last seqno of each batch made durable (the
+    /// executor cuts its next batch once the log is idle).
+    pub fn set_on_durable(&mut self, hook: DurableHook) {
+        lock(&self.reader.shared).on_durable = Some(hook);
     }
 
     /// Sets what runs before a truncation with the first batch it drops (the
@@ -381,6 +415,9 @@ impl LedgerLogReader {
         let (start, previous_batch, slots) = slots;
         let mut prev_root = match previous_batch {
             None => empty_root(),
+            Some(Slot::Batch {
+                root: Some(root), ..
+            }) => root,
             Some(slot) => checkpoint_root(&self.batch_of(&dir, &slot)?.signature.checkpoint)?,
         };
         let mut entries = Vec::with_capacity(slots.len());
@@ -388,10 +425,13 @@ impl LedgerLogReader {
             let index = start + offset as u64;
             match slot {
                 Slot::Control(entry) => entries.push((**entry).clone()),
-                Slot::Batch { view, .. } => {
+                Slot::Batch { view, root, .. } => {
                     let mut executed = self.batch_of(&dir, slot)?;
                     executed.prev_root = prev_root;
-                    prev_root = checkpoint_root(&executed.signature.checkpoint)?;
+                    prev_root = match root {
+                        Some(root) => *root,
+                        None => checkpoint_root(&executed.signature.checkpoint)?,
+                    };
                     entries.push(Entry {
                         log_id: log_id(*view, index),
                         payload: EntryPayload::Normal(executed),
@@ -585,7 +625,8 @@ impl LedgerLogStore {
             .map_err(|error| fail(error.to_string()))
     }
 
-    /// Batches held in memory (queued on the writer, not yet durable).
+    /// Batches held in memory (from their append until they are both durable
+    /// and applied).
     pub fn cached_batches(&self) -> usize {
         lock(&self.reader.shared)
             .slots
@@ -680,14 +721,17 @@ impl LogWriter {
         batch: ExecutedBatch,
         callback: Option<Flushed>,
     ) -> Result<(), ConsensusError> {
+        let root = checkpoint_root(&batch.signature.checkpoint).ok();
         let batch = Arc::new(batch);
         {
             let mut state = lock(&self.shared);
             state.slots.truncate(index as usize);
+            state.released = state.released.min(index as usize);
             state.slots.push(Slot::Batch {
                 view: batch.batch.view,
                 location: None,
                 pending: Some(Arc::clone(&batch)),
+                root,
             });
         }
         let shared = Arc::clone(&self.shared);
@@ -696,6 +740,9 @@ impl LogWriter {
             .append(entry.batch, entry.signature, move |result| {
                 let result = result.map(|durable| {
                     let mut state = lock(&shared);
+                    if let Some(hook) = &state.on_durable {
+                        hook(durable.location.last_seqno);
+                    }
                     if let Some(Slot::Batch {
                         location, pending, ..
                     }) = state.slots.get_mut(index as usize)
@@ -704,10 +751,9 @@ impl LogWriter {
                             .as_ref()
                             .is_some_and(|p| p.batch.first_seqno == durable.location.first_seqno)
                         {
+                            // Readable from the ledger now; the entry stays in
+                            // memory until applied (`release_through`).
                             *location = Some(durable.location);
-                            // Readable from the ledger now (prev_root is the
-                            // previous batch's root): free the memory.
-                            *pending = None;
                         }
                     }
                 });
@@ -716,6 +762,39 @@ impl LogWriter {
                 }
             })
             .map_err(ConsensusError::from)
+    }
+
+    /// Frees the in-memory copies of the durable batches at log indices up to
+    /// `index` (they have been applied: openraft reads them no more on the hot
+    /// path; a later read comes from the ledger). A batch not durable yet keeps
+    /// its copy, and the next call resumes there.
+    pub(crate) fn release_through(&self, index: u64) {
+        let mut state = lock(&self.shared);
+        let end = usize::try_from(index)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(state.slots.len());
+        let mut released = state.released.min(end);
+        for slot in &mut state.slots[released..end] {
+            if let Slot::Batch {
+                location: None,
+                pending: Some(_),
+                ..
+            } = slot
+            {
+                break;
+            }
+            if let Slot::Batch {
+                location: Some(_),
+                pending,
+                ..
+            } = slot
+            {
+                *pending = None;
+            }
+            released += 1;
+        }
+        state.released = released;
     }
 
     /// Drops log index `index` and everything after it: first recorded in the
@@ -791,3 +870,7 @@ impl LogWriter {
         lock(&self.shared).slots.len() as u64
     }
 }
+
+#[cfg(test)]
+#[path = "log_store_tests.rs"]
+mod tests;

@@ -81,6 +81,9 @@ impl ReplicaStateMachine {
                     self.replica.fail(reason.clone());
                     return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
                 }
+                self.replica
+                    .waiters
+                    .committed(batch.batch.view, batch.batch.first_seqno);
                 Ok(BatchApplied {
                     view: batch.batch.view,
                     last_seqno: batch.batch.last_seqno(),
@@ -220,6 +223,9 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         let mut applied = Vec::new();
         for entry in entries {
             applied.push(self.apply_one(entry)?);
+        }
+        if let Some(last) = self.last_applied {
+            self.transfers.log.release_through(last.index);
         }
         Ok(applied)
     }

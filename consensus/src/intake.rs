@@ -1,0 +1,206 @@
+//! [`Intake`]: the bounded queue of submissions in front of the executor, and
+//! when it cuts a batch.
+//!
+//! openraft 0.9 appends one proposal at a time: its core task waits for each
+//! append to be durable before it takes the next (`append_to_log` awaits the
+//! flush). A batch proposed while the previous one is still being synced only
+//! waits in the core's queue, and costs a sync of its own. So the executor
+//! cuts a batch when this node's log has made durable everything proposed
+//! (group commit at the batch level): an idle node answers a lone submission
+//! without waiting to fill a batch, and under load a batch takes whatever
+//! arrived during the previous sync. `batch_wait_us` bounds the wait while the
+//! log is busy (a proposal refused before reaching the log never flushes), and
+//! `batch_entries_max` bounds the batch.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::engine::Submission;
+use crate::replica::lock;
+use crate::{ConsensusError, SUBMIT_QUEUE_MAX};
+
+struct State {
+    queue: VecDeque<Submission>,
+    closed: bool,
+    /// The last seqno this node proposed.
+    proposed_seqno: u64,
+    /// The last seqno this node's log made durable.
+    durable_seqno: u64,
+}
+
+/// Submissions waiting for the executor.
+pub(crate) struct Intake {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Intake {
+    pub(crate) fn new() -> Self {
+        Intake {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                closed: false,
+                proposed_seqno: 0,
+                durable_seqno: 0,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Queues a submission; refuses at once when [`SUBMIT_QUEUE_MAX`] wait or
+    /// the intake is closed.
+    pub(crate) fn submit(&self, submission: Submission) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(ConsensusError::Stopped("shutting down".to_owned()));
+        }
+        if state.queue.len() >= SUBMIT_QUEUE_MAX {
+            return Err(ConsensusError::Busy(SUBMIT_QUEUE_MAX));
+        }
+        state.queue.push_back(submission);
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Refuses later submissions; the executor still drains the queue.
+    pub(crate) fn close(&self) {
+        lock(&self.state).closed = true;
+        self.wake.notify_all();
+    }
+
+    /// The executor proposed a batch ending at `seqno`.
+    pub(crate) fn proposed(&self, seqno: u64) {
+        lock(&self.state).proposed_seqno = seqno;
+    }
+
+    /// This node's log made a batch ending at `seqno` durable.
+    pub(crate) fn durable(&self, seqno: u64) {
+        let mut state = lock(&self.state);
+        state.durable_seqno = state.durable_seqno.max(seqno);
+        let idle = state.durable_seqno >= state.proposed_seqno;
+        drop(state);
+        if idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The log made durable what was proposed last: proposing now costs no
+    /// wait behind another sync. (After a rollback seqnos are reused and
+    /// `durable_seqno` may be ahead: the next batch is then cut early, which
+    /// costs batching, not correctness.)
+    #[cfg(test)]
+    pub(crate) fn log_idle(&self) -> bool {
+        let state = lock(&self.state);
+        state.durable_seqno >= state.proposed_seqno
+    }
+
+    /// The next batch: blocks for a first submission, then cuts when the log
+    /// is idle, `entries_max` are queued or `wait` has passed since the first
+    /// was taken. `None` once closed and drained.
+    pub(crate) fn next_batch(&self, entries_max: usize, wait: Duration) -> Option<Vec<Submission>> {
+        let mut state = lock(&self.state);
+        while state.queue.is_empty() {
+            if state.closed {
+                return None;
+            }
+            state = self
+                .wake
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let idle = state.durable_seqno >= state.proposed_seqno;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if idle || state.closed || state.queue.len() >= entries_max || left.is_zero() {
+                let take = state.queue.len().min(entries_max);
+                return Some(state.queue.drain(..take).collect());
+            }
+            state = self
+                .wake
+                .wait_timeout(state, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use stele_frontends::{Command, LoggingCommand};
+
+    use super::*;
+
+    fn submission(id: u64) -> Submission {
+        Submission {
+            command: Command::Logging(LoggingCommand::Record {
+                id,
+                message: "m".to_owned(),
+            }),
+            wait: false,
+            reply: Box::new(|_| {}),
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn an_idle_log_cuts_at_once_and_a_busy_one_gathers() {
+        let intake = Intake::new();
+        intake.submit(submission(1)).expect("room");
+        // Nothing proposed: the log is idle, the lone submission goes now.
+        let batch = intake.next_batch(100, LONG).expect("a batch");
+        assert_eq!(batch.len(), 1);
+        intake.proposed(1);
+        assert!(!intake.log_idle());
+        for id in 2..=4 {
+            intake.submit(submission(id)).expect("room");
+        }
+        // Busy and not full: gathers until the wait ends.
+        let batch = intake
+            .next_batch(100, Duration::from_millis(1))
+            .expect("a batch");
+        assert_eq!(batch.len(), 3);
+        // Busy, but full: cut at entries_max without waiting.
+        for id in 5..=9 {
+            intake.submit(submission(id)).expect("room");
+        }
+        assert_eq!(intake.next_batch(2, LONG).expect("a batch").len(), 2);
+        // The sync covering what was proposed ends the wait.
+        let waiting = Arc::new(intake);
+        let flusher = Arc::clone(&waiting);
+        let durable = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            flusher.durable(1);
+        });
+        assert_eq!(waiting.next_batch(100, LONG).expect("a batch").len(), 3);
+        assert!(waiting.log_idle());
+        durable.join().expect("the flusher ends");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_closing_drains_then_ends() {
+        let intake = Intake::new();
+        for id in 0..SUBMIT_QUEUE_MAX as u64 {
+            intake.submit(submission(id)).expect("room");
+        }
+        assert!(matches!(
+            intake.submit(submission(0)),
+            Err(ConsensusError::Busy(_))
+        ));
+        intake.close();
+        assert!(matches!(
+            intake.submit(submission(0)),
+            Err(ConsensusError::Stopped(_))
+        ));
+        let mut drained = 0;
+        while let Some(batch) = intake.next_batch(1000, LONG) {
+            drained += batch.len();
+        }
+        assert_eq!(drained, SUBMIT_QUEUE_MAX);
+    }
+}

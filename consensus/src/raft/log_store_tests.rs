@@ -1,0 +1,70 @@
+//! Tests of the log store's memory use: a batch stays in memory from its
+//! append until it is applied, and reads stay right once it is released.
+
+use stele_ledger::fixture::FixtureWriter;
+use stele_ledger::LedgerConfig;
+
+use super::*;
+
+fn executed(writer: &mut FixtureWriter, txs: usize) -> ExecutedBatch {
+    let (batch, signature) = writer.batch(txs);
+    ExecutedBatch {
+        batch,
+        signature,
+        prev_root: [0; 32],
+    }
+}
+
+#[tokio::test]
+async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut writer = FixtureWriter::new(7);
+    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
+        .expect("a new ledger");
+    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let batches: Vec<ExecutedBatch> = (0..3).map(|_| executed(&mut writer, 4)).collect();
+    let entries = batches
+        .iter()
+        .enumerate()
+        .map(|(index, batch)| Entry {
+            log_id: log_id(writer.view, index as u64),
+            payload: EntryPayload::Normal(batch.clone()),
+        })
+        .collect();
+    store.append_and_wait(entries).await.expect("appended");
+
+    // Durable but not applied: all still held.
+    assert_eq!(store.cached_batches(), 3);
+    store.log.release_through(1);
+    assert_eq!(store.cached_batches(), 1);
+
+    // Released batches are read from the ledger; each prev_root is the root
+    // the previous batch's checkpoint signs, held or read.
+    let read = store.reader.read(0, 3).expect("the log reads");
+    let roots: Vec<[u8; 32]> = batches
+        .iter()
+        .map(|batch| checkpoint_root(&batch.signature.checkpoint).expect("a checkpoint"))
+        .collect();
+    assert_eq!(read.len(), 3);
+    for (index, entry) in read.iter().enumerate() {
+        let EntryPayload::Normal(got) = &entry.payload else {
+            panic!("entry {index} is not a batch");
+        };
+        assert_eq!(got.batch, batches[index].batch);
+        assert_eq!(got.signature, batches[index].signature);
+        let expected_prev = if index == 0 {
+            empty_root()
+        } else {
+            roots[index - 1]
+        };
+        assert_eq!(got.prev_root, expected_prev, "prev_root of entry {index}");
+    }
+    let tail = store.reader.read(2, 3).expect("the tail reads");
+    let EntryPayload::Normal(last) = &tail[0].payload else {
+        panic!("the last entry is not a batch");
+    };
+    assert_eq!(last.prev_root, roots[1]);
+
+    store.log.release_through(2);
+    assert_eq!(store.cached_batches(), 0);
+}
