@@ -26,7 +26,7 @@
 //! heartbeat_ms = 100
 //! election_timeout_min_ms = 500
 //! election_timeout_max_ms = 1000
-//! snapshot_entries = 10000            # Raft entries between snapshots (0: never)
+//! snapshot_entries = 10000            # Raft entries before a snapshot (0: never)
 //! log_entries_kept = 1000             # entries behind a snapshot still sent as log
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
@@ -121,9 +121,11 @@ pub struct Cluster {
     /// Longest election timeout, in milliseconds.
     #[serde(default = "election_timeout_max_ms_default")]
     pub election_timeout_max_ms: u64,
-    /// Applied Raft entries between two snapshots (0: never). A node further
-    /// behind than the last snapshot catches up from it (a KV snapshot plus the
-    /// ledger) instead of re-executing the log.
+    /// Applied Raft entries before the first snapshot, and the least between
+    /// two (later ones wait for half the entries the last covered: building
+    /// one copies the ledger). 0: never. A node further behind than the last
+    /// snapshot catches up from it (a KV snapshot plus the ledger) instead of
+    /// re-executing the log.
     #[serde(default = "snapshot_entries_default")]
     pub snapshot_entries: u64,
     /// Entries kept behind a snapshot that are still sent as log entries.

@@ -131,8 +131,9 @@ impl Default for RaftTiming {
 /// up from a KV snapshot plus the ledger instead of re-executing the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RaftLogPolicy {
-    /// Applied entries between two snapshots (0: never, and no node is ever
-    /// sent one).
+    /// Applied entries before the first snapshot, and the least between two;
+    /// later snapshots wait for half the entries the last one covered (see
+    /// `raft/compaction.rs`). 0: never, and no node is ever sent one.
     pub snapshot_entries: u64,
     /// Entries kept readable behind a snapshot: a node at most this far
     /// behind still catches up from the log.
@@ -308,6 +309,10 @@ impl Engine {
         tokio::spawn(follow_membership_keys(
             raft.clone(),
             Arc::clone(&cluster.auth),
+        ));
+        tokio::spawn(crate::raft::compaction::trigger_snapshots(
+            raft.clone(),
+            cluster.log.snapshot_entries,
         ));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut executor = Executor {
@@ -677,10 +682,8 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
         election_timeout_min: cluster.timing.election_timeout_min_ms,
         election_timeout_max: cluster.timing.election_timeout_max_ms,
         max_payload_entries: APPEND_ENTRIES_MAX,
-        snapshot_policy: match cluster.log.snapshot_entries {
-            0 => SnapshotPolicy::Never,
-            entries => SnapshotPolicy::LogsSinceLast(entries),
-        },
+        // Snapshots are triggered by `compaction::trigger_snapshots`.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: cluster.log.entries_kept,
         // `add_learner` returns (and the learner is made a voter) once it is
         // this close to the leader; openraft's default is 5,000 entries.

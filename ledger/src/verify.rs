@@ -145,6 +145,8 @@ struct Decoded {
     offset: u64,
     entry: Entry,
     leaf_hashes: Vec<Digest>,
+    /// A signature entry's checkpoint, opened, if the key was known.
+    checkpoint: Option<Result<Checkpoint, String>>,
 }
 
 #[derive(Default)]
@@ -191,11 +193,23 @@ impl State {
                 ),
             ));
         }
-        let frames = collect_frames(bytes, is_last && name.last.is_none())
+        let mut frames: &[Frame<'_>] = &collect_frames(bytes, is_last && name.last.is_none())
             .map_err(|(offset, what)| fail(Some(offset), None, what))?;
+        // The genesis entry names the key: take it first, so that every
+        // checkpoint of the chunk can be opened in parallel with the rest.
+        if self.verifier.is_none() {
+            if let Some((first, rest)) = frames.split_first() {
+                let decoded =
+                    decode(first, None).map_err(|(offset, what)| fail(Some(offset), None, what))?;
+                self.entries += 1;
+                self.entry(name, path, decoded)?;
+                frames = rest;
+            }
+        }
+        let verifier = self.verifier.as_ref();
         let decoded: Vec<Decoded> = frames
             .par_iter()
-            .map(decode)
+            .map(|frame| decode(frame, verifier))
             .collect::<Result<_, _>>()
             .map_err(|(offset, what)| fail(Some(offset), None, what))?;
         for decoded in decoded {
@@ -251,7 +265,8 @@ impl State {
             }
             Entry::Signature(signature) => {
                 let seqno = self.pending.map(|(_, last, _, _)| last);
-                self.signature(&signature).map_err(|what| fail(seqno, what))
+                self.signature(&signature, decoded.checkpoint)
+                    .map_err(|what| fail(seqno, what))
             }
         }
     }
@@ -301,17 +316,27 @@ impl State {
         Ok(())
     }
 
-    fn signature(&mut self, signature: &SignatureEntry) -> Result<(), String> {
+    /// Checks a signature entry; `opened` is its checkpoint if it was already
+    /// opened (signature checked) in parallel.
+    fn signature(
+        &mut self,
+        signature: &SignatureEntry,
+        opened: Option<Result<Checkpoint, String>>,
+    ) -> Result<(), String> {
         let (_, last, view, _) = self
             .pending
             .take()
             .ok_or_else(|| "a signature entry that does not follow a batch".to_owned())?;
-        let verifier = self
-            .verifier
-            .as_ref()
-            .expect("set with the genesis entry, checked first");
-        let checkpoint = Checkpoint::open(&signature.checkpoint, verifier)
-            .map_err(|error| format!("checkpoint does not verify: {error}"))?;
+        let checkpoint = match opened {
+            Some(opened) => opened?,
+            None => {
+                let verifier = self
+                    .verifier
+                    .as_ref()
+                    .expect("set with the genesis entry, checked first");
+                open_checkpoint(signature, verifier)?
+            }
+        };
         if signature.view != view {
             return Err(format!(
                 "signature view {} differs from its batch's view {view}",
@@ -386,17 +411,34 @@ fn collect_frames(bytes: &[u8], is_open: bool) -> Result<Vec<Frame<'_>>, (u64, S
         .collect()
 }
 
-/// Decodes one frame and, for a batch, computes its leaf hashes.
-fn decode(frame: &Frame<'_>) -> Result<Decoded, (u64, String)> {
+/// Decodes one frame and, for a batch, computes its leaf hashes; for a
+/// signature, opens its checkpoint (checks the Ed25519 signature) when the
+/// key is known. The work that needs no earlier entry, so it runs in parallel.
+fn decode(frame: &Frame<'_>, verifier: Option<&NoteVerifier>) -> Result<Decoded, (u64, String)> {
     let entry = Entry::decode(frame.payload)
         .map_err(|reason| (frame.offset, format!("undecodable entry: {reason}")))?;
-    let leaf_hashes = match &entry {
-        Entry::Batch(batch) => batch.txs.iter().map(crate::TxRecord::leaf_hash).collect(),
-        _ => Vec::new(),
+    let (leaf_hashes, checkpoint) = match (&entry, verifier) {
+        (Entry::Batch(batch), _) => (
+            batch.txs.iter().map(crate::TxRecord::leaf_hash).collect(),
+            None,
+        ),
+        (Entry::Signature(signature), Some(verifier)) => {
+            (Vec::new(), Some(open_checkpoint(signature, verifier)))
+        }
+        _ => (Vec::new(), None),
     };
     Ok(Decoded {
         offset: frame.offset,
         entry,
         leaf_hashes,
+        checkpoint,
     })
+}
+
+fn open_checkpoint(
+    signature: &SignatureEntry,
+    verifier: &NoteVerifier,
+) -> Result<Checkpoint, String> {
+    Checkpoint::open(&signature.checkpoint, verifier)
+        .map_err(|error| format!("checkpoint does not verify: {error}"))
 }

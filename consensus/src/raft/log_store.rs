@@ -287,28 +287,39 @@ impl State {
     }
 }
 
+/// The ledger's chunk files, listed once and reused across the reads of one
+/// call (a listing per batch read dominated reading long stretches of the log).
+type Chunks = Vec<(chunk::ChunkName, PathBuf)>;
+
 /// Reads the batch at `location` and its signature from the ledger folder.
 fn read_location(
     dir: &Path,
     location: &BatchLocation,
+    chunks: &mut Chunks,
 ) -> Result<ExecutedBatchParts, ConsensusError> {
     let fail = |reason: String| ConsensusError::RaftStorage {
         path: dir.to_owned(),
         reason,
     };
-    // A chunk is renamed when it closes or commits: look it up by its first seqno,
-    // and retry once if it moved between listing and opening.
-    for _ in 0..2 {
-        let Some((_, path)) = chunk::list(dir)?
-            .into_iter()
-            .find(|(name, _)| name.first == location.chunk_first)
-        else {
+    // A chunk is renamed when it closes or commits: look it up by its first
+    // seqno, and list again if it is not in the listing or moved since.
+    for attempt in 0..3 {
+        let mut found = chunks
+            .iter()
+            .find(|(name, _)| name.first == location.chunk_first);
+        if found.is_none() || attempt > 0 {
+            *chunks = chunk::list(dir)?;
+            found = chunks
+                .iter()
+                .find(|(name, _)| name.first == location.chunk_first);
+        }
+        let Some((_, path)) = found else {
             return Err(fail(format!(
                 "no chunk starts at seqno {}",
                 location.chunk_first
             )));
         };
-        let file = match File::open(&path) {
+        let file = match File::open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(error) => return Err(fail(error.to_string())),
@@ -413,12 +424,18 @@ impl LedgerLogReader {
             (state.dir.clone(), (start, previous_batch, slots))
         };
         let (start, previous_batch, slots) = slots;
+        let mut chunks = Chunks::new();
         let mut prev_root = match previous_batch {
             None => empty_root(),
             Some(Slot::Batch {
                 root: Some(root), ..
             }) => root,
-            Some(slot) => checkpoint_root(&self.batch_of(&dir, &slot)?.signature.checkpoint)?,
+            Some(slot) => checkpoint_root(
+                &self
+                    .batch_of(&dir, &slot, &mut chunks)?
+                    .signature
+                    .checkpoint,
+            )?,
         };
         let mut entries = Vec::with_capacity(slots.len());
         for (offset, slot) in slots.iter().enumerate() {
@@ -426,7 +443,7 @@ impl LedgerLogReader {
             match slot {
                 Slot::Control(entry) => entries.push((**entry).clone()),
                 Slot::Batch { view, root, .. } => {
-                    let mut executed = self.batch_of(&dir, slot)?;
+                    let mut executed = self.batch_of(&dir, slot, &mut chunks)?;
                     executed.prev_root = prev_root;
                     prev_root = match root {
                         Some(root) => *root,
@@ -442,7 +459,12 @@ impl LedgerLogReader {
         Ok(entries)
     }
 
-    fn batch_of(&self, dir: &Path, slot: &Slot) -> Result<ExecutedBatch, ConsensusError> {
+    fn batch_of(
+        &self,
+        dir: &Path,
+        slot: &Slot,
+        chunks: &mut Chunks,
+    ) -> Result<ExecutedBatch, ConsensusError> {
         match slot {
             Slot::Batch {
                 pending: Some(batch),
@@ -452,7 +474,7 @@ impl LedgerLogReader {
                 location: Some(location),
                 ..
             } => {
-                let (batch, signature) = read_location(dir, location)?;
+                let (batch, signature) = read_location(dir, location, chunks)?;
                 Ok(ExecutedBatch {
                     batch,
                     signature,
@@ -574,7 +596,7 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
             if let Some(slot) = first_dropped {
                 let batch = self
                     .reader
-                    .batch_of(&dir, &slot)
+                    .batch_of(&dir, &slot, &mut Chunks::new())
                     .map_err(|error| read_error(&error))?;
                 hook(&batch);
             }

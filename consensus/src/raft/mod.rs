@@ -15,6 +15,8 @@
 //!   built and installed as transfer files.
 //! - [`transfer`] — the snapshot transfer file: a KV snapshot and the ledger up
 //!   to its seqno; `install` checks and installs a received one.
+//! - `compaction` — when a snapshot is built (geometric intervals: a build
+//!   copies the ledger).
 //! - [`follower`] — [`FollowerGate`]: the follower's check before openraft sees
 //!   an AppendEntries.
 //! - [`network`] — the Ed25519-signed peer transport over HTTPS.
@@ -33,6 +35,7 @@
 //!
 //! [`GroupCommit`]: stele_ledger::GroupCommit
 
+pub(crate) mod compaction;
 pub mod follower;
 mod install;
 pub mod log_store;

@@ -106,7 +106,14 @@ pub struct TransferWriter {
     temporary: PathBuf,
     path: PathBuf,
     frame: Vec<u8>,
+    /// Bytes written since the last sync.
+    unsynced_bytes: usize,
 }
+
+/// A transfer file being written is synced every this many bytes: the node's
+/// ledger syncs share the disk, and one sync of a whole ledger's copy at the
+/// end would hold theirs behind it.
+const TRANSFER_SYNC_BYTES: usize = 8 << 20;
 
 impl TransferWriter {
     /// Starts `raft-snapshot-<term>-<index>` in `dir` (as a temporary file).
@@ -137,6 +144,7 @@ impl TransferWriter {
             temporary,
             path,
             frame: Vec::new(),
+            unsynced_bytes: 0,
         })
     }
 
@@ -155,9 +163,15 @@ impl TransferWriter {
             &stele_ledger::entry::EntryRef::Signature(signature).encode(),
             &mut self.frame,
         );
-        self.file
-            .write_all(&self.frame)
-            .map_err(|error| transfer_error(&self.temporary, error))
+        let fail = |error: std::io::Error| transfer_error(&self.temporary, error);
+        self.file.write_all(&self.frame).map_err(fail)?;
+        self.unsynced_bytes += self.frame.len();
+        if self.unsynced_bytes >= TRANSFER_SYNC_BYTES {
+            self.unsynced_bytes = 0;
+            self.file.flush().map_err(fail)?;
+            self.file.get_ref().sync_data().map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// Syncs the file, renames it to its name and deletes older snapshots.
