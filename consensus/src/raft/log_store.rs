@@ -301,50 +301,51 @@ fn read_location(
         path: dir.to_owned(),
         reason,
     };
-    // A chunk is renamed when it closes or commits: look it up by its first
-    // seqno, and list again if it is not in the listing or moved since.
-    for attempt in 0..3 {
-        let mut found = chunks
-            .iter()
-            .find(|(name, _)| name.first == location.chunk_first);
-        if found.is_none() || attempt > 0 {
-            *chunks = chunk::list(dir)?;
-            found = chunks
-                .iter()
-                .find(|(name, _)| name.first == location.chunk_first);
-        }
-        let Some((_, path)) = found else {
-            return Err(fail(format!(
-                "no chunk starts at seqno {}",
-                location.chunk_first
-            )));
-        };
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(fail(error.to_string())),
-        };
-        let length = usize::try_from(location.end - location.offset)
-            .map_err(|error| fail(error.to_string()))?;
-        let mut bytes = vec![0; length];
-        file.read_exact_at(&mut bytes, location.offset)
-            .map_err(|error| fail(error.to_string()))?;
-        let mut entries = Vec::with_capacity(2);
-        for frame in Frames::starting_at(&bytes, 0) {
-            let frame = frame.map_err(|error| fail(error.fault.to_string()))?;
-            entries.push(stele_ledger::Entry::decode(frame.payload).map_err(fail)?);
-        }
-        return match <[stele_ledger::Entry; 2]>::try_from(entries) {
-            Ok([stele_ledger::Entry::Batch(batch), stele_ledger::Entry::Signature(signature)]) => {
-                Ok((batch, signature))
-            }
-            _ => Err(fail("expected a batch and its signature".to_owned())),
-        };
+    let file = open_chunk(dir, location.chunk_first, chunks)?;
+    let length =
+        usize::try_from(location.end - location.offset).map_err(|error| fail(error.to_string()))?;
+    let mut bytes = vec![0; length];
+    file.read_exact_at(&mut bytes, location.offset)
+        .map_err(|error| fail(error.to_string()))?;
+    let mut entries = Vec::with_capacity(2);
+    for frame in Frames::starting_at(&bytes, 0) {
+        let frame = frame.map_err(|error| fail(error.fault.to_string()))?;
+        entries.push(stele_ledger::Entry::decode(frame.payload).map_err(fail)?);
     }
-    Err(fail(format!(
-        "the chunk starting at seqno {} kept moving",
-        location.chunk_first
-    )))
+    match <[stele_ledger::Entry; 2]>::try_from(entries) {
+        Ok([stele_ledger::Entry::Batch(batch), stele_ledger::Entry::Signature(signature)]) => {
+            Ok((batch, signature))
+        }
+        _ => Err(fail("expected a batch and its signature".to_owned())),
+    }
+}
+
+/// Opens the chunk starting at `chunk_first`. A chunk is renamed when it
+/// closes or commits: the folder is listed again if the chunk is not in the
+/// listing or moved since (an open file stays readable through a rename).
+fn open_chunk(dir: &Path, chunk_first: u64, chunks: &mut Chunks) -> Result<File, ConsensusError> {
+    for attempt in 0..3 {
+        if attempt > 0 || !chunks.iter().any(|(name, _)| name.first == chunk_first) {
+            *chunks = chunk::list(dir)?;
+        }
+        let Some((_, path)) = chunks.iter().find(|(name, _)| name.first == chunk_first) else {
+            break;
+        };
+        match File::open(path) {
+            Ok(file) => return Ok(file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(ConsensusError::RaftStorage {
+                    path: path.clone(),
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+    Err(ConsensusError::RaftStorage {
+        path: dir.to_owned(),
+        reason: format!("no chunk starts at seqno {chunk_first}"),
+    })
 }
 
 type ExecutedBatchParts = (stele_ledger::BatchEntry, stele_ledger::SignatureEntry);
@@ -892,6 +893,10 @@ impl LogWriter {
         lock(&self.shared).slots.len() as u64
     }
 }
+
+#[path = "ledger_copy.rs"]
+mod ledger_copy;
+pub(crate) use ledger_copy::BatchSink;
 
 #[cfg(test)]
 #[path = "log_store_tests.rs"]

@@ -121,20 +121,10 @@ fn build(
     header: &TransferHeader,
     state: &stele_kv::Snapshot,
 ) -> Result<PathBuf, ConsensusError> {
-    /// Entries read from the ledger at a time.
-    const READ_ENTRIES: u64 = 64;
     let mut writer = TransferWriter::create(&transfers.dir, header, state)?;
-    let end = header.last_log_id.index + 1;
-    let mut start = 0;
-    while start < end {
-        let chunk_end = end.min(start + READ_ENTRIES);
-        for entry in transfers.reader.read(start, chunk_end)? {
-            if let EntryPayload::Normal(executed) = entry.payload {
-                writer.push(&executed.batch, &executed.signature)?;
-            }
-        }
-        start = chunk_end;
-    }
+    transfers
+        .reader
+        .copy_batches_through(header.last_log_id.index, &mut writer)?;
     transfers.log.raise_committed(header.last_log_id)?;
     writer.finish()
 }

@@ -163,9 +163,18 @@ impl TransferWriter {
             &stele_ledger::entry::EntryRef::Signature(signature).encode(),
             &mut self.frame,
         );
+        let frame = std::mem::take(&mut self.frame);
+        let written = self.push_frames(&frame);
+        self.frame = frame;
+        written
+    }
+
+    /// Appends frames as the ledger holds them (batches and their signatures,
+    /// in order, copied raw from the chunk files).
+    pub fn push_frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
         let fail = |error: std::io::Error| transfer_error(&self.temporary, error);
-        self.file.write_all(&self.frame).map_err(fail)?;
-        self.unsynced_bytes += self.frame.len();
+        self.file.write_all(bytes).map_err(fail)?;
+        self.unsynced_bytes += bytes.len();
         if self.unsynced_bytes >= TRANSFER_SYNC_BYTES {
             self.unsynced_bytes = 0;
             self.file.flush().map_err(fail)?;
@@ -414,6 +423,16 @@ pub fn keep_received(incoming: &Path, header: &TransferHeader) -> Result<PathBuf
     sync_dir(&path)?;
     prune(&path);
     Ok(path)
+}
+
+impl crate::raft::log_store::BatchSink for TransferWriter {
+    fn frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
+        self.push_frames(bytes)
+    }
+
+    fn batch(&mut self, batch: &crate::raft::ExecutedBatch) -> Result<(), ConsensusError> {
+        self.push(&batch.batch, &batch.signature)
+    }
 }
 
 #[cfg(test)]
