@@ -19,7 +19,7 @@
 #   plots    the PNGs and bench/results/summary.md
 #
 # Settings (environment): RUNS (3), DURATION_S (5, per phase: a run is twice
-# that), CLIENTS (64), THREADS (1), CLIENT_COUNTS (1 2 4 8 16 32 64 128),
+# that), CLIENTS (64), THREADS (1), CLIENT_COUNTS (1 2 4 8 16 32 64 128 256),
 # LATENCY_CLIENTS (128), FRACTIONS (0.1 0.25 0.5 0.75 0.9 1.0 1.1), RATES
 # (absolute open-loop rates instead of FRACTIONS), PORT (18543), BENCH_DIR,
 # KEEP=1, RESULTS (bench/results). Every run is bounded (run_bench's
@@ -32,7 +32,7 @@ RUNS=${RUNS:-3}
 DURATION_S=${DURATION_S:-5}
 CLIENTS=${CLIENTS:-64}
 THREADS=${THREADS:-1}
-CLIENT_COUNTS=${CLIENT_COUNTS:-1 2 4 8 16 32 64 128}
+CLIENT_COUNTS=${CLIENT_COUNTS:-1 2 4 8 16 32 64 128 256}
 LATENCY_CLIENTS=${LATENCY_CLIENTS:-128}
 FRACTIONS=${FRACTIONS:-0.1 0.25 0.5 0.75 0.9 1.0 1.1}
 PORT=${PORT:-18543}

@@ -137,5 +137,8 @@ async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
         .copy_batches_through(9, &mut copied)
         .expect("the copy");
     assert_eq!(copied.batches_in_memory, 0, "every batch was durable");
-    assert!(copied.bytes == expected, "the copy differs from the batches' frames");
+    assert!(
+        copied.bytes == expected,
+        "the copy differs from the batches' frames"
+    );
 }
