@@ -9,7 +9,8 @@ use std::path::Path;
 
 use openraft::EntryPayload;
 
-use super::{open_chunk, Chunks, LedgerLogReader, Slot};
+use super::log_reader::{open_chunk, Chunks};
+use super::{LedgerLogReader, Slot};
 use crate::raft::types::ExecutedBatch;
 use crate::ConsensusError;
 

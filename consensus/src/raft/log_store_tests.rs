@@ -1,9 +1,11 @@
 //! Tests of the log store's memory use: a batch stays in memory from its
 //! append until it is applied, and reads stay right once it is released.
 
+use stele_ledger::chunk;
 use stele_ledger::fixture::FixtureWriter;
 use stele_ledger::LedgerConfig;
 
+use super::log_reader::empty_root;
 use super::*;
 
 fn executed(writer: &mut FixtureWriter, txs: usize) -> ExecutedBatch {

@@ -1,0 +1,266 @@
+//! [`LedgerLogReader`]: the read side of the Raft log over the ledger.
+//!
+//! Log entries come from the store's shared index (the slots of
+//! `log_store.rs`): a Raft-only entry is copied from its slot, a batch is
+//! served from memory while the store still holds it, and is otherwise read
+//! back from the chunk file its durable location names. Each batch's
+//! `prev_root` is filled in from the checkpoint root of the batch before it.
+//!
+//! Invariant kept: the state lock is held only to copy out the slots and the
+//! folder a read needs; listing the chunk files, opening and reading them and
+//! decoding the frames all happen after it is released, so a read never holds
+//! up the ledger writer's completions or openraft's appends. A chunk renamed
+//! while a read is under way (it closed or committed) is looked up again.
+
+use std::fs::File;
+use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use openraft::storage::RaftLogReader;
+use openraft::{Entry, EntryPayload};
+use stele_ledger::frame::Frames;
+use stele_ledger::{chunk, BatchLocation};
+
+use super::{lock, log_id, read_error, Shared, Slot, StorageResult};
+use crate::raft::meta::ControlRecord;
+use crate::raft::types::{ExecutedBatch, SteleRaft};
+use crate::ConsensusError;
+
+/// Reads log entries; cheap to clone, shares the store's index.
+#[derive(Debug, Clone)]
+pub struct LedgerLogReader {
+    pub(super) shared: Shared,
+}
+
+/// The ledger's chunk files, listed once and reused across the reads of one
+/// call (a listing per batch read dominated reading long stretches of the log).
+pub(super) type Chunks = Vec<(chunk::ChunkName, PathBuf)>;
+
+/// Reads the batch at `location` and its signature from the ledger folder.
+fn read_location(
+    dir: &Path,
+    location: &BatchLocation,
+    chunks: &mut Chunks,
+) -> Result<ExecutedBatchParts, ConsensusError> {
+    let fail = |reason: String| ConsensusError::RaftStorage {
+        path: dir.to_owned(),
+        reason,
+    };
+    let file = open_chunk(dir, location.chunk_first, chunks)?;
+    let length =
+        usize::try_from(location.end - location.offset).map_err(|error| fail(error.to_string()))?;
+    let mut bytes = vec![0; length];
+    file.read_exact_at(&mut bytes, location.offset)
+        .map_err(|error| fail(error.to_string()))?;
+    let mut entries = Vec::with_capacity(2);
+    for frame in Frames::starting_at(&bytes, 0) {
+        let frame = frame.map_err(|error| fail(error.fault.to_string()))?;
+        entries.push(stele_ledger::Entry::decode(frame.payload).map_err(fail)?);
+    }
+    match <[stele_ledger::Entry; 2]>::try_from(entries) {
+        Ok([stele_ledger::Entry::Batch(batch), stele_ledger::Entry::Signature(signature)]) => {
+            Ok((batch, signature))
+        }
+        _ => Err(fail("expected a batch and its signature".to_owned())),
+    }
+}
+
+/// Opens the chunk starting at `chunk_first`. A chunk is renamed when it
+/// closes or commits: the folder is listed again if the chunk is not in the
+/// listing or moved since (an open file stays readable through a rename).
+pub(super) fn open_chunk(
+    dir: &Path,
+    chunk_first: u64,
+    chunks: &mut Chunks,
+) -> Result<File, ConsensusError> {
+    for attempt in 0..3 {
+        if attempt > 0 || !chunks.iter().any(|(name, _)| name.first == chunk_first) {
+            *chunks = chunk::list(dir)?;
+        }
+        let Some((_, path)) = chunks.iter().find(|(name, _)| name.first == chunk_first) else {
+            break;
+        };
+        match File::open(path) {
+            Ok(file) => return Ok(file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(ConsensusError::RaftStorage {
+                    path: path.clone(),
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+    Err(ConsensusError::RaftStorage {
+        path: dir.to_owned(),
+        reason: format!("no chunk starts at seqno {chunk_first}"),
+    })
+}
+
+type ExecutedBatchParts = (stele_ledger::BatchEntry, stele_ledger::SignatureEntry);
+
+/// The root a signed checkpoint names (its body precedes the blank line).
+pub(super) fn checkpoint_root(note: &str) -> Result<[u8; 32], ConsensusError> {
+    let body = note.split_once("\n\n").map_or(note, |(body, _)| body);
+    let checkpoint = stele_history::Checkpoint::parse_body(&format!("{body}\n"))?;
+    Ok(*checkpoint.root.as_bytes())
+}
+
+/// RFC 9162 root of the empty tree: SHA-256 of nothing.
+pub(super) fn empty_root() -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest([]).into()
+}
+impl LedgerLogReader {
+    /// The Raft-only entries at or before log index `index`, in log order.
+    pub(crate) fn controls_through(&self, index: u64) -> Vec<ControlRecord> {
+        let state = lock(&self.shared);
+        state
+            .meta
+            .controls
+            .iter()
+            .filter(|control| control.entry.log_id.index <= index)
+            .cloned()
+            .collect()
+    }
+
+    /// Log entries `start..end` (the batches read from the ledger).
+    pub(crate) fn read(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+        self.entries(start, end)
+    }
+
+    /// Every logged batch ending after `seqno`, in log order (the uncommitted
+    /// tail when `seqno` is the commit point).
+    pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {
+        let (first, end) = {
+            let state = lock(&self.shared);
+            let first = state
+                .slots
+                .iter()
+                .position(|slot| slot.last_seqno().is_some_and(|last| last > seqno));
+            (first, state.slots.len())
+        };
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        // `entries` fills in each batch's prev_root from the batch before it.
+        Ok(self
+            .entries(first as u64, end as u64)?
+            .into_iter()
+            .filter_map(|entry| match entry.payload {
+                EntryPayload::Normal(batch) => Some(batch),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+        // Copy what is needed and read files without holding the lock.
+        let (dir, slots) = {
+            let state = lock(&self.shared);
+            let end = end.min(state.slots.len() as u64);
+            let start = start.min(end);
+            let previous_batch = state.slots[..start as usize]
+                .iter()
+                .rev()
+                .find(|slot| matches!(slot, Slot::Batch { .. }))
+                .cloned();
+            let slots: Vec<Slot> = state.slots[start as usize..end as usize].to_vec();
+            (state.dir.clone(), (start, previous_batch, slots))
+        };
+        let (start, previous_batch, slots) = slots;
+        let mut chunks = Chunks::new();
+        let mut prev_root = match previous_batch {
+            None => empty_root(),
+            Some(Slot::Batch {
+                root: Some(root), ..
+            }) => root,
+            Some(slot) => checkpoint_root(
+                &self
+                    .batch_of(&dir, &slot, &mut chunks)?
+                    .signature
+                    .checkpoint,
+            )?,
+        };
+        let mut entries = Vec::with_capacity(slots.len());
+        for (offset, slot) in slots.iter().enumerate() {
+            let index = start + offset as u64;
+            match slot {
+                Slot::Control(entry) => entries.push((**entry).clone()),
+                Slot::Batch { view, root, .. } => {
+                    let mut executed = self.batch_of(&dir, slot, &mut chunks)?;
+                    executed.prev_root = prev_root;
+                    prev_root = match root {
+                        Some(root) => *root,
+                        None => checkpoint_root(&executed.signature.checkpoint)?,
+                    };
+                    entries.push(Entry {
+                        log_id: log_id(*view, index),
+                        payload: EntryPayload::Normal(executed),
+                    });
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    pub(super) fn batch_of(
+        &self,
+        dir: &Path,
+        slot: &Slot,
+        chunks: &mut Chunks,
+    ) -> Result<ExecutedBatch, ConsensusError> {
+        match slot {
+            Slot::Batch {
+                pending: Some(batch),
+                ..
+            } => Ok((**batch).clone()),
+            Slot::Batch {
+                location: Some(location),
+                ..
+            } => {
+                let (batch, signature) = read_location(dir, location, chunks)?;
+                Ok(ExecutedBatch {
+                    batch,
+                    signature,
+                    prev_root: [0; 32],
+                })
+            }
+            _ => Err(ConsensusError::RaftStorage {
+                path: dir.to_owned(),
+                reason: "a batch slot with neither entry nor location".to_owned(),
+            }),
+        }
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&start) => start,
+        Bound::Excluded(&start) => start.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&end) => end.saturating_add(1),
+        Bound::Excluded(&end) => end,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<SteleRaft> for LedgerLogReader {
+    async fn try_get_log_entries<
+        RB: RangeBounds<u64> + Clone + std::fmt::Debug + openraft::OptionalSend,
+    >(
+        &mut self,
+        range: RB,
+    ) -> StorageResult<Vec<Entry<SteleRaft>>> {
+        let (start, end) = bounds(&range);
+        self.entries(start, end).map_err(|error| read_error(&error))
+    }
+}
