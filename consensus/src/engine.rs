@@ -765,12 +765,13 @@ fn spawn_snapshotter(
 
 /// Writes a snapshot of the committed state (on the snapshot thread).
 fn write_snapshot(replica: &Replica, dir: &std::path::Path) {
+    // Set aside under the lock (O(1)), sorted after releasing it.
     let taken = {
         let store = replica.read_store();
         let version = store.committed_version();
-        store.snapshot(version)
+        store.freeze(version)
     };
-    let snapshot = match taken {
+    let snapshot = match taken.map(stele_kv::Frozen::into_snapshot) {
         Ok(snapshot) => snapshot,
         Err(error) => {
             tracing::warn!(%error, "cannot take a snapshot");

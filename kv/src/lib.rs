@@ -7,7 +7,11 @@
 //! - [`tx`] — [`Tx`], one transaction reading through a [`ReadView`] and buffering its
 //!   writes in a [`WriteSet`].
 //! - [`store`] — [`Store`], the state at the head version plus an undo log for every
-//!   speculative version; [`ReadView`] and [`Overlay`] (pending writes over a view).
+//!   speculative version; [`ReadView`] and [`Overlay`] (pending writes over a view);
+//!   [`Frozen`], the state at one version set aside cheaply (a clone of the state
+//!   shares it) to be turned into a [`Snapshot`] away from the store's lock.
+//! - `state` — the state itself: (map, key) -> value in sharded copy-on-write hash
+//!   tables, so a clone costs a few hundred reference counts.
 //! - [`snapshot`] — [`Snapshot`], the state at one version as deterministic bytes.
 //! - [`encoding`] — the length-prefixed byte layout shared by digests and snapshots
 //!   (specified in `docs/execution.md`).
@@ -27,13 +31,14 @@
 pub mod encoding;
 pub mod error;
 pub mod snapshot;
+mod state;
 pub mod store;
 pub mod tx;
 pub mod write_set;
 
 pub use error::KvError;
 pub use snapshot::Snapshot;
-pub use store::{Overlay, ReadView, Store};
+pub use store::{Frozen, Overlay, ReadView, Store};
 pub use tx::Tx;
 pub use write_set::{ReadSet, WriteSet};
 

@@ -1,9 +1,12 @@
 //! [`Store`]: the state at the head version plus an undo log back to the committed
-//! version; [`ReadView`] and [`Overlay`].
+//! version; [`ReadView`] and [`Overlay`]; [`Frozen`], a state set aside for a
+//! snapshot.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::snapshot::{Snapshot, SortedState};
+use crate::state::State;
 use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 
 /// The hasher of every map in the store: foldhash (hashbrown's default), several
@@ -12,16 +15,8 @@ use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 /// [`State`]).
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
-/// Map name -> key -> value, hashed: a lookup is one or two cache misses, where a
-/// B-tree over 100k string keys is about seventeen. The state is never iterated in
-/// hash order: snapshots sort it first, so nothing observable depends on the hasher.
-/// No inner map is ever empty.
-/// Each value is kept with the version that wrote it, so a read can say which
-/// transaction a committed value comes from.
-type State = HashMap<String, HashMap<String, Versioned, Hasher>, Hasher>;
-
 /// A value and the version (seqno) that wrote it.
-pub(crate) type Versioned = (Vec<u8>, Version);
+pub(crate) type Versioned = (Arc<[u8]>, Version);
 
 /// Anything a transaction can read from: the store, or the store plus the writes of
 /// earlier transactions of the batch. `Sync` so that parallel workers share it.
@@ -72,8 +67,8 @@ impl Store {
     /// The value of `key` in `map` at the head version, and the version that wrote
     /// it.
     pub fn get_versioned(&self, map: &str, key: &str) -> Option<(&[u8], Version)> {
-        let (value, version) = self.state.get(map)?.get(key)?;
-        Some((value.as_slice(), *version))
+        let (value, version) = self.state.get(map, key)?;
+        Some((value, *version))
     }
 
     /// The value of `key` in `map` as of the committed version (not the head),
@@ -94,19 +89,19 @@ impl Store {
                 .map(|(_, _, previous)| {
                     previous
                         .as_ref()
-                        .map(|(value, written)| (value.as_slice(), *written))
+                        .map(|(value, written)| (&value[..], *written))
                 })
         })?
     }
 
     /// Number of keys held at the head version, over all maps.
     pub fn len(&self) -> usize {
-        self.state.values().map(HashMap::len).sum()
+        self.state.len()
     }
 
     /// True if no key is held.
     pub fn is_empty(&self) -> bool {
-        self.state.is_empty()
+        self.state.len() == 0
     }
 
     /// Applies `write_set` as version `version`, which must be `self.version() + 1`.
@@ -124,8 +119,8 @@ impl Store {
         write_set.check_limits()?;
         let mut record = Vec::with_capacity(write_set.len());
         for (map, key, value) in write_set.iter() {
-            let written = value.map(|value| (value.to_vec(), version));
-            let previous = set_entry(&mut self.state, map, key, written);
+            let written = value.map(|value| (Arc::from(value), version));
+            let previous = self.state.set(map, key, written);
             record.push((map.to_owned(), key.to_owned(), previous));
         }
         self.undo.push_back(record);
@@ -167,26 +162,31 @@ impl Store {
     /// Consensus takes snapshots at committed versions; a speculative one is allowed
     /// here because it is still exactly reconstructible.
     pub fn snapshot(&self, version: Version) -> Result<Snapshot, KvError> {
+        Ok(self.freeze(version)?.into_snapshot())
+    }
+
+    /// The state at `version` set aside, as for [`Store::snapshot`], but cheap: O(1)
+    /// plus the undo records after `version`. Take it under the store's lock and
+    /// call [`Frozen::into_snapshot`] (O(n log n)) after releasing it.
+    pub fn freeze(&self, version: Version) -> Result<Frozen, KvError> {
         self.check_retained(version)?;
         let mut state = self.state.clone();
         let undone = (self.version - version) as usize;
         for record in self.undo.iter().rev().take(undone) {
             undo_into(&mut state, record.clone());
         }
-        let sorted: SortedState = state
-            .into_iter()
-            .map(|(map, entries)| (map, entries.into_iter().collect()))
-            .collect();
-        Ok(Snapshot::from_state(version, sorted))
+        Ok(Frozen { version, state })
     }
 
     /// A store whose head and committed version are the snapshot's version.
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
         let (version, sorted) = snapshot.into_parts();
-        let state = sorted
-            .into_iter()
-            .map(|(map, entries)| (map, entries.into_iter().collect()))
-            .collect();
+        let mut state = State::default();
+        for (map, entries) in sorted {
+            for (key, (value, written)) in entries {
+                state.set(&map, &key, Some((Arc::from(value), written)));
+            }
+        }
         Store {
             state,
             version,
@@ -213,42 +213,38 @@ impl ReadView for Store {
     }
 }
 
-/// Sets or removes one entry and returns the value it replaced. Keeps the "no empty
-/// inner map" rule.
-fn set_entry(
-    state: &mut State,
-    map: &str,
-    key: &str,
-    value: Option<Versioned>,
-) -> Option<Versioned> {
-    match value {
-        Some(value) => match state.get_mut(map) {
-            Some(entries) => match entries.get_mut(key) {
-                Some(slot) => Some(std::mem::replace(slot, value)),
-                None => entries.insert(key.to_owned(), value),
-            },
-            None => {
-                let mut entries = HashMap::default();
-                entries.insert(key.to_owned(), value);
-                state.insert(map.to_owned(), entries);
-                None
-            }
-        },
-        None => {
-            let entries = state.get_mut(map)?;
-            let previous = entries.remove(key);
-            if entries.is_empty() {
-                state.remove(map);
-            }
-            previous
-        }
-    }
-}
-
 /// Restores the previous values of one version, last write first.
 fn undo_into(state: &mut State, record: UndoRecord) {
     for (map, key, previous) in record.into_iter().rev() {
-        set_entry(state, &map, &key, previous);
+        state.set(&map, &key, previous);
+    }
+}
+
+/// The state at one version, set aside by [`Store::freeze`]: it shares its
+/// shards with the store, so later writes to the store do not change it.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    version: Version,
+    state: State,
+}
+
+impl Frozen {
+    /// The version whose state this is.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The snapshot of this state: sorts and copies every entry (O(n log n): call it
+    /// without the store's lock).
+    pub fn into_snapshot(self) -> Snapshot {
+        let mut sorted = SortedState::new();
+        for (map, key, value, written) in self.state.iter() {
+            sorted
+                .entry(map.to_owned())
+                .or_default()
+                .insert(key.to_owned(), (value.to_vec(), written));
+        }
+        Snapshot::from_state(self.version, sorted)
     }
 }
 
@@ -413,6 +409,37 @@ mod tests {
         overlay.apply_where(&both, |_, key| key == "a");
         assert_eq!(overlay.read("m", "a"), Some(&b"kept"[..]));
         assert_eq!(overlay.read("m", "b"), None);
+    }
+
+    #[test]
+    fn a_frozen_state_ignores_later_writes_and_rollbacks() {
+        let mut store = Store::new();
+        for version in 1..=300 {
+            store
+                .apply(version, &put("m", &format!("k{version}"), "old"))
+                .unwrap();
+        }
+        store.commit(300).unwrap();
+        store.apply(301, &put("m", "k1", "speculative")).unwrap();
+        let frozen = store.freeze(300).unwrap();
+        let expected = store.snapshot(300).unwrap();
+        // Writes, deletes and a rollback after the freeze touch shared nodes.
+        for version in 302..=600 {
+            let mut write_set = put("m", &format!("k{}", version - 300), "new");
+            write_set.delete("m", &format!("k{}", version - 299));
+            write_set.put("other", "x", b"y".to_vec());
+            store.apply(version, &write_set).unwrap();
+        }
+        store.rollback(450).unwrap();
+        assert_eq!(frozen.version(), 300);
+        let snapshot = frozen.into_snapshot();
+        assert_eq!(snapshot, expected);
+        assert_eq!(snapshot.len(), 300);
+        assert!(snapshot
+            .iter()
+            .all(|(map, _, value, _)| map == "m" && value == b"old"));
+        assert_ne!(store.snapshot(450).unwrap().digest(), snapshot.digest());
+        assert!(store.freeze(299).is_err(), "below the committed version");
     }
 
     #[test]

@@ -94,12 +94,13 @@ impl ReplicaStateMachine {
 }
 
 /// Builds a transfer file of the state at the last applied entry: the KV
-/// state is taken when the builder is made (between two applies), the ledger
-/// is copied when it runs (off the apply path).
+/// state is set aside when the builder is made (between two applies, O(1)),
+/// sorted and written, and the ledger copied, when it runs (off the apply
+/// path).
 pub struct TransferBuilder {
     transfers: Transfers,
     header: Option<TransferHeader>,
-    state: Result<stele_kv::Snapshot, String>,
+    state: Result<stele_kv::Frozen, String>,
 }
 
 fn snapshot_error(reason: impl std::fmt::Display) -> StorageError<u64> {
@@ -149,10 +150,12 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         let transfers = self.transfers.clone();
         let built_header = header.clone();
         let started = std::time::Instant::now();
-        let path = tokio::task::spawn_blocking(move || build(&transfers, &built_header, &state))
-            .await
-            .map_err(blocking_error)?
-            .map_err(snapshot_error)?;
+        let path = tokio::task::spawn_blocking(move || {
+            build(&transfers, &built_header, &state.into_snapshot())
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(snapshot_error)?;
         tracing::info!(
             seqno = header.seqno,
             log_id = %header.last_log_id,
@@ -227,7 +230,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
             |header| {
                 self.replica
                     .read_store()
-                    .snapshot(header.seqno)
+                    .freeze(header.seqno)
                     .map_err(|error| error.to_string())
             },
         );
