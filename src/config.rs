@@ -6,7 +6,7 @@
 //! data_dir = "stele-data"
 //! listen = "127.0.0.1:8443"
 //! origin = "ledger.example.com/prod"   # first start only: names the log
-//! snapshot_interval_tx = 100000        # 0: no KV snapshots
+//! snapshot_interval_tx = 100000        # at least; grows by half (0: no KV snapshots)
 //!
 //! [batching]
 //! batch_entries_max = 1000
@@ -75,8 +75,10 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// The checkpoint origin, used when the data folder is first created.
     pub origin: Option<String>,
-    /// Committed transactions between KV snapshots (0: none); a restart applies
-    /// only the ledger suffix after the newest valid snapshot.
+    /// Committed transactions between KV snapshots, at least (0: none): the
+    /// interval grows to half of what the newest snapshot covers, so snapshots
+    /// cost at most 3x the last one in all. A restart applies only the ledger
+    /// suffix after the newest valid snapshot.
     pub snapshot_interval_tx: Option<u64>,
     /// Batching and execution.
     pub batching: Batching,

@@ -374,9 +374,11 @@ impl Replica {
         self.counters
             .committed
             .fetch_add(transactions, Ordering::Relaxed);
-        let due = self.snapshot_interval_tx > 0
-            && seqno
-                >= self.last_snapshot_seqno.load(Ordering::Relaxed) + self.snapshot_interval_tx;
+        let due = crate::snapshot::geometric_due(
+            seqno,
+            self.last_snapshot_seqno.load(Ordering::Relaxed),
+            self.snapshot_interval_tx,
+        );
         if due {
             self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);
             if let Some(sender) = lock(&self.snapshots).as_ref() {

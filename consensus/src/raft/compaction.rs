@@ -19,16 +19,10 @@ use crate::raft::SteleRaft;
 /// last applied entry, the last entry of the newest snapshot), `every` is
 /// `snapshot_entries` (0: never).
 pub(crate) fn snapshot_due(applied: Option<u64>, snapshot: Option<u64>, every: u64) -> bool {
-    let Some(applied) = applied else {
-        return false;
-    };
-    if every == 0 {
-        return false;
-    }
     // Indices count from 0: a snapshot at index i covers i + 1 entries.
-    let covered = snapshot.map_or(0, |index| index + 1);
-    let since = (applied + 1).saturating_sub(covered);
-    since >= every.max(covered / 2)
+    applied.is_some_and(|applied| {
+        crate::snapshot::geometric_due(applied + 1, snapshot.map_or(0, |index| index + 1), every)
+    })
 }
 
 /// Triggers snapshot builds as [`snapshot_due`] says, until the Raft engine
