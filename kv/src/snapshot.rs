@@ -1,15 +1,19 @@
 //! [`Snapshot`]: the state at one version, as deterministic bytes with a SHA-256.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use crate::encoding::{put_bytes, put_u64, ByteSink, Reader};
 use crate::{KvError, Version, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
 
-/// The state in canonical order: map name -> key -> (value, version that wrote it),
-/// no empty inner map.
-pub(crate) type SortedState = BTreeMap<String, BTreeMap<String, (Vec<u8>, Version)>>;
+/// One entry of a snapshot: map, key, value and the version that wrote it,
+/// shared (`Arc`) with the store's state, so taking a snapshot copies no bytes.
+pub(crate) type SnapshotEntry = (Arc<str>, Arc<str>, Arc<[u8]>, Version);
+
+/// The state in canonical order: entries strictly increasing by (map, key),
+/// compared byte-wise.
+pub(crate) type SortedState = Vec<SnapshotEntry>;
 
 /// First 8 bytes of every snapshot: names the format and its revision (2: each
 /// entry carries the version that wrote it).
@@ -43,7 +47,7 @@ impl Snapshot {
 
     /// Number of keys, over all maps.
     pub fn len(&self) -> usize {
-        self.state.values().map(BTreeMap::len).sum()
+        self.state.len()
     }
 
     /// True if the state is empty.
@@ -53,11 +57,9 @@ impl Snapshot {
 
     /// The entries in (map, key) order: map, key, value, the version that wrote it.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8], Version)> {
-        self.state.iter().flat_map(|(map, entries)| {
-            entries.iter().map(move |(key, (value, written))| {
-                (map.as_str(), key.as_str(), value.as_slice(), *written)
-            })
-        })
+        self.state
+            .iter()
+            .map(|(map, key, value, written)| (&**map, &**key, &**value, *written))
     }
 
     /// Writes the body: `magic(8) | u64 version | u64 count | count x (str map,
@@ -148,10 +150,7 @@ fn read_entries(
             });
         }
         previous = Some((map, key));
-        state
-            .entry(map.to_owned())
-            .or_default()
-            .insert(key.to_owned(), (value.to_vec(), written));
+        state.push((Arc::from(map), Arc::from(key), Arc::from(value), written));
     }
     Ok(state)
 }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::snapshot::SnapshotEntry;
 use crate::store::{Hasher, Versioned};
-use crate::Version;
 
 /// Number of shards: a clone costs this many reference counts, and the first
 /// write to a shard after a clone copies 1/`STATE_SHARDS` of the state (about
@@ -128,12 +128,18 @@ impl State {
         self.entries
     }
 
-    /// Every entry, in no particular order: map, key, value, writer.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8], Version)> {
+    /// Every entry, in no particular order, sharing its map, key and value.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = SnapshotEntry> + '_ {
         self.shards.iter().flat_map(|shard| {
-            shard
-                .iter()
-                .map(|entry| (&*entry.map, &*entry.key, &*entry.value.0, entry.value.1))
+            shard.iter().map(|entry| {
+                let (value, written) = &entry.value;
+                (
+                    entry.map.clone(),
+                    entry.key.clone(),
+                    value.clone(),
+                    *written,
+                )
+            })
         })
     }
 }
@@ -141,6 +147,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Version;
 
     fn value(bytes: &[u8], version: Version) -> Option<Versioned> {
         Some((Arc::from(bytes), version))
@@ -163,8 +170,8 @@ mod tests {
         state.set("other", "k0", value(b"x", 1));
         assert_eq!(clone.len(), 5_000);
         assert!(clone
-            .iter()
-            .all(|(map, _, bytes, _)| map == "m" && bytes == b"old"));
+            .entries()
+            .all(|(map, _, bytes, _)| &*map == "m" && &*bytes == b"old"));
         assert_eq!(state.len(), 2_501);
         assert_eq!(state.get("m", "k2").map(|v| &*v.0), Some(&b"new"[..]));
         assert_eq!(state.get("m", "k1"), None);

@@ -182,10 +182,8 @@ impl Store {
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
         let (version, sorted) = snapshot.into_parts();
         let mut state = State::default();
-        for (map, entries) in sorted {
-            for (key, (value, written)) in entries {
-                state.set(&map, &key, Some((Arc::from(value), written)));
-            }
+        for (map, key, value, written) in sorted {
+            state.set(&map, &key, Some((value, written)));
         }
         Store {
             state,
@@ -234,16 +232,12 @@ impl Frozen {
         self.version
     }
 
-    /// The snapshot of this state: sorts and copies every entry (O(n log n): call it
-    /// without the store's lock).
+    /// The snapshot of this state: sorts every entry (O(n log n): call it without
+    /// the store's lock). The keys and values are shared, not copied.
     pub fn into_snapshot(self) -> Snapshot {
-        let mut sorted = SortedState::new();
-        for (map, key, value, written) in self.state.iter() {
-            sorted
-                .entry(map.to_owned())
-                .or_default()
-                .insert(key.to_owned(), (value.to_vec(), written));
-        }
+        let mut sorted: SortedState = self.state.entries().collect();
+        // The canonical order; (map, key) pairs are unique in the state.
+        sorted.sort_unstable_by(|a, b| (&*a.0, &*a.1).cmp(&(&*b.0, &*b.1)));
         Snapshot::from_state(self.version, sorted)
     }
 }
