@@ -3,17 +3,17 @@
 //!
 //! Why sharded copy-on-write: a snapshot must set the state aside while the
 //! store keeps applying. A deep copy under the store's lock stalled commits for
-//! 200-300 ms at 250k keys; a persistent trie (imbl) removed the stall but
-//! halved execution throughput (measured: SmallBank over 100k accounts, 930k ->
-//! 400k tx/s in `dispatcher/benches/execution.rs`), its lookups chasing a
-//! pointer per level. Here a lookup is one hash and one flat hash table probe,
-//! as before; a clone is [`STATE_SHARDS`] reference counts; and the first write
-//! to a shard after a clone copies that shard alone (reference counts again,
-//! keys and values are `Arc`s), so the cost of a snapshot is spread over the
-//! writes that follow it, a fraction of the state at a time.
+//! 460-530 ms at ~500k keys (`bench/snapshot-stall.sh`). A persistent trie
+//! (imbl) would also make the copy O(1), but its lookups chase a pointer per
+//! level (about four at 250k keys). Here a lookup is one hash and one flat hash
+//! table probe, as before (`kv/benches/store.rs`: 16-20 ns before and after);
+//! a clone is [`STATE_SHARDS`] reference counts; and the first write to a
+//! shard after a clone copies that shard alone (reference counts again, keys
+//! and values are `Arc`s), so the cost of a snapshot is spread over the writes
+//! that follow it, a fraction of the state at a time.
 //!
 //! Invariant: every entry sits in the shard its hash names, and the hash is
-//! [`State::hash`] of its (map, key), computed by one hasher shared by clones.
+//! [`hash_of`] its (map, key), computed by one hasher shared by clones.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -34,6 +34,19 @@ struct Entry {
     map: Arc<str>,
     key: Arc<str>,
     value: Versioned,
+}
+
+impl Entry {
+    /// True if this is the entry of `key` in `map` (the key first: it differs
+    /// more often).
+    fn is(&self, map: &str, key: &str) -> bool {
+        &*self.key == key && &*self.map == map
+    }
+}
+
+/// The hash of (map, key): the one function both lookups and rehashing use.
+fn hash_of(hasher: &Hasher, map: &str, key: &str) -> u64 {
+    hasher.hash_one((map, key))
 }
 
 /// The state: entries spread over [`STATE_SHARDS`] shared hash tables.
@@ -75,14 +88,14 @@ fn shard_of(hash: u64) -> usize {
 
 impl State {
     fn hash(&self, map: &str, key: &str) -> u64 {
-        self.hasher.hash_one((map, key))
+        hash_of(&self.hasher, map, key)
     }
 
     /// The value of `key` in `map` and the version that wrote it.
     pub(crate) fn get(&self, map: &str, key: &str) -> Option<&Versioned> {
         let hash = self.hash(map, key);
         self.shards[shard_of(hash)]
-            .find(hash, |entry| &*entry.key == key && &*entry.map == map)
+            .find(hash, |entry| entry.is(map, key))
             .map(|entry| &entry.value)
     }
 
@@ -98,7 +111,7 @@ impl State {
         let hasher = &self.hasher;
         // Copies the shard if a clone still shares it.
         let shard = Arc::make_mut(&mut self.shards[shard_of(hash)]);
-        let found = shard.find_entry(hash, |entry| &*entry.key == key && &*entry.map == map);
+        let found = shard.find_entry(hash, |entry| entry.is(map, key));
         match (found, value) {
             (Ok(mut occupied), Some(value)) => {
                 Some(std::mem::replace(&mut occupied.get_mut().value, value))
@@ -113,9 +126,7 @@ impl State {
                     key: Arc::from(key),
                     value,
                 };
-                shard.insert_unique(hash, entry, |entry| {
-                    hasher.hash_one((&*entry.map, &*entry.key))
-                });
+                shard.insert_unique(hash, entry, |entry| hash_of(hasher, &entry.map, &entry.key));
                 self.entries += 1;
                 None
             }
