@@ -55,12 +55,14 @@ pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<Pat
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
     let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
     let length = u32::try_from(note.len()).unwrap_or(u32::MAX);
     file.write_all(&length.to_be_bytes())?;
     file.write_all(note.as_bytes())?;
-    file.write_all(&snapshot.to_bytes())?;
-    file.sync_all()?;
+    snapshot.write_to(&mut file)?;
+    file.into_inner()
+        .map_err(|error| error.into_error())?
+        .sync_all()?;
     std::fs::rename(&temporary, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     prune(dir);

@@ -11,8 +11,10 @@
 //!   [`Frozen`], the state at one version set aside cheaply (a clone of the state
 //!   shares it) to be turned into a [`Snapshot`] away from the store's lock.
 //! - `state` — the state itself: (map, key) -> value in sharded copy-on-write hash
-//!   tables, so a clone costs a few hundred reference counts.
-//! - [`snapshot`] — [`Snapshot`], the state at one version as deterministic bytes.
+//!   tables, so a clone costs a few hundred reference counts; an entry's name is
+//!   `map || key`, inline when short.
+//! - [`snapshot`] — [`Snapshot`], the state at one version as deterministic bytes,
+//!   written to a file as a stream (no second copy of the state in memory).
 //! - [`encoding`] — the length-prefixed byte layout shared by digests and snapshots
 //!   (specified in `docs/execution.md`).
 //! - [`error`] — [`KvError`].

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::encoding::{put_bytes, put_u64, ByteSink, Reader};
+use crate::state::Name;
 use crate::{KvError, Version, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
 
-/// One entry of a snapshot: map, key, value and the version that wrote it,
+/// One entry of a snapshot: (map, key), value and the version that wrote it,
 /// shared (`Arc`) with the store's state, so taking a snapshot copies no bytes.
-pub(crate) type SnapshotEntry = (Arc<str>, Arc<str>, Arc<[u8]>, Version);
+pub(crate) type SnapshotEntry = (Name, Arc<[u8]>, Version);
 
 /// The state in canonical order: entries strictly increasing by (map, key),
 /// compared byte-wise.
@@ -57,9 +58,10 @@ impl Snapshot {
 
     /// The entries in (map, key) order: map, key, value, the version that wrote it.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8], Version)> {
-        self.state
-            .iter()
-            .map(|(map, key, value, written)| (&**map, &**key, &**value, *written))
+        self.state.iter().map(|(name, value, written)| {
+            let (map, key) = name.strs();
+            (map, key, &**value, *written)
+        })
     }
 
     /// Writes the body: `magic(8) | u64 version | u64 count | count x (str map,
@@ -68,11 +70,12 @@ impl Snapshot {
         sink.put(SNAPSHOT_MAGIC);
         put_u64(sink, self.version);
         put_u64(sink, self.len() as u64);
-        for (map, key, value, written) in self.iter() {
-            put_bytes(sink, map.as_bytes());
-            put_bytes(sink, key.as_bytes());
+        for (name, value, written) in &self.state {
+            let (map, key) = name.parts();
+            put_bytes(sink, map);
+            put_bytes(sink, key);
             put_bytes(sink, value);
-            put_u64(sink, written);
+            put_u64(sink, *written);
         }
     }
 
@@ -85,11 +88,44 @@ impl Snapshot {
 
     /// The body followed by its SHA-256.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        self.encode_body(&mut bytes);
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        bytes.extend_from_slice(&digest);
+        let capacity = usize::try_from(self.encoded_len()).expect("a snapshot in memory fits");
+        let mut bytes = Vec::with_capacity(capacity);
+        self.write_to(&mut bytes)
+            .expect("writing to a Vec cannot fail");
         bytes
+    }
+
+    /// Length of [`Snapshot::to_bytes`], computed without encoding (a file
+    /// header that precedes the snapshot needs it before the bytes).
+    pub fn encoded_len(&self) -> u64 {
+        const FIXED: usize = SNAPSHOT_MAGIC.len() + 8 + 8 + DIGEST_BYTES;
+        // Per entry: three u32 length prefixes and the u64 version.
+        const PER_ENTRY: usize = 3 * 4 + 8;
+        let entries: usize = self
+            .state
+            .iter()
+            .map(|(name, value, _)| {
+                PER_ENTRY + name.parts().0.len() + name.parts().1.len() + value.len()
+            })
+            .sum();
+        (FIXED + entries) as u64
+    }
+
+    /// Streams [`Snapshot::to_bytes`] into `writer` (hashing as it goes), so a
+    /// snapshot file never needs a second, encoded copy of the state in memory:
+    /// for a large state that copy cost as much page zeroing as the write itself.
+    pub fn write_to(&self, writer: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut sink = HashingWriter {
+            writer,
+            hasher: Sha256::new(),
+            failed: None,
+        };
+        self.encode_body(&mut sink);
+        if let Some(error) = sink.failed {
+            return Err(error);
+        }
+        let digest: [u8; 32] = sink.hasher.finalize().into();
+        sink.writer.write_all(&digest)
     }
 
     /// Parses and verifies snapshot bytes: the trailing digest must match, and the
@@ -124,6 +160,26 @@ impl Snapshot {
     }
 }
 
+/// A [`ByteSink`] that hashes what it forwards to a writer, keeping the first
+/// write error (the encoder's sinks are infallible; the caller checks after).
+struct HashingWriter<'a, W: std::io::Write> {
+    writer: &'a mut W,
+    hasher: Sha256,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> ByteSink for HashingWriter<'_, W> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.hasher.update(bytes);
+        if let Err(error) = self.writer.write_all(bytes) {
+            self.failed = Some(error);
+        }
+    }
+}
+
 /// Reads `count` entries of a snapshot at `version`. The count is not trusted for
 /// allocation: every entry consumes at least 20 bytes, so a lying count fails on
 /// truncation.
@@ -150,7 +206,7 @@ fn read_entries(
             });
         }
         previous = Some((map, key));
-        state.push((Arc::from(map), Arc::from(key), Arc::from(value), written));
+        state.push((Name::new(map, key), Arc::from(value), written));
     }
     Ok(state)
 }

@@ -6,11 +6,12 @@
 //! 460-530 ms at ~500k keys (`bench/snapshot-stall.sh`). A persistent trie
 //! (imbl) would also make the copy O(1), but its lookups chase a pointer per
 //! level (about four at 250k keys). Here a lookup is one hash and one flat hash
-//! table probe, as before (`kv/benches/store.rs`: 16-20 ns before and after);
-//! a clone is [`STATE_SHARDS`] reference counts; and the first write to a
-//! shard after a clone copies that shard alone (reference counts again, keys
-//! and values are `Arc`s), so the cost of a snapshot is spread over the writes
-//! that follow it, a fraction of the state at a time.
+//! table probe whose entry holds its (map, key) name inline when short
+//! (`kv/benches/store.rs`: 15 ns); a clone is [`STATE_SHARDS`] reference
+//! counts; and the first write to a shard after a clone copies that shard
+//! alone (short names are copied, long names and values are `Arc`s), so the
+//! cost of a snapshot is spread over the writes that follow it, a fraction of
+//! the state at a time.
 //!
 //! Invariant: every entry sits in the shard its hash names, and the hash is
 //! [`hash_of`] its (map, key), computed by one hasher shared by clones.
@@ -19,6 +20,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+use smol_str::{SmolStr, SmolStrBuilder};
 
 use crate::snapshot::SnapshotEntry;
 use crate::store::{Hasher, Versioned};
@@ -28,20 +30,54 @@ use crate::store::{Hasher, Versioned};
 /// 1,000 entries, some microseconds, at 250k keys).
 pub(crate) const STATE_SHARDS: usize = 256;
 
-/// One entry: its map, key, value and the version that wrote it.
-#[derive(Debug, Clone)]
-struct Entry {
-    map: Arc<str>,
-    key: Arc<str>,
-    value: Versioned,
+/// A (map, key) pair as one string, `map || key`, and where the map ends.
+/// Short names (at most [`SmolStr::INLINE_CAP`], 23 bytes) sit inline in the
+/// entry, longer ones in one shared allocation: a lookup that finds its entry
+/// compares bytes already in the cache line it probed, where a heap key cost
+/// a cache miss of its own (the execution benchmark is bound by those misses),
+/// and a snapshot shares a long name with one reference count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Name {
+    text: SmolStr,
+    map_bytes: u32,
 }
 
-impl Entry {
-    /// True if this is the entry of `key` in `map` (the key first: it differs
-    /// more often).
-    fn is(&self, map: &str, key: &str) -> bool {
-        &*self.key == key && &*self.map == map
+impl Name {
+    pub(crate) fn new(map: &str, key: &str) -> Self {
+        let mut text = SmolStrBuilder::with_capacity(map.len() + key.len());
+        text.push_str(map);
+        text.push_str(key);
+        let map_bytes = u32::try_from(map.len()).expect("map names are bounded far below 4 GiB");
+        Name {
+            text: text.finish(),
+            map_bytes,
+        }
     }
+
+    /// The map's and the key's bytes. Compared as a pair, they order names by
+    /// (map, key) byte-wise, as `str`s order.
+    pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
+        self.text.as_bytes().split_at(self.map_bytes as usize)
+    }
+
+    /// The map and the key (split where the map ended: a char boundary).
+    pub(crate) fn strs(&self) -> (&str, &str) {
+        self.text.split_at(self.map_bytes as usize)
+    }
+
+    /// True if this is the name of `key` in `map` (the key first: it differs
+    /// more often).
+    pub(crate) fn is(&self, map: &str, key: &str) -> bool {
+        let (own_map, own_key) = self.parts();
+        own_key == key.as_bytes() && own_map == map.as_bytes()
+    }
+}
+
+/// One entry: its name, value and the version that wrote it.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: Name,
+    value: Versioned,
 }
 
 /// The hash of (map, key): the one function both lookups and rehashing use.
@@ -95,43 +131,56 @@ impl State {
     pub(crate) fn get(&self, map: &str, key: &str) -> Option<&Versioned> {
         let hash = self.hash(map, key);
         self.shards[shard_of(hash)]
-            .find(hash, |entry| entry.is(map, key))
+            .find(hash, |entry| entry.name.is(map, key))
             .map(|entry| &entry.value)
     }
 
     /// Sets (`Some`) or removes (`None`) one entry and returns the value it
-    /// replaced.
+    /// replaced, with the entry's name (shared, for an undo record).
     pub(crate) fn set(
         &mut self,
         map: &str,
         key: &str,
         value: Option<Versioned>,
-    ) -> Option<Versioned> {
+    ) -> (Name, Option<Versioned>) {
         let hash = self.hash(map, key);
         let hasher = &self.hasher;
         // Copies the shard if a clone still shares it.
         let shard = Arc::make_mut(&mut self.shards[shard_of(hash)]);
-        let found = shard.find_entry(hash, |entry| entry.is(map, key));
+        let found = shard.find_entry(hash, |entry| entry.name.is(map, key));
         match (found, value) {
             (Ok(mut occupied), Some(value)) => {
-                Some(std::mem::replace(&mut occupied.get_mut().value, value))
+                let entry = occupied.get_mut();
+                let previous = std::mem::replace(&mut entry.value, value);
+                (entry.name.clone(), Some(previous))
             }
             (Ok(occupied), None) => {
                 self.entries -= 1;
-                Some(occupied.remove().0.value)
+                let Entry { name, value } = occupied.remove().0;
+                (name, Some(value))
             }
             (Err(_), Some(value)) => {
+                let name = Name::new(map, key);
                 let entry = Entry {
-                    map: Arc::from(map),
-                    key: Arc::from(key),
+                    name: name.clone(),
                     value,
                 };
-                shard.insert_unique(hash, entry, |entry| hash_of(hasher, &entry.map, &entry.key));
+                insert_unique(shard, hasher, hash, entry);
                 self.entries += 1;
-                None
+                (name, None)
             }
-            (Err(_), None) => None,
+            (Err(_), None) => (Name::new(map, key), None),
         }
+    }
+
+    /// Adds an entry whose name the state does not hold (a snapshot's entries
+    /// are unique), sharing the name instead of copying it.
+    pub(crate) fn insert_absent(&mut self, name: Name, value: Versioned) {
+        let (map, key) = name.strs();
+        let hash = self.hash(map, key);
+        let shard = Arc::make_mut(&mut self.shards[shard_of(hash)]);
+        insert_unique(shard, &self.hasher, hash, Entry { name, value });
+        self.entries += 1;
     }
 
     /// Number of entries.
@@ -144,15 +193,19 @@ impl State {
         self.shards.iter().flat_map(|shard| {
             shard.iter().map(|entry| {
                 let (value, written) = &entry.value;
-                (
-                    entry.map.clone(),
-                    entry.key.clone(),
-                    value.clone(),
-                    *written,
-                )
+                (entry.name.clone(), value.clone(), *written)
             })
         })
     }
+}
+
+/// Inserts an entry known to be absent, rehashing by [`hash_of`] if the
+/// shard grows.
+fn insert_unique(shard: &mut HashTable<Entry>, hasher: &Hasher, hash: u64, entry: Entry) {
+    shard.insert_unique(hash, entry, |entry| {
+        let (map, key) = entry.name.strs();
+        hash_of(hasher, map, key)
+    });
 }
 
 #[cfg(test)]
@@ -175,14 +228,14 @@ mod tests {
             if i % 2 == 0 {
                 state.set("m", &format!("k{i}"), value(b"new", i));
             } else {
-                assert!(state.set("m", &format!("k{i}"), None).is_some());
+                assert!(state.set("m", &format!("k{i}"), None).1.is_some());
             }
         }
         state.set("other", "k0", value(b"x", 1));
         assert_eq!(clone.len(), 5_000);
         assert!(clone
             .entries()
-            .all(|(map, _, bytes, _)| &*map == "m" && &*bytes == b"old"));
+            .all(|(name, bytes, _)| name.strs().0 == "m" && &*bytes == b"old"));
         assert_eq!(state.len(), 2_501);
         assert_eq!(state.get("m", "k2").map(|v| &*v.0), Some(&b"new"[..]));
         assert_eq!(state.get("m", "k1"), None);
@@ -193,11 +246,39 @@ mod tests {
     }
 
     #[test]
+    fn a_name_keeps_where_its_map_ends() {
+        let mut state = State::default();
+        state.set("ab", "c", value(b"1", 1));
+        state.set("a", "bc", value(b"2", 2));
+        state.set("", "abc", value(b"3", 3));
+        assert_eq!(state.len(), 3);
+        assert_eq!(state.get("ab", "c").map(|v| v.1), Some(1));
+        assert_eq!(state.get("a", "bc").map(|v| v.1), Some(2));
+        assert_eq!(state.get("abc", ""), None);
+        // Names order by (map, key), not by their concatenation.
+        let mut names: Vec<Name> = state.entries().map(|(name, _, _)| name).collect();
+        names.sort_unstable_by(|a, b| a.parts().cmp(&b.parts()));
+        let strs: Vec<_> = names.iter().map(Name::strs).collect();
+        assert_eq!(strs, [("", "abc"), ("a", "bc"), ("ab", "c")]);
+        // A name with multi-byte characters splits on its map's boundary.
+        let name = Name::new("é", "ü");
+        assert_eq!(name.strs(), ("é", "ü"));
+        // Inline up to 23 bytes, shared beyond: the same behaviour either way.
+        let long_map = "m".repeat(40);
+        for key in ["k", "long key, longer than an inline name"] {
+            state.set(&long_map, key, value(b"4", 4));
+            assert_eq!(state.get(&long_map, key).map(|v| v.1), Some(4));
+            assert_eq!(Name::new(&long_map, key).strs(), (&*long_map, key));
+        }
+        assert_eq!(state.get(&long_map, "long key"), None);
+    }
+
+    #[test]
     fn removing_an_absent_key_changes_nothing() {
         let mut state = State::default();
         state.set("m", "a", value(b"1", 1));
-        assert_eq!(state.set("m", "b", None), None);
-        assert_eq!(state.set("n", "a", None), None);
+        assert_eq!(state.set("m", "b", None).1, None);
+        assert_eq!(state.set("n", "a", None).1, None);
         assert_eq!(state.len(), 1);
     }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::snapshot::{Snapshot, SortedState};
-use crate::state::State;
+use crate::state::{Name, State};
 use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 
 /// The hasher of every map in the store: foldhash (hashbrown's default), several
@@ -27,7 +27,7 @@ pub trait ReadView: Sync {
 
 /// The previous value (and its writer) of each key one version wrote, to undo it
 /// exactly.
-type UndoRecord = Vec<(String, String, Option<Versioned>)>;
+type UndoRecord = Vec<(Name, Option<Versioned>)>;
 
 /// The versioned store: the state at the head `version`, and for every version in
 /// `committed_version + 1 ..= version` an undo record.
@@ -85,8 +85,8 @@ impl Store {
         self.undo.iter().find_map(|record| {
             record
                 .iter()
-                .find(|(m, k, _)| m == map && k == key)
-                .map(|(_, _, previous)| {
+                .find(|(name, _)| name.is(map, key))
+                .map(|(_, previous)| {
                     previous
                         .as_ref()
                         .map(|(value, written)| (&value[..], *written))
@@ -120,8 +120,8 @@ impl Store {
         let mut record = Vec::with_capacity(write_set.len());
         for (map, key, value) in write_set.iter() {
             let written = value.map(|value| (Arc::from(value), version));
-            let previous = self.state.set(map, key, written);
-            record.push((map.to_owned(), key.to_owned(), previous));
+            // The record shares the entry's name: no copy of map and key.
+            record.push(self.state.set(map, key, written));
         }
         self.undo.push_back(record);
         self.version = version;
@@ -182,8 +182,8 @@ impl Store {
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
         let (version, sorted) = snapshot.into_parts();
         let mut state = State::default();
-        for (map, key, value, written) in sorted {
-            state.set(&map, &key, Some((value, written)));
+        for (name, value, written) in sorted {
+            state.insert_absent(name, (value, written));
         }
         Store {
             state,
@@ -213,8 +213,9 @@ impl ReadView for Store {
 
 /// Restores the previous values of one version, last write first.
 fn undo_into(state: &mut State, record: UndoRecord) {
-    for (map, key, previous) in record.into_iter().rev() {
-        state.set(&map, &key, previous);
+    for (name, previous) in record.into_iter().rev() {
+        let (map, key) = name.strs();
+        state.set(map, key, previous);
     }
 }
 
@@ -237,7 +238,7 @@ impl Frozen {
     pub fn into_snapshot(self) -> Snapshot {
         let mut sorted: SortedState = self.state.entries().collect();
         // The canonical order; (map, key) pairs are unique in the state.
-        sorted.sort_unstable_by(|a, b| (&*a.0, &*a.1).cmp(&(&*b.0, &*b.1)));
+        sorted.sort_unstable_by(|a, b| a.0.parts().cmp(&b.0.parts()));
         Snapshot::from_state(self.version, sorted)
     }
 }

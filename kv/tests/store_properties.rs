@@ -93,6 +93,7 @@ proptest! {
         prop_assert_eq!(&decoded, &snapshot);
         prop_assert_eq!(decoded.digest(), snapshot.digest());
         prop_assert_eq!(&bytes[bytes.len() - 32..], &snapshot.digest()[..]);
+        prop_assert_eq!(snapshot.encoded_len(), bytes.len() as u64);
 
         let mut restored = Store::from_snapshot(decoded);
         prop_assert_eq!(restored.version(), store.version());
@@ -157,4 +158,42 @@ fn truncated_or_padded_snapshots_are_refused() {
     let mut padded = bytes.clone();
     padded.push(0);
     assert!(Snapshot::from_bytes(&padded).is_err());
+}
+
+/// A writer that takes `room` bytes, then fails like a full disk.
+struct FullDisk {
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"));
+        }
+        let taken = bytes.len().min(self.room);
+        self.room -= taken;
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_write_of_a_snapshot_is_reported() {
+    let mut store = Store::new();
+    let mut write_set = WriteSet::new();
+    for key in 0..100 {
+        write_set.put("m", &format!("k{key}"), vec![7; 100]);
+    }
+    store.apply(1, &write_set).unwrap();
+    let snapshot = store.snapshot(1).unwrap();
+    let length = snapshot.to_bytes().len();
+    // Short of the body, and short of only the digest: both fail.
+    for room in [100, length - 1] {
+        let error = snapshot.write_to(&mut FullDisk { room }).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::StorageFull);
+    }
+    snapshot.write_to(&mut FullDisk { room: length }).unwrap();
 }

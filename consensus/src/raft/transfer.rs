@@ -130,14 +130,13 @@ impl TransferWriter {
         let mut header_bytes = Vec::new();
         ciborium::into_writer(header, &mut header_bytes)
             .map_err(|error| transfer_error(&temporary, error))?;
-        let state_bytes = state.to_bytes();
         let header_length =
             u32::try_from(header_bytes.len()).map_err(|error| transfer_error(&temporary, error))?;
         file.write_all(TRANSFER_MAGIC)
             .and_then(|()| file.write_all(&header_length.to_be_bytes()))
             .and_then(|()| file.write_all(&header_bytes))
-            .and_then(|()| file.write_all(&(state_bytes.len() as u64).to_be_bytes()))
-            .and_then(|()| file.write_all(&state_bytes))
+            .and_then(|()| file.write_all(&state.encoded_len().to_be_bytes()))
+            .and_then(|()| state.write_to(&mut file))
             .map_err(fail)?;
         Ok(TransferWriter {
             file,
