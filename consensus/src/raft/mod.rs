@@ -10,7 +10,8 @@
 //!   small file replaced atomically (write, fsync, rename, fsync folder).
 //! - [`log_store`] — [`LedgerLogStore`]: `RaftLogStorage` over the ledger (reads
 //!   through the ledger's batch locations, appends through [`GroupCommit`],
-//!   truncation through the writer thread), and its reader [`LedgerLogReader`].
+//!   truncation through the writer thread), its writer half (`log_writer.rs`)
+//!   and its reader [`LedgerLogReader`] (`log_reader.rs`).
 //! - [`state_machine`] — [`ReplicaStateMachine`]: apply = confirm; snapshots
 //!   built and installed as transfer files.
 //! - [`transfer`] — the snapshot transfer file: a KV snapshot and the ledger up

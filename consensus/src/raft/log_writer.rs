@@ -1,0 +1,190 @@
+//! [`LogWriter`]'s methods: the write side of the Raft log over the ledger.
+//!
+//! Batches go to the ledger's group commit, which makes them durable in order
+//! and reports each fsync; Raft-only entries (blank, membership) are kept in
+//! the meta file before any later batch; a truncation cuts the slots, the
+//! ledger and the meta file together. The types and the shared state are in
+//! `log_store.rs`.
+
+use std::sync::Arc;
+
+use openraft::{Entry, LogId};
+
+use super::{
+    checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed, LogWriter, Slot,
+    SteleRaft,
+};
+use crate::ConsensusError;
+
+impl LogWriter {
+    /// Records a blank or membership entry durably, before any later batch.
+    pub(crate) fn append_control(&self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.shared);
+        let index = entry.log_id.index as usize;
+        state.slots.truncate(index);
+        let batches_before = state.batches_before(index);
+        state.meta.controls.push(ControlRecord {
+            batches_before,
+            entry: entry.clone(),
+        });
+        state.slots.push(Slot::Control(Box::new(entry)));
+        let dir = state.dir.clone();
+        state.meta.save(&dir)
+    }
+
+    /// Queues a batch on the ledger writer; `callback` runs once it is durable.
+    pub(crate) fn queue(
+        &self,
+        index: u64,
+        batch: ExecutedBatch,
+        callback: Option<Flushed>,
+    ) -> Result<(), ConsensusError> {
+        let root = checkpoint_root(&batch.signature.checkpoint).ok();
+        let batch = Arc::new(batch);
+        {
+            let mut state = lock(&self.shared);
+            state.slots.truncate(index as usize);
+            state.released = state.released.min(index as usize);
+            state.slots.push(Slot::Batch {
+                view: batch.batch.view,
+                location: None,
+                pending: Some(Arc::clone(&batch)),
+                root,
+            });
+        }
+        let shared = Arc::clone(&self.shared);
+        let entry = (*batch).clone();
+        self.writer
+            .append(entry.batch, entry.signature, move |result| {
+                let result = result.map(|durable| {
+                    let mut state = lock(&shared);
+                    if let Some(hook) = &state.on_durable {
+                        hook(durable.location.last_seqno);
+                    }
+                    if let Some(Slot::Batch {
+                        location, pending, ..
+                    }) = state.slots.get_mut(index as usize)
+                    {
+                        if pending
+                            .as_ref()
+                            .is_some_and(|p| p.batch.first_seqno == durable.location.first_seqno)
+                        {
+                            // Readable from the ledger now; the entry stays in
+                            // memory until applied (`release_through`).
+                            *location = Some(durable.location);
+                        }
+                    }
+                });
+                if let Some(callback) = callback {
+                    callback(result.map_err(std::io::Error::other));
+                }
+            })
+            .map_err(ConsensusError::from)
+    }
+
+    /// Frees the in-memory copies of the durable batches at log indices up to
+    /// `index` (they have been applied: openraft reads them no more on the hot
+    /// path; a later read comes from the ledger). A batch not durable yet keeps
+    /// its copy, and the next call resumes there.
+    pub(crate) fn release_through(&self, index: u64) {
+        let mut state = lock(&self.shared);
+        let end = usize::try_from(index)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(state.slots.len());
+        let mut released = state.released.min(end);
+        for slot in &mut state.slots[released..end] {
+            if let Slot::Batch {
+                location: None,
+                pending: Some(_),
+                ..
+            } = slot
+            {
+                break;
+            }
+            if let Slot::Batch {
+                location: Some(_),
+                pending,
+                ..
+            } = slot
+            {
+                *pending = None;
+            }
+            released += 1;
+        }
+        state.released = released;
+    }
+
+    /// Drops log index `index` and everything after it: first recorded in the
+    /// meta file, then carried out on the ledger (blocking), then cleared, so a
+    /// crash midway is finished on open. Returns the last seqno kept.
+    pub(crate) fn cut(&self, index: u64) -> Result<u64, ConsensusError> {
+        let last_kept_seqno = {
+            let mut state = lock(&self.shared);
+            let index = usize::try_from(index)
+                .unwrap_or(usize::MAX)
+                .min(state.slots.len());
+            let last_kept_seqno = state.slots[..index]
+                .iter()
+                .rev()
+                .find_map(Slot::last_seqno)
+                .unwrap_or(0);
+            state.slots.truncate(index);
+            state
+                .meta
+                .controls
+                .retain(|control| (control.entry.log_id.index as usize) < index);
+            state.meta.pending_truncate = Some(last_kept_seqno);
+            let dir = state.dir.clone();
+            state.meta.save(&dir)?;
+            last_kept_seqno
+        };
+        self.writer.truncate_blocking(last_kept_seqno)?;
+        let mut state = lock(&self.shared);
+        state.meta.pending_truncate = None;
+        let dir = state.dir.clone();
+        state.meta.save(&dir)?;
+        Ok(last_kept_seqno)
+    }
+
+    /// Records durably that `log_id` is committed, unless a later one is. A
+    /// snapshot is kept only after this: openraft requires on start that the
+    /// saved commit point is not behind the snapshot.
+    pub(crate) fn raise_committed(&self, log_id: LogId<u64>) -> Result<(), ConsensusError> {
+        let mut state = lock(&self.shared);
+        if state.meta.committed >= Some(log_id) {
+            return Ok(());
+        }
+        state.meta.committed = Some(log_id);
+        let dir = state.dir.clone();
+        state.meta.save(&dir)
+    }
+
+    /// The log id at `index`, if the log holds that index.
+    pub(crate) fn log_id_at(&self, index: u64) -> Option<LogId<u64>> {
+        let state = lock(&self.shared);
+        match state.slots.get(usize::try_from(index).ok()?)? {
+            Slot::Batch { view, .. } => Some(log_id(*view, index)),
+            Slot::Control(entry) => Some(entry.log_id),
+        }
+    }
+
+    /// The log index after the batch ending at `seqno` (0 for seqno 0), if the
+    /// log holds such a batch.
+    pub(crate) fn index_after_seqno(&self, seqno: u64) -> Option<u64> {
+        if seqno == 0 {
+            return Some(0);
+        }
+        let state = lock(&self.shared);
+        let position = state
+            .slots
+            .iter()
+            .rposition(|slot| slot.last_seqno() == Some(seqno))?;
+        Some(position as u64 + 1)
+    }
+
+    /// The number of entries in the log (the next index).
+    pub(crate) fn len(&self) -> u64 {
+        lock(&self.shared).slots.len() as u64
+    }
+}
