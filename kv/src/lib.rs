@@ -11,8 +11,9 @@
 //!   [`Frozen`], the state at one version set aside cheaply (a clone of the state
 //!   shares it) to be turned into a [`Snapshot`] away from the store's lock.
 //! - `state` — the state itself: (map, key) -> value in sharded copy-on-write hash
-//!   tables, so a clone costs a few hundred reference counts; an entry's name is
-//!   `map || key`, inline when short.
+//!   tables, so a clone costs a few hundred reference counts.
+//! - `entry` — what an entry holds: its name (`map || key`) and value, each
+//!   inline when short, shared (`Arc`) beyond.
 //! - [`snapshot`] — [`Snapshot`], the state at one version as deterministic bytes,
 //!   written to a file as a stream (no second copy of the state in memory).
 //! - [`encoding`] — the length-prefixed byte layout shared by digests and snapshots
@@ -31,6 +32,7 @@
 //!   canonical bytes and digests (everything is ordered by map, then key, byte-wise).
 
 pub mod encoding;
+mod entry;
 pub mod error;
 pub mod snapshot;
 mod state;

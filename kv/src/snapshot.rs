@@ -1,16 +1,15 @@
 //! [`Snapshot`]: the state at one version, as deterministic bytes with a SHA-256.
 
-use std::sync::Arc;
-
 use sha2::{Digest, Sha256};
 
 use crate::encoding::{put_bytes, put_u64, ByteSink, Reader};
-use crate::state::Name;
+use crate::entry::{Name, Value};
 use crate::{KvError, Version, KEY_BYTES_MAX, MAP_NAME_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// One entry of a snapshot: (map, key), value and the version that wrote it,
-/// shared (`Arc`) with the store's state, so taking a snapshot copies no bytes.
-pub(crate) type SnapshotEntry = (Name, Arc<[u8]>, Version);
+/// shared with the store's state (a long name or value by reference count), so
+/// taking a snapshot copies no long bytes.
+pub(crate) type SnapshotEntry = (Name, Value, Version);
 
 /// The state in canonical order: entries strictly increasing by (map, key),
 /// compared byte-wise.
@@ -206,7 +205,7 @@ fn read_entries(
             });
         }
         previous = Some((map, key));
-        state.push((Name::new(map, key), Arc::from(value), written));
+        state.push((Name::new(map, key), Value::new(value), written));
     }
     Ok(state)
 }

@@ -9,7 +9,7 @@
 //! table probe whose entry holds its (map, key) name inline when short
 //! (`kv/benches/store.rs`: 15 ns); a clone is [`STATE_SHARDS`] reference
 //! counts; and the first write to a shard after a clone copies that shard
-//! alone (short names are copied, long names and values are `Arc`s), so the
+//! alone (short names and values are copied, long ones are `Arc`s), so the
 //! cost of a snapshot is spread over the writes that follow it, a fraction of
 //! the state at a time.
 //!
@@ -20,8 +20,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use smol_str::{SmolStr, SmolStrBuilder};
 
+pub(crate) use crate::entry::Name;
+#[cfg(test)]
+use crate::entry::Value;
 use crate::snapshot::SnapshotEntry;
 use crate::store::{Hasher, Versioned};
 
@@ -29,49 +31,6 @@ use crate::store::{Hasher, Versioned};
 /// write to a shard after a clone copies 1/`STATE_SHARDS` of the state (about
 /// 1,000 entries, some microseconds, at 250k keys).
 pub(crate) const STATE_SHARDS: usize = 256;
-
-/// A (map, key) pair as one string, `map || key`, and where the map ends.
-/// Short names (at most [`SmolStr::INLINE_CAP`], 23 bytes) sit inline in the
-/// entry, longer ones in one shared allocation: a lookup that finds its entry
-/// compares bytes already in the cache line it probed, where a heap key cost
-/// a cache miss of its own (the execution benchmark is bound by those misses),
-/// and a snapshot shares a long name with one reference count.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Name {
-    text: SmolStr,
-    map_bytes: u32,
-}
-
-impl Name {
-    pub(crate) fn new(map: &str, key: &str) -> Self {
-        let mut text = SmolStrBuilder::with_capacity(map.len() + key.len());
-        text.push_str(map);
-        text.push_str(key);
-        let map_bytes = u32::try_from(map.len()).expect("map names are bounded far below 4 GiB");
-        Name {
-            text: text.finish(),
-            map_bytes,
-        }
-    }
-
-    /// The map's and the key's bytes. Compared as a pair, they order names by
-    /// (map, key) byte-wise, as `str`s order.
-    pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
-        self.text.as_bytes().split_at(self.map_bytes as usize)
-    }
-
-    /// The map and the key (split where the map ended: a char boundary).
-    pub(crate) fn strs(&self) -> (&str, &str) {
-        self.text.split_at(self.map_bytes as usize)
-    }
-
-    /// True if this is the name of `key` in `map` (the key first: it differs
-    /// more often).
-    pub(crate) fn is(&self, map: &str, key: &str) -> bool {
-        let (own_map, own_key) = self.parts();
-        own_key == key.as_bytes() && own_map == map.as_bytes()
-    }
-}
 
 /// One entry: its name, value and the version that wrote it.
 #[derive(Debug, Clone)]
@@ -214,7 +173,7 @@ mod tests {
     use crate::Version;
 
     fn value(bytes: &[u8], version: Version) -> Option<Versioned> {
-        Some((Arc::from(bytes), version))
+        Some((Value::new(bytes), version))
     }
 
     #[test]

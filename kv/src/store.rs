@@ -3,8 +3,8 @@
 //! snapshot.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
+use crate::entry::Value;
 use crate::snapshot::{Snapshot, SortedState};
 use crate::state::{Name, State};
 use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
@@ -16,7 +16,7 @@ use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// A value and the version (seqno) that wrote it.
-pub(crate) type Versioned = (Arc<[u8]>, Version);
+pub(crate) type Versioned = (Value, Version);
 
 /// Anything a transaction can read from: the store, or the store plus the writes of
 /// earlier transactions of the batch. `Sync` so that parallel workers share it.
@@ -119,7 +119,7 @@ impl Store {
         write_set.check_limits()?;
         let mut record = Vec::with_capacity(write_set.len());
         for (map, key, value) in write_set.iter() {
-            let written = value.map(|value| (Arc::from(value), version));
+            let written = value.map(|value| (Value::new(value), version));
             // The record shares the entry's name: no copy of map and key.
             record.push(self.state.set(map, key, written));
         }
