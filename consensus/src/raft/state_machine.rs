@@ -146,7 +146,14 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
             .header
             .clone()
             .ok_or_else(|| snapshot_error("nothing applied yet: no snapshot to build"))?;
-        let state = self.state.clone().map_err(snapshot_error)?;
+        // Taken, not cloned: the frozen state then ends (and is freed) on the
+        // blocking thread with the build. A clone left in the builder was
+        // freed on a tokio worker when openraft dropped the builder: by then
+        // the live state had copied most shards away, so the clone alone held
+        // ~500 k entries, and openraft learnt of the built snapshot 31-51 ms
+        // late (under 1 ms since).
+        let state = std::mem::replace(&mut self.state, Err("taken by a build".to_owned()))
+            .map_err(snapshot_error)?;
         let transfers = self.transfers.clone();
         let built_header = header.clone();
         let started = std::time::Instant::now();
