@@ -13,7 +13,7 @@
 //! `batch_entries_max` bounds the batch.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::engine::Submission;
@@ -135,12 +135,7 @@ impl Intake {
             if state.closed {
                 return None;
             }
-            state.sleep = Sleep::ForFirst;
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            state.sleep = Sleep::Awake;
+            state = self.sleep(state, Sleep::ForFirst, None);
         }
         let deadline = Instant::now() + wait;
         loop {
@@ -150,14 +145,34 @@ impl Intake {
                 let take = state.queue.len().min(entries_max);
                 return Some(state.queue.drain(..take).collect());
             }
-            state.sleep = Sleep::ForCut { entries_max };
-            state = self
-                .wake
-                .wait_timeout(state, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-            state.sleep = Sleep::Awake;
+            state = self.sleep(state, Sleep::ForCut { entries_max }, Some(left));
         }
+    }
+
+    /// The executor sleeps (at most `left`) for `why`, recorded only while it
+    /// sleeps: [`Intake::submit`] and [`Intake::durable`] read it to decide
+    /// whether to wake it.
+    fn sleep<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        why: Sleep,
+        left: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        state.sleep = why;
+        let mut state = match left {
+            None => self
+                .wake
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Some(left) => {
+                self.wake
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            }
+        };
+        state.sleep = Sleep::Awake;
+        state
     }
 }
 

@@ -104,7 +104,8 @@ impl Snapshot {
             .state
             .iter()
             .map(|(name, value, _)| {
-                PER_ENTRY + name.parts().0.len() + name.parts().1.len() + value.len()
+                let (map, key) = name.parts();
+                PER_ENTRY + map.len() + key.len() + value.len()
             })
             .sum();
         (FIXED + entries) as u64

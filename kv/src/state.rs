@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-pub(crate) use crate::entry::Name;
+use crate::entry::Name;
 #[cfg(test)]
 use crate::entry::Value;
 use crate::snapshot::SnapshotEntry;

@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::entry::Value;
+use crate::entry::{Name, Value};
 use crate::snapshot::{Snapshot, SortedState};
-use crate::state::{Name, State};
+use crate::state::State;
 use crate::{KvError, Version, WriteSet, SPECULATIVE_VERSIONS_MAX};
 
 /// The hasher of every map in the store: foldhash (hashbrown's default), several
