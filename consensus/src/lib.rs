@@ -20,6 +20,8 @@
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - `intake` — the bounded submission queue, and when the executor cuts a
 //!   batch (when this node's log is idle: group commit at the batch level).
+//! - `paced` — snapshot files synced in small steps, so they never hold the
+//!   ledger's fsyncs behind a burst of their data.
 //! - `waiters` — the submitters waiting for their batch's commit, answered by
 //!   the state machine as it applies the batch.
 //! - [`error`] — [`ConsensusError`].
@@ -43,6 +45,7 @@ mod executor;
 pub mod history;
 pub mod identity;
 mod intake;
+mod paced;
 pub mod raft;
 pub mod replay;
 pub mod replica;

@@ -16,6 +16,7 @@ use stele_history::Checkpoint;
 use stele_kv::Snapshot;
 
 use crate::identity::ServiceIdentity;
+use crate::paced::{remove_file_paced, PacedFile};
 
 /// File name prefix of snapshots.
 pub const SNAPSHOT_PREFIX: &str = "snapshot_";
@@ -55,14 +56,14 @@ pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<Pat
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
     let temporary = path.with_extension("tmp");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+    let mut file = std::io::BufWriter::new(PacedFile::new(std::fs::File::create(&temporary)?));
     let length = u32::try_from(note.len()).unwrap_or(u32::MAX);
     file.write_all(&length.to_be_bytes())?;
     file.write_all(note.as_bytes())?;
     snapshot.write_to(&mut file)?;
     file.into_inner()
         .map_err(|error| error.into_error())?
-        .sync_all()?;
+        .finish()?;
     std::fs::rename(&temporary, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     prune(dir);
@@ -97,7 +98,7 @@ pub(crate) fn list_newest_first(
 /// Deletes all but the first `kept` of `files` (newest first).
 pub(crate) fn delete_older(files: Vec<(u64, PathBuf)>, kept: usize) {
     for (_, path) in files.into_iter().skip(kept) {
-        if let Err(error) = std::fs::remove_file(&path) {
+        if let Err(error) = remove_file_paced(&path) {
             tracing::warn!(path = %path.display(), %error, "cannot delete an old snapshot");
         }
     }

@@ -11,6 +11,8 @@
 //! - [`checkpoint`]: C2SP tlog checkpoints (origin, size, root) signed as notes.
 //! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the 96-byte leaf.
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
+//! - `levels`: [`Column`], a sequence in fixed 1 MiB chunks (never copied as
+//!   it grows), holding the tree's levels.
 //!
 //! Invariants:
 //! - The tree has RFC 9162's shape for every size, so roots and proofs equal
@@ -38,6 +40,7 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::HistoryError;
 pub use hash::Digest;
 pub use leaf::{claims_digest, CommitEvidence, LeafComponents, TransactionId};
+pub use levels::Column;
 pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use receipt::Receipt;

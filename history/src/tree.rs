@@ -143,7 +143,9 @@ impl MerkleTree {
                 tree_size: self.size(),
             });
         }
-        Ok(self.levels[0].get(leaf_index))
+        Ok(self.levels[0]
+            .get(leaf_index)
+            .expect("leaf_index < size, checked above"))
     }
 
     /// The RFC 9162 inclusion path of leaf `leaf_index` in the tree of the
@@ -193,7 +195,10 @@ impl MerkleTree {
     /// Node `(level, index)`, which must be complete.
     fn node(&self, level: u32, index: u64) -> Digest {
         if level == 0 || level >= STORED_LEVEL_MIN {
-            self.levels[level as usize].get(index)
+            // A node out of range is a bug in the index arithmetic.
+            self.levels[level as usize]
+                .get(index)
+                .expect("a complete node is stored")
         } else {
             node_hash(
                 &self.node(level - 1, 2 * index),

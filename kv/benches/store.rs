@@ -1,11 +1,14 @@
 //! The store's own costs: point reads and applies on a 100k-key state (what
 //! execution pays per transaction), and setting the state aside for a
 //! snapshot (what the apply path pays, under the store's lock, per snapshot)
-//! against sorting it into the snapshot (what it pays off the lock). The
+//! against sorting it into the snapshot (what it pays off the lock), and the
+//! first put after a freeze (which copies the shard it lands in). The
 //! ceiling of a read is a plain hash map lookup of the same keys.
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use stele_kv::{Store, WriteSet};
@@ -82,7 +85,7 @@ fn reads_and_applies(c: &mut Criterion) {
 fn snapshots(c: &mut Criterion) {
     let mut group = c.benchmark_group("snapshot_250k_keys");
     group.sample_size(10);
-    let store = filled(250_000);
+    let mut store = filled(250_000);
     let version = store.version();
     group.bench_function("freeze_under_the_lock", |bencher| {
         bencher.iter(|| store.freeze(version).expect("the version is retained"))
@@ -93,6 +96,31 @@ fn snapshots(c: &mut Criterion) {
             stele_kv::Frozen::into_snapshot,
             BatchSize::LargeInput,
         )
+    });
+    // What one put pays while a snapshot holds the state: the first write to
+    // a shard after a freeze copies that shard (timed: the put alone).
+    group.bench_function("first_put_after_freeze", |bencher| {
+        bencher.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for i in 0..iters {
+                let head = store.version();
+                let frozen = store.freeze(head).expect("the head is retained");
+                let mut write_set = WriteSet::new();
+                write_set.put(
+                    "smallbank.checking",
+                    &key(i.wrapping_mul(7_919) % 250_000),
+                    7i64.to_le_bytes().to_vec(),
+                );
+                let started = Instant::now();
+                store
+                    .apply(head + 1, &write_set)
+                    .expect("versions are contiguous");
+                timed += started.elapsed();
+                drop(frozen);
+                store.commit(head + 1).expect("the head is retained");
+            }
+            timed
+        })
     });
     group.finish();
 }

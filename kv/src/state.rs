@@ -29,8 +29,16 @@ use crate::store::{Hasher, Versioned};
 
 /// Number of shards: a clone costs this many reference counts, and the first
 /// write to a shard after a clone copies 1/`STATE_SHARDS` of the state (about
-/// 1,000 entries, some microseconds, at 250k keys).
-pub(crate) const STATE_SHARDS: usize = 256;
+/// 60 entries at 250k keys). With 256 shards, the batches that followed a
+/// Raft snapshot's freeze at ~500k keys took 6-33 ms to execute instead of
+/// under 1 (each first write copied ~2,000 entries into fresh memory, which
+/// the kernel had to zero), the worst commit latencies of
+/// `bench/snapshot-stall.sh`. A power of two: [`shard_of`] takes hash bits.
+pub(crate) const STATE_SHARDS: usize = 4096;
+
+/// The hash bits [`shard_of`] takes, from bit 32 up.
+const SHARD_BITS: u32 = STATE_SHARDS.trailing_zeros();
+const _: () = assert!(STATE_SHARDS.is_power_of_two() && SHARD_BITS <= 24);
 
 /// One entry: its name, value and the version that wrote it.
 #[derive(Debug, Clone)]
@@ -74,11 +82,11 @@ impl std::fmt::Debug for State {
     }
 }
 
-/// The shard of a hash: bits 32..40, which hashbrown uses for neither the
-/// bucket index (low bits) nor the tag (top 7 bits), so entries spread evenly
-/// inside each shard too.
+/// The shard of a hash: [`SHARD_BITS`] bits from bit 32, which hashbrown uses
+/// for neither the bucket index (low bits) nor the tag (top 7 bits), so
+/// entries spread evenly inside each shard too.
 fn shard_of(hash: u64) -> usize {
-    ((hash >> 32) as usize) % STATE_SHARDS
+    ((hash >> 32) as usize) & (STATE_SHARDS - 1)
 }
 
 impl State {
@@ -244,11 +252,11 @@ mod tests {
     #[test]
     fn entries_spread_over_the_shards() {
         let mut state = State::default();
-        for i in 0..(STATE_SHARDS * 64) {
+        for i in 0..(STATE_SHARDS * 16) {
             state.set("m", &i.to_string(), value(b"v", 1));
         }
         let fullest = state.shards.iter().map(|shard| shard.len()).max();
-        // 64 per shard on average; a shard with 4x that means the bits are skewed.
-        assert!(fullest.is_some_and(|fullest| fullest < 256), "{fullest:?}");
+        // 16 per shard on average; a shard with 4x that means the bits are skewed.
+        assert!(fullest.is_some_and(|fullest| fullest < 64), "{fullest:?}");
     }
 }

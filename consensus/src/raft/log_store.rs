@@ -82,13 +82,44 @@ impl std::fmt::Debug for State {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
+/// The index and the meta behind one lock, and a second lock that orders the
+/// saves of the meta file (see [`change_and_save`]).
+#[derive(Debug)]
+struct Index {
+    state: Mutex<State>,
+    saving: Mutex<()>,
+}
+
+type Shared = Arc<Index>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     // A panic while holding the lock leaves plain data; keep serving it.
     shared
+        .state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Applies `change` to the state, then saves the meta durably with the state's
+/// lock released: the ledger writer's callbacks and openraft's appends take
+/// that lock, and a save is two fsyncs (2-5 ms here, up to 20 ms while a
+/// snapshot file was being written). Saves take `saving` first and copy the
+/// meta after it, so they land in order and never put back an older meta.
+fn change_and_save<R>(
+    shared: &Shared,
+    change: impl FnOnce(&mut State) -> R,
+) -> Result<R, ConsensusError> {
+    let _saving = shared
+        .saving
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (result, meta, dir) = {
+        let mut state = lock(shared);
+        let result = change(&mut state);
+        (result, state.meta.clone(), state.dir.clone())
+    };
+    meta.save(&dir)?;
+    Ok(result)
 }
 
 fn io_error(error: &ConsensusError) -> StorageIOError<u64> {
@@ -210,13 +241,16 @@ impl LedgerLogStore {
             }
         }
         let writer = Arc::new(GroupCommit::spawn(ledger)?);
-        let shared = Arc::new(Mutex::new(State {
-            dir,
-            slots,
-            released: 0,
-            meta,
-            on_durable: None,
-        }));
+        let shared = Arc::new(Index {
+            state: Mutex::new(State {
+                dir,
+                slots,
+                released: 0,
+                meta,
+                on_durable: None,
+            }),
+            saving: Mutex::new(()),
+        });
         Ok(LedgerLogStore {
             reader: LedgerLogReader {
                 shared: Arc::clone(&shared),
@@ -251,9 +285,7 @@ impl LedgerLogStore {
     }
 
     fn save_meta(&self, change: impl FnOnce(&mut RaftMeta)) -> Result<(), ConsensusError> {
-        let mut state = lock(&self.reader.shared);
-        change(&mut state.meta);
-        state.meta.save(&state.dir)
+        change_and_save(&self.reader.shared, |state| change(&mut state.meta))
     }
 }
 
@@ -323,9 +355,19 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
             return Ok(());
         }
         self.committed_saved_at = Some(std::time::Instant::now());
-        // Never lowered: a snapshot may have raised it already.
-        self.save_meta(|meta| meta.committed = meta.committed.max(committed))
-            .map_err(|error| io_error(&error).into())
+        // Saved in the background: it is a hint for a restart, and openraft's
+        // core task (and the tokio worker under it) waited for the fsyncs.
+        let shared = Arc::clone(&self.reader.shared);
+        tokio::task::spawn_blocking(move || {
+            // Never lowered: a snapshot may have raised it already.
+            let saved = change_and_save(&shared, |state| {
+                state.meta.committed = state.meta.committed.max(committed);
+            });
+            if let Err(error) = saved {
+                tracing::warn!(%error, "cannot save the committed log id");
+            }
+        });
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {

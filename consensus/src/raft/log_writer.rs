@@ -11,25 +11,24 @@ use std::sync::Arc;
 use openraft::{Entry, LogId};
 
 use super::{
-    checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed, LogWriter, Slot,
-    SteleRaft,
+    change_and_save, checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed,
+    LogWriter, Slot, SteleRaft,
 };
 use crate::ConsensusError;
 
 impl LogWriter {
     /// Records a blank or membership entry durably, before any later batch.
     pub(crate) fn append_control(&self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
-        let mut state = lock(&self.shared);
-        let index = entry.log_id.index as usize;
-        state.slots.truncate(index);
-        let batches_before = state.batches_before(index);
-        state.meta.controls.push(ControlRecord {
-            batches_before,
-            entry: entry.clone(),
-        });
-        state.slots.push(Slot::Control(Box::new(entry)));
-        let dir = state.dir.clone();
-        state.meta.save(&dir)
+        change_and_save(&self.shared, |state| {
+            let index = entry.log_id.index as usize;
+            state.slots.truncate(index);
+            let batches_before = state.batches_before(index);
+            state.meta.controls.push(ControlRecord {
+                batches_before,
+                entry: entry.clone(),
+            });
+            state.slots.push(Slot::Control(Box::new(entry)));
+        })
     }
 
     /// Queues a batch on the ledger writer; `callback` runs once it is durable.
@@ -119,8 +118,7 @@ impl LogWriter {
     /// meta file, then carried out on the ledger (blocking), then cleared, so a
     /// crash midway is finished on open. Returns the last seqno kept.
     pub(crate) fn cut(&self, index: u64) -> Result<u64, ConsensusError> {
-        let last_kept_seqno = {
-            let mut state = lock(&self.shared);
+        let last_kept_seqno = change_and_save(&self.shared, |state| {
             let index = usize::try_from(index)
                 .unwrap_or(usize::MAX)
                 .min(state.slots.len());
@@ -135,15 +133,10 @@ impl LogWriter {
                 .controls
                 .retain(|control| (control.entry.log_id.index as usize) < index);
             state.meta.pending_truncate = Some(last_kept_seqno);
-            let dir = state.dir.clone();
-            state.meta.save(&dir)?;
             last_kept_seqno
-        };
+        })?;
         self.writer.truncate_blocking(last_kept_seqno)?;
-        let mut state = lock(&self.shared);
-        state.meta.pending_truncate = None;
-        let dir = state.dir.clone();
-        state.meta.save(&dir)?;
+        change_and_save(&self.shared, |state| state.meta.pending_truncate = None)?;
         Ok(last_kept_seqno)
     }
 
@@ -151,13 +144,12 @@ impl LogWriter {
     /// snapshot is kept only after this: openraft requires on start that the
     /// saved commit point is not behind the snapshot.
     pub(crate) fn raise_committed(&self, log_id: LogId<u64>) -> Result<(), ConsensusError> {
-        let mut state = lock(&self.shared);
-        if state.meta.committed >= Some(log_id) {
+        if lock(&self.shared).meta.committed >= Some(log_id) {
             return Ok(());
         }
-        state.meta.committed = Some(log_id);
-        let dir = state.dir.clone();
-        state.meta.save(&dir)
+        change_and_save(&self.shared, |state| {
+            state.meta.committed = state.meta.committed.max(Some(log_id));
+        })
     }
 
     /// The log id at `index`, if the log holds that index.

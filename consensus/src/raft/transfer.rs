@@ -29,6 +29,7 @@ use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
 
 use super::meta::ControlRecord;
 use super::types::SteleNode;
+use crate::paced::PacedFile;
 use crate::snapshot::{delete_older, list_newest_first};
 use crate::ConsensusError;
 
@@ -102,18 +103,13 @@ fn transfer_error(path: &Path, reason: impl std::fmt::Display) -> ConsensusError
 /// Writes a transfer file: header and state first, then [`TransferWriter::push`]
 /// per batch, then [`TransferWriter::finish`] makes it durable under its name.
 pub struct TransferWriter {
-    file: BufWriter<File>,
+    /// Paced: the node's ledger syncs share the disk, and the file's data
+    /// left to pile up would hold theirs behind it.
+    file: BufWriter<PacedFile>,
     temporary: PathBuf,
     path: PathBuf,
     frame: Vec<u8>,
-    /// Bytes written since the last sync.
-    unsynced_bytes: usize,
 }
-
-/// A transfer file being written is synced every this many bytes: the node's
-/// ledger syncs share the disk, and one sync of a whole ledger's copy at the
-/// end would hold theirs behind it.
-const TRANSFER_SYNC_BYTES: usize = 8 << 20;
 
 impl TransferWriter {
     /// Starts `raft-snapshot-<term>-<index>` in `dir` (as a temporary file).
@@ -126,7 +122,7 @@ impl TransferWriter {
         let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
         let temporary = path.with_extension("tmp");
         let fail = |error: std::io::Error| transfer_error(&temporary, error);
-        let mut file = BufWriter::new(File::create(&temporary).map_err(fail)?);
+        let mut file = BufWriter::new(PacedFile::new(File::create(&temporary).map_err(fail)?));
         let mut header_bytes = Vec::new();
         ciborium::into_writer(header, &mut header_bytes)
             .map_err(|error| transfer_error(&temporary, error))?;
@@ -143,7 +139,6 @@ impl TransferWriter {
             temporary,
             path,
             frame: Vec::new(),
-            unsynced_bytes: 0,
         })
     }
 
@@ -172,14 +167,7 @@ impl TransferWriter {
     /// in order, copied raw from the chunk files).
     pub fn push_frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
         let fail = |error: std::io::Error| transfer_error(&self.temporary, error);
-        self.file.write_all(bytes).map_err(fail)?;
-        self.unsynced_bytes += bytes.len();
-        if self.unsynced_bytes >= TRANSFER_SYNC_BYTES {
-            self.unsynced_bytes = 0;
-            self.file.flush().map_err(fail)?;
-            self.file.get_ref().sync_data().map_err(fail)?;
-        }
-        Ok(())
+        self.file.write_all(bytes).map_err(fail)
     }
 
     /// Syncs the file, renames it to its name and deletes older snapshots.
@@ -190,10 +178,9 @@ impl TransferWriter {
             path,
             ..
         } = self;
-        let file = file
-            .into_inner()
-            .map_err(|error| transfer_error(&temporary, error.error()))?;
-        file.sync_all()
+        file.into_inner()
+            .map_err(|error| transfer_error(&temporary, error.error()))?
+            .finish()
             .map_err(|error| transfer_error(&temporary, error))?;
         std::fs::rename(&temporary, &path).map_err(|error| transfer_error(&path, error))?;
         sync_dir(&path)?;
