@@ -4,7 +4,7 @@
 # interleaved so that machine noise spreads over every point) and then the
 # plots and median tables (`cargo run -p xtask -- plots`).
 #
-#   bench/all.sh                      # everything, ~15 min on 2 cores
+#   bench/all.sh                      # everything, ~18 min on 2 cores
 #   ONLY="clients latency" bench/all.sh
 #   RUNS=1 DURATION_S=2 bench/all.sh  # a quick smoke run
 #
@@ -15,13 +15,16 @@
 #            the clients section measured (RATES overrides)   -> latency.json
 #   workers  SmallBank (100k and 100 accounts) through the service with
 #            [batching] workers = 1 and 2, a fresh node each  -> workers.json
+#   cluster  a 3-node Stele cluster, every workload at CLIENTS clients at
+#            the leader, against the leader's ceiling         -> cluster3.json
 #   etcd     bench/etcd3.sh: 3-node Stele vs 3-node etcd      -> etcd3.json
 #   plots    the PNGs and bench/results/summary.md
 #
 # Settings (environment): RUNS (3), DURATION_S (5, per phase: a run is twice
 # that), CLIENTS (64), THREADS (1), CLIENT_COUNTS (1 2 4 8 16 32 64 128 256),
 # LATENCY_CLIENTS (128), FRACTIONS (0.1 0.25 0.5 0.75 0.9 1.0 1.1), RATES
-# (absolute open-loop rates instead of FRACTIONS), PORT (18543), BENCH_DIR,
+# (absolute open-loop rates instead of FRACTIONS), PORT (18543),
+# CLUSTER_BASE_PORT (18641: the cluster's nodes on 18641..18643), BENCH_DIR,
 # KEEP=1, RESULTS (bench/results). Every run is bounded (run_bench's
 # timeout); a run that fails is reported and left out, not fatal.
 set -euo pipefail
@@ -36,8 +39,12 @@ CLIENT_COUNTS=${CLIENT_COUNTS:-1 2 4 8 16 32 64 128 256}
 LATENCY_CLIENTS=${LATENCY_CLIENTS:-128}
 FRACTIONS=${FRACTIONS:-0.1 0.25 0.5 0.75 0.9 1.0 1.1}
 PORT=${PORT:-18543}
+CLUSTER_BASE_PORT=${CLUSTER_BASE_PORT:-18641}
 RESULTS=${RESULTS:-bench/results}
-ONLY=${ONLY:-single clients latency workers etcd plots}
+ONLY=${ONLY:-single clients latency workers cluster etcd plots}
+WORKLOADS="log kv-put smallbank-100k smallbank-100 receipt"
+STELE_START_ARGS=()
+CLUSTER_INIT_ARGS=()
 JSON=1
 
 ensure_command jq jq
@@ -66,6 +73,29 @@ bench_into() {
     rm -f "$file.tmp"
 }
 
+# workload_args NAME: `stele bench` flags of a workload of WORKLOADS, in args.
+workload_args() {
+    case $1 in
+        smallbank-100k) args=(--workload smallbank --accounts 100000) ;;
+        smallbank-100) args=(--workload smallbank --accounts 100) ;;
+        *) args=(--workload "$1") ;;
+    esac
+}
+
+# every_workload OUT WHAT ARGS...: RUNS interleaved runs of every workload of
+# WORKLOADS, with ARGS (where and how) and labelled WHAT, into OUT.
+every_workload() {
+    local out=$1 what=$2 run workload
+    shift 2
+    : >"$out"
+    for run in $(seq "$RUNS"); do
+        for workload in $WORKLOADS; do
+            workload_args "$workload"
+            bench_into "$out" "$what $workload, run $run/$RUNS" "$@" "${args[@]}"
+        done
+    done
+}
+
 # A fresh single node named NAME on PORT; extra `stele start` flags after.
 single_node() {
     local name=$1
@@ -80,19 +110,8 @@ if wanted single || wanted clients || wanted latency; then
 fi
 
 if wanted single; then
-    out=$WORK/single.jsonl
-    : >"$out"
-    for run in $(seq "$RUNS"); do
-        for workload in log kv-put smallbank-100k smallbank-100 receipt; do
-            case $workload in
-                smallbank-100k) args=(--workload smallbank --accounts 100000) ;;
-                smallbank-100) args=(--workload smallbank --accounts 100) ;;
-                *) args=(--workload "$workload") ;;
-            esac
-            bench_into "$out" "single $workload, run $run/$RUNS" "${node_args[@]}" "${args[@]}"
-        done
-    done
-    collect_runs "$RESULTS/single.json" "$out"
+    every_workload "$WORK/single.jsonl" single "${node_args[@]}"
+    collect_runs "$RESULTS/single.json" "$WORK/single.jsonl"
 fi
 
 if wanted clients; then
@@ -147,6 +166,13 @@ if wanted workers; then
         done
     done
     collect_runs "$RESULTS/workers.json" "$out"
+fi
+
+if wanted cluster; then
+    kill_nodes
+    start_stele_cluster 3 "$CLUSTER_BASE_PORT"
+    every_workload "$WORK/cluster3.jsonl" "3 nodes," "${CLUSTER_ARGS[@]}"
+    collect_runs "$RESULTS/cluster3.json" "$WORK/cluster3.jsonl"
 fi
 
 if wanted etcd; then

@@ -70,7 +70,8 @@ pub(crate) const PACED_TRUNCATE_BYTES: u64 = 2 << 20;
 /// (`bench/disk-probe.py`, 5 runs).
 /// A file this process still has open (a Raft snapshot being sent) is only
 /// unlinked: its reader keeps the data, and the blocks are freed when it
-/// closes.
+/// closes. (A reader that opens it during the shrinking reads a short file,
+/// which an installer rejects: a transfer is checked frame by frame.)
 pub(crate) fn remove_file_paced(path: &Path) -> io::Result<()> {
     if !open_in_this_process(path) {
         let file = OpenOptions::new().write(true).open(path)?;

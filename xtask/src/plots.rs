@@ -12,6 +12,9 @@
 //! | `workers.json` | `workers.png`: SmallBank through the service, 1 vs 2 workers |
 //! | `etcd3.json` | `etcd3.png`: 3-node Stele vs 3-node etcd, throughput and p99 |
 //!
+//! `single.json` and `cluster3.json` (every workload on one node, on a 3-node
+//! cluster) are tables only.
+//!
 //! A missing file is skipped with a note, so partial results still plot.
 
 use std::collections::BTreeMap;
@@ -215,7 +218,10 @@ pub fn plots(results: &Path, out: &Path) -> Result<()> {
         etcd(&runs, &out.join("etcd3.png"), &mut summary)?;
     }
     if let Some(runs) = load(results, "single.json")? {
-        single(&runs, &mut summary);
+        every_workload(&runs, "Single node", &mut summary);
+    }
+    if let Some(runs) = load(results, "cluster3.json")? {
+        every_workload(&runs, "3-node cluster, at the leader", &mut summary);
     }
     print!("{summary}");
     let path = out.join("summary.md");
@@ -569,8 +575,8 @@ fn etcd(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
     finish(&root, path)
 }
 
-/// The single-node table of every workload (no plot).
-fn single(runs: &[Run], summary: &mut String) {
+/// The table of every workload on one setup (no plot).
+fn every_workload(runs: &[Run], setup: &str, summary: &mut String) {
     let mut groups: BTreeMap<(String, u64), Vec<Run>> = BTreeMap::new();
     for run in runs {
         groups
@@ -580,7 +586,7 @@ fn single(runs: &[Run], summary: &mut String) {
     }
     let _ = writeln!(
         summary,
-        "\n### Single node, every workload ({} clients, closed loop)\n\n\
+        "\n### {setup}, every workload ({} clients, closed loop)\n\n\
          | workload | committed/s | ceiling req/s | ratio to ceiling (runs) | p50 ms | p99 ms | failed |\n|---|---|---|---|---|---|---|",
         runs[0].clients
     );
