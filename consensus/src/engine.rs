@@ -750,6 +750,7 @@ fn spawn_snapshotter(
     let thread = std::thread::Builder::new()
         .name("stele-snapshot".to_owned())
         .spawn(move || {
+            crate::paced::lower_this_thread();
             while let Ok(_seqno) = receiver.recv() {
                 let Some(replica) = weak.upgrade() else {
                     break;

@@ -20,8 +20,8 @@
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - `intake` — the bounded submission queue, and when the executor cuts a
 //!   batch (when this node's log is idle: group commit at the batch level).
-//! - `paced` — snapshot files synced in small steps, so they never hold the
-//!   ledger's fsyncs behind a burst of their data.
+//! - `paced` — snapshot files synced and deleted in small steps, so they never
+//!   hold the ledger's fsyncs behind a burst of IO; snapshot threads at nice 19.
 //! - `waiters` — the submitters waiting for their batch's commit, answered by
 //!   the state machine as it applies the batch.
 //! - [`error`] — [`ConsensusError`].

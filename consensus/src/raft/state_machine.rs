@@ -157,11 +157,11 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         let transfers = self.transfers.clone();
         let built_header = header.clone();
         let started = std::time::Instant::now();
-        let path = tokio::task::spawn_blocking(move || {
+        let path = crate::paced::in_background("stele-raft-snapshot", move || {
             build(&transfers, &built_header, &state.into_snapshot())
         })
         .await
-        .map_err(blocking_error)?
+        .map_err(snapshot_error)?
         .map_err(snapshot_error)?;
         tracing::info!(
             seqno = header.seqno,
