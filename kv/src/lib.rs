@@ -11,7 +11,7 @@
 //!   [`Frozen`], the state at one version set aside cheaply (a clone of the state
 //!   shares it) to be turned into a [`Snapshot`] away from the store's lock.
 //! - `state` — the state itself: (map, key) -> value in sharded copy-on-write hash
-//!   tables, so a clone costs a few hundred reference counts.
+//!   tables, so a clone costs a few thousand reference counts (one per shard).
 //! - `entry` — what an entry holds: its name (`map || key`) and value, each
 //!   inline when short, shared (`Arc`) beyond.
 //! - [`snapshot`] — [`Snapshot`], the state at one version as deterministic bytes,

@@ -8,6 +8,7 @@
 
 use std::ops::RangeBounds;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -136,6 +137,9 @@ pub struct LedgerLogStore {
     log: LogWriter,
     on_truncate: Option<TruncateHook>,
     committed_saved_at: Option<std::time::Instant>,
+    /// Set while a background save of the committed log id runs: at most one
+    /// at a time, so a slow disk cannot pile saves up in tokio's pool.
+    committed_saving: Arc<AtomicBool>,
 }
 
 /// Writes the log: appends, cuts. Shared by the store (openraft's calls) and
@@ -258,6 +262,7 @@ impl LedgerLogStore {
             log: LogWriter { shared, writer },
             on_truncate: None,
             committed_saved_at: None,
+            committed_saving: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -354,15 +359,21 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         if !due {
             return Ok(());
         }
+        if self.committed_saving.swap(true, Ordering::AcqRel) {
+            // One is still running; a later call saves a later id.
+            return Ok(());
+        }
         self.committed_saved_at = Some(std::time::Instant::now());
         // Saved in the background: it is a hint for a restart, and openraft's
         // core task (and the tokio worker under it) waited for the fsyncs.
         let shared = Arc::clone(&self.reader.shared);
+        let saving = Arc::clone(&self.committed_saving);
         tokio::task::spawn_blocking(move || {
             // Never lowered: a snapshot may have raised it already.
             let saved = change_and_save(&shared, |state| {
                 state.meta.committed = state.meta.committed.max(committed);
             });
+            saving.store(false, Ordering::Release);
             if let Err(error) = saved {
                 tracing::warn!(%error, "cannot save the committed log id");
             }
