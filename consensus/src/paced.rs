@@ -17,7 +17,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A snapshot file is synced each time this many bytes were written to it.
 pub(crate) const PACED_SYNC_BYTES: usize = 1 << 20;
@@ -72,11 +72,25 @@ pub(crate) const PACED_TRUNCATE_BYTES: u64 = 2 << 20;
 /// are trimmed as part of the delete); shrinking it 2 MiB at a time kept that
 /// fdatasync at 1.0-2.0 ms, for 25-38 ms in all instead of 18-29
 /// (`bench/disk-probe.py`, 5 runs).
-/// A file this process still has open (a Raft snapshot being sent) is only
+///
+/// The file is first renamed to end in [`DELETING_SUFFIX`], so no reader
+/// that lists the folder afterwards can find it (one that opens the old name
+/// gets `NotFound`, and lists again to find the newer file); one that opened
+/// it before still has it open under the new name, and then the file is only
 /// unlinked: its reader keeps the data, and the blocks are freed when it
-/// closes. (A reader that opens it during the shrinking reads a short file,
-/// which an installer rejects: a transfer is checked frame by frame.)
+/// closes. A crash midway leaves a `*.deleting` file, which
+/// [`remove_leftovers`] deletes.
 pub(crate) fn remove_file_paced(path: &Path) -> io::Result<()> {
+    let mut deleting = path.as_os_str().to_owned();
+    deleting.push(DELETING_SUFFIX);
+    let deleting = PathBuf::from(deleting);
+    std::fs::rename(path, &deleting)?;
+    shrink_and_remove(&deleting)
+}
+
+/// Shrinks `path` [`PACED_TRUNCATE_BYTES`] at a time, unless this process has
+/// it open, then unlinks it.
+fn shrink_and_remove(path: &Path) -> io::Result<()> {
     if !open_in_this_process(path) {
         let file = OpenOptions::new().write(true).open(path)?;
         let mut length = file.metadata()?.len();
@@ -86,6 +100,34 @@ pub(crate) fn remove_file_paced(path: &Path) -> io::Result<()> {
         }
     }
     std::fs::remove_file(path)
+}
+
+/// Suffix of a file [`remove_file_paced`] is deleting.
+pub(crate) const DELETING_SUFFIX: &str = ".deleting";
+
+/// Deletes the files of `dir` whose names end in one of `suffixes` (what a
+/// stopped process left: unfinished writes, files being deleted), paced.
+/// Call it only where nothing else writes or deletes in `dir` meanwhile.
+pub(crate) fn remove_leftovers(dir: &Path, suffixes: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if suffixes.iter().any(|suffix| name.ends_with(suffix)) {
+            let path = entry.path();
+            // Named as being deleted already: no second rename.
+            let removed = if name.ends_with(DELETING_SUFFIX) {
+                shrink_and_remove(&path)
+            } else {
+                remove_file_paced(&path)
+            };
+            if let Err(error) = removed {
+                tracing::warn!(path = %path.display(), %error, "cannot delete a leftover file");
+            }
+        }
+    }
 }
 
 /// Whether a descriptor of this process names `path` (Linux: `/proc/self/fd`;
@@ -176,7 +218,8 @@ mod tests {
         let path = file_of(dir.path(), "closed", 5 << 20);
         assert!(!open_in_this_process(&path));
         remove_file_paced(&path).expect("deleted");
-        assert!(!path.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

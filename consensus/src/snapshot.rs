@@ -16,7 +16,7 @@ use stele_history::Checkpoint;
 use stele_kv::Snapshot;
 
 use crate::identity::ServiceIdentity;
-use crate::paced::{remove_file_paced, PacedFile};
+use crate::paced::{remove_file_paced, remove_leftovers, PacedFile, DELETING_SUFFIX};
 
 /// File name prefix of snapshots.
 pub const SNAPSHOT_PREFIX: &str = "snapshot_";
@@ -54,6 +54,8 @@ pub struct LoadedSnapshot {
 /// Writes `snapshot` with its `note` atomically (temporary file, fsync, rename).
 pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
+    // What a stopped process left (only the snapshotter writes here).
+    remove_leftovers(dir, &[".tmp", DELETING_SUFFIX]);
     let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
     let temporary = path.with_extension("tmp");
     let mut file = std::io::BufWriter::new(PacedFile::new(std::fs::File::create(&temporary)?));

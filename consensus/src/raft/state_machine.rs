@@ -10,7 +10,7 @@
 //! sends one to a node whose next entry the leader has purged (the purge is
 //! logical: every ledger keeps every batch).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
@@ -121,7 +121,7 @@ fn build(
     transfers: &Transfers,
     header: &TransferHeader,
     state: &stele_kv::Snapshot,
-) -> Result<PathBuf, ConsensusError> {
+) -> Result<(PathBuf, std::fs::File), ConsensusError> {
     let mut writer = TransferWriter::create(&transfers.dir, header, state)?;
     transfers
         .reader
@@ -130,14 +130,12 @@ fn build(
     writer.finish()
 }
 
-async fn open_snapshot(path: &Path, header: &TransferHeader) -> StorageResult<Snapshot<SteleRaft>> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|error| snapshot_error(format!("{}: {error}", path.display())))?;
-    Ok(Snapshot {
+/// The snapshot of `header` to send, from its file open at its start.
+fn snapshot_of(file: std::fs::File, header: &TransferHeader) -> Snapshot<SteleRaft> {
+    Snapshot {
         meta: header.meta(),
-        snapshot: Box::new(file),
-    })
+        snapshot: Box::new(tokio::fs::File::from_std(file)),
+    }
 }
 
 impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
@@ -157,7 +155,7 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         let transfers = self.transfers.clone();
         let built_header = header.clone();
         let started = std::time::Instant::now();
-        let path = crate::paced::in_background("stele-raft-snapshot", move || {
+        let (path, file) = crate::paced::in_background("stele-raft-snapshot", move || {
             build(&transfers, &built_header, &state.into_snapshot())
         })
         .await
@@ -167,9 +165,10 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
             seqno = header.seqno,
             log_id = %header.last_log_id,
             build_ms = started.elapsed().as_millis() as u64,
+            path = %path.display(),
             "built a Raft snapshot"
         );
-        open_snapshot(&path, &header).await
+        Ok(snapshot_of(file, &header))
     }
 }
 
@@ -312,9 +311,6 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         let newest = tokio::task::spawn_blocking(move || transfer::newest(&dir))
             .await
             .map_err(blocking_error)?;
-        match newest {
-            Some((path, header)) => open_snapshot(&path, &header).await.map(Some),
-            None => Ok(None),
-        }
+        Ok(newest.map(|(file, header)| snapshot_of(file, &header)))
     }
 }

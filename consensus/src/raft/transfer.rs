@@ -18,7 +18,7 @@
 //! receiving side checks the content (see `install.rs`).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use openraft::{LogId, StoredMembership};
@@ -30,6 +30,7 @@ use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
 use super::meta::ControlRecord;
 use super::types::SteleNode;
 use crate::paced::PacedFile;
+use crate::paced::{remove_leftovers, DELETING_SUFFIX};
 use crate::snapshot::{delete_older, list_newest_first};
 use crate::ConsensusError;
 
@@ -122,7 +123,15 @@ impl TransferWriter {
         let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
         let temporary = path.with_extension("tmp");
         let fail = |error: std::io::Error| transfer_error(&temporary, error);
-        let mut file = BufWriter::new(PacedFile::new(File::create(&temporary).map_err(fail)?));
+        // Readable too: `finish` hands it back to be sent.
+        let created = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .map_err(fail)?;
+        let mut file = BufWriter::new(PacedFile::new(created));
         let mut header_bytes = Vec::new();
         ciborium::into_writer(header, &mut header_bytes)
             .map_err(|error| transfer_error(&temporary, error))?;
@@ -171,21 +180,27 @@ impl TransferWriter {
     }
 
     /// Syncs the file, renames it to its name and deletes older snapshots.
-    pub fn finish(self) -> Result<PathBuf, ConsensusError> {
+    /// Returns its path and the file open at its start: opened before the
+    /// rename, it stays whole even if a newer snapshot (a received one)
+    /// replaces it before it is read.
+    pub fn finish(self) -> Result<(PathBuf, File), ConsensusError> {
         let TransferWriter {
             file,
             temporary,
             path,
             ..
         } = self;
-        file.into_inner()
+        let mut file = file
+            .into_inner()
             .map_err(|error| transfer_error(&temporary, error.error()))?
             .finish()
+            .map_err(|error| transfer_error(&temporary, error))?;
+        file.rewind()
             .map_err(|error| transfer_error(&temporary, error))?;
         std::fs::rename(&temporary, &path).map_err(|error| transfer_error(&path, error))?;
         sync_dir(&path)?;
         prune(&path);
-        Ok(path)
+        Ok((path, file))
     }
 }
 
@@ -344,20 +359,46 @@ fn prune(path: &Path) {
     );
 }
 
-/// The newest snapshot in `dir` whose header reads, with the header.
-pub fn newest(dir: &Path) -> Option<(PathBuf, TransferHeader)> {
-    list(dir).into_iter().find_map(|(_, path)| {
-        let opened = File::open(&path)
-            .map_err(|error| transfer_error(&path, error))
-            .and_then(|file| TransferReader::open(file, &path));
-        match opened {
-            Ok((_, header)) => Some((path, header)),
-            Err(error) => {
-                tracing::warn!(%error, "skipping an unreadable Raft snapshot");
-                None
+/// Times [`newest`] lists the folder again when a file it listed was gone
+/// (deleted because a newer one was just finished) before it could open it.
+const NEWEST_LISTINGS_MAX: usize = 4;
+
+/// The newest snapshot in `dir` whose header reads: the file open (at its
+/// start) and its header. Opened here, once: the open file stays whole even
+/// if a newer snapshot replaces it and it is deleted while it is being sent
+/// ([`remove_file_paced`](crate::paced::remove_file_paced) leaves files this
+/// process has open alone).
+pub fn newest(dir: &Path) -> Option<(File, TransferHeader)> {
+    for _ in 0..NEWEST_LISTINGS_MAX {
+        let mut gone = false;
+        for (_, path) in list(dir) {
+            match open_at_start(&path) {
+                Ok(found) => return Some(found),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    gone = true;
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "skipping an unreadable Raft snapshot");
+                }
             }
         }
-    })
+        if !gone {
+            return None;
+        }
+    }
+    tracing::warn!(dir = %dir.display(), "Raft snapshots kept vanishing while being opened");
+    None
+}
+
+/// `path` open at its start, with its header.
+fn open_at_start(path: &Path) -> std::io::Result<(File, TransferHeader)> {
+    let file = File::open(path)?;
+    let (_, header) = TransferReader::open(file.try_clone()?, path)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()))?;
+    let mut file = file;
+    file.rewind()?;
+    Ok((file, header))
 }
 
 /// A new file for a transfer being received, replacing an unfinished one
@@ -366,7 +407,7 @@ pub fn newest(dir: &Path) -> Option<(PathBuf, TransferHeader)> {
 /// alone.
 pub fn incoming(dir: &Path) -> Result<(File, PathBuf), ConsensusError> {
     std::fs::create_dir_all(dir).map_err(|error| transfer_error(dir, error))?;
-    remove_files(dir, &[INCOMING_SUFFIX]);
+    remove_leftovers(dir, &[INCOMING_SUFFIX]);
     let path = dir.join(format!("receiving{INCOMING_SUFFIX}"));
     let file = File::options()
         .read(true)
@@ -378,24 +419,10 @@ pub fn incoming(dir: &Path) -> Result<(File, PathBuf), ConsensusError> {
     Ok((file, path))
 }
 
-/// Deletes the unfinished transfers and snapshots a stopped process left.
+/// Deletes the unfinished transfers and snapshots a stopped process left, and
+/// the snapshots it was deleting.
 pub fn remove_unfinished(dir: &Path) {
-    remove_files(dir, &[INCOMING_SUFFIX, ".tmp"]);
-}
-
-fn remove_files(dir: &Path, suffixes: &[&str]) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if suffixes.iter().any(|suffix| name.ends_with(suffix)) {
-            if let Err(error) = std::fs::remove_file(entry.path()) {
-                tracing::warn!(path = %entry.path().display(), %error, "cannot delete");
-            }
-        }
-    }
+    remove_leftovers(dir, &[INCOMING_SUFFIX, ".tmp", DELETING_SUFFIX]);
 }
 
 /// Keeps a received transfer as this node's snapshot to send on.
@@ -433,6 +460,12 @@ mod tests {
 
     /// A transfer of `batches` fixture batches over a store holding one key.
     fn written(dir: &Path, batches: usize) -> (PathBuf, TransferHeader, Batches) {
+        let (path, _file, header, entries) = written_open(dir, batches);
+        (path, header, entries)
+    }
+
+    /// [`written`], with the file `finish` hands back.
+    fn written_open(dir: &Path, batches: usize) -> (PathBuf, File, TransferHeader, Batches) {
         let mut fixture = FixtureWriter::new(7);
         let entries: Vec<_> = (0..batches).map(|_| fixture.batch(3)).collect();
         let seqno = fixture.last_seqno();
@@ -454,11 +487,20 @@ mod tests {
         for (batch, signature) in &entries {
             writer.push(batch, signature).unwrap();
         }
-        (writer.finish().unwrap(), header, entries)
+        let (path, file) = writer.finish().unwrap();
+        (path, file, header, entries)
     }
 
     fn read_all(path: &Path) -> Result<(TransferHeader, u64, Batches), ConsensusError> {
-        let (mut reader, header) = TransferReader::open(File::open(path).unwrap(), path)?;
+        read_open(File::open(path).unwrap(), path)
+    }
+
+    /// Reads a transfer from `file`, open at its start.
+    fn read_open(
+        file: File,
+        path: &Path,
+    ) -> Result<(TransferHeader, u64, Batches), ConsensusError> {
+        let (mut reader, header) = TransferReader::open(file, path)?;
         let version = reader.state()?.version();
         let mut batches = Vec::new();
         while let Some(batch) = reader.next_batch()? {
@@ -475,16 +517,43 @@ mod tests {
         assert_eq!(read_header, header);
         assert_eq!(version, header.seqno);
         assert_eq!(batches, entries);
-        assert_eq!(newest(dir.path()).unwrap(), (path, header));
+        let (file, found) = newest(dir.path()).unwrap();
+        assert_eq!(found, header);
+        assert_eq!(
+            read_open(file, &path).unwrap().2,
+            entries,
+            "open at its start"
+        );
     }
 
     #[test]
     fn a_newer_transfer_replaces_the_older_one() {
         let dir = tempfile::tempdir().unwrap();
         let (old, _, _) = written(dir.path(), 2);
-        let (new, header, _) = written(dir.path(), 3);
+        let (_, header, _) = written(dir.path(), 3);
         assert!(!old.exists(), "{} kept", old.display());
-        assert_eq!(newest(dir.path()).unwrap(), (new, header));
+        assert_eq!(newest(dir.path()).unwrap().1, header);
+    }
+
+    /// The race a follower's transfer once had: the snapshot to send was
+    /// listed, then opened by name; a build finishing in between deleted it.
+    #[test]
+    fn a_snapshot_being_sent_stays_whole_when_a_newer_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, built, header, entries) = written_open(dir.path(), 2);
+        let (listed, _) = newest(dir.path()).unwrap();
+        let (_, newer, _) = written(dir.path(), 3);
+        assert!(!path.exists(), "replaced");
+        assert_eq!(newest(dir.path()).unwrap().1, newer);
+        for file in [built, listed] {
+            let (read_header, _, batches) = read_open(file, &path).unwrap();
+            assert_eq!((read_header, batches), (header.clone(), entries.clone()));
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "nothing left behind: {names:?}");
     }
 
     #[test]
@@ -519,10 +588,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, _, _) = written(dir.path(), 1);
         let (_file, incoming_path) = incoming(dir.path()).unwrap();
-        std::fs::write(dir.path().join("raft-snapshot-9-9.tmp"), b"partial").unwrap();
+        let leftovers = ["raft-snapshot-9-9.tmp", "raft-snapshot-1-1.deleting"];
+        for name in leftovers {
+            std::fs::write(dir.path().join(name), b"partial").unwrap();
+        }
         remove_unfinished(dir.path());
         assert!(path.exists());
         assert!(!incoming_path.exists());
-        assert!(!dir.path().join("raft-snapshot-9-9.tmp").exists());
+        for name in leftovers {
+            assert!(!dir.path().join(name).exists(), "{name} left");
+        }
     }
 }
