@@ -2,8 +2,13 @@
 # nodes in the background and wait for them, stop them on exit. Every wait is
 # bounded; every node listens on loopback only.
 
-# The release binary, built incrementally.
+# The release binary, built incrementally (or $STELE, if set).
 build_stele() {
+    # STELE set: that binary instead (A/B runs against an older build).
+    if [ -n "${STELE:-}" ]; then
+        echo "using $STELE" >&2
+        return
+    fi
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
     cargo build --release --bin stele >&2
     STELE=$CARGO_TARGET_DIR/release/stele

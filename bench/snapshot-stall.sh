@@ -19,7 +19,7 @@ RATE=${RATE:-2000}
 RUNS=${RUNS:-3}
 PORT=${PORT:-18643}
 
-if [ -z "${STELE:-}" ]; then build_stele; fi
+build_stele
 WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/stele-stall.XXXXXX")
 trap stop_nodes EXIT
 trap 'exit 130' INT TERM

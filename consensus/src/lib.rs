@@ -19,7 +19,8 @@
 //!   storage over the ledger.
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
 //! - `intake` — the bounded submission queue, and when the executor cuts a
-//!   batch (when this node's log is idle: group commit at the batch level).
+//!   batch (when this node's log is idle: group commit at the batch level;
+//!   then lingering, at most one sync's time, for as many as the last batch).
 //! - `paced` — snapshot files synced and deleted in small steps, so they never
 //!   hold the ledger's fsyncs behind a burst of IO; snapshot threads at nice 19.
 //! - `waiters` — the submitters waiting for their batch's commit, answered by
