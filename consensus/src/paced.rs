@@ -4,8 +4,10 @@
 //! that much of its data; [`remove_file_paced`], which deletes a large file a
 //! few MiB at a time for the same reason; and [`in_background`] /
 //! [`lower_this_thread`], snapshot threads at the least CPU priority (nice
-//! 19): once the other causes of the snapshot stall were removed, the worst
-//! commit latency of `bench/snapshot-stall.sh` fell from 15-83 ms to 15-25 ms.
+//! 19), so the build's CPU goes to the commit path's threads first (its
+//! effect on the worst commit latency is not established: 3 runs of
+//! `bench/snapshot-stall.sh` showed 15-83 ms falling to 15-25 ms, 11 later
+//! ones 20-80 ms).
 //!
 //! Why: a snapshot file is tens of MB written as fast as the CPU allows. Left
 //! to the kernel, its dirty pages go to the disk in bursts (at the final
