@@ -42,6 +42,16 @@ struct State {
     idle_since: Option<(Instant, Duration)>,
 }
 
+impl State {
+    /// The log made durable what was proposed last: proposing now costs no
+    /// wait behind another sync. (After a rollback seqnos are reused and
+    /// `durable_seqno` may be ahead: the next batch is then cut early, which
+    /// costs batching, not correctness.)
+    fn log_idle(&self) -> bool {
+        self.durable_seqno >= self.proposed_seqno
+    }
+}
+
 /// Why the executor sleeps. Under load it waits for the log's sync with part
 /// of a batch queued. Notifying it for every submission cost a futex call per
 /// submission (~22 k a second: `std`'s condvar makes one even with no
@@ -123,9 +133,9 @@ impl Intake {
     /// This node's log made a batch ending at `seqno` durable.
     pub(crate) fn durable(&self, seqno: u64) {
         let mut state = lock(&self.state);
-        let was_idle = state.durable_seqno >= state.proposed_seqno;
+        let was_idle = state.log_idle();
         state.durable_seqno = state.durable_seqno.max(seqno);
-        let idle = state.durable_seqno >= state.proposed_seqno;
+        let idle = state.log_idle();
         if idle && !was_idle {
             let now = Instant::now();
             let sync = state
@@ -140,14 +150,10 @@ impl Intake {
         }
     }
 
-    /// The log made durable what was proposed last: proposing now costs no
-    /// wait behind another sync. (After a rollback seqnos are reused and
-    /// `durable_seqno` may be ahead: the next batch is then cut early, which
-    /// costs batching, not correctness.)
+    /// [`State::log_idle`], for the tests.
     #[cfg(test)]
     pub(crate) fn log_idle(&self) -> bool {
-        let state = lock(&self.state);
-        state.durable_seqno >= state.proposed_seqno
+        lock(&self.state).log_idle()
     }
 
     /// The next batch: blocks for a first submission, then cuts when the log
@@ -175,7 +181,7 @@ impl Intake {
         let deadline = Instant::now() + wait;
         loop {
             let now = Instant::now();
-            let idle = state.durable_seqno >= state.proposed_seqno;
+            let idle = state.log_idle();
             let full = state.queue.len() >= entries_max;
             let (count, until) = if idle {
                 let expected = state.last_cut.clamp(1, entries_max);

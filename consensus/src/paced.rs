@@ -109,7 +109,8 @@ pub(crate) const DELETING_SUFFIX: &str = ".deleting";
 
 /// Deletes the files of `dir` whose names end in one of `suffixes` (what a
 /// stopped process left: unfinished writes, files being deleted), paced.
-/// Call it only where nothing else writes or deletes in `dir` meanwhile.
+/// Call it only where nothing else creates files with those suffixes in
+/// `dir` meanwhile.
 pub(crate) fn remove_leftovers(dir: &Path, suffixes: &[&str]) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

@@ -29,8 +29,7 @@ use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
 
 use super::meta::ControlRecord;
 use super::types::SteleNode;
-use crate::paced::PacedFile;
-use crate::paced::{remove_leftovers, DELETING_SUFFIX};
+use crate::paced::{remove_leftovers, PacedFile, DELETING_SUFFIX};
 use crate::snapshot::{delete_older, list_newest_first};
 use crate::ConsensusError;
 
@@ -393,10 +392,9 @@ pub fn newest(dir: &Path) -> Option<(File, TransferHeader)> {
 
 /// `path` open at its start, with its header.
 fn open_at_start(path: &Path) -> std::io::Result<(File, TransferHeader)> {
-    let file = File::open(path)?;
+    let mut file = File::open(path)?;
     let (_, header) = TransferReader::open(file.try_clone()?, path)
         .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()))?;
-    let mut file = file;
     file.rewind()?;
     Ok((file, header))
 }
