@@ -85,7 +85,7 @@ pub fn router(engine: Arc<Engine>, admin: Option<&crate::config::Admin>) -> Rout
 }
 
 /// A membership refusal as HTTP: 307 to the leader, 400 for a bad request,
-/// 503 otherwise.
+/// 504 for a new member that did not catch up in time, 503 otherwise.
 fn membership_error(error: ConsensusError) -> Response {
     match error {
         ConsensusError::NotLeader {
@@ -105,6 +105,10 @@ fn membership_error(error: ConsensusError) -> Response {
         }
         ConsensusError::Config(message) => {
             HttpError::bad_request(codes::INVALID_ARGUMENT, message).into_response()
+        }
+        // A new member that did not catch up in time (and was removed again).
+        ConsensusError::Timeout(message) => {
+            HttpError::new(StatusCode::GATEWAY_TIMEOUT, codes::TIMEOUT, message).into_response()
         }
         other => HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,

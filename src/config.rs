@@ -28,6 +28,7 @@
 //! election_timeout_max_ms = 1000
 //! snapshot_entries = 10000            # Raft entries before a snapshot (0: never)
 //! log_entries_kept = 1000             # entries behind a snapshot still sent as log
+//! learner_catch_up_timeout_ms = 600000 # a node added must follow the log within it
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
 //! id = 1
@@ -133,6 +134,10 @@ pub struct Cluster {
     /// Entries kept behind a snapshot that are still sent as log entries.
     #[serde(default = "log_entries_kept_default")]
     pub log_entries_kept: u64,
+    /// Longest wait for a node added with `POST /admin/members` to acknowledge
+    /// the leader's log before it votes; past it, it is removed again (504).
+    #[serde(default = "learner_catch_up_timeout_ms_default")]
+    pub learner_catch_up_timeout_ms: u64,
     /// Every voter, this node included (for a joining node: the members it
     /// joins, for their addresses and keys, and itself).
     pub members: Vec<Member>,
@@ -156,6 +161,10 @@ fn election_timeout_max_ms_default() -> u64 {
 
 fn snapshot_entries_default() -> u64 {
     stele_consensus::RaftLogPolicy::default().snapshot_entries
+}
+
+fn learner_catch_up_timeout_ms_default() -> u64 {
+    stele_consensus::RaftTiming::default().learner_catch_up_timeout_ms
 }
 
 fn log_entries_kept_default() -> u64 {

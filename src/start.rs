@@ -166,6 +166,7 @@ fn cluster_setup(
                 heartbeat_ms: cluster.heartbeat_ms,
                 election_timeout_min_ms: cluster.election_timeout_min_ms,
                 election_timeout_max_ms: cluster.election_timeout_max_ms,
+                learner_catch_up_timeout_ms: cluster.learner_catch_up_timeout_ms,
             },
             RaftLogPolicy {
                 snapshot_entries: cluster.snapshot_entries,

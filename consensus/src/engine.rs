@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use openraft::error::{ForwardToLeader, RaftError};
+use openraft::metrics::WaitError;
 use openraft::network::RaftNetworkFactory;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -114,6 +115,9 @@ pub struct RaftTiming {
     pub election_timeout_min_ms: u64,
     /// Longest election timeout.
     pub election_timeout_max_ms: u64,
+    /// Longest wait for a node being added to acknowledge the leader's log
+    /// (see [`Engine::add_member`]).
+    pub learner_catch_up_timeout_ms: u64,
 }
 
 impl Default for RaftTiming {
@@ -122,6 +126,7 @@ impl Default for RaftTiming {
             heartbeat_ms: 100,
             election_timeout_min_ms: 500,
             election_timeout_max_ms: 1000,
+            learner_catch_up_timeout_ms: LEARNER_CATCH_UP_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -149,9 +154,15 @@ impl Default for RaftLogPolicy {
     }
 }
 
-/// How many entries behind the leader a joining learner may be when it is
-/// made a voter.
+/// How many entries behind the leader a learner may be for openraft's own
+/// blocking `add_learner` (unused: [`Engine::add_member`] waits for the
+/// learner's acknowledgement instead).
 pub const LEARNER_LAG_MAX_ENTRIES: u64 = 64;
+
+/// Default longest wait for a node being added to acknowledge the leader's log
+/// up to the call, in milliseconds: catching up re-executes every batch (a
+/// snapshot transfer for a long log), so this allows for a large ledger.
+pub const LEARNER_CATCH_UP_TIMEOUT_MS_DEFAULT: u64 = 600_000;
 
 /// Bytes of snapshot data per InstallSnapshot message (well under the peer
 /// message limit).
@@ -185,6 +196,10 @@ pub const APPEND_ENTRIES_MAX: u64 = 16;
 
 /// Longest wait at start for a single-member cluster to elect itself.
 const SINGLE_ELECTION_WAIT_MS: u64 = 10_000;
+
+/// Longest wait at start for a node that led before it stopped to move to a
+/// new term (it stands for election at once: only the vote's save waits).
+const NEW_VIEW_WAIT_MS: u64 = 10_000;
 
 impl Drop for Engine {
     /// An engine dropped without [`Engine::shutdown`] still lets its executor
@@ -229,6 +244,7 @@ pub struct Engine {
     in_flight: Arc<AtomicUsize>,
     restored_from: Option<u64>,
     snapshotter: Option<JoinHandle<()>>,
+    learner_catch_up_timeout_ms: u64,
 }
 
 impl Engine {
@@ -343,6 +359,7 @@ impl Engine {
             in_flight,
             restored_from,
             snapshotter,
+            learner_catch_up_timeout_ms: cluster.timing.learner_catch_up_timeout_ms,
         })
     }
 
@@ -396,8 +413,12 @@ impl Engine {
     }
 
     /// Adds node `id` as a voter: first as a learner, waiting until it has
-    /// caught up with the log (re-executing and checking every batch), then
-    /// promoted by a membership change. Only the leader can.
+    /// acknowledged the leader's log up to the call (re-executing and checking
+    /// every batch), then promoted by a membership change. A learner that has
+    /// not within `learner_catch_up_timeout_ms` (unreachable, too slow) is
+    /// removed again, and the call fails with [`ConsensusError::Timeout`]: a
+    /// voter that cannot follow would cost the cluster its quorum. Only the
+    /// leader can.
     pub async fn add_member(&self, id: u64, node: SteleNode) -> Result<(), ConsensusError> {
         if node.verifying_key().is_none() {
             return Err(ConsensusError::Config(format!(
@@ -409,16 +430,25 @@ impl Engine {
                 "node {id} is already a voter"
             )));
         }
+        // Returns once the membership with the learner is committed.
         self.raft
-            .add_learner(id, node, true)
+            .add_learner(id, node, false)
             .await
             .map_err(from_raft_error)?;
-        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(from_raft_error)?;
-        Ok(())
+        // On a task of its own, so that a client going away (dropping this
+        // call) does not leave the learner half added.
+        let raft = self.raft.clone();
+        let timeout_ms = self.learner_catch_up_timeout_ms;
+        tokio::spawn(async move {
+            wait_for_learner(&raft, id, timeout_ms).await?;
+            let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+            raft.change_membership(change, false)
+                .await
+                .map_err(from_raft_error)?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| ConsensusError::Stopped(format!("adding node {id}: {error}")))?
     }
 
     /// Removes voter `id` from the membership (it stops receiving the log and
@@ -445,11 +475,21 @@ impl Engine {
     /// Where transaction `id` is.
     pub fn tx_state(&self, id: TransactionId) -> TxState {
         let history = self.replica.read_history();
+        let committed = self.committed_seqno();
         match history.batch_of(id.seqno) {
-            None => TxState::Unknown,
             Some(batch) if batch.view != id.view => TxState::Invalid,
-            Some(_) if id.seqno <= self.committed_seqno() => TxState::Committed,
+            Some(_) if id.seqno <= committed => TxState::Committed,
             Some(_) => TxState::Pending,
+            // Past this node's log. Views never decrease along a Raft log, so
+            // an id of a view older than the last committed transaction's
+            // can never be committed: a view lost in a crash or a deposition.
+            None if history
+                .batch_of(committed)
+                .is_some_and(|batch| id.view < batch.view) =>
+            {
+                TxState::Invalid
+            }
+            None => TxState::Unknown,
         }
     }
 
@@ -628,6 +668,60 @@ where
     }
 }
 
+/// Waits until learner `id` has acknowledged (matched, in the leader's
+/// replication metrics) the leader's log as it is now; removes it again
+/// if it has not within the timeout.
+async fn wait_for_learner(
+    raft: &Raft<SteleRaft>,
+    id: u64,
+    timeout_ms: u64,
+) -> Result<(), ConsensusError> {
+    let target = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let timeout = Duration::from_millis(timeout_ms);
+    let acknowledged = raft
+        .wait(Some(timeout))
+        .metrics(
+            |metrics| {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&id).copied().flatten());
+                matched.is_some_and(|log_id| log_id.index >= target)
+            },
+            "the learner acknowledges the log",
+        )
+        .await;
+    match acknowledged {
+        Ok(_) => Ok(()),
+        Err(WaitError::ShuttingDown) => Err(ConsensusError::Stopped(
+            "the Raft engine stopped".to_owned(),
+        )),
+        Err(WaitError::Timeout(..)) => {
+            let matched = raft
+                .metrics()
+                .borrow()
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&id).copied().flatten())
+                .map_or_else(
+                    || "nothing".to_owned(),
+                    |log_id| format!("up to {}", log_id.index),
+                );
+            tracing::warn!(node = id, %matched, target, "a new member did not catch up: removing it");
+            let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+            raft.change_membership(change, false)
+                .await
+                .map_err(from_raft_error)?;
+            Err(ConsensusError::Timeout(format!(
+                "node {id} did not acknowledge the log up to index {target} within {} ms \
+                 (it acknowledged {matched}): it was removed again; check that it runs \
+                 with join = true and that its address is reachable",
+                timeout_ms
+            )))
+        }
+    }
+}
+
 /// Keeps the peer keys in step with the Raft membership: a member added by the
 /// leader can then talk to this node, a removed one no longer can.
 async fn follow_membership_keys(raft: Raft<SteleRaft>, auth: Arc<PeerAuth>) {
@@ -694,6 +788,8 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     }
     .validate()
     .map_err(|error| raft_error(&error))?;
+    let mut log_store = log_store;
+    let resigned_term = log_store.resign_saved_leadership(cluster.node_id);
     let state_machine = ReplicaStateMachine::new(Arc::clone(replica), transfers);
     let raft = Raft::new(
         cluster.node_id,
@@ -704,19 +800,22 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     )
     .await
     .map_err(|error| raft_error(&error))?;
-    if !cluster.join
+    let initializing = !cluster.join
         && !raft
             .is_initialized()
             .await
-            .map_err(|error| raft_error(&error))?
-    {
+            .map_err(|error| raft_error(&error))?;
+    if initializing {
         // Every member initialises with the same membership: the same entry at
         // log index 0 everywhere, so it is safe on all of them.
         raft.initialize(cluster.members.clone())
             .await
             .map_err(|error| raft_error(&error))?;
     }
-    if cluster.members.len() == 1 && !cluster.join {
+    let single = cluster.members.len() == 1 && !cluster.join;
+    // A new cluster of one elects itself as it initialises.
+    new_view_at_start(&raft, resigned_term, single && !initializing).await?;
+    if single {
         let wait = || raft.wait(Some(Duration::from_millis(SINGLE_ELECTION_WAIT_MS)));
         let metrics = wait()
             .state(ServerState::Leader, "a cluster of one elects itself")
@@ -731,6 +830,37 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
             .map_err(|error| raft_error(&error))?;
     }
     Ok(raft)
+}
+
+/// Every start is a new view (as in CCF): a node that led before it stopped
+/// (`resigned_term`, see [`LedgerLogStore::resign_saved_leadership`]) stands
+/// for election at once, and this waits until its term has moved past the old
+/// one, so the executor never proposes in a view it may have used before a
+/// crash. A restarted cluster of one (`elect_anyway`) also elects itself at
+/// once rather than after an election timeout.
+async fn new_view_at_start(
+    raft: &Raft<SteleRaft>,
+    resigned_term: Option<u64>,
+    elect_anyway: bool,
+) -> Result<(), ConsensusError> {
+    if resigned_term.is_none() && !elect_anyway {
+        return Ok(());
+    }
+    raft.trigger()
+        .elect()
+        .await
+        .map_err(|error| ConsensusError::Raft(error.to_string()))?;
+    if let Some(term) = resigned_term {
+        raft.wait(Some(Duration::from_millis(NEW_VIEW_WAIT_MS)))
+            .metrics(
+                |metrics| metrics.current_term > term,
+                "a new view after the restart",
+            )
+            .await
+            .map_err(|error| ConsensusError::Raft(error.to_string()))?;
+        tracing::info!(previous_view = term, "restarted in a new view");
+    }
+    Ok(())
 }
 
 fn spawn_snapshotter(

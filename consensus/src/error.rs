@@ -60,6 +60,9 @@ pub enum ConsensusError {
     /// The Raft engine failed or refused.
     #[error("raft: {0}")]
     Raft(String),
+    /// An operation did not finish in time (and was undone as it says).
+    #[error("timed out: {0}")]
+    Timeout(String),
 }
 
 fn leader_hint(leader: Option<u64>, address: Option<&str>) -> String {

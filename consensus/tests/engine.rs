@@ -57,6 +57,7 @@ fn single_member() -> ClusterSetup {
             heartbeat_ms: 50,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
+            ..RaftTiming::default()
         },
         log: RaftLogPolicy::default(),
         join: false,
@@ -292,4 +293,39 @@ fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
         .map(|key| engine.kv_get("m", &format!("k{key}")).unwrap())
         .collect();
     assert_eq!(replayed, expected);
+}
+
+#[test]
+fn every_restart_is_a_new_view_and_older_views_past_the_log_are_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut previous = None;
+    for restart in 0..3 {
+        let engine = start(dir.path());
+        let view = engine.view();
+        if let Some(previous) = previous {
+            assert!(
+                view > previous,
+                "start {restart} resumed view {view}, not past {previous}"
+            );
+        }
+        let id = submit(&engine, put(&format!("k{restart}"), "v"), true).transaction_id;
+        assert_eq!(id.view, view, "start {restart}: {id} in view {view}");
+        // An id the last view might have given beyond the log, had it crashed
+        // with it pending: it can never commit now.
+        if let Some(previous) = previous {
+            let lost = TransactionId {
+                view: previous,
+                seqno: id.seqno + 1,
+            };
+            assert_eq!(engine.tx_state(lost), TxState::Invalid, "{lost}");
+        }
+        // The current view past the log may still come.
+        let next = TransactionId {
+            view,
+            seqno: id.seqno + 1,
+        };
+        assert_eq!(engine.tx_state(next), TxState::Unknown, "{next}");
+        previous = Some(view);
+        engine.shutdown();
+    }
 }

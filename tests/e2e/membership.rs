@@ -13,9 +13,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use stele_history::{Digest, SigningKey};
 use stele_tests::client::Auth;
 use stele_tests::cluster::{Cluster, ClusterOptions};
 use stele_tests::Method;
@@ -139,6 +140,50 @@ fn a_node_joins_catches_up_and_votes_and_a_removed_one_is_shut_out() {
         cluster.wait_committed(*index, last);
     }
     assert_ne!(cluster.client(removed).tx_status(last), "Committed");
+    cluster.terminate_and_verify();
+}
+
+/// How long the test below lets a new member take to catch up, in
+/// milliseconds (`[cluster] learner_catch_up_timeout_ms`).
+const LEARNER_TIMEOUT_MS: u64 = 2_000;
+
+/// A node that cannot be reached (nothing listens on port 1) is added to a
+/// young cluster: it never acknowledges the log, so it is never made a voter.
+/// The call answers 504 `Timeout` once the timeout passed, the learner is
+/// removed again, the membership is as before and the cluster still commits.
+#[test]
+fn an_unreachable_member_times_out_and_the_cluster_stays_writable() {
+    let options = ClusterOptions {
+        cluster_settings: format!("learner_catch_up_timeout_ms = {LEARNER_TIMEOUT_MS}\n"),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(Path::new(BIN), &options);
+    let founders = cluster.all();
+    let leader = cluster.leader(&founders);
+    cluster.client(leader).put("m", "before", "v");
+    let before = cluster
+        .admin(leader, Method::GET, "/admin/members", None)
+        .expect_json(200);
+
+    let key = SigningKey::from_bytes(&[42; 32]).verifying_key();
+    let body =
+        json!({"id": 9, "address": "127.0.0.1:1", "public_key": Digest(key.to_bytes()).to_hex()});
+    let started = Instant::now();
+    let reply = cluster.admin(leader, Method::POST, "/admin/members", Some(&body));
+    let waited = started.elapsed();
+    assert_eq!(reply.expect_error(504), "Timeout", "{}", reply.text());
+    let (_, message) = reply.error_envelope().unwrap();
+    assert!(message.contains("node 9"), "{message}");
+    assert!(
+        waited >= Duration::from_millis(LEARNER_TIMEOUT_MS),
+        "answered after {waited:?}, before the timeout"
+    );
+
+    cluster.client(leader).put("m", "after", "v");
+    let after = cluster
+        .admin(leader, Method::GET, "/admin/members", None)
+        .expect_json(200);
+    assert_eq!(after, before, "the membership changed");
     cluster.terminate_and_verify();
 }
 

@@ -289,6 +289,24 @@ impl LedgerLogStore {
         self.on_truncate = Some(hook);
     }
 
+    /// If the saved vote says `node_id` led (a committed vote for itself),
+    /// turns it into an uncommitted one of the same term and returns that term.
+    /// Openraft would otherwise resume leading at start in the old view and
+    /// hand out again the ids it gave before a crash and lost; with this, a
+    /// restart elects anew, in a new view. In memory only: lowering a vote to
+    /// the uncommitted one of the same leader grants nobody else anything, and
+    /// the election saves its own, higher vote.
+    pub fn resign_saved_leadership(&mut self, node_id: u64) -> Option<u64> {
+        let mut state = lock(&self.reader.shared);
+        let vote = state.meta.vote?;
+        if !vote.is_committed() || vote.leader_id().voted_for() != Some(node_id) {
+            return None;
+        }
+        let term = vote.leader_id().get_term();
+        state.meta.vote = Some(Vote::new(term, node_id));
+        Some(term)
+    }
+
     fn save_meta(&self, change: impl FnOnce(&mut RaftMeta)) -> Result<(), ConsensusError> {
         change_and_save(&self.reader.shared, |state| change(&mut state.meta))
     }

@@ -142,6 +142,7 @@ impl Cluster {
                 heartbeat_ms: 50,
                 election_timeout_min_ms: if slow { 900 } else { 150 },
                 election_timeout_max_ms: if slow { 1200 } else { 300 },
+                ..RaftTiming::default()
             },
             log: self.log,
             join: false,
