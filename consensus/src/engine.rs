@@ -765,7 +765,7 @@ async fn follow_membership_keys(raft: Raft<SteleRaft>, auth: Arc<PeerAuth>) {
 async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     cluster: &ClusterSetup,
     network: N,
-    log_store: LedgerLogStore,
+    mut log_store: LedgerLogStore,
     replica: &Arc<Replica>,
     transfers: Transfers,
 ) -> Result<Raft<SteleRaft>, ConsensusError> {
@@ -788,7 +788,6 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
     }
     .validate()
     .map_err(|error| raft_error(&error))?;
-    let mut log_store = log_store;
     let resigned_term = log_store.resign_saved_leadership(cluster.node_id);
     let state_machine = ReplicaStateMachine::new(Arc::clone(replica), transfers);
     let raft = Raft::new(

@@ -144,3 +144,25 @@ async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
         "the copy differs from the batches' frames"
     );
 }
+
+#[tokio::test]
+async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let writer = FixtureWriter::new(7);
+    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
+        .expect("a new ledger");
+    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    assert_eq!(store.resign_saved_leadership(1), None, "no vote saved");
+    let mut led = Vote::new(4, 1);
+    led.commit();
+    store.save_vote(&led).await.expect("the vote is saved");
+    // Another node's leadership, or a mere candidacy, is left alone.
+    assert_eq!(store.resign_saved_leadership(2), None);
+    assert_eq!(store.read_vote().await.expect("a vote"), Some(led));
+    // This node's: the same term, uncommitted, so openraft does not resume
+    // leading in it.
+    assert_eq!(store.resign_saved_leadership(1), Some(4));
+    let read = store.read_vote().await.expect("a vote");
+    assert_eq!(read, Some(Vote::new(4, 1)));
+    assert_eq!(store.resign_saved_leadership(1), None);
+}
