@@ -312,7 +312,8 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// This crate's own errors: starting the server and its TLS files.
+/// This crate's own errors: starting the server and its TLS files, and a
+/// request body cut off by its deadline.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A file or directory could not be read or written.
@@ -340,4 +341,8 @@ pub enum ApiError {
     /// The server stopped with an I/O error.
     #[error("serving HTTPS: {0}")]
     Serve(std::io::Error),
+    /// A request body did not arrive within the body-read timeout (the error
+    /// a handler reading it sees; the client gets 408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
 }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::error::{codes, HttpError};
+use crate::error::{codes, ApiError, HttpError};
 
 /// hyper's own limit on HTTP/1 headers (its default, kept: a higher one costs
 /// an allocation per request); ours must be below it.
@@ -132,11 +132,6 @@ pub async fn read_deadline(
     response
 }
 
-/// Why a body read failed: its deadline passed.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimeout;
-
 /// A body that fails once its deadline passes with frames still missing.
 struct DeadlineBody {
     inner: Body,
@@ -157,7 +152,7 @@ impl http_body::Body for DeadlineBody {
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
             self.expired.store(true, Ordering::Relaxed);
-            return Poll::Ready(Some(Err(BodyTimeout.into())));
+            return Poll::Ready(Some(Err(ApiError::BodyTimeout.into())));
         }
         Poll::Pending
     }
