@@ -38,13 +38,23 @@ pub async fn precheck_body_size(
     next.run(request).await
 }
 
-/// Reads `body` to its end and drops it; 413 `PayloadTooLarge` as soon as it
-/// is longer than `max`. A refusal sent before the body is read makes hyper
-/// reset the HTTP/2 stream, and curl then reports the reset (exit 92) instead
-/// of the answer; reading it first lets every client see the error. The read
-/// is bounded in time by the server's body-read deadline.
-pub async fn drain(body: Body, max: usize) -> Result<(), HttpError> {
-    let mut body = body;
+/// Reads the body of `request` to its end and drops it; 413
+/// `PayloadTooLarge` as soon as it is longer than the body limit in force. A
+/// refusal sent before the body is read makes hyper reset the HTTP/2 stream,
+/// and curl then reports the reset (exit 92) instead of the answer; reading it
+/// first lets every client see the error. The read is bounded in time by the
+/// server's body-read deadline. A client that waits for `100 Continue` has not
+/// sent its body: it is not asked to, it gets the refusal at once.
+pub async fn drain(request: Request) -> Result<(), HttpError> {
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        return Ok(());
+    }
+    let max = body_bytes_max(&request);
+    let mut body = request.into_body();
     let mut read = 0usize;
     while let Some(frame) = body.frame().await {
         // A broken body: the connection is going anyway; the refusal stands.
@@ -61,8 +71,7 @@ pub async fn drain(body: Body, max: usize) -> Result<(), HttpError> {
 /// [`drain`]) up to the body limit in force; beyond it, 413 and the
 /// connection is closed. For 401, 403, 404, 405 and 415.
 pub async fn refuse(request: Request, error: HttpError) -> Response {
-    let max = body_bytes_max(&request);
-    match drain(request.into_body(), max).await {
+    match drain(request).await {
         Ok(()) => error.into_response(),
         Err(too_large) => {
             let mut response = too_large.into_response();

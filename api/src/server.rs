@@ -109,7 +109,6 @@ pub async fn serve_listener_with(
         + limits.uri_bytes_max;
     builder
         .http2()
-        .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(h2_header_list_bytes * 2).unwrap_or(u32::MAX));
     let server = server.serve(router.into_make_service());
     tokio::pin!(server);
