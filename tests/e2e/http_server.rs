@@ -356,3 +356,82 @@ fn an_oversized_admin_body_names_the_admin_limit() {
     );
     assert_eq!(reply.expect_error(400), "InvalidBody");
 }
+
+/// The open-file limit the descriptor-reserve test gives the node (soft and
+/// hard): 256 for connections once the reserve is kept.
+const FD_LIMIT: u64 = 512;
+
+/// More connections than that limit allows.
+const CONNECTIONS_TRIED: usize = 600;
+
+/// Refusals after which the test stops opening connections.
+const REFUSALS_ENOUGH: usize = 3;
+
+/// How long a connection attempt of that test may take (a node out of file
+/// descriptors never answers the handshake).
+const REFUSAL_WAIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn clients_cannot_take_the_ledgers_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    // The node runs under `ulimit -n 512` (soft and hard).
+    let wrapper = dir.path().join("stele-limited.sh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -n {FD_LIMIT} || exit 1\nexec '{BIN}' \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = dir.path().join("stele.toml");
+    // The smallest chunks: every write below opens a new ledger file. Long
+    // timeouts: only the cap keeps the descriptors.
+    std::fs::write(
+        &config,
+        "[ledger]\nchunk_bytes = 4096\n\
+         [api]\nheader_read_timeout_ms = 600000\nidle_timeout_ms = 600000\n",
+    )
+    .unwrap();
+    let mut node_config = NodeConfig::new(&wrapper, &dir.path().join("data"));
+    node_config.extra_args = vec!["--config".to_owned(), config.to_str().unwrap().to_owned()];
+    let node = TestNode::start_with(node_config);
+
+    // The test's own client connects first (and keeps its connection).
+    node.get_public("/node/commit").expect_status(200);
+    // Take every other connection the node allows, and then some.
+    let pem = std::fs::read(node.data_dir().join("tls").join("node.crt")).unwrap();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..CONNECTIONS_TRIED {
+        match raw::connect(node.address(), &pem, REFUSAL_WAIT) {
+            Ok(stream) => held.push(stream),
+            Err(_) => refused += 1,
+        }
+        if refused == REFUSALS_ENOUGH {
+            break;
+        }
+    }
+    println!(
+        "{} of {CONNECTIONS_TRIED} connections held, {refused} refused (open-file limit {FD_LIMIT})",
+        held.len()
+    );
+    assert!(refused > 0, "no connection refused");
+    // Each write opens a ledger chunk: all must commit.
+    let value = "v".repeat(4096);
+    for index in 0..20 {
+        node.put("m", &format!("k{index}"), &value);
+    }
+    let chunks = std::fs::read_dir(node.ledger_dir()).unwrap().count();
+    assert!(chunks > 20, "{chunks} files in the ledger folder");
+    assert!(
+        !node.log_tail().contains("Too many open files"),
+        "{}",
+        node.log_tail()
+    );
+    // The connections held are still served.
+    let reply = raw::send_and_read(&mut held[0], &keep_alive_get("/node/commit")).unwrap();
+    assert_eq!(reply.status, 200);
+}
