@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use tokio::time::Instant as TokioInstant;
+
 use axum_server::accept::Accept;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -170,7 +172,7 @@ where
                 _permit: permit,
                 activity: Arc::clone(&activity),
                 idle_timeout,
-                last_active: Instant::now(),
+                last_active: TokioInstant::now(),
                 idle: Box::pin(tokio::time::sleep(idle_timeout)),
             };
             Ok((
@@ -192,7 +194,8 @@ pub struct ConnectionIo<S> {
     _permit: OwnedSemaphorePermit,
     activity: Arc<Activity>,
     idle_timeout: Duration,
-    last_active: Instant,
+    /// On tokio's clock, the idle timer's own.
+    last_active: TokioInstant,
     /// Fires at the earliest time the connection may be idle; checked (and
     /// pushed back) only then, so a byte costs a clock read, not a timer reset.
     idle: Pin<Box<Sleep>>,
@@ -202,7 +205,7 @@ impl<S> ConnectionIo<S> {
     /// `Ready(Err)` once the connection has been idle for `idle_timeout`.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         while self.idle.as_mut().poll(cx).is_ready() {
-            let now = Instant::now();
+            let now = TokioInstant::now();
             let deadline = if self.activity.in_flight.load(Ordering::Relaxed) > 0 {
                 now + self.idle_timeout
             } else {
@@ -214,7 +217,7 @@ impl<S> ConnectionIo<S> {
                     "the connection was idle for too long",
                 ));
             }
-            self.idle.as_mut().reset(deadline.into());
+            self.idle.as_mut().reset(deadline);
         }
         Poll::Pending
     }
@@ -231,7 +234,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnectionIo<S> {
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    this.last_active = Instant::now();
+                    this.last_active = TokioInstant::now();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -253,7 +256,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnectionIo<S> {
         let written = Pin::new(&mut this.stream).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = written {
             if written > 0 {
-                this.last_active = Instant::now();
+                this.last_active = TokioInstant::now();
             }
         }
         written
@@ -268,7 +271,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnectionIo<S> {
         let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(written)) = written {
             if written > 0 {
-                this.last_active = Instant::now();
+                this.last_active = TokioInstant::now();
             }
         }
         written
@@ -330,7 +333,53 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{connection_cap, CONNECTIONS_MIN, FDS_RESERVED};
+    #![allow(clippy::unwrap_used)]
+
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// A connection's IO over one end of an in-memory pipe.
+    fn io_over(
+        stream: tokio::io::DuplexStream,
+        idle_timeout: Duration,
+    ) -> ConnectionIo<tokio::io::DuplexStream> {
+        ConnectionIo {
+            stream,
+            _permit: Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+            activity: Arc::new(Activity::default()),
+            idle_timeout,
+            last_active: TokioInstant::now(),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_without_bytes_and_requests() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut io = io_over(server, Duration::from_secs(1));
+        let mut buffer = [0u8; 8];
+        // Bytes keep it open.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            tokio::io::AsyncWriteExt::write_all(&mut client, b"x")
+                .await
+                .unwrap();
+            assert_eq!(io.read(&mut buffer).await.unwrap(), 1);
+        }
+        // So does a request in flight, however long.
+        io.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let waited = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buffer)).await;
+        assert!(
+            waited.is_err(),
+            "closed with a request in flight: {waited:?}"
+        );
+        // Without either, it is closed.
+        io.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let error = io.read(&mut buffer).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        drop(client);
+    }
 
     #[test]
     fn the_cap_leaves_the_reserve() {
