@@ -37,6 +37,10 @@
 //! - Every 4xx/5xx response body is `{"error":{"code","message",...}}` with
 //!   `Content-Type: application/json`, including the framework's own
 //!   rejections (the [`layers`] safety net converts anything that slips by).
+//!   Only what hyper refuses before any of our code runs has an empty body
+//!   (see [`limits`]).
+//! - Connections are bounded: at most the cap open (a file-descriptor reserve
+//!   is never given to clients), none idle, none slow in its head or body.
 //! - A request that is refused (bad body, bad query, no token, too large, shed)
 //!   never reaches [`Node::submit`]: validation happens before the call.
 //! - A body larger than [`ApiConfig::body_bytes_max`] is refused with 413
