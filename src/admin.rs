@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -31,7 +32,7 @@ use stele_api::{codes, HttpError};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::{ConsensusError, Engine, Members};
 
-/// Largest body `PUT /admin/partition` reads.
+/// Largest body the admin routes read (413 `PayloadTooLarge` beyond).
 pub const ADMIN_BODY_BYTES_MAX: usize = 4096;
 
 /// What the admin routes need.
@@ -79,8 +80,14 @@ pub fn router(engine: Arc<Engine>, admin: Option<&crate::config::Admin>) -> Rout
         );
         router = router.route("/admin/partition", get(partition_get).put(partition_put));
     }
+    // The precheck refuses a declared oversized body at once and records the
+    // limit, so that a refusal names this limit and not the API's.
     router
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
+        .layer(from_fn_with_state(
+            ADMIN_BODY_BYTES_MAX,
+            stele_api::layers::precheck_body_size,
+        ))
         .with_state(state)
 }
 

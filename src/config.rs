@@ -17,6 +17,13 @@
 //! body_bytes_max = 1048576
 //! requests_in_flight_max = 4096
 //! request_timeout_ms = 30000
+//! connections_max = 8192                # lowered to the open-file limit - 256
+//! header_read_timeout_ms = 10000        # TLS handshake and request head
+//! idle_timeout_ms = 60000               # no byte and no request in flight
+//! body_read_timeout_ms = 30000          # every route: 408, then close
+//! uri_bytes_max = 8192                  # 414 beyond
+//! headers_max = 64                      # 431 beyond (at most 100)
+//! header_bytes_max = 16384              # 431 beyond
 //!
 //! [ledger]
 //! chunk_bytes = 67108864
@@ -42,6 +49,10 @@
 //! [[users]]
 //! name = "alice"
 //! token_sha256 = "<64 hex: SHA-256 of alice's bearer token>"
+//!
+//! [[auditors]]                        # read receipts, not /app (403)
+//! name = "audit-team"
+//! token_sha256 = "<64 hex: SHA-256 of the auditor's bearer token>"
 //! ```
 
 use std::net::SocketAddr;
@@ -90,6 +101,9 @@ pub struct Config {
     /// Users allowed on `/app/*`. With none, the first start creates one token in
     /// `<data dir>/user.token`.
     pub users: Vec<User>,
+    /// Auditors: their tokens read receipts (as users' do) but get 403 on
+    /// `/app/*`. Same fields as `[[users]]`.
+    pub auditors: Vec<User>,
     /// The cluster; absent: a cluster of one.
     pub cluster: Option<Cluster>,
     /// The operator's routes; absent: none are served.
@@ -216,6 +230,21 @@ pub struct Api {
     pub requests_in_flight_max: usize,
     /// Longest a request may take, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Most connections open at once (lowered to the open-file limit minus a
+    /// reserve for the ledger).
+    pub connections_max: usize,
+    /// Longest TLS handshake and request head, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Longest idle connection (no byte, no request in flight), in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Longest request body read, every route, in milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// Longest request target, in bytes.
+    pub uri_bytes_max: usize,
+    /// Most request header fields.
+    pub headers_max: usize,
+    /// Most bytes of request header names and values.
+    pub header_bytes_max: usize,
 }
 
 impl Default for Api {
@@ -225,7 +254,42 @@ impl Default for Api {
             body_bytes_max: defaults.body_bytes_max,
             requests_in_flight_max: defaults.requests_in_flight_max,
             request_timeout_ms: defaults.request_timeout_ms,
+            connections_max: defaults.connections_max,
+            header_read_timeout_ms: defaults.header_read_timeout_ms,
+            idle_timeout_ms: defaults.idle_timeout_ms,
+            body_read_timeout_ms: defaults.body_read_timeout_ms,
+            uri_bytes_max: defaults.uri_bytes_max,
+            headers_max: defaults.headers_max,
+            header_bytes_max: defaults.header_bytes_max,
         }
+    }
+}
+
+impl Api {
+    /// Checks the connection and request bounds (the rest is checked in
+    /// [`Config::validate`]).
+    fn validate_connections(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("connections_max", self.connections_max as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("uri_bytes_max", self.uri_bytes_max as u64),
+            ("headers_max", self.headers_max as u64),
+            ("header_bytes_max", self.header_bytes_max as u64),
+        ] {
+            if value == 0 {
+                bail!("api.{name} must be at least 1");
+            }
+        }
+        let hyper_max = stele_api::limits::HYPER_HEADERS_MAX;
+        if self.headers_max >= hyper_max {
+            bail!(
+                "api.headers_max is {}; it must be below {hyper_max} (hyper's own limit)",
+                self.headers_max
+            );
+        }
+        Ok(())
     }
 }
 
@@ -308,6 +372,7 @@ impl Config {
         if self.api.request_timeout_ms == 0 {
             bail!("api.request_timeout_ms must be at least 1");
         }
+        self.api.validate_connections()?;
         if self.ledger.chunk_bytes < stele_ledger::CHUNK_BYTES_MIN {
             bail!(
                 "ledger.chunk_bytes is {}; at least {}",
@@ -391,6 +456,8 @@ mod tests {
             ("[batching]\nworkers = 0", "batching.workers"),
             ("[batching]\nbatch_entries_max = 0", "batch_entries_max"),
             ("[api]\nbody_bytes_max = 0", "body_bytes_max"),
+            ("[api]\nidle_timeout_ms = 0", "api.idle_timeout_ms"),
+            ("[api]\nheaders_max = 100", "api.headers_max"),
             ("[ledger]\nchunk_bytes = 1", "chunk_bytes"),
             (
                 "[[users]]\nname = \"a\"\ntoken_sha256 = \"xyz\"",

@@ -74,9 +74,16 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     let api_config = ApiConfig {
         body_bytes_max: config.api.body_bytes_max,
         user_token_hashes: user_tokens(&dir, &config)?,
+        auditor_token_hashes: config
+            .auditors
+            .iter()
+            .map(|auditor| auditor.token_sha256.0)
+            .collect(),
         requests_in_flight_max: config.api.requests_in_flight_max,
         request_timeout_ms: config.api.request_timeout_ms,
+        ..api_bounds(&config.api)
     };
+    let server_config = api_config.clone();
     let tls = ensure_self_signed(&dir.tls())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,7 +112,8 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
-        stele_api::serve_listener(router, listener, tls, shutdown_signal()).await?;
+        stele_api::serve_listener_with(router, listener, tls, &server_config, shutdown_signal())
+            .await?;
         tracing::info!("HTTP stopped; making the last batches durable");
         match Arc::try_unwrap(engine) {
             Ok(engine) => engine.shutdown().await,
@@ -118,6 +126,21 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     drop(runtime);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection and request bounds of `[api]` (the rest of [`ApiConfig`]
+/// at its defaults, overridden by the caller).
+fn api_bounds(api: &crate::config::Api) -> ApiConfig {
+    ApiConfig {
+        connections_max: api.connections_max,
+        header_read_timeout_ms: api.header_read_timeout_ms,
+        idle_timeout_ms: api.idle_timeout_ms,
+        body_read_timeout_ms: api.body_read_timeout_ms,
+        uri_bytes_max: api.uri_bytes_max,
+        headers_max: api.headers_max,
+        header_bytes_max: api.header_bytes_max,
+        ..ApiConfig::default()
+    }
 }
 
 /// The deliberate execution fault, from `STELE_TEST_FAULT` (tests only:

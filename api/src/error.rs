@@ -43,8 +43,11 @@ pub mod codes {
     pub const NEGATIVE_AMOUNT: &str = "NegativeAmount";
     /// 400 (or another 4xx): any other malformed request the framework refused.
     pub const BAD_REQUEST: &str = "BadRequest";
-    /// 401: `/app/*` without a valid `Authorization: Bearer` token.
+    /// 401: `/app/*` or a receipt without a valid `Authorization: Bearer` token.
     pub const UNAUTHORIZED: &str = "Unauthorized";
+    /// 403: a valid token whose role may not use the route (an auditor's on
+    /// `/app/*`).
+    pub const FORBIDDEN: &str = "Forbidden";
     /// 404: no such route, key, record, account, receipt or checkpoint.
     pub const NOT_FOUND: &str = "NotFound";
     /// 404: a SmallBank account does not exist (abort).
@@ -65,8 +68,15 @@ pub mod codes {
     pub const CORRUPT_BALANCE: &str = "CorruptBalance";
     /// 409: a value read for the response is not UTF-8 (abort).
     pub const VALUE_NOT_UTF8: &str = "ValueNotUtf8";
+    /// 408: the request body did not arrive within the body-read timeout (the
+    /// connection is closed).
+    pub const REQUEST_TIMEOUT: &str = "RequestTimeout";
     /// 413: the body is larger than the configured maximum.
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
+    /// 414: the request target (path and query) is longer than the maximum.
+    pub const URI_TOO_LONG: &str = "UriTooLong";
+    /// 431: more header fields, or more header bytes, than the maximum.
+    pub const HEADERS_TOO_LARGE: &str = "HeadersTooLarge";
     /// 415: a body route without `Content-Type: application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
     /// 500: something broke inside the node.
@@ -302,7 +312,8 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// This crate's own errors: starting the server and its TLS files.
+/// This crate's own errors: starting the server and its TLS files, and a
+/// request body cut off by its deadline.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A file or directory could not be read or written.
@@ -330,4 +341,8 @@ pub enum ApiError {
     /// The server stopped with an I/O error.
     #[error("serving HTTPS: {0}")]
     Serve(std::io::Error),
+    /// A request body did not arrive within the body-read timeout (the error
+    /// a handler reading it sees; the client gets 408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
 }

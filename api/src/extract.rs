@@ -34,6 +34,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, HttpError> {
         if !is_json_content_type(request.headers()) {
+            // Read the body first, so that the client gets the answer.
+            crate::layers::drain(request).await?;
             return Err(HttpError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 codes::UNSUPPORTED_MEDIA_TYPE,

@@ -1,11 +1,13 @@
 //! Middleware: the body-size precheck, the overload/timeout error handler, the
-//! JSON fallbacks (404, 405) and the envelope safety net.
+//! JSON fallbacks (404, 405), [`refuse`] (an early refusal that reads the body
+//! first) and the envelope safety net.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
 use tower::BoxError;
 
 use crate::error::{codes, HttpError};
@@ -36,6 +38,60 @@ pub async fn precheck_body_size(
     next.run(request).await
 }
 
+/// Reads the body of `request` to its end and drops it; 413
+/// `PayloadTooLarge` as soon as it is longer than the body limit in force. A
+/// refusal sent before the body is read makes hyper reset the HTTP/2 stream,
+/// and curl then reports the reset (exit 92) instead of the answer; reading it
+/// first lets every client see the error. The read is bounded in time by the
+/// server's body-read deadline. A client that waits for `100 Continue` has not
+/// sent its body: it is not asked to, it gets the refusal at once.
+pub async fn drain(request: Request) -> Result<(), HttpError> {
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        return Ok(());
+    }
+    let max = body_bytes_max(&request);
+    let mut body = request.into_body();
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        // A broken body: the connection is going anyway; the refusal stands.
+        let Ok(frame) = frame else { return Ok(()) };
+        read = read.saturating_add(frame.data_ref().map_or(0, |data| data.len()));
+        if read > max {
+            return Err(HttpError::payload_too_large(max));
+        }
+    }
+    Ok(())
+}
+
+/// `error` as the answer to `request`, once its body has been read (see
+/// [`drain`]) up to the body limit in force; beyond it, 413 and the
+/// connection is closed. For 401, 403, 404, 405 and 415.
+pub async fn refuse(request: Request, error: HttpError) -> Response {
+    match drain(request).await {
+        Ok(()) => error.into_response(),
+        Err(too_large) => {
+            let mut response = too_large.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// The body limit [`precheck_body_size`] recorded for `request`, or the
+/// default.
+pub fn body_bytes_max(request: &Request) -> usize {
+    request
+        .extensions()
+        .get::<BodyBytesMax>()
+        .map_or(crate::config::BODY_BYTES_MAX_DEFAULT, |max| max.0)
+}
+
 /// Turns the errors of the load-shedding, concurrency and timeout layers into
 /// the envelope: 503 `Busy` when saturated, 503 `Timeout` when too slow.
 pub async fn overload_error(error: BoxError) -> HttpError {
@@ -62,19 +118,20 @@ pub async fn overload_error(error: BoxError) -> HttpError {
     }
 }
 
-/// Fallback for unknown routes: 404 `NotFound`.
-pub async fn no_route(request: Request) -> HttpError {
-    HttpError::not_found(format!(
+/// Fallback for unknown routes: 404 `NotFound` (after reading the body).
+pub async fn no_route(request: Request) -> Response {
+    let error = HttpError::not_found(format!(
         "no route for {} {}",
         request.method(),
         crate::extract::quote(request.uri().path())
-    ))
+    ));
+    refuse(request, error).await
 }
 
 /// Fallback for known routes with another method: 405 `MethodNotAllowed` (the
-/// router adds the `Allow` header).
-pub async fn wrong_method(request: Request) -> HttpError {
-    HttpError::new(
+/// router adds the `Allow` header), after reading the body.
+pub async fn wrong_method(request: Request) -> Response {
+    let error = HttpError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         codes::METHOD_NOT_ALLOWED,
         format!(
@@ -82,7 +139,8 @@ pub async fn wrong_method(request: Request) -> HttpError {
             request.method(),
             crate::extract::quote(request.uri().path())
         ),
-    )
+    );
+    refuse(request, error).await
 }
 
 /// Middleware: a 307 `NotLeader` answer gets a `Location` on the leader with
@@ -129,6 +187,7 @@ pub async fn ensure_envelope(request: Request, next: Next) -> Response {
     };
     let code = match status {
         StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        StatusCode::FORBIDDEN => codes::FORBIDDEN,
         StatusCode::NOT_FOUND => codes::NOT_FOUND,
         StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
         StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,

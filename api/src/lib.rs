@@ -15,13 +15,20 @@
 //! - [`error`] — [`HttpError`] (the `{"error":{"code","message"}}` envelope and
 //!   the mapping of every error kind to a status and code, see [`codes`]) and
 //!   [`ApiError`], this crate's own error type.
-//! - [`auth`] — bearer tokens on `/app/*`, compared by SHA-256 in constant time.
+//! - [`auth`] — bearer tokens (users on `/app/*`, users and auditors on
+//!   receipts), compared by SHA-256 in constant time.
 //! - [`layers`] — the middleware: body-size precheck, load shedding, timeout,
-//!   and the last-resort conversion of any non-JSON error into the envelope.
+//!   early refusals that read the body first, and the last-resort conversion
+//!   of any non-JSON error into the envelope.
+//! - [`limits`] — server-wide (every route): URI and header limits (414, 431
+//!   in the envelope) and the body-read deadline (408).
+//! - [`connections`] — below HTTP: the connection cap (with a file-descriptor
+//!   reserve) and the idle timeout.
 //! - [`metrics`] — HTTP request counters and latency histograms, `/metrics`.
 //! - [`openapi`] — the hand-written OpenAPI 3.1 document at `/openapi.json`.
-//! - [`server`] — [`serve`] / [`serve_listener`]: HTTPS only (rustls with the
-//!   `ring` provider), graceful shutdown.
+//! - [`server`] — [`serve`] / [`serve_listener`] / [`serve_listener_with`]:
+//!   HTTPS only (rustls with the `ring` provider), bounded connections,
+//!   graceful shutdown.
 //! - [`tls`] — [`TlsFiles`] and [`ensure_self_signed`] (rcgen certificate on
 //!   first start).
 //!
@@ -30,6 +37,10 @@
 //! - Every 4xx/5xx response body is `{"error":{"code","message",...}}` with
 //!   `Content-Type: application/json`, including the framework's own
 //!   rejections (the [`layers`] safety net converts anything that slips by).
+//!   Only what hyper refuses before any of our code runs has an empty body
+//!   (see [`limits`]).
+//! - Connections are bounded: at most the cap open (a file-descriptor reserve
+//!   is never given to clients), none idle, none slow in its head or body.
 //! - A request that is refused (bad body, bad query, no token, too large, shed)
 //!   never reaches [`Node::submit`]: validation happens before the call.
 //! - A body larger than [`ApiConfig::body_bytes_max`] is refused with 413
@@ -43,9 +54,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
@@ -58,7 +71,7 @@ pub use config::ApiConfig;
 pub use error::{codes, ApiError, HttpError};
 pub use node::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
 pub use routes::{router, ROUTES};
-pub use server::{serve, serve_listener, SHUTDOWN_GRACE};
+pub use server::{serve, serve_listener, serve_listener_with, SHUTDOWN_GRACE};
 pub use tls::{ensure_self_signed, TlsFiles};
 
 /// The `prometheus-client` crate this API encodes metrics with: register the

@@ -748,6 +748,54 @@ async fn streamed_oversized_body_is_cut_at_the_limit() {
     assert_eq!(node.submits(), 0);
 }
 
+#[tokio::test]
+async fn early_refusals_read_the_body_up_to_the_limit() {
+    // 401, 404, 415: the body is read first (HTTP/2 clients then see the
+    // answer); one over the limit gets 413 and the connection is closed.
+    let node = FakeNode::new();
+    let router = stele_api::router(
+        node.clone(),
+        stele_api::ApiConfig {
+            body_bytes_max: 1000,
+            ..support::config()
+        },
+        support::node_registry(),
+    );
+    for (uri, auth, content_type, code) in [
+        ("/app/tx", Auth::Missing, JSON, "Unauthorized"),
+        ("/nope", Auth::Valid, JSON, "NotFound"),
+        (
+            "/app/tx",
+            Auth::Valid,
+            Some("text/plain"),
+            "UnsupportedMediaType",
+        ),
+    ] {
+        let reply = call(
+            &router,
+            Method::POST,
+            uri,
+            auth,
+            content_type,
+            futures_stream(10),
+        )
+        .await;
+        assert_eq!(reply.json()["error"]["code"], code, "{uri}");
+        let reply = call(
+            &router,
+            Method::POST,
+            uri,
+            auth,
+            content_type,
+            futures_stream(100),
+        )
+        .await;
+        let error = reply.error(413, "PayloadTooLarge");
+        assert!(error["message"].as_str().unwrap().contains("1000"));
+    }
+    assert_eq!(node.submits(), 0);
+}
+
 /// A body of `chunks` chunks of 64 bytes, without a length.
 fn futures_stream(chunks: u64) -> Body {
     let chunk = Bytes::from_static(&[b' '; 64]);

@@ -390,6 +390,35 @@ async fn public_routes_need_no_token_and_any_configured_token_works() {
 }
 
 #[tokio::test]
+async fn receipts_need_a_user_or_auditor_token_and_auditors_stay_off_app() {
+    let node = FakeNode::new();
+    let router = app(&node);
+    post(&router, "/app/tx", r#"{"ops":[]}"#).await.ok_json();
+    let receipt = "/node/receipt?transaction_id=2.1";
+    let as_auditor = Auth::Header("Bearer auditor-token");
+    let reply = |uri: &'static str, auth: Auth| {
+        let router = router.clone();
+        async move { call(&router, Method::GET, uri, auth, None, Body::empty()).await }
+    };
+    reply(receipt, Auth::Missing)
+        .await
+        .error(401, "Unauthorized");
+    reply(receipt, Auth::Header("Bearer nobody"))
+        .await
+        .error(401, "Unauthorized");
+    reply(receipt, Auth::Valid).await.ok_json();
+    reply(receipt, as_auditor).await.ok_json();
+    // An auditor's token is valid but not for /app: 403, not 401.
+    let forbidden = reply("/app/kv/m/k", as_auditor).await;
+    forbidden.error(403, "Forbidden");
+    // Checkpoints and proofs stay public.
+    assert_eq!(
+        reply("/node/checkpoint", Auth::Missing).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn metrics_serve_the_node_and_the_http_metrics() {
     let node = FakeNode::new();
     let router = app(&node);

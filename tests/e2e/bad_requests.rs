@@ -356,24 +356,27 @@ fn table(commit: TransactionId, tree_size: u64) -> Vec<Case> {
         Case::get("node_tx_id_negative", "/node/tx?transaction_id=-1.2").auth(Auth::None),
         Case::get("node_tx_id_three_parts", "/node/tx?transaction_id=1.2.3").auth(Auth::None),
         Case::get("node_tx_id_empty", "/node/tx?transaction_id=").auth(Auth::None),
-        Case::get("receipt_missing_id", "/node/receipt").auth(Auth::None),
-        Case::get("receipt_id_not_numbers", "/node/receipt?transaction_id=a.b").auth(Auth::None),
+        Case::get("receipt_missing_id", "/node/receipt"),
+        Case::get("receipt_id_not_numbers", "/node/receipt?transaction_id=a.b"),
         Case::get(
             "receipt_id_leading_zero",
             "/node/receipt?transaction_id=01.2",
-        )
-        .auth(Auth::None),
+        ),
         Case::get(
             "receipt_beyond_the_ledger",
             format!("/node/receipt?transaction_id={beyond}"),
         )
-        .auth(Auth::None)
         .expect(&[404]),
         Case::get(
             "receipt_wrong_view",
             format!("/node/receipt?transaction_id={other_view}"),
+        ),
+        Case::get(
+            "receipt_without_a_token",
+            format!("/node/receipt?transaction_id={commit}"),
         )
-        .auth(Auth::None),
+        .auth(Auth::None)
+        .expect(&[401]),
         // Consistency ranges.
         Case::get("consistency_missing_to", "/node/consistency?from=1").auth(Auth::None),
         Case::get("consistency_missing_both", "/node/consistency").auth(Auth::None),

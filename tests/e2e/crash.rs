@@ -174,7 +174,7 @@ fn check_record(client: &NodeClient, key: &VerifyingKey, record: &Record) -> Res
     if writer != id {
         return Err(format!("{id}: {} was written by {writer}", record.key));
     }
-    let reply = client.get_public(&format!("/node/receipt?transaction_id={id}"));
+    let reply = client.get(&format!("/node/receipt?transaction_id={id}"));
     if reply.status != 200 {
         return Err(format!(
             "{id}: /node/receipt -> {} {}",

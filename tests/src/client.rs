@@ -327,9 +327,9 @@ impl NodeClient {
         seen
     }
 
-    /// The receipt JSON of `id` as served, expecting 200.
+    /// The receipt JSON of `id` as served (to the user token), expecting 200.
     pub fn receipt_text(&self, id: TransactionId) -> String {
-        self.get_public(&format!("/node/receipt?transaction_id={id}"))
+        self.get(&format!("/node/receipt?transaction_id={id}"))
             .expect_status(200)
             .text()
     }

@@ -41,15 +41,16 @@ impl RawResponse {
     }
 }
 
-/// Connects to `address` over TLS trusting only `certificate_pem`, writes
-/// `request` as is, and reads the response until the server closes the connection
-/// or `timeout` passes between reads. The request should say `Connection: close`.
-pub fn exchange(
+/// A TLS connection made by hand (see [`connect`]).
+pub type RawStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A TLS connection to `address` trusting only `certificate_pem`, its handshake
+/// done; reads and writes time out after `timeout`.
+pub fn connect(
     address: SocketAddr,
     certificate_pem: &[u8],
-    request: &[u8],
     timeout: Duration,
-) -> Result<RawResponse, String> {
+) -> Result<RawStream, String> {
     let certificate = CertificateDer::from_pem_slice(certificate_pem)
         .map_err(|error| format!("the node certificate is not PEM: {error}"))?;
     let mut roots = RootCertStore::empty();
@@ -72,6 +73,77 @@ pub fn exchange(
         .and_then(|()| socket.set_write_timeout(Some(timeout)))
         .map_err(|error| format!("socket timeouts: {error}"))?;
     let mut stream = StreamOwned::new(connection, socket);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|error| format!("TLS handshake with {address}: {error}"))?;
+    }
+    Ok(stream)
+}
+
+/// Reads from `stream` until the server closes it (`Ok` with what was read) or
+/// `timeout` passes without a byte (`Err`).
+pub fn read_to_close(stream: &mut RawStream, timeout: Duration) -> Result<Vec<u8>, String> {
+    stream
+        .sock
+        .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+        .map_err(|error| format!("socket timeout: {error}"))?;
+    let mut read = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Ok(read),
+            Ok(count) => read.extend_from_slice(&buffer[..count]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                return Ok(read)
+            }
+            Err(error) => return Err(format!("still open after {} bytes ({error})", read.len())),
+        }
+    }
+}
+
+/// Writes `request` on `stream` and reads one whole response (the connection
+/// may stay open).
+pub fn send_and_read(stream: &mut RawStream, request: &[u8]) -> Result<RawResponse, String> {
+    stream
+        .write_all(request)
+        .and_then(|()| stream.flush())
+        .map_err(|error| format!("write the request: {error}"))?;
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let read = stream
+            .read(&mut buffer)
+            .map_err(|error| format!("read the response: {error}"))?;
+        if read == 0 {
+            return parse(&response, true)?
+                .ok_or_else(|| "the connection closed inside the response".to_owned());
+        }
+        response.extend_from_slice(&buffer[..read]);
+        if let Some(parsed) = parse(&response, false)? {
+            return Ok(parsed);
+        }
+    }
+}
+
+/// Connects to `address` over TLS trusting only `certificate_pem`, writes
+/// `request` as is, and reads the response until the server closes the connection
+/// or `timeout` passes between reads. The request should say `Connection: close`.
+pub fn exchange(
+    address: SocketAddr,
+    certificate_pem: &[u8],
+    request: &[u8],
+    timeout: Duration,
+) -> Result<RawResponse, String> {
+    let mut stream = connect(address, certificate_pem, timeout)?;
     stream
         .write_all(request)
         .and_then(|()| stream.flush())

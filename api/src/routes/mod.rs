@@ -119,7 +119,10 @@ pub fn router<N: Node>(node: Arc<N>, config: ApiConfig, mut registry: Registry) 
         node,
         registry: Arc::new(registry),
     };
-    let token_hashes: Arc<[[u8; 32]]> = config.user_token_hashes.into();
+    let tokens = auth::Tokens {
+        users: config.user_token_hashes.into(),
+        auditors: config.auditor_token_hashes.into(),
+    };
     let overload = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(layers::overload_error))
         .load_shed()
@@ -148,7 +151,7 @@ pub fn router<N: Node>(node: Arc<N>, config: ApiConfig, mut registry: Registry) 
         .fallback(layers::no_route)
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
         .layer(overload)
-        .layer(from_fn_with_state(token_hashes, auth::require_token))
+        .layer(from_fn_with_state(tokens, auth::require_token))
         .layer(from_fn_with_state(
             config.body_bytes_max,
             layers::precheck_body_size,

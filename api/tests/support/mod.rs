@@ -32,6 +32,9 @@ pub const TOKEN: &str = "test-token-0123456789";
 /// A second accepted token.
 pub const OTHER_TOKEN: &str = "other-token";
 
+/// The auditor's token of [`config`]: receipts, not `/app`.
+pub const AUDITOR_TOKEN: &str = "auditor-token";
+
 /// Holds submissions until released (to fill the in-flight limit).
 pub struct Gate {
     entered: mpsc::UnboundedSender<()>,
@@ -267,6 +270,7 @@ pub fn canned_receipt(id: TransactionId, size: u64) -> Receipt {
 pub fn config() -> ApiConfig {
     ApiConfig {
         user_token_hashes: vec![token_hash(TOKEN), token_hash(OTHER_TOKEN)],
+        auditor_token_hashes: vec![token_hash(AUDITOR_TOKEN)],
         ..ApiConfig::default()
     }
 }
