@@ -50,28 +50,7 @@ pub fn exchange(
     request: &[u8],
     timeout: Duration,
 ) -> Result<RawResponse, String> {
-    let certificate = CertificateDer::from_pem_slice(certificate_pem)
-        .map_err(|error| format!("the node certificate is not PEM: {error}"))?;
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(certificate)
-        .map_err(|error| format!("the node certificate is unusable: {error}"))?;
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|error| format!("TLS configuration: {error}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let name = ServerName::from(address.ip());
-    let connection = ClientConnection::new(Arc::new(config), name)
-        .map_err(|error| format!("TLS connection: {error}"))?;
-    let socket = TcpStream::connect_timeout(&address, timeout)
-        .map_err(|error| format!("connect to {address}: {error}"))?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| socket.set_write_timeout(Some(timeout)))
-        .map_err(|error| format!("socket timeouts: {error}"))?;
-    let mut stream = StreamOwned::new(connection, socket);
+    let mut stream = connect(address, certificate_pem, timeout)?;
     stream
         .write_all(request)
         .and_then(|()| stream.flush())
@@ -112,6 +91,66 @@ pub fn exchange(
             String::from_utf8_lossy(&response)
         )
     })
+}
+
+/// A TLS connection to `address` trusting only `certificate_pem`, with `timeout`
+/// on connecting and on every read and write.
+fn connect(
+    address: SocketAddr,
+    certificate_pem: &[u8],
+    timeout: Duration,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let certificate = CertificateDer::from_pem_slice(certificate_pem)
+        .map_err(|error| format!("the node certificate is not PEM: {error}"))?;
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(certificate)
+        .map_err(|error| format!("the node certificate is unusable: {error}"))?;
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("TLS configuration: {error}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = ServerName::from(address.ip());
+    let connection = ClientConnection::new(Arc::new(config), name)
+        .map_err(|error| format!("TLS connection: {error}"))?;
+    let socket = TcpStream::connect_timeout(&address, timeout)
+        .map_err(|error| format!("connect to {address}: {error}"))?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)))
+        .map_err(|error| format!("socket timeouts: {error}"))?;
+    Ok(StreamOwned::new(connection, socket))
+}
+
+/// Writes `head`, then up to `body_bytes` bytes of zeros, over a new TLS
+/// connection (like [`exchange`]), stopping at the first failed write (the
+/// server refused and closed). Returns how many body bytes were written; the
+/// response is not read.
+pub fn send_body(
+    address: SocketAddr,
+    certificate_pem: &[u8],
+    head: &[u8],
+    body_bytes: usize,
+    timeout: Duration,
+) -> Result<usize, String> {
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let mut stream = connect(address, certificate_pem, timeout)?;
+    stream
+        .write_all(head)
+        .map_err(|error| format!("write the head: {error}"))?;
+    let chunk = vec![0u8; CHUNK_BYTES];
+    let mut written = 0;
+    while written < body_bytes {
+        let size = CHUNK_BYTES.min(body_bytes - written);
+        if stream.write_all(&chunk[..size]).is_err() {
+            break;
+        }
+        written += size;
+    }
+    let _ = stream.flush();
+    Ok(written)
 }
 
 /// `Ok(None)` while `bytes` is not a whole response yet; `closed` says the server
