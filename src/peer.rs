@@ -102,32 +102,46 @@ async fn rpc(
     }
 }
 
+/// Why a request's `Content-Length` is refused.
+enum LengthRefused {
+    Missing,
+    NotANumber,
+    TooLarge(PeerAuthError),
+}
+
+impl LengthRefused {
+    fn response(&self) -> Response {
+        match self {
+            LengthRefused::Missing => error(
+                StatusCode::LENGTH_REQUIRED,
+                "LengthRequired",
+                "peer requests must declare their Content-Length",
+            ),
+            LengthRefused::NotANumber => error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "Content-Length is not a number",
+            ),
+            LengthRefused::TooLarge(refusal) => refused(refusal),
+        }
+    }
+}
+
 /// The request's declared body size: present and within the limit.
-fn content_length(headers: &HeaderMap) -> Result<usize, Response> {
-    let Some(value) = headers.get(header::CONTENT_LENGTH) else {
-        return Err(error(
-            StatusCode::LENGTH_REQUIRED,
-            "LengthRequired",
-            "peer requests must declare their Content-Length",
-        ));
-    };
+fn content_length(headers: &HeaderMap) -> Result<usize, LengthRefused> {
+    let value = headers
+        .get(header::CONTENT_LENGTH)
+        .ok_or(LengthRefused::Missing)?;
     let length = value
         .to_str()
         .ok()
         .and_then(|text| text.parse::<usize>().ok())
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "Content-Length is not a number",
-            )
-        })?;
+        .ok_or(LengthRefused::NotANumber)?;
     if length > PEER_MESSAGE_BYTES_MAX {
-        let too_large = PeerAuthError::TooLarge {
+        return Err(LengthRefused::TooLarge(PeerAuthError::TooLarge {
             size: length,
             max: PEER_MESSAGE_BYTES_MAX,
-        };
-        return Err(refused(&too_large));
+        }));
     }
     Ok(length)
 }
@@ -151,7 +165,7 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
     };
     let length = match content_length(headers) {
         Ok(length) => length,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     if engine.partition().is_blocked(head.from) {
         return error(
@@ -187,21 +201,21 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
                 .handle_append(request)
                 .await
                 .map(|r| sign(engine, &head, &r)),
-            Err(response) => return response,
+            Err(refusal) => return refused(&refusal),
         },
         PeerRpcKind::Vote => match decode(engine, kind, &head, &body) {
             Ok(request) => engine
                 .handle_vote(request)
                 .await
                 .map(|r| sign(engine, &head, &r)),
-            Err(response) => return response,
+            Err(refusal) => return refused(&refusal),
         },
         PeerRpcKind::Snapshot => match decode::<SnapshotChunk>(engine, kind, &head, &body) {
             Ok(chunk) => engine
                 .handle_snapshot(chunk.into())
                 .await
                 .map(|r| sign(engine, &head, &r)),
-            Err(response) => return response,
+            Err(refusal) => return refused(&refusal),
         },
     };
     match answered {
@@ -224,8 +238,8 @@ fn decode<T: DeserializeOwned>(
     kind: PeerRpcKind,
     head: &RequestHead,
     body: &[u8],
-) -> Result<T, Response> {
-    decode_request(engine.peer_auth(), kind, head, body).map_err(|refusal| refused(&refusal))
+) -> Result<T, PeerAuthError> {
+    decode_request(engine.peer_auth(), kind, head, body)
 }
 
 fn sign<T: serde::Serialize>(
