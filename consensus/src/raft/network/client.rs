@@ -2,8 +2,9 @@
 //! [`PeerClient`] (`RaftNetwork`): signs requests, checks signed answers, and
 //! talks TLS only to the holder of the target's pinned key ([`super::pinning`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, Unreachable,
@@ -28,14 +29,17 @@ use crate::raft::types::{SnapshotChunk, SteleNode, SteleRaft};
 /// How much of a refusal's body is quoted in the client's error.
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
 
-/// openraft's network factory: one HTTPS client (connection pool) per peer
-/// client, each pinned to its target's key.
+/// openraft's network factory: one HTTPS client (connection pool) per peer,
+/// pinned to its key, reused by every client of that peer (openraft asks for a
+/// new client per election and per linearizable read).
 #[derive(Debug, Clone)]
 pub struct PeerNetwork {
     auth: Arc<PeerAuth>,
     partition: Partition,
     /// Set for tests only: one plain-HTTP client for every peer.
     plain: Option<reqwest::Client>,
+    /// The pinned clients, by peer, with the member record they were made for.
+    pinned: Arc<Mutex<BTreeMap<u64, (SteleNode, reqwest::Client)>>>,
 }
 
 impl PeerNetwork {
@@ -45,7 +49,24 @@ impl PeerNetwork {
             auth,
             partition,
             plain: None,
+            pinned: Arc::default(),
         })
+    }
+
+    /// The pinned client of `node` (member `target`), made once per address
+    /// and key.
+    fn pinned_client(&self, target: u64, node: &SteleNode) -> Result<reqwest::Client, String> {
+        // Replaced or added whole only: a poisoned lock still holds a
+        // consistent map.
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((made_for, client)) = pinned.get(&target) {
+            if made_for == node {
+                return Ok(client.clone());
+            }
+        }
+        let client = pinned_client(target, node)?;
+        pinned.insert(target, (node.clone(), client.clone()));
+        Ok(client)
     }
 
     /// For tests only: send over plain HTTP (messages stay signed, but travel in
@@ -104,7 +125,7 @@ impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
             // node-key certificate, the resolver finds the address.
             None => (
                 format!("https://{}", peer_server_name(target)),
-                pinned_client(target, node),
+                self.pinned_client(target, node),
             ),
         };
         PeerClient {
