@@ -69,14 +69,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
 
 fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message.to_string() } });
-    let mut response = (status, Json(body)).into_response();
-    if status != StatusCode::OK && status != StatusCode::CONFLICT {
-        // Its body may be unread: do not let the client send it on this
-        // connection.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    (status, Json(body)).into_response()
+}
+
+/// `response` to a request whose body was not (entirely) read: the connection
+/// closes after it, so the client cannot go on sending that body.
+fn unread(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -94,11 +95,11 @@ async fn rpc(
     let timeout = Duration::from_millis(PEER_REQUEST_TIMEOUT_MS);
     match tokio::time::timeout(timeout, serve(&state, &kind, &headers, body)).await {
         Ok(response) => response,
-        Err(_) => error(
+        Err(_) => unread(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Timeout",
             format!("the peer request took more than {PEER_REQUEST_TIMEOUT_MS} ms"),
-        ),
+        )),
     }
 }
 
@@ -148,11 +149,11 @@ fn content_length(headers: &HeaderMap) -> Result<usize, LengthRefused> {
 
 async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -> Response {
     let Some(kind) = PeerRpcKind::from_path_segment(kind) else {
-        return error(
+        return unread(error(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("no peer RPC {kind:?}"),
-        );
+        ));
     };
     let engine = &state.engine;
     let auth = engine.peer_auth();
@@ -161,38 +162,38 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
         .and_then(|head| auth.check_head(&head).map(|_| head));
     let head = match head {
         Ok(head) => head,
-        Err(refusal) => return refused(&refusal),
+        Err(refusal) => return unread(refused(&refusal)),
     };
     let length = match content_length(headers) {
         Ok(length) => length,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => return unread(refusal.response()),
     };
     if engine.partition().is_blocked(head.from) {
-        return error(
+        return unread(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Partitioned",
             format!(
                 "this node drops traffic from node {} (test partition)",
                 head.from
             ),
-        );
+        ));
     }
     let permits = u32::try_from(length).expect("checked against PEER_MESSAGE_BYTES_MAX");
     let Ok(_room) = state.bytes_in_flight.acquire_many(permits).await else {
-        return error(
+        return unread(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
             "the peer routes are closed",
-        );
+        ));
     };
     let body = match axum::body::to_bytes(body, length).await {
         Ok(body) => body,
         Err(reading) => {
-            return error(
+            return unread(error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 format!("reading the body: {reading}"),
-            )
+            ))
         }
     };
     let answered = match kind {
