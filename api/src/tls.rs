@@ -209,3 +209,121 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, ApiError> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    // Test code: a panic is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, ServerConnection};
+
+    use super::{ensure_self_signed, server_config, write_peer_certificate};
+
+    /// Accepts any server and keeps the certificate it served (the handshake
+    /// signatures are not checked: only which certificate comes is tested).
+    #[derive(Debug, Default)]
+    struct Keep(Mutex<Option<Vec<u8>>>);
+
+    impl ServerCertVerifier for Keep {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap() = Some(end_entity.to_vec());
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    /// The certificate `server` serves to a client asking for `name` (an
+    /// in-memory handshake).
+    fn served(server: Arc<rustls::ServerConfig>, name: &str) -> Vec<u8> {
+        let keep = Arc::new(Keep::default());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::clone(&keep) as Arc<dyn ServerCertVerifier>)
+            .with_no_client_auth();
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let mut client = ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut server = ServerConnection::new(server).unwrap();
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut bytes = Vec::new();
+            client.write_tls(&mut bytes).unwrap();
+            server.read_tls(&mut bytes.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            bytes.clear();
+            server.write_tls(&mut bytes).unwrap();
+            client.read_tls(&mut bytes.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        let served = keep.0.lock().unwrap().take();
+        served.unwrap()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    }
+
+    #[test]
+    fn peers_get_the_node_key_certificate_and_clients_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ensure_self_signed(dir.path()).unwrap();
+        let without_peers = server_config(&files).unwrap();
+        let seed = [7u8; 32];
+        write_peer_certificate(dir.path(), 3, &seed).unwrap();
+        let config = server_config(&files).unwrap();
+
+        let mut pkcs8 = super::ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        let node_key = rcgen::KeyPair::try_from(pkcs8.as_slice())
+            .unwrap()
+            .public_key_raw()
+            .to_vec();
+        let to_peer = served(Arc::clone(&config), "node-3.peer.stele");
+        assert!(contains(&to_peer, &node_key));
+        for name in ["localhost", "node-3.peer.stele.example"] {
+            let to_client = served(Arc::clone(&config), name);
+            assert!(!contains(&to_client, &node_key), "{name}");
+            assert_eq!(to_client, served(Arc::clone(&without_peers), name));
+        }
+        // Without a peer certificate, peers get the client-facing one.
+        let fallback = served(without_peers, "node-3.peer.stele");
+        assert!(!contains(&fallback, &node_key));
+    }
+}
