@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
-use stele_api::{ensure_self_signed, token_hash, ApiConfig};
+use stele_api::{ensure_self_signed, token_hash, write_peer_certificate, ApiConfig};
 use stele_consensus::raft::network::{Partition, PeerAuth};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftLogPolicy, RaftTiming};
@@ -85,6 +85,10 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     };
     let server_config = api_config.clone();
     let tls = ensure_self_signed(&dir.tls())?;
+    let peers = serves_peers(&config);
+    if peers {
+        write_peer_certificate(&dir.tls(), cluster.node_id, &dir.node_key()?.to_bytes())?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("stele-http")
@@ -103,12 +107,14 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         );
         let mut registry = Registry::default();
         let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
-        let router = stele_api::router(Arc::new(node), api_config, registry)
-            .merge(crate::peer::router(Arc::clone(&engine)))
-            .merge(crate::admin::router(
-                Arc::clone(&engine),
-                config.admin.as_ref(),
-            ));
+        let mut router = stele_api::router(Arc::new(node), api_config, registry);
+        if peers {
+            router = router.merge(crate::peer::router(Arc::clone(&engine)));
+        }
+        let router = router.merge(crate::admin::router(
+            Arc::clone(&engine),
+            config.admin.as_ref(),
+        ));
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
@@ -141,6 +147,13 @@ fn api_bounds(api: &crate::config::Api) -> ApiConfig {
         header_bytes_max: api.header_bytes_max,
         ..ApiConfig::default()
     }
+}
+
+/// Whether this node serves the peer routes and their certificate: only if it
+/// may have peers, i.e. it is configured as a member of a `[cluster]`, or its
+/// `[admin]` routes can add members to it.
+fn serves_peers(config: &Config) -> bool {
+    config.cluster.is_some() || config.admin.is_some()
 }
 
 /// The deliberate execution fault, from `STELE_TEST_FAULT` (tests only:

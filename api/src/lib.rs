@@ -72,7 +72,7 @@ pub use error::{codes, ApiError, HttpError};
 pub use node::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
 pub use routes::{router, ROUTES};
 pub use server::{serve, serve_listener, serve_listener_with, SHUTDOWN_GRACE};
-pub use tls::{ensure_self_signed, TlsFiles};
+pub use tls::{ensure_self_signed, write_peer_certificate, TlsFiles};
 
 /// The `prometheus-client` crate this API encodes metrics with: register the
 /// node's metrics with this very version in the registry given to [`router`].

@@ -24,8 +24,9 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, V
 use openraft::{LogId, Vote};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
-    decode_request, encode_response, parse_node_id, Partition, PeerAuth, PeerAuthError, PeerClient,
-    PeerNetwork, PeerRpcKind, HEADER_FROM, HEADER_SIGNATURE, HEADER_TO, PEER_MESSAGE_BYTES_MAX,
+    decode_request, encode_response, now_ms, Partition, PeerAuth, PeerAuthError, PeerClient,
+    PeerNetwork, PeerRpcKind, RequestHead, HEADER_NONCE, HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
+    PEER_REQUEST_WINDOW_MS,
 };
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
@@ -49,77 +50,205 @@ fn flip_hex(signature: &str) -> String {
     hex::encode(bytes)
 }
 
+/// `head` with other fields, keeping its signature.
+fn altered(head: &RequestHead, change: impl FnOnce(&mut RequestHead)) -> RequestHead {
+    let mut head = head.clone();
+    change(&mut head);
+    head
+}
+
 #[test]
 fn request_and_response_round_trip() {
     let (one, two) = (auth(1), auth(2));
     let body = b"a vote";
     let request = one.sign_request(2, PeerRpcKind::Vote, body);
-    assert_eq!(request.len(), 128);
-    two.verify_request(PeerRpcKind::Vote, 1, 2, &request, body)
+    assert_eq!(request.signature.len(), 128);
+    assert_eq!((request.from, request.to), (1, 2));
+    two.verify_request(PeerRpcKind::Vote, &request, body)
         .unwrap();
 
-    let response = two.sign_response(&request, b"granted");
-    one.verify_response(2, &request, &response, b"granted")
+    let response = two.sign_response(&request.signature, b"granted");
+    one.verify_response(2, &request.signature, &response, b"granted")
         .unwrap();
+}
+
+#[test]
+fn the_head_travels_in_headers() {
+    let head = auth(1).sign_request(2, PeerRpcKind::Append, b"entries");
+    let headers = head.headers();
+    let parsed = RequestHead::from_headers(|name| {
+        headers
+            .iter()
+            .find(|(header, _)| *header == name)
+            .map(|(_, value)| value.as_str())
+    })
+    .unwrap();
+    assert_eq!(parsed, head);
+    let without_nonce =
+        RequestHead::from_headers(|name| (name != HEADER_NONCE).then_some("1")).unwrap_err();
+    assert_eq!(without_nonce, PeerAuthError::MissingHeader(HEADER_NONCE));
+    assert_eq!(without_nonce.http_status(), 401);
 }
 
 #[test]
 fn a_flipped_bit_is_refused() {
     let (one, two, three) = (auth(1), auth(2), auth(3));
     let body = b"entries".to_vec();
-    let sig = one.sign_request(2, PeerRpcKind::Append, &body);
+    let head = one.sign_request(2, PeerRpcKind::Append, &body);
     let mut flipped = body.clone();
     flipped[0] ^= 1;
     let kind = PeerRpcKind::Append;
     let bad = Err(PeerAuthError::BadSignature);
 
-    assert_eq!(two.verify_request(kind, 1, 2, &sig, &flipped), bad);
-    assert_eq!(two.verify_request(kind, 1, 2, &flip_hex(&sig), &body), bad);
+    assert_eq!(two.verify_request(kind, &head, &flipped), bad);
+    let flipped_signature = altered(&head, |h| h.signature = flip_hex(&h.signature));
+    assert_eq!(two.verify_request(kind, &flipped_signature, &body), bad);
     // `from` 1 -> 3: another member, whose key did not sign.
-    assert_eq!(two.verify_request(kind, 3, 2, &sig, &body), bad);
+    assert_eq!(
+        two.verify_request(kind, &altered(&head, |h| h.from = 3), &body),
+        bad
+    );
     // `to` 2 -> 3: refused by node 2 as misdirected, and by node 3 as forged.
+    let to_three = altered(&head, |h| h.to = 3);
     assert!(matches!(
-        two.verify_request(kind, 1, 3, &sig, &body),
+        two.verify_request(kind, &to_three, &body),
         Err(PeerAuthError::WrongRecipient {
             this: 2,
             addressed: 3
         })
     ));
-    assert_eq!(three.verify_request(kind, 1, 3, &sig, &body), bad);
+    assert_eq!(three.verify_request(kind, &to_three, &body), bad);
+    // The time and the nonce are signed.
+    let later = altered(&head, |h| h.time_ms += 1);
+    assert_eq!(two.verify_request(kind, &later, &body), bad);
+    let other_nonce = altered(&head, |h| h.nonce ^= 1);
+    assert_eq!(two.verify_request(kind, &other_nonce, &body), bad);
     // The route is signed too.
+    assert_eq!(two.verify_request(PeerRpcKind::Vote, &head, &body), bad);
+    // Nothing forged was accepted, so the genuine request still passes.
+    two.verify_request(kind, &head, &body).unwrap();
+}
+
+#[test]
+fn a_replayed_request_is_refused() {
+    let (one, two) = (auth(1), auth(2));
+    let kind = PeerRpcKind::Vote;
+    let first = one.sign_request(2, kind, b"vote");
+    two.verify_request(kind, &first, b"vote").unwrap();
     assert_eq!(
-        two.verify_request(PeerRpcKind::Vote, 1, 2, &sig, &body),
-        bad
+        two.verify_request(kind, &first, b"vote"),
+        Err(PeerAuthError::Replayed {
+            from: 1,
+            nonce: first.nonce
+        })
     );
+    // Byte-identical bodies (openraft's read-index heartbeats) get distinct
+    // heads, so distinct signatures, and distinct signed answers.
+    let second = one.sign_request(2, kind, b"vote");
+    assert_ne!(second.signature, first.signature);
+    two.verify_request(kind, &second, b"vote").unwrap();
+    assert_ne!(
+        two.sign_response(&first.signature, b"granted"),
+        two.sign_response(&second.signature, b"granted")
+    );
+    // Out of order is fine, as long as each arrives once.
+    let (third, fourth) = (
+        one.sign_request(2, kind, b"3"),
+        one.sign_request(2, kind, b"4"),
+    );
+    two.verify_request(kind, &fourth, b"4").unwrap();
+    two.verify_request(kind, &third, b"3").unwrap();
+    assert!(two.verify_request(kind, &third, b"3").is_err());
+    // Another node remembers on its own: a request to node 3 is its own.
+    let to_three = one.sign_request(3, kind, b"vote");
+    auth(3).verify_request(kind, &to_three, b"vote").unwrap();
+}
+
+#[test]
+fn a_request_outside_the_window_is_refused() {
+    let (one, two) = (auth(1), auth(2));
+    let kind = PeerRpcKind::Append;
+    let now = now_ms();
+    for time_ms in [
+        now - PEER_REQUEST_WINDOW_MS - 1_000,
+        now + PEER_REQUEST_WINDOW_MS + 1_000,
+        // Before node 2 started: it cannot know whether it accepted it.
+        now - 60_000,
+    ] {
+        let head = one.sign_request_at(2, kind, b"entries", time_ms, 7);
+        let refusal = two.check_head(&head).unwrap_err();
+        assert!(matches!(refusal, PeerAuthError::Stale { .. }), "{refusal}");
+        assert_eq!(refusal.http_status(), 401);
+        assert_eq!(two.verify_request(kind, &head, b"entries"), Err(refusal));
+    }
+    let head = one.sign_request_at(2, kind, b"entries", now_ms() + 1_000, 7);
+    two.verify_request(kind, &head, b"entries").unwrap();
+}
+
+#[test]
+fn the_replay_memory_is_bounded_and_stays_safe_when_full() {
+    const REMEMBERED: u64 = 16;
+    let one = auth(1);
+    let two = auth(2).with_nonces_per_sender_max(REMEMBERED as usize);
+    let kind = PeerRpcKind::Vote;
+    let start = now_ms() + 1;
+    // Two requests per millisecond, sent in order, for twice the memory.
+    let heads: Vec<RequestHead> = (0..2 * REMEMBERED)
+        .map(|i| one.sign_request_at(2, kind, b"", start + i / 2, i))
+        .collect();
+    for head in &heads {
+        two.verify_request(kind, head, b"").unwrap();
+    }
+    // Every one refused again: the oldest were forgotten, but the floor rose
+    // past them.
+    for head in &heads {
+        let refusal = two.verify_request(kind, head, b"").unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                PeerAuthError::Stale { .. } | PeerAuthError::Replayed { .. }
+            ),
+            "{refusal}"
+        );
+    }
+    // A forgotten millisecond is closed, a remembered one is not.
+    let late = one.sign_request_at(2, kind, b"", start, 1_000);
+    assert!(matches!(
+        two.verify_request(kind, &late, b""),
+        Err(PeerAuthError::Stale { .. })
+    ));
+    let recent = one.sign_request_at(2, kind, b"", start + REMEMBERED - 1, 1_000);
+    two.verify_request(kind, &recent, b"").unwrap();
 }
 
 #[test]
 fn unknown_self_malformed_and_oversized_requests_are_refused() {
     let two = auth(2);
     let stranger = PeerAuth::new(9, key(9), members());
-    let sig = stranger.sign_request(2, PeerRpcKind::Vote, b"x");
+    let head = stranger.sign_request(2, PeerRpcKind::Vote, b"x");
     let err = two
-        .verify_request(PeerRpcKind::Vote, 9, 2, &sig, b"x")
+        .verify_request(PeerRpcKind::Vote, &head, b"x")
         .unwrap_err();
     assert_eq!(err, PeerAuthError::UnknownPeer(9));
     assert_eq!(err.http_status(), 401);
+    assert_eq!(two.check_head(&head), Err(err));
 
     let own = two.sign_request(2, PeerRpcKind::Vote, b"x");
     assert_eq!(
-        two.verify_request(PeerRpcKind::Vote, 2, 2, &own, b"x"),
+        two.verify_request(PeerRpcKind::Vote, &own, b"x"),
         Err(PeerAuthError::FromSelf(2))
     );
 
-    let sig = auth(1).sign_request(2, PeerRpcKind::Vote, b"x");
-    let short = &sig[..126];
+    let head = auth(1).sign_request(2, PeerRpcKind::Vote, b"x");
+    let short = altered(&head, |h| h.signature.truncate(126));
     assert!(matches!(
-        two.verify_request(PeerRpcKind::Vote, 1, 2, short, b"x"),
+        two.check_head(&short),
         Err(PeerAuthError::Malformed(_))
     ));
     let huge = vec![0; PEER_MESSAGE_BYTES_MAX + 1];
-    let sig = auth(1).sign_request(2, PeerRpcKind::Append, &huge);
+    let head = auth(1).sign_request(2, PeerRpcKind::Append, &huge);
     assert!(matches!(
-        two.verify_request(PeerRpcKind::Append, 1, 2, &sig, &huge),
+        two.verify_request(PeerRpcKind::Append, &head, &huge),
         Err(PeerAuthError::TooLarge { .. })
     ));
 }
@@ -128,9 +257,9 @@ fn unknown_self_malformed_and_oversized_requests_are_refused() {
 fn a_request_signed_by_a_non_member_key_is_refused() {
     // Claims to be node 1, but signs with a key nobody pinned.
     let impostor = PeerAuth::new(1, key(42), members());
-    let sig = impostor.sign_request(2, PeerRpcKind::Vote, b"vote for me");
+    let head = impostor.sign_request(2, PeerRpcKind::Vote, b"vote for me");
     assert_eq!(
-        auth(2).verify_request(PeerRpcKind::Vote, 1, 2, &sig, b"vote for me"),
+        auth(2).verify_request(PeerRpcKind::Vote, &head, b"vote for me"),
         Err(PeerAuthError::BadSignature)
     );
 }
@@ -141,7 +270,7 @@ fn keys_follow_the_membership() {
     let four = PeerAuth::new(4, key(4), members());
     let from_four = four.sign_request(2, PeerRpcKind::Append, b"entries");
     assert_eq!(
-        two.verify_request(PeerRpcKind::Append, 4, 2, &from_four, b"entries"),
+        two.verify_request(PeerRpcKind::Append, &from_four, b"entries"),
         Err(PeerAuthError::UnknownPeer(4))
     );
     // Node 4 added, node 1 removed (and node 2's own key kept regardless).
@@ -149,11 +278,11 @@ fn keys_follow_the_membership() {
         (3, key(3).verifying_key()),
         (4, key(4).verifying_key()),
     ]));
-    two.verify_request(PeerRpcKind::Append, 4, 2, &from_four, b"entries")
+    two.verify_request(PeerRpcKind::Append, &from_four, b"entries")
         .unwrap();
     let from_one = auth(1).sign_request(2, PeerRpcKind::Vote, b"vote");
     assert_eq!(
-        two.verify_request(PeerRpcKind::Vote, 1, 2, &from_one, b"vote"),
+        two.verify_request(PeerRpcKind::Vote, &from_one, b"vote"),
         Err(PeerAuthError::UnknownPeer(1))
     );
     assert!(two.members().contains_key(&2));
@@ -162,8 +291,8 @@ fn keys_follow_the_membership() {
 #[test]
 fn a_response_is_bound_to_its_request_and_responder() {
     let (one, two, three) = (auth(1), auth(2), auth(3));
-    let first = one.sign_request(2, PeerRpcKind::Vote, b"term 5");
-    let second = one.sign_request(2, PeerRpcKind::Vote, b"term 6");
+    let first = one.sign_request(2, PeerRpcKind::Vote, b"term 5").signature;
+    let second = one.sign_request(2, PeerRpcKind::Vote, b"term 6").signature;
     let answer = two.sign_response(&first, b"granted");
 
     one.verify_response(2, &first, &answer, b"granted").unwrap();
@@ -184,15 +313,24 @@ fn decode_request_checks_before_decoding() {
     );
     let mut body = Vec::new();
     ciborium::into_writer(&request, &mut body).unwrap();
-    let sig = one.sign_request(2, PeerRpcKind::Vote, &body);
-    let got: VoteRequest<u64> = decode_request(&two, PeerRpcKind::Vote, 1, 2, &sig, &body).unwrap();
-    assert_eq!(got, request);
-    let forged = decode_request::<VoteRequest<u64>>(&two, PeerRpcKind::Vote, 3, 2, &sig, &body);
+    let head = one.sign_request(2, PeerRpcKind::Vote, &body);
+    let forged = decode_request::<VoteRequest<u64>>(
+        &two,
+        PeerRpcKind::Vote,
+        &altered(&head, |h| h.from = 3),
+        &body,
+    );
     assert_eq!(forged, Err(PeerAuthError::BadSignature));
+    let got: VoteRequest<u64> = decode_request(&two, PeerRpcKind::Vote, &head, &body).unwrap();
+    assert_eq!(got, request);
 
-    let (answer, answer_sig) =
-        encode_response(&two, &sig, &VoteResponse::new(Vote::new(5, 1), None, true));
-    one.verify_response(2, &sig, &answer_sig, &answer).unwrap();
+    let (answer, answer_sig) = encode_response(
+        &two,
+        &head.signature,
+        &VoteResponse::new(Vote::new(5, 1), None, true),
+    );
+    one.verify_response(2, &head.signature, &answer_sig, &answer)
+        .unwrap();
 }
 
 /// How the test server answers.
@@ -232,24 +370,15 @@ async fn raft_route(
     if server.mode == Mode::Slow {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
     let kind = PeerRpcKind::from_path_segment(&kind).unwrap();
-    let (from, to) = match (
-        parse_node_id(header(HEADER_FROM)),
-        parse_node_id(header(HEADER_TO)),
-    ) {
-        (Ok(from), Ok(to)) => (from, to),
-        (Err(e), _) | (_, Err(e)) => return refuse(e),
+    let head = match RequestHead::from_headers(|name| headers.get(name)?.to_str().ok()) {
+        Ok(head) => head,
+        Err(e) => return refuse(e),
     };
-    let sig = header(HEADER_SIGNATURE);
+    let sig = head.signature.as_str();
     let (answer, answer_sig) = match kind {
         PeerRpcKind::Vote => {
-            match decode_request::<VoteRequest<u64>>(&server.auth, kind, from, to, sig, &body) {
+            match decode_request::<VoteRequest<u64>>(&server.auth, kind, &head, &body) {
                 Ok(_) => encode_response(&server.auth, sig, &granted()),
                 Err(e) => return refuse(e),
             }
@@ -257,9 +386,7 @@ async fn raft_route(
         PeerRpcKind::Append => match decode_request::<AppendEntriesRequest<SteleRaft>>(
             &server.auth,
             kind,
-            from,
-            to,
-            sig,
+            &head,
             &body,
         ) {
             Ok(_) => encode_response(&server.auth, sig, &AppendEntriesResponse::<u64>::Success),
@@ -275,22 +402,42 @@ async fn raft_route(
     (StatusCode::OK, [(HEADER_SIGNATURE, answer_sig)], answer).into_response()
 }
 
-/// A rustls configuration serving a fresh self-signed certificate.
-fn self_signed() -> RustlsConfig {
-    let certified = rcgen::generate_simple_self_signed(vec!["stele-node".to_owned()]).unwrap();
-    let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+/// How the test server listens.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Plain,
+    /// HTTPS with a certificate of node 2's key, as a node serves its peers.
+    NodeKey,
+    /// HTTPS with a certificate of another Ed25519 key.
+    OtherNodeKey,
+    /// HTTPS with a fresh ECDSA certificate, as a node serves its clients.
+    ClientCert,
+}
+
+/// PKCS#8 v1 (RFC 8410) of the Ed25519 key `key`.
+fn ed25519_pkcs8(key: &SigningKey) -> Vec<u8> {
+    let mut der = hex::decode("302e020100300506032b657004220420").unwrap();
+    der.extend_from_slice(&key.to_bytes());
+    der
+}
+
+/// A rustls configuration serving a self-signed certificate for `key_pair`.
+fn self_signed(key_pair: &rcgen::KeyPair) -> RustlsConfig {
+    let params = rcgen::CertificateParams::new(vec!["node-2.peer.stele".to_owned()]).unwrap();
+    let cert = params.self_signed(key_pair).unwrap();
+    let key = PrivatePkcs8KeyDer::from(key_pair.serialize_der());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key.into())
+        .with_single_cert(vec![cert.der().clone()], key.into())
         .unwrap();
     RustlsConfig::from_config(Arc::new(config))
 }
 
-/// Node 2's server on loopback, over HTTPS or plain HTTP.
-async fn serve_with(mode: Mode, tls: bool) -> (SocketAddr, Arc<Server>) {
+/// Node 2's server on loopback.
+async fn serve_with(mode: Mode, transport: Transport) -> (SocketAddr, Arc<Server>) {
     let server = Arc::new(Server {
         auth: auth(2),
         mode,
@@ -302,16 +449,22 @@ async fn serve_with(mode: Mode, tls: bool) -> (SocketAddr, Arc<Server>) {
         .into_make_service();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    if tls {
-        tokio::spawn(axum_server::from_tcp_rustls(listener, self_signed()).serve(app));
-    } else {
-        tokio::spawn(axum_server::from_tcp(listener).serve(app));
-    }
+    let key_pair = match transport {
+        Transport::Plain => {
+            tokio::spawn(axum_server::from_tcp(listener).serve(app));
+            return (addr, server);
+        }
+        Transport::NodeKey => rcgen::KeyPair::try_from(ed25519_pkcs8(&key(2)).as_slice()),
+        Transport::OtherNodeKey => rcgen::KeyPair::try_from(ed25519_pkcs8(&key(7)).as_slice()),
+        Transport::ClientCert => rcgen::KeyPair::generate(),
+    };
+    let tls = self_signed(&key_pair.unwrap());
+    tokio::spawn(axum_server::from_tcp_rustls(listener, tls).serve(app));
     (addr, server)
 }
 
 async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
-    serve_with(mode, true).await
+    serve_with(mode, Transport::NodeKey).await
 }
 
 /// Node `from`'s client of node 2 at `addr`, over HTTPS or plain HTTP.
@@ -347,8 +500,9 @@ fn option() -> RPCOption {
 
 #[tokio::test]
 async fn a_vote_and_an_append_cross_the_network() {
-    for tls in [true, false] {
-        let (addr, server) = serve_with(Mode::Honest, tls).await;
+    for transport in [Transport::NodeKey, Transport::Plain] {
+        let (addr, server) = serve_with(Mode::Honest, transport).await;
+        let tls = transport != Transport::Plain;
         let mut peer = client_with(auth(1), addr, Partition::default(), tls).await;
         assert_eq!(
             peer.vote(vote_request(), option()).await.unwrap(),
@@ -432,4 +586,25 @@ async fn no_listener_or_no_answer_in_time_is_unreachable() {
     let err = peer.vote(vote_request(), short).await.unwrap_err();
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_peer_serving_a_certificate_of_another_key_is_refused() {
+    for transport in [Transport::OtherNodeKey, Transport::ClientCert] {
+        let (addr, server) = serve_with(Mode::Honest, transport).await;
+        let mut peer = client(auth(1), addr, Partition::default()).await;
+        let err = peer.vote(vote_request(), option()).await.unwrap_err();
+        // Refused in the TLS handshake: the client's own check (another
+        // Ed25519 key), or no certificate the client accepts at all (ECDSA).
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
+        assert!(
+            err.to_string().contains("certificate") || err.to_string().contains("Handshake"),
+            "{err}"
+        );
+        assert_eq!(
+            server.requests.load(Ordering::SeqCst),
+            0,
+            "nothing may reach a server that does not hold node 2's key"
+        );
+    }
 }

@@ -186,6 +186,35 @@ pub fn exchange(
     })
 }
 
+/// Writes `head`, then up to `body_bytes` bytes of zeros, over a new TLS
+/// connection (like [`exchange`]), stopping at the first failed write (the
+/// server refused and closed). Returns how many body bytes were written; the
+/// response is not read.
+pub fn send_body(
+    address: SocketAddr,
+    certificate_pem: &[u8],
+    head: &[u8],
+    body_bytes: usize,
+    timeout: Duration,
+) -> Result<usize, String> {
+    const CHUNK_BYTES: usize = 64 * 1024;
+    let mut stream = connect(address, certificate_pem, timeout)?;
+    stream
+        .write_all(head)
+        .map_err(|error| format!("write the head: {error}"))?;
+    let chunk = vec![0u8; CHUNK_BYTES];
+    let mut written = 0;
+    while written < body_bytes {
+        let size = CHUNK_BYTES.min(body_bytes - written);
+        if stream.write_all(&chunk[..size]).is_err() {
+            break;
+        }
+        written += size;
+    }
+    let _ = stream.flush();
+    Ok(written)
+}
+
 /// `Ok(None)` while `bytes` is not a whole response yet; `closed` says the server
 /// has closed the connection (which ends a body without a length).
 fn parse(bytes: &[u8], closed: bool) -> Result<Option<RawResponse>, String> {

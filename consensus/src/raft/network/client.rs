@@ -1,0 +1,338 @@
+//! The client side: [`PeerNetwork`] (openraft's `RaftNetworkFactory`) and
+//! [`PeerClient`] (`RaftNetwork`): signs requests, checks signed answers, and
+//! talks TLS only to the holder of the target's pinned key ([`super::pinning`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::AnyError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::pinning::{client_config, peer_server_name};
+use super::{
+    check_size, encode, Partition, PeerAuth, PeerRpcKind, RequestHead, HEADER_SIGNATURE,
+    PEER_MESSAGE_BYTES_MAX,
+};
+use crate::error::ConsensusError;
+use crate::raft::types::{SnapshotChunk, SteleNode, SteleRaft};
+
+/// How much of a refusal's body is quoted in the client's error.
+const ERROR_BODY_QUOTED_MAX: usize = 1024;
+
+/// openraft's network factory: one HTTPS client (connection pool) per peer,
+/// pinned to its key, reused by every client of that peer (openraft asks for a
+/// new client per election and per linearizable read).
+#[derive(Debug, Clone)]
+pub struct PeerNetwork {
+    auth: Arc<PeerAuth>,
+    partition: Partition,
+    /// Set for tests only: one plain-HTTP client for every peer.
+    plain: Option<reqwest::Client>,
+    /// The pinned clients, by peer, with the member record they were made for.
+    pinned: Arc<Mutex<BTreeMap<u64, (SteleNode, reqwest::Client)>>>,
+}
+
+impl PeerNetwork {
+    /// A factory sending over HTTPS as `auth.node_id()`.
+    pub fn new(auth: Arc<PeerAuth>, partition: Partition) -> Result<Self, ConsensusError> {
+        Ok(PeerNetwork {
+            auth,
+            partition,
+            plain: None,
+            pinned: Arc::default(),
+        })
+    }
+
+    /// The pinned client of `node` (member `target`), made once per address
+    /// and key.
+    fn pinned_client(&self, target: u64, node: &SteleNode) -> Result<reqwest::Client, String> {
+        // Replaced or added whole only: a poisoned lock still holds a
+        // consistent map.
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((made_for, client)) = pinned.get(&target) {
+            if made_for == node {
+                return Ok(client.clone());
+            }
+        }
+        let client = pinned_client(target, node)?;
+        pinned.insert(target, (node.clone(), client.clone()));
+        Ok(client)
+    }
+
+    /// For tests only: send over plain HTTP (messages stay signed, but travel in
+    /// the clear and the peer's TLS key is not checked).
+    pub fn with_plain_http(mut self) -> Self {
+        self.plain = base_builder().build().ok();
+        self
+    }
+}
+
+fn base_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        // A peer is reached at its configured address, never elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+}
+
+/// Resolves a peer's server name to its configured `host:port` (a DNS name or
+/// an address), when connecting.
+#[derive(Debug)]
+struct PeerAddress(String);
+
+impl reqwest::dns::Resolve for PeerAddress {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let address = self.0.clone();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(address).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An HTTPS client of `node` (member `target`), pinned to its key.
+fn pinned_client(target: u64, node: &SteleNode) -> Result<reqwest::Client, String> {
+    let key = node.verifying_key().ok_or_else(|| {
+        format!(
+            "node {target}'s public key {:?} is invalid",
+            node.public_key
+        )
+    })?;
+    let tls = client_config(key).map_err(|e| format!("peer TLS configuration: {e}"))?;
+    base_builder()
+        .use_preconfigured_tls(tls)
+        .dns_resolver(Arc::new(PeerAddress(node.addr.clone())))
+        .build()
+        .map_err(|e| format!("peer HTTPS client: {e}"))
+}
+
+impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &SteleNode) -> PeerClient {
+        let (url_base, http) = match &self.plain {
+            Some(plain) => (format!("http://{}", node.addr), Ok(plain.clone())),
+            // The URL names the peer, not its address: the name selects its
+            // node-key certificate, the resolver finds the address.
+            None => (
+                format!("https://{}", peer_server_name(target)),
+                self.pinned_client(target, node),
+            ),
+        };
+        PeerClient {
+            target,
+            url_base,
+            address: node.addr.clone(),
+            auth: Arc::clone(&self.auth),
+            partition: self.partition.clone(),
+            http,
+        }
+    }
+}
+
+/// openraft's client of one peer: signs requests, checks signed responses.
+#[derive(Debug)]
+pub struct PeerClient {
+    target: u64,
+    url_base: String,
+    address: String,
+    auth: Arc<PeerAuth>,
+    partition: Partition,
+    /// Or why there is none (the member's key is invalid).
+    http: Result<reqwest::Client, String>,
+}
+/// A failed call, before it becomes openraft's `RPCError`.
+enum CallError {
+    /// Back off before retrying: no connection, timeout, partition.
+    Unreachable(String),
+    /// The peer answered, but not with a valid signed response.
+    Network(String),
+    /// The encoded request exceeds [`PEER_MESSAGE_BYTES_MAX`].
+    TooLarge(String),
+}
+
+impl CallError {
+    fn into_rpc<E: std::error::Error>(
+        self,
+        kind: PeerRpcKind,
+        target: u64,
+    ) -> RPCError<u64, SteleNode, E> {
+        let context = |m| AnyError::error(format!("{} to peer {target}: {m}", kind.path()));
+        match self {
+            CallError::Unreachable(m) | CallError::TooLarge(m) => {
+                Unreachable::from(context(m)).into()
+            }
+            CallError::Network(m) => NetworkError::from(context(m)).into(),
+        }
+    }
+}
+
+impl PeerClient {
+    /// Encodes, signs and sends `request`, then checks and decodes the answer.
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: PeerRpcKind,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, CallError> {
+        if self.partition.is_blocked(self.target) {
+            return Err(CallError::Unreachable("partitioned away".to_owned()));
+        }
+        let body =
+            encode(request).map_err(|e| CallError::Network(format!("cannot encode: {e}")))?;
+        check_size(body.len()).map_err(|e| CallError::TooLarge(e.to_string()))?;
+        let head = self.auth.sign_request(self.target, kind, &body);
+        let response = self.post(kind, &head, body, option).await?;
+        self.check_answer(response, &head.signature).await
+    }
+
+    async fn post(
+        &self,
+        kind: PeerRpcKind,
+        head: &RequestHead,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<reqwest::Response, CallError> {
+        let http = self
+            .http
+            .as_ref()
+            .map_err(|e| CallError::Network(e.clone()))?;
+        let mut request = http
+            .post(format!("{}{}", self.url_base, kind.path()))
+            .timeout(option.hard_ttl())
+            .header(reqwest::header::CONTENT_TYPE, "application/cbor");
+        for (name, value) in head.headers() {
+            request = request.header(name, value);
+        }
+        request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))
+    }
+
+    /// Decodes a `200` answer once its signature checks with the target's pinned
+    /// key; any other status is a refusal, quoted.
+    async fn check_answer<Resp: DeserializeOwned>(
+        &self,
+        mut response: reqwest::Response,
+        signature: &str,
+    ) -> Result<Resp, CallError> {
+        let status = response.status();
+        let answer_signature = response
+            .headers()
+            .get(HEADER_SIGNATURE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if status != reqwest::StatusCode::OK {
+            let (quoted, _) = read_body(&mut response, ERROR_BODY_QUOTED_MAX)
+                .await
+                .unwrap_or_default();
+            let quoted = String::from_utf8_lossy(&quoted);
+            return Err(CallError::Network(format!("answered {status}: {quoted}")));
+        }
+        let (answer, complete) = read_body(&mut response, PEER_MESSAGE_BYTES_MAX)
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !complete {
+            return Err(CallError::Network(format!(
+                "answer exceeds {PEER_MESSAGE_BYTES_MAX} bytes"
+            )));
+        }
+        self.auth
+            .verify_response(self.target, signature, &answer_signature, &answer)
+            .map_err(|e| CallError::Network(format!("answer refused: {e}")))?;
+        ciborium::from_reader(answer.as_slice())
+            .map_err(|e| CallError::Network(format!("answer does not decode: {e}")))
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> CallError {
+        let message = format!("{} at {}: {}", self.url_base, self.address, chain(error));
+        if error.is_connect() || error.is_timeout() {
+            CallError::Unreachable(message)
+        } else {
+            CallError::Network(message)
+        }
+    }
+}
+
+/// Reads at most `max` bytes of the body; the flag is false when it was longer.
+async fn read_body(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = max - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
+/// An error and its causes on one line (reqwest's own message omits the cause,
+/// e.g. "connection refused").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, SteleNode, E>>;
+
+impl RaftNetwork<SteleRaft> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<SteleRaft>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<u64>> {
+        let (kind, entries) = (PeerRpcKind::Append, rpc.entries.len() as u64);
+        match self.call(kind, &rpc, &option).await {
+            // openraft retries at once with fewer entries.
+            Err(CallError::TooLarge(_)) if entries > 1 => {
+                Err(PayloadTooLarge::new_entries_hint(entries / 2).into())
+            }
+            result => result.map_err(|e| e.into_rpc(kind, self.target)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<u64>> {
+        let kind = PeerRpcKind::Vote;
+        let result = self.call(kind, &rpc, &option).await;
+        result.map_err(|e| e.into_rpc(kind, self.target))
+    }
+
+    /// One snapshot chunk (openraft's default `full_snapshot` splits a snapshot
+    /// into chunks and calls this), sent as a [`SnapshotChunk`].
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        let kind = PeerRpcKind::Snapshot;
+        let result = self.call(kind, &SnapshotChunk::from(rpc), &option).await;
+        result.map_err(|e| e.into_rpc(kind, self.target))
+    }
+}
