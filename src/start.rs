@@ -39,6 +39,7 @@ pub struct StartArgs {
 /// executed batch durable, exits 0.
 pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     init_tracing();
+    crate::datadir::restrict_new_files();
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -258,10 +259,19 @@ fn user_tokens(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<[u8; 32]>> 
     Ok(vec![token_hash(&token)])
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// The log filter when `RUST_LOG` is unset or empty: Stele's own crates (every
+/// target starting with `stele`: `stele`, `stele_api`, `stele_consensus`...) at
+/// info, dependencies at warn. openraft's info lines (a whole `RaftState` dump on
+/// a first start) are its internals, not an operator's business.
+const LOG_FILTER_DEFAULT: &str = "warn,stele=info";
+
+/// Logs to stderr, filtered by `RUST_LOG` (default [`LOG_FILTER_DEFAULT`]).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
     // A second call (tests) finds a subscriber already set: fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
