@@ -224,8 +224,8 @@ fn tighten_modes(path: &Path, tightened: &mut Vec<PathBuf>) -> anyhow::Result<()
         tightened.push(path.to_owned());
     }
     if metadata.is_dir() {
-        let entries = std::fs::read_dir(path)
-            .with_context(|| format!("listing {}", path.display()))?;
+        let entries =
+            std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", path.display()))?;
             tighten_modes(&entry.path(), tightened)?;
@@ -270,7 +270,11 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
