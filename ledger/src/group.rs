@@ -338,15 +338,16 @@ fn complete_group(
             .find_map(|pending| pending.appended.as_ref().err())
             .or(synced.as_ref().err());
         let clearable = cause.and_then(|error| Some((error.clearable()?, error.to_string())));
+        let failed = cause.is_some();
         let Some((kind, reason)) = clearable else {
-            if cause.is_none() {
+            if !failed {
                 health.clear();
             }
-            finish_group(waiting, &synced);
+            finish_group(waiting, synced);
             return;
         };
         if health.stopping.load(Ordering::Acquire) {
-            finish_group(waiting, &synced);
+            finish_group(waiting, synced);
             return;
         }
         health.enter(kind, reason);
@@ -384,16 +385,22 @@ fn complete_group(
 }
 
 /// Completes every append of the group with its outcome.
-fn finish_group(waiting: &mut Vec<Pending>, synced: &Result<u64, LedgerError>) {
+fn finish_group(waiting: &mut Vec<Pending>, synced: Result<u64, LedgerError>) {
+    let (durable_seqno, mut sync_error) = match synced {
+        Ok(durable_seqno) => (Some(durable_seqno), None),
+        Err(error) => (None, Some(error)),
+    };
     for pending in waiting.drain(..) {
-        let result = match (pending.appended, synced) {
-            (Ok(location), Ok(durable_seqno)) => Ok(Durable {
+        let result = match (pending.appended, durable_seqno) {
+            (Ok(location), Some(durable_seqno)) => Ok(Durable {
                 location,
-                durable_seqno: *durable_seqno,
+                durable_seqno,
             }),
             (Err(error), _) => Err(error),
-            // The write went out but its sync failed: not durable.
-            (Ok(_), Err(_)) => Err(LedgerError::Poisoned),
+            // The write went out but its sync failed: not durable. The first
+            // is told why (the cause reaches the log), the others that the
+            // ledger stopped.
+            (Ok(_), None) => Err(sync_error.take().unwrap_or(LedgerError::Poisoned)),
         };
         (pending.done)(result);
     }

@@ -202,4 +202,6 @@ fn a_storage_error_that_cannot_clear_exits_non_zero_with_the_reason() {
     assert!(!status.success(), "exited with {status}");
     let log = node.log_tail();
     assert!(log.contains("fatal"), "no reason on stderr:\n{log}");
+    // The cause itself, not only that the ledger stopped.
+    assert!(log.contains("No such file"), "no cause on stderr:\n{log}");
 }
