@@ -83,7 +83,8 @@ pub struct NodeState {
     pub snapshots_installed: u64,
     /// Why ledger writes are held back (a full disk, too many open files), if
     /// they are: writes are refused until it clears, then resume by themselves.
-    #[serde(default)]
+    /// Absent when all is well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
 }
 
