@@ -17,6 +17,7 @@ use stele_consensus::{ConsensusError, Engine, Submission, TxState};
 use stele_frontends::{Command, Outcome};
 use stele_history::hash::encode_lower_hex;
 use stele_history::{Digest, Receipt, TransactionId};
+use stele_ledger::Clearable;
 
 /// The node as the HTTP layer sees it.
 pub struct NodeHandle {
@@ -66,6 +67,11 @@ fn from_consensus(error: ConsensusError) -> NodeError {
     match error {
         ConsensusError::Busy(_) => NodeError::Busy(error.to_string()),
         ConsensusError::Stopped(_) => NodeError::Unavailable(error.to_string()),
+        // A full disk is 507; no file handles is 503 (both clear by themselves).
+        ConsensusError::Storage(ref condition) => match condition.kind {
+            Clearable::Full => NodeError::InsufficientStorage(error.to_string()),
+            Clearable::Descriptors => NodeError::Unavailable(error.to_string()),
+        },
         ConsensusError::NotLeader { ref address, .. } => NodeError::NotLeader {
             leader_address: address.clone(),
             message: error.to_string(),
@@ -203,6 +209,10 @@ impl Node for NodeHandle {
             divergences: raft.divergences,
             last_divergence: raft.last_divergence,
             snapshots_installed: raft.snapshots_installed,
+            storage: self
+                .engine
+                .storage_condition()
+                .map(|condition| condition.to_string()),
         }
     }
 }

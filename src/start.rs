@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
@@ -39,6 +39,7 @@ pub struct StartArgs {
 /// executed batch durable, exits 0.
 pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     init_tracing();
+    crate::datadir::restrict_new_files();
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -94,7 +95,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         .thread_name("stele-http")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         // Bind first: peers can reach this node while it replays and elects.
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("listening on {listen}"))?;
@@ -118,8 +119,16 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
-        stele_api::serve_listener_with(router, listener, tls, &server_config, shutdown_signal())
-            .await?;
+        let fatal = Arc::new(std::sync::Mutex::new(None));
+        let stop = stop_signal(Arc::downgrade(&engine), Arc::clone(&fatal));
+        stele_api::serve_listener_with(router, listener, tls, &server_config, stop).await?;
+        let fatal = fatal.lock().map(|mut fatal| fatal.take()).unwrap_or(None);
+        if let Some(reason) = fatal {
+            // No clean shutdown: the engine cannot make anything durable any
+            // more, and what it reported durable is. A supervisor restarts the
+            // node, which recovers from its ledger.
+            anyhow::bail!("fatal: {reason}; exiting so that the node is restarted");
+        }
         tracing::info!("HTTP stopped; making the last batches durable");
         match Arc::try_unwrap(engine) {
             Ok(engine) => engine.shutdown().await,
@@ -128,7 +137,13 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             Err(engine) => drop(engine),
         }
         anyhow::Ok(())
-    })?;
+    });
+    if served.is_err() {
+        // A fatal error (or a failed start): threads stuck on the storage must
+        // not keep the process from exiting.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(RUNTIME_STOP_MS));
+        return served;
+    }
     drop(runtime);
     tracing::info!("stopped");
     Ok(())
@@ -295,15 +310,59 @@ fn user_tokens(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<[u8; 32]>> 
     Ok(vec![token_hash(&token)])
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// The log filter when `RUST_LOG` is unset or empty: Stele's own crates (every
+/// target starting with `stele`: `stele`, `stele_api`, `stele_consensus`...) at
+/// info, dependencies at warn. openraft's info lines (a whole `RaftState` dump on
+/// a first start) are its internals, not an operator's business.
+const LOG_FILTER_DEFAULT: &str = "warn,stele=info";
+
+/// Logs to stderr, filtered by `RUST_LOG` (default [`LOG_FILTER_DEFAULT`]).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LOG_FILTER_DEFAULT));
     // A second call (tests) finds a subscriber already set: fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// How often the node looks for a fatal engine failure, in milliseconds.
+const FATAL_POLL_MS: u64 = 200;
+
+/// Longest wait for the runtime's tasks after a fatal error, in milliseconds.
+const RUNTIME_STOP_MS: u64 = 2_000;
+
+/// Resolves on SIGINT or SIGTERM, or once the engine has failed in a way only
+/// a restart repairs (its reason is then left in `fatal`). A condition that
+/// clears by itself (a full disk) is not one: the engine refuses writes and
+/// resumes.
+async fn stop_signal(engine: Weak<Engine>, fatal: Arc<std::sync::Mutex<Option<String>>>) {
+    let failed = async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(FATAL_POLL_MS));
+        loop {
+            poll.tick().await;
+            // Weak: the clean shutdown takes the engine back whole.
+            let Some(engine) = engine.upgrade() else {
+                return std::future::pending().await;
+            };
+            if let Some(reason) = engine.fatal() {
+                return reason;
+            }
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        reason = failed => {
+            tracing::error!(%reason, "fatal: the node stops (a supervisor restarts it; it recovers from its ledger)");
+            if let Ok(mut fatal) = fatal.lock() {
+                *fatal = Some(reason);
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -90,6 +90,8 @@ pub mod codes {
     pub const TIMEOUT: &str = "Timeout";
     /// 307 (to the leader) or 503 (no leader known): writes go to the leader.
     pub const NOT_LEADER: &str = "NotLeader";
+    /// 507: the node's disk is full; writes resume once space is freed.
+    pub const INSUFFICIENT_STORAGE: &str = "InsufficientStorage";
 }
 
 /// The response header naming the leader's `host:port` on a 307.
@@ -244,6 +246,11 @@ impl From<NodeError> for HttpError {
             NodeError::Unavailable(message) => {
                 HttpError::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, message)
             }
+            NodeError::InsufficientStorage(message) => HttpError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                codes::INSUFFICIENT_STORAGE,
+                message,
+            ),
             NodeError::Internal(message) => {
                 HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, message)
             }

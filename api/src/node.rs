@@ -81,6 +81,11 @@ pub struct NodeState {
     pub last_divergence: Option<String>,
     /// Snapshot transfers this node caught up from since it started.
     pub snapshots_installed: u64,
+    /// Why ledger writes are held back (a full disk, too many open files), if
+    /// they are: writes are refused until it clears, then resume by themselves.
+    /// Absent when all is well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 /// Why the node refused a call. The routes map each to an HTTP status and an
@@ -104,6 +109,10 @@ pub enum NodeError {
     /// The node is shutting down or not the primary: 503.
     #[error("{0}")]
     Unavailable(String),
+    /// The node's disk is full: 507, retry once space is freed (the node
+    /// resumes by itself).
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// Writes go to the leader and this node is not it: 307 to the leader's
     /// address (same path and query) when known, else 503 `NotLeader`.
     #[error("{message}")]

@@ -245,6 +245,7 @@ pub struct Engine {
     restored_from: Option<u64>,
     snapshotter: Option<JoinHandle<()>>,
     learner_catch_up_timeout_ms: u64,
+    storage: Arc<stele_ledger::StorageHealth>,
 }
 
 impl Engine {
@@ -302,6 +303,7 @@ impl Engine {
         let snapshotter = spawn_snapshotter(&replica, &config)?;
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;
+        let storage = log_store.log_writer().storage_health();
         let reader = log_store.reader();
         let transfers = Transfers {
             dir: transfer_dir,
@@ -342,6 +344,7 @@ impl Engine {
             in_flight: Arc::clone(&in_flight),
             unsettled: Arc::new(AtomicBool::new(true)),
             settled_term: 0,
+            storage: Arc::clone(&storage),
         };
         let executor = std::thread::Builder::new()
             .name("stele-executor".to_owned())
@@ -360,6 +363,7 @@ impl Engine {
             restored_from,
             snapshotter,
             learner_catch_up_timeout_ms: cluster.timing.learner_catch_up_timeout_ms,
+            storage,
         })
     }
 
@@ -373,6 +377,9 @@ impl Engine {
     pub fn submit(&self, submission: Submission) -> Result<(), ConsensusError> {
         if let Some(reason) = self.replica.failure() {
             return Err(ConsensusError::Stopped(reason));
+        }
+        if let Some(condition) = self.storage.condition() {
+            return Err(ConsensusError::Storage(condition));
         }
         self.intake.submit(submission)
     }
@@ -578,6 +585,27 @@ impl Engine {
     /// Why the engine stopped, if it did.
     pub fn failure(&self) -> Option<String> {
         self.replica.failure()
+    }
+
+    /// The condition (full disk, no file handles) holding this node's ledger
+    /// writes back, if any: it clears by itself, and writes resume.
+    pub fn storage_condition(&self) -> Option<stele_ledger::StorageCondition> {
+        self.storage.condition()
+    }
+
+    /// Why this node cannot go on, if it cannot: the engine failed (a
+    /// committed batch that does not re-execute, a snapshot that does not
+    /// install...) or the Raft engine stopped on a storage error that is not
+    /// clearable. Only a restart, which recovers from the ledger, repairs it.
+    pub fn fatal(&self) -> Option<String> {
+        if let Some(reason) = self.replica.failure() {
+            return Some(reason);
+        }
+        match &self.raft.metrics().borrow().running_state {
+            // `Stopped` is a shutdown asked for.
+            Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
+            Err(fatal) => Some(format!("the Raft engine stopped: {fatal}")),
+        }
     }
 
     /// This node's peer authentication.

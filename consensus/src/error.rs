@@ -63,6 +63,11 @@ pub enum ConsensusError {
     /// An operation did not finish in time (and was undone as it says).
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The ledger cannot write for a cause that clears by itself (a full disk,
+    /// too many open files): new writes are refused until it does; the node
+    /// goes on serving reads and resumes writing without a restart.
+    #[error("{0}; writes are refused until it clears, then resume by themselves")]
+    Storage(stele_ledger::StorageCondition),
 }
 
 fn leader_hint(leader: Option<u64>, address: Option<&str>) -> String {
@@ -84,6 +89,7 @@ impl ConsensusError {
                 address: address.clone(),
             },
             ConsensusError::Stopped(reason) => ConsensusError::Stopped(reason.clone()),
+            ConsensusError::Storage(condition) => ConsensusError::Storage(condition.clone()),
             other => ConsensusError::Stopped(other.to_string()),
         }
     }

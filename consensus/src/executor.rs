@@ -55,6 +55,9 @@ pub(crate) struct Executor {
     pub(crate) unsettled: Arc<AtomicBool>,
     /// The term the speculative state was last settled in.
     pub(crate) settled_term: u64,
+    /// The ledger writer's health: no batch is executed while a full disk (or
+    /// a lack of file handles) holds the log back.
+    pub(crate) storage: Arc<stele_ledger::StorageHealth>,
 }
 
 impl Executor {
@@ -107,6 +110,11 @@ impl Executor {
     fn ready(&mut self) -> Result<(), ConsensusError> {
         if let Some(reason) = self.replica.failure() {
             return Err(ConsensusError::Stopped(reason));
+        }
+        // Refused rather than queued behind the stuck group: the client learns
+        // why at once, and nothing it was told about is lost.
+        if let Some(condition) = self.storage.condition() {
+            return Err(ConsensusError::Storage(condition));
         }
         let (leader, term, address) = self.leadership();
         if leader != Some(self.node_id) {

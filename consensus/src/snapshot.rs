@@ -10,6 +10,7 @@
 //! full. The ledger stays the truth: a snapshot only saves work.
 
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use stele_history::Checkpoint;
@@ -51,25 +52,52 @@ pub struct LoadedSnapshot {
     pub note: String,
 }
 
+/// Mode of the snapshot folder: snapshots hold the whole state, for the owner only.
+pub const SNAPSHOT_DIR_MODE: u32 = 0o700;
+
+/// Mode of a snapshot file (owner read/write only).
+pub const SNAPSHOT_FILE_MODE: u32 = 0o600;
+
 /// Writes `snapshot` with its `note` atomically (temporary file, fsync, rename).
+/// A failed write removes its temporary file: on a full disk it would otherwise
+/// hold the space the ledger needs to resume.
 pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(SNAPSHOT_DIR_MODE)
+        .create(dir)?;
     // What a stopped process left (only the snapshotter writes here).
     remove_leftovers(dir, &[".tmp", DELETING_SUFFIX]);
     let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
     let temporary = path.with_extension("tmp");
-    let mut file = std::io::BufWriter::new(PacedFile::new(std::fs::File::create(&temporary)?));
+    let written = write_temporary(&temporary, snapshot, note);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written?;
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    prune(dir);
+    Ok(path)
+}
+
+/// Writes and syncs the snapshot file at `temporary`.
+fn write_temporary(temporary: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<()> {
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(SNAPSHOT_FILE_MODE)
+        .open(temporary)?;
+    let mut file = std::io::BufWriter::new(PacedFile::new(created));
     let length = u32::try_from(note.len()).unwrap_or(u32::MAX);
     file.write_all(&length.to_be_bytes())?;
     file.write_all(note.as_bytes())?;
     snapshot.write_to(&mut file)?;
     file.into_inner()
         .map_err(|error| error.into_error())?
-        .finish()?;
-    std::fs::rename(&temporary, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    prune(dir);
-    Ok(path)
+        .finish()
+        .map(drop)
 }
 
 /// The snapshot files of `dir`, newest first.

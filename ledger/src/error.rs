@@ -85,7 +85,36 @@ pub enum LedgerError {
     WriterStopped,
 }
 
+/// A cause of failed writes that clears without a restart (an operator frees
+/// space, another process closes files): the ledger writer waits and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clearable {
+    /// No space left on the device, or the disk quota is used up.
+    Full,
+    /// Too many open files, in this process or in the system.
+    Descriptors,
+}
+
+/// `EMFILE` and `ENFILE` on Linux (no `std::io::ErrorKind` names them).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
 impl LedgerError {
+    /// The clearable cause of this error, if it is one. Anything else that
+    /// fails a write (EIO, a missing file) is taken as permanent.
+    pub fn clearable(&self) -> Option<Clearable> {
+        let LedgerError::Io { source, .. } = self else {
+            return None;
+        };
+        match (source.kind(), source.raw_os_error()) {
+            (std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded, _) => {
+                Some(Clearable::Full)
+            }
+            (_, Some(EMFILE | ENFILE)) => Some(Clearable::Descriptors),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the path and the operation.
     pub fn io(path: &Path, operation: &'static str, source: std::io::Error) -> Self {
         LedgerError::Io {

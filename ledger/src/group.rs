@@ -5,16 +5,90 @@
 //! syncs once, and only then completes each of them. So an appender is told its
 //! batch is durable only after the fdatasync that covers it has returned, and under
 //! load one sync covers many batches.
+//!
+//! A group that fails on a [`Clearable`] cause (a full disk, too many open
+//! files) is neither reported nor given up: the writer sets the
+//! [`StorageHealth`] condition (the engine then refuses new writes with the
+//! reason), takes the ledger back to its last sync ([`Ledger::recover_tail`]),
+//! waits with a growing backoff and writes the group again, until it succeeds;
+//! then the condition clears and the group completes as usual. Any other I/O
+//! error fails the group, and the ledger takes no more writes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use crate::error::Clearable;
 use crate::{
     BatchEntry, BatchLocation, Ledger, LedgerError, SignatureEntry, GROUP_BYTES_MAX,
     GROUP_QUEUE_MAX,
 };
+
+/// First wait before a group that failed on a clearable cause is written again.
+pub const STORAGE_RETRY_FIRST_MS: u64 = 20;
+
+/// Longest wait between two attempts (the wait doubles up to it).
+pub const STORAGE_RETRY_MAX_MS: u64 = 1_000;
+
+/// Why writes are held back now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageCondition {
+    /// The cause.
+    pub kind: Clearable,
+    /// The failed operation, for humans (path, call, OS error).
+    pub reason: String,
+}
+
+impl std::fmt::Display for StorageCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cause = match self.kind {
+            Clearable::Full => "no space left for the ledger",
+            Clearable::Descriptors => "too many open files",
+        };
+        write!(f, "{cause} ({})", self.reason)
+    }
+}
+
+/// What the writer thread shares with the engine: the current condition, and
+/// the shutdown flag that ends a retry loop.
+#[derive(Debug, Default)]
+pub struct StorageHealth {
+    condition: Mutex<Option<StorageCondition>>,
+    stopping: AtomicBool,
+}
+
+impl StorageHealth {
+    /// The condition holding writes back, if any.
+    pub fn condition(&self) -> Option<StorageCondition> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<StorageCondition>> {
+        self.condition
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn enter(&self, kind: Clearable, reason: String) {
+        let mut condition = self.lock();
+        if condition.is_none() {
+            tracing::warn!(
+                ?kind,
+                %reason,
+                "ledger writes fail on a condition that can clear: new writes are refused, the failed ones are retried until it clears"
+            );
+        }
+        *condition = Some(StorageCondition { kind, reason });
+    }
+
+    fn clear(&self) {
+        if self.lock().take().is_some() {
+            tracing::warn!("the ledger writes again: the storage condition cleared");
+        }
+    }
+}
 
 /// What an appender is told once its batch is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +132,7 @@ pub struct GroupCommit {
     sender: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<Ledger>>,
     counters: Arc<Counters>,
+    health: Arc<StorageHealth>,
 }
 
 impl GroupCommit {
@@ -65,15 +140,18 @@ impl GroupCommit {
     pub fn spawn(ledger: Ledger) -> Result<Self, LedgerError> {
         let (sender, receiver) = sync_channel(GROUP_QUEUE_MAX);
         let counters = Arc::new(Counters::default());
+        let health = Arc::new(StorageHealth::default());
         let thread_counters = Arc::clone(&counters);
+        let thread_health = Arc::clone(&health);
         let thread = std::thread::Builder::new()
             .name("stele-ledger".to_owned())
-            .spawn(move || run(ledger, &receiver, &thread_counters))
+            .spawn(move || run(ledger, &receiver, &thread_counters, &thread_health))
             .map_err(|source| LedgerError::io(std::path::Path::new("."), "spawn writer", source))?;
         Ok(GroupCommit {
             sender: Some(sender),
             thread: Some(thread),
             counters,
+            health,
         })
     }
 
@@ -146,8 +224,16 @@ impl GroupCommit {
         self.counters.syncs.load(Ordering::Relaxed)
     }
 
+    /// The writer's health: the condition holding writes back, if any.
+    pub fn health(&self) -> Arc<StorageHealth> {
+        Arc::clone(&self.health)
+    }
+
     /// Finishes the queued requests, stops the thread and hands the ledger back.
+    /// A group being retried on a full disk is given up (reported failed: it
+    /// never became durable).
     pub fn shutdown(mut self) -> Result<Ledger, LedgerError> {
+        self.health.stopping.store(true, Ordering::Release);
         self.sender = None;
         let thread = self.thread.take().ok_or(LedgerError::WriterStopped)?;
         thread.join().map_err(|_| LedgerError::WriterStopped)
@@ -156,6 +242,7 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
+        self.health.stopping.store(true, Ordering::Release);
         self.sender = None;
         if let Some(thread) = self.thread.take() {
             // A panic on the writer thread has already been reported by the hook.
@@ -164,9 +251,23 @@ impl Drop for GroupCommit {
     }
 }
 
+/// One append of a group, kept until it is durable: a group that failed on a
+/// clearable cause is written again from these.
+struct Pending {
+    batch: BatchEntry,
+    signature: SignatureEntry,
+    done: Completion<Durable>,
+    appended: Result<BatchLocation, LedgerError>,
+}
+
 /// The writer loop: one group per iteration.
-fn run(mut ledger: Ledger, receiver: &Receiver<Request>, counters: &Counters) -> Ledger {
-    let mut waiting: Vec<(Completion<Durable>, Result<BatchLocation, LedgerError>)> = Vec::new();
+fn run(
+    mut ledger: Ledger,
+    receiver: &Receiver<Request>,
+    counters: &Counters,
+    health: &StorageHealth,
+) -> Ledger {
+    let mut waiting: Vec<Pending> = Vec::new();
     while let Ok(first) = receiver.recv() {
         let mut next = Some(first);
         let mut group_bytes = 0usize;
@@ -185,7 +286,13 @@ fn run(mut ledger: Ledger, receiver: &Receiver<Request>, counters: &Counters) ->
                 .iter()
                 .map(|tx| tx.command.len() + tx.write_set.len() + 64)
                 .sum::<usize>();
-            waiting.push((done, ledger.append(&batch, &signature)));
+            let appended = ledger.append(&batch, &signature);
+            waiting.push(Pending {
+                batch,
+                signature,
+                done,
+                appended,
+            });
             counters.appends.fetch_add(1, Ordering::Relaxed);
             if group_bytes >= GROUP_BYTES_MAX {
                 break;
@@ -194,7 +301,7 @@ fn run(mut ledger: Ledger, receiver: &Receiver<Request>, counters: &Counters) ->
             next = receiver.try_recv().ok();
         }
         if !waiting.is_empty() {
-            complete_group(&mut ledger, &mut waiting, counters);
+            complete_group(&mut ledger, &mut waiting, counters, health);
         }
         match next {
             Some(Request::Truncate {
@@ -212,24 +319,89 @@ fn run(mut ledger: Ledger, receiver: &Receiver<Request>, counters: &Counters) ->
     ledger
 }
 
-/// One sync for the whole group, then every completion.
+/// One sync for the whole group, then every completion; on a clearable
+/// failure, the group is written again (with backoff) until it goes through.
 fn complete_group(
     ledger: &mut Ledger,
-    waiting: &mut Vec<(Completion<Durable>, Result<BatchLocation, LedgerError>)>,
+    waiting: &mut Vec<Pending>,
     counters: &Counters,
+    health: &StorageHealth,
 ) {
-    let synced = ledger.sync();
-    counters.syncs.fetch_add(1, Ordering::Relaxed);
-    for (done, appended) in waiting.drain(..) {
-        let result = match (appended, &synced) {
-            (Ok(location), Ok(durable_seqno)) => Ok(Durable {
+    let mut backoff_ms = STORAGE_RETRY_FIRST_MS;
+    loop {
+        let synced = ledger.sync();
+        counters.syncs.fetch_add(1, Ordering::Relaxed);
+        // The first failure is the cause; later appends only saw the ledger
+        // stopped by it.
+        let cause = waiting
+            .iter()
+            .find_map(|pending| pending.appended.as_ref().err())
+            .or(synced.as_ref().err());
+        let clearable = cause.and_then(|error| Some((error.clearable()?, error.to_string())));
+        let failed = cause.is_some();
+        let Some((kind, reason)) = clearable else {
+            if !failed {
+                health.clear();
+            }
+            finish_group(waiting, synced);
+            return;
+        };
+        if health.stopping.load(Ordering::Acquire) {
+            finish_group(waiting, synced);
+            return;
+        }
+        health.enter(kind, reason);
+        // Back to the last sync, retried while that too fails clearably.
+        loop {
+            std::thread::sleep(Duration::from_millis(backoff_ms));
+            backoff_ms = (backoff_ms * 2).min(STORAGE_RETRY_MAX_MS);
+            match ledger.recover_tail() {
+                Ok(()) => break,
+                Err(error)
+                    if error.clearable().is_some() && !health.stopping.load(Ordering::Acquire) =>
+                {
+                    tracing::warn!(%error, "cannot take the ledger back to its last sync yet");
+                }
+                Err(error) => {
+                    let mut error = Some(error);
+                    for pending in waiting.drain(..) {
+                        (pending.done)(Err(error.take().unwrap_or(LedgerError::Poisoned)));
+                    }
+                    return;
+                }
+            }
+        }
+        for pending in waiting.iter_mut() {
+            let first_seqno = pending.batch.first_seqno;
+            pending.appended = if first_seqno <= ledger.durable_seqno() {
+                // Made durable before the failure (a sync that went through
+                // and a rename after it that did not).
+                ledger.locate(first_seqno)
+            } else {
+                ledger.append(&pending.batch, &pending.signature)
+            };
+        }
+    }
+}
+
+/// Completes every append of the group with its outcome.
+fn finish_group(waiting: &mut Vec<Pending>, synced: Result<u64, LedgerError>) {
+    let (durable_seqno, mut sync_error) = match synced {
+        Ok(durable_seqno) => (Some(durable_seqno), None),
+        Err(error) => (None, Some(error)),
+    };
+    for pending in waiting.drain(..) {
+        let result = match (pending.appended, durable_seqno) {
+            (Ok(location), Some(durable_seqno)) => Ok(Durable {
                 location,
-                durable_seqno: *durable_seqno,
+                durable_seqno,
             }),
             (Err(error), _) => Err(error),
-            // The write went out but its sync failed: not durable.
-            (Ok(_), Err(_)) => Err(LedgerError::Poisoned),
+            // The write went out but its sync failed: not durable. The first
+            // is told why (the cause reaches the log), the others that the
+            // ledger stopped.
+            (Ok(_), None) => Err(sync_error.take().unwrap_or(LedgerError::Poisoned)),
         };
-        done(result);
+        (pending.done)(result);
     }
 }

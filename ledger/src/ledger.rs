@@ -2,7 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::chunk::{self, ChunkName};
@@ -10,7 +10,7 @@ use crate::entry::EntryRef;
 use crate::frame::{self, encode_frame, Frames, CHUNK_MAGIC};
 use crate::{
     BatchEntry, Entry, Genesis, LedgerError, SignatureEntry, CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MIN,
-    ENTRY_BYTES_MAX,
+    CHUNK_FILE_MODE, ENTRY_BYTES_MAX, LEDGER_DIR_MODE,
 };
 
 /// How the ledger lays out its files.
@@ -102,6 +102,10 @@ pub struct Ledger {
     unsynced: bool,
     dir_unsynced: bool,
     poisoned: bool,
+    /// How many chunks there were, and the last one's length, when a sync last
+    /// covered everything: where [`Ledger::recover_tail`] cuts back to.
+    durable_chunks: usize,
+    durable_bytes: u64,
 }
 
 impl Ledger {
@@ -113,7 +117,11 @@ impl Ledger {
         genesis: &Genesis,
     ) -> Result<Self, LedgerError> {
         config.check()?;
-        std::fs::create_dir_all(dir).map_err(|source| LedgerError::io(dir, "create", source))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(LEDGER_DIR_MODE)
+            .create(dir)
+            .map_err(|source| LedgerError::io(dir, "create", source))?;
         if !chunk::list(dir)?.is_empty() {
             return Err(LedgerError::AlreadyExists(dir.to_owned()));
         }
@@ -124,6 +132,7 @@ impl Ledger {
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(CHUNK_FILE_MODE)
             .open(&path)
             .map_err(|source| LedgerError::io(&path, "create", source))?;
         file.write_all(&bytes)
@@ -147,6 +156,8 @@ impl Ledger {
             unsynced: false,
             dir_unsynced: false,
             poisoned: false,
+            durable_chunks: 1,
+            durable_bytes: bytes.len() as u64,
         })
     }
 
@@ -195,6 +206,8 @@ impl Ledger {
             .filter_map(|chunk| chunk.name.last)
             .max()
             .unwrap_or(0);
+        let durable_chunks = chunks.len();
+        let durable_bytes = chunks.last().map_or(0, |chunk| chunk.bytes);
         let ledger = Ledger {
             dir: dir.to_owned(),
             config,
@@ -208,6 +221,8 @@ impl Ledger {
             unsynced: false,
             dir_unsynced: false,
             poisoned: false,
+            durable_chunks,
+            durable_bytes,
         };
         Ok((ledger, recovery))
     }
@@ -314,6 +329,7 @@ impl Ledger {
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(CHUNK_FILE_MODE)
             .open(&path)
             .map_err(|source| self.poison(LedgerError::io(&path, "create", source)))?;
         bytes.extend_from_slice(CHUNK_MAGIC);
@@ -371,6 +387,7 @@ impl Ledger {
             self.dir_unsynced = false;
         }
         self.durable_seqno = self.last_seqno();
+        self.mark_durable();
         self.close_full_chunk()?;
         Ok(self.durable_seqno)
     }
@@ -436,6 +453,8 @@ impl Ledger {
             .map_err(|error| self.poison(error))?;
         self.index.truncate(kept);
         self.durable_seqno = self.durable_seqno.min(last_kept_seqno);
+        // The cut is synced and only ever follows a sync: all of it is durable.
+        self.mark_durable();
         Ok(())
     }
 
@@ -557,6 +576,11 @@ impl Ledger {
     }
 }
 
+// `Ledger::recover_tail` and `Ledger::mark_durable`: a child module, for the
+// private fields, so that this file stays about appends and reads.
+#[path = "tail.rs"]
+mod tail;
+
 pub(crate) fn open_append(path: &Path) -> Result<File, LedgerError> {
     OpenOptions::new()
         .append(true)
@@ -576,7 +600,7 @@ pub(crate) fn cut_file(path: &Path, length: u64) -> Result<(), LedgerError> {
 }
 
 /// fsyncs a folder, so that file creations, renames and removals in it are durable.
-fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
     File::open(dir)
         .and_then(|folder| folder.sync_all())
         .map_err(|source| LedgerError::io(dir, "fsync folder", source))

@@ -34,7 +34,10 @@
 //!   whose signature is missing) and reports it; a bad frame anywhere else is an
 //!   error naming the file and offset, never a silent truncation.
 //! - After an I/O error on write or sync, the ledger refuses every further write
-//!   (what reached the disk is unknown; only a reopen, which recovers, is safe).
+//!   (what reached the disk is unknown) until it is reopened, which recovers, or
+//!   [`Ledger::recover_tail`] cuts it back to its last sync (the group writer
+//!   does so on a full disk or too many open files, and writes the failed group
+//!   again).
 
 pub mod chunk;
 pub mod entry;
@@ -47,8 +50,8 @@ mod recovery;
 pub mod verify;
 
 pub use entry::{BatchEntry, Entry, Genesis, SignatureEntry, TxRecord};
-pub use error::LedgerError;
-pub use group::{Durable, GroupCommit};
+pub use error::{Clearable, LedgerError};
+pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
 pub use ledger::{BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
 pub use verify::{verify_ledger, KeySource, Progress, VerifyFailure, VerifySummary};
 
@@ -61,6 +64,12 @@ pub const CHUNK_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// Smallest chunk size a configuration may ask for (smaller only multiplies files).
 pub const CHUNK_BYTES_MIN: u64 = 4096;
+
+/// Mode of the ledger folder: the ledger is the service's data, for its owner only.
+pub const LEDGER_DIR_MODE: u32 = 0o700;
+
+/// Mode of every chunk file (owner read/write only).
+pub const CHUNK_FILE_MODE: u32 = 0o600;
 
 /// Most transactions in one batch entry.
 pub const BATCH_TXS_MAX: usize = 100_000;

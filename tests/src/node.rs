@@ -143,6 +143,17 @@ impl TestNode {
             .unwrap_or_else(|error| panic!("cannot reap the killed node: {error}"))
     }
 
+    /// The exit status if the process has exited by itself (it is then reaped
+    /// and the node stopped), else `None`.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = child
+            .try_wait()
+            .unwrap_or_else(|error| panic!("cannot wait for the node: {error}"))?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Sends SIGTERM and waits (bounded by [`NodeConfig::shutdown_timeout`]) for the
     /// process to exit; returns its exit status. Fails the test (after a SIGKILL)
     /// if it does not exit in time.

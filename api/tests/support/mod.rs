@@ -239,6 +239,7 @@ impl Node for FakeNode {
             divergences: 0,
             last_divergence: None,
             snapshots_installed: 0,
+            storage: None,
         }
     }
 }

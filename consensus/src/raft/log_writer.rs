@@ -175,6 +175,12 @@ impl LogWriter {
         Some(position as u64 + 1)
     }
 
+    /// The ledger writer's health: the condition (full disk, no file handles)
+    /// holding writes back, if any.
+    pub fn storage_health(&self) -> Arc<stele_ledger::StorageHealth> {
+        self.writer.health()
+    }
+
     /// The number of entries in the log (the next index).
     pub(crate) fn len(&self) -> u64 {
         lock(&self.shared).slots.len() as u64
