@@ -112,3 +112,20 @@ fn wrong_or_malformed_keys_and_missing_folders_fail() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no ledger chunks"));
 }
+
+#[test]
+fn a_verifier_key_naming_another_origin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ledger(dir.path());
+    let path = dir.path().to_str().unwrap();
+    // The right public key, issued under another name: it vouches for that
+    // log, not this one.
+    let elsewhere = NoteVerifier::new("elsewhere.example/log", writer.public_key())
+        .unwrap()
+        .to_verifier_key();
+    let output = stele(&["verify", path, "--key", &elsewhere]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(stderr.contains("elsewhere.example/log"), "{stderr}");
+    assert!(stderr.contains(FIXTURE_ORIGIN), "{stderr}");
+}
