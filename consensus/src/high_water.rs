@@ -233,7 +233,10 @@ mod tests {
         mark.raise(4, full.root_at(4).unwrap()).unwrap();
         // Reopening on the same ledger, or on one that reaches the mark, is fine.
         assert_eq!(HighWater::open(dir.path(), &full).unwrap().size(), 4);
-        assert_eq!(HighWater::open(dir.path(), &history(0..4)).unwrap().size(), 4);
+        assert_eq!(
+            HighWater::open(dir.path(), &history(0..4)).unwrap().size(),
+            4
+        );
         let error = HighWater::open(dir.path(), &history(0..3)).unwrap_err();
         assert!(error.to_string().contains("holds only 3"), "{error}");
         assert!(error.to_string().contains(HIGH_WATER_FILE), "{error}");

@@ -35,10 +35,7 @@ fn components_v1(seqno: u64) -> LeafComponents {
 
 /// The receipt of seqno 6 in a tree of 21 leaves made by `components`, signed
 /// with the view line `view`.
-fn receipt_of(
-    components: fn(u64) -> LeafComponents,
-    view: Option<u64>,
-) -> (Receipt, SigningKey) {
+fn receipt_of(components: fn(u64) -> LeafComponents, view: Option<u64>) -> (Receipt, SigningKey) {
     let key = SigningKey::from_bytes(&[9; 32]);
     let signer = NoteSigner::new(ORIGIN, key.clone()).unwrap();
     let mut tree = MerkleTree::new();

@@ -229,13 +229,24 @@ fn a_cut_tail_verifies_alone_but_fails_against_a_kept_checkpoint() {
     // The last chunk deleted.
     let (dir, writer) = ledger_dir();
     let anchor = last_checkpoint_note(dir.path());
-    assert_eq!(verify_against(dir.path(), &writer, &anchor), Ok(writer.last_seqno()));
+    assert_eq!(
+        verify_against(dir.path(), &writer, &anchor),
+        Ok(writer.last_seqno())
+    );
     std::fs::remove_file(chunks(dir.path()).last().unwrap()).unwrap();
     let shorter = verify(dir.path(), &writer).unwrap();
-    assert!(shorter < writer.last_seqno(), "every prefix is a valid ledger");
+    assert!(
+        shorter < writer.last_seqno(),
+        "every prefix is a valid ledger"
+    );
     let failure = verify_against(dir.path(), &writer, &anchor).unwrap_err();
     assert!(failure.what.contains("cut off"), "{failure}");
-    assert!(failure.what.contains(&format!("holds {shorter} transactions")), "{failure}");
+    assert!(
+        failure
+            .what
+            .contains(&format!("holds {shorter} transactions")),
+        "{failure}"
+    );
 
     // The last batch and its signature cut, frames intact.
     let (dir, writer) = ledger_dir();
@@ -260,11 +271,18 @@ fn a_cut_tail_verifies_alone_but_fails_against_a_kept_checkpoint() {
     let failure = verify_against(dir.path(), &writer, &older).unwrap_err();
     assert!(failure.what.contains("is not the one"), "{failure}");
     let mut same = FixtureWriter::new(1);
+    same.command_bytes = writer.command_bytes;
     let anchor = same.batch(1).1.checkpoint;
-    assert_eq!(verify_against(dir.path(), &writer, &anchor), Ok(writer.last_seqno()));
+    assert_eq!(
+        verify_against(dir.path(), &writer, &anchor),
+        Ok(writer.last_seqno())
+    );
     let forged = FixtureWriter::new(66).batch(1).1.checkpoint;
     let failure = verify_against(dir.path(), &writer, &forged).unwrap_err();
-    assert!(failure.what.contains("anchor checkpoint does not verify"), "{failure}");
+    assert!(
+        failure.what.contains("anchor checkpoint does not verify"),
+        "{failure}"
+    );
 }
 
 /// Applies `edit` to the first batch of the last chunk and rewrites the chunk
@@ -345,7 +363,9 @@ fn format_1_ledgers_still_verify_and_cannot_pass_for_format_2() {
         panic!("a batch follows the genesis entry")
     };
     assert_eq!(first.leaf_format, LEAF_FORMAT_1);
-    assert!(!payloads[1].windows(11).any(|window| window == b"leaf_format"));
+    assert!(!payloads[1]
+        .windows(11)
+        .any(|window| window == b"leaf_format"));
 
     // A format-2 batch relabelled as format 1 (to free its commands): its
     // leaves change, so its root does.
