@@ -277,7 +277,8 @@ impl Engine {
         )?;
         // Before anything is served: a ledger cut below what was committed is
         // refused (`high_water.rs`).
-        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history)?;
+        let replicated = cluster.members.len() > 1;
+        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, replicated)?;
         let replica = Arc::new(Replica::new(
             store,
             history,

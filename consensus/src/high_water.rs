@@ -22,7 +22,10 @@
 //! ```
 //!
 //! It is replaced whole (temporary file, fsync, rename, fsync of the folder):
-//! a crash leaves the old or the new one. Gaps: a snapshot install (a
+//! a crash leaves the old or the new one. A node started as one of several
+//! members only logs a ledger that ends below the mark (openraft lets a
+//! follower apply entries it has not flushed; the others give them back), and
+//! refuses only a different root. Gaps: a snapshot install (a
 //! follower catching up) raises the commit point without an apply, and the
 //! file is only raised at the next apply; a copy of the whole ledger folder
 //! taken earlier carries its own, older, file.
@@ -59,7 +62,18 @@ impl HighWater {
     /// replayed from that ledger) reaches it with the same root. No file: a
     /// first start, or a ledger written before the mark existed; it starts at
     /// the history's size.
-    pub fn open(ledger_dir: &Path, history: &HistoryState) -> Result<Self, ConsensusError> {
+    ///
+    /// `replicated`: other members hold the log. openraft lets a follower
+    /// apply entries its own log has not flushed yet, so after a crash its
+    /// ledger may legitimately end below its mark; the majority gives those
+    /// entries back, and a node missing committed entries cannot be elected
+    /// (so cannot sign a second tree). A shorter ledger is then only logged; a
+    /// different root at a size it holds is refused either way.
+    pub fn open(
+        ledger_dir: &Path,
+        history: &HistoryState,
+        replicated: bool,
+    ) -> Result<Self, ConsensusError> {
         let path = ledger_dir.join(HIGH_WATER_FILE);
         let Some((size, root)) = read(&path)? else {
             return Ok(HighWater {
@@ -74,7 +88,15 @@ impl HighWater {
              deliberately an older copy and no receipt beyond it may ever be honoured, \
              move the file away to start anyway: the service key will then sign a second, \
              different tree at the sizes above";
-        if held < size {
+        if held < size && replicated {
+            tracing::warn!(
+                file = %path.display(),
+                recorded = size,
+                held,
+                "the ledger ends below the committed tree this node recorded; \
+                 catching up from the other members"
+            );
+        } else if held < size {
             return Err(refusal(format!(
                 "{} records that this node committed the tree of size {size} (root {}), \
                  but the ledger in {} holds only {held} transactions: its newest batches \
@@ -85,7 +107,7 @@ impl HighWater {
             )));
         }
         let replayed = history.root_at(size);
-        if replayed != Some(root) {
+        if replayed.is_some() && replayed != Some(root) {
             return Err(refusal(format!(
                 "{} records that this node committed the tree of size {size} with root {}, \
                  but the ledger in {} has root {} at that size: it was rewritten or replaced. \
@@ -228,20 +250,30 @@ mod tests {
     fn a_shorter_or_different_ledger_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let full = history(0..5);
-        let mut mark = HighWater::open(dir.path(), &full).unwrap();
+        let mut mark = HighWater::open(dir.path(), &full, false).unwrap();
         assert_eq!(mark.size(), 0);
         mark.raise(4, full.root_at(4).unwrap()).unwrap();
         // Reopening on the same ledger, or on one that reaches the mark, is fine.
-        assert_eq!(HighWater::open(dir.path(), &full).unwrap().size(), 4);
+        assert_eq!(HighWater::open(dir.path(), &full, false).unwrap().size(), 4);
         assert_eq!(
-            HighWater::open(dir.path(), &history(0..4)).unwrap().size(),
+            HighWater::open(dir.path(), &history(0..4), false)
+                .unwrap()
+                .size(),
             4
         );
-        let error = HighWater::open(dir.path(), &history(0..3)).unwrap_err();
+        let error = HighWater::open(dir.path(), &history(0..3), false).unwrap_err();
         assert!(error.to_string().contains("holds only 3"), "{error}");
         assert!(error.to_string().contains(HIGH_WATER_FILE), "{error}");
+        // A cluster member catches a short tail up from the others.
+        assert_eq!(
+            HighWater::open(dir.path(), &history(0..3), true)
+                .unwrap()
+                .size(),
+            4
+        );
+        assert!(HighWater::open(dir.path(), &history(10..15), true).is_err());
         // As long, but another tree.
-        let error = HighWater::open(dir.path(), &history(10..15)).unwrap_err();
+        let error = HighWater::open(dir.path(), &history(10..15), false).unwrap_err();
         assert!(error.to_string().contains("rewritten"), "{error}");
     }
 
@@ -249,14 +281,14 @@ mod tests {
     fn a_damaged_file_is_refused_and_the_mark_never_goes_down() {
         let dir = tempfile::tempdir().unwrap();
         let full = history(0..3);
-        let mut mark = HighWater::open(dir.path(), &full).unwrap();
+        let mut mark = HighWater::open(dir.path(), &full, false).unwrap();
         mark.raise(3, full.root_at(3).unwrap()).unwrap();
         mark.raise(2, full.root_at(2).unwrap()).unwrap();
-        assert_eq!(HighWater::open(dir.path(), &full).unwrap().size(), 3);
+        assert_eq!(HighWater::open(dir.path(), &full, false).unwrap().size(), 3);
         let path = dir.path().join(HIGH_WATER_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("\n3\n", "\n2\n", 1)).unwrap();
-        let error = HighWater::open(dir.path(), &full).unwrap_err();
+        let error = HighWater::open(dir.path(), &full, false).unwrap_err();
         assert!(error.to_string().contains("checksum"), "{error}");
     }
 }
