@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use stele_history::{Digest, NoteVerifier};
+use stele_history::{Checkpoint, Digest, NoteVerifier};
 use stele_ledger::fixture::{FixtureWriter, FIXTURE_ORIGIN};
 use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
 use stele_ledger::{Entry, Ledger, LedgerConfig};
@@ -208,6 +208,26 @@ fn a_ledger_cut_below_what_was_committed_is_refused() {
         node.put("hw", &format!("k{index}"), "v");
     }
     let committed = node.commit().unwrap();
+    // A receipt checked with a verifier key issued for another origin fails,
+    // with one for this origin passes.
+    let receipt = dir.path().join("receipt.json");
+    std::fs::write(&receipt, node.receipt_text(committed)).unwrap();
+    let receipt = receipt.to_str().unwrap();
+    let origin = Checkpoint::open_with_key(&node.checkpoint(), &node.public_key())
+        .unwrap()
+        .origin;
+    for (name, accepted) in [(origin.as_str(), true), ("elsewhere.example/log", false)] {
+        let key = NoteVerifier::new(name, node.public_key())
+            .unwrap()
+            .to_verifier_key();
+        let output = stele(&["receipt", "verify", receipt, "--key", &key]);
+        assert_eq!(
+            output.status.success(),
+            accepted,
+            "{name}: {}",
+            text(&output.stderr)
+        );
+    }
     // An auditor keeps the latest signed checkpoint.
     let kept = dir.path().join("kept-checkpoint");
     std::fs::write(&kept, node.checkpoint()).unwrap();
