@@ -26,8 +26,14 @@ pub fn run(args: &ReceiptVerifyArgs) -> anyhow::Result<()> {
     };
     let receipt: Receipt =
         serde_json::from_str(&text).context("the receipt is not valid receipt JSON")?;
-    match receipt.verify(&key) {
+    match receipt.verify(&key.key) {
         Ok(checkpoint) => {
+            key.check_origin(&checkpoint.origin).with_context(|| {
+                format!(
+                    "receipt verification FAILED for transaction {}",
+                    receipt.transaction_id
+                )
+            })?;
             println!("receipt OK: transaction {}", receipt.transaction_id);
             println!(
                 "  leaf {} is in the tree of size {} with root {}",

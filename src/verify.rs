@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use stele_history::{Digest, NoteVerifier, VerifyingKey};
-use stele_ledger::{verify_ledger, KeySource, Progress, VerifySummary};
+use stele_ledger::{verify_ledger_against, KeySource, Progress, VerifySummary};
 
 /// Arguments of `stele verify`.
 #[derive(Debug, clap::Args)]
@@ -20,24 +20,66 @@ pub struct VerifyArgs {
     /// genesis entry, which proves consistency, not identity.
     #[arg(long, value_name = "PUBLIC_KEY")]
     pub key: Option<String>,
+    /// A signed checkpoint of this service kept from earlier (a file holding
+    /// the note, as `GET /node/checkpoint` serves it). The ledger must reach
+    /// its tree size with its root: every prefix of a ledger verifies on its
+    /// own, so only this detects a cut-off tail or a replaced one.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// A parsed `--key`: the public key and, for a note verifier key, the name
+/// (origin) it was issued for.
+#[derive(Debug, Clone)]
+pub struct GivenKey {
+    /// The Ed25519 public key.
+    pub key: VerifyingKey,
+    /// The origin a verifier key names; `None` for bare hex.
+    pub origin: Option<String>,
+}
+
+impl GivenKey {
+    /// Fails unless the key was given bare or names `origin`: a verifier key
+    /// issued for another log must not vouch for this one.
+    pub fn check_origin(&self, origin: &str) -> anyhow::Result<()> {
+        match &self.origin {
+            Some(named) if named != origin => bail!(
+                "--key is a verifier key for origin {named}, but the signatures are by origin {origin}"
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Parses `--key`.
-pub fn parse_key(text: &str) -> anyhow::Result<VerifyingKey> {
+pub fn parse_key(text: &str) -> anyhow::Result<GivenKey> {
     let text = text.trim();
     if text.contains('+') {
         let verifier = NoteVerifier::from_verifier_key(text)
             .context("--key is neither 64 hex digits nor a note verifier key")?;
-        return Ok(*verifier.key());
+        return Ok(GivenKey {
+            key: *verifier.key(),
+            origin: Some(verifier.name().to_owned()),
+        });
     }
     let digest = Digest::from_hex(text, "public key")
         .context("--key must be 64 lowercase hex digits (or a note verifier key)")?;
-    VerifyingKey::from_bytes(digest.as_bytes()).context("--key is not a valid Ed25519 public key")
+    let key = VerifyingKey::from_bytes(digest.as_bytes())
+        .context("--key is not a valid Ed25519 public key")?;
+    Ok(GivenKey { key, origin: None })
 }
 
 /// Runs the verifier with a progress bar on a terminal, plain lines otherwise.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let key = args.key.as_deref().map(parse_key).transpose()?;
+    let anchor = args
+        .checkpoint
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the checkpoint {}", path.display()))
+        })
+        .transpose()?;
     let started = Instant::now();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
@@ -58,12 +100,22 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             progress.bytes_done, progress.bytes_total, progress.transactions
         ),
     };
-    let result = verify_ledger(&args.ledger_dir, key.as_ref(), &mut report);
+    let result = verify_ledger_against(
+        &args.ledger_dir,
+        key.as_ref().map(|given| &given.key),
+        anchor.as_deref(),
+        &mut report,
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     match result {
         Ok(summary) => {
+            if let Some(given) = &key {
+                given
+                    .check_origin(&summary.origin)
+                    .context("ledger verification FAILED")?;
+            }
             print_summary(&args.ledger_dir, &summary, started.elapsed().as_secs_f64());
             Ok(())
         }
@@ -85,6 +137,13 @@ fn print_summary(dir: &std::path::Path, summary: &VerifySummary, seconds: f64) {
             checkpoint.root.to_hex()
         ),
         None => println!("  no transactions yet (genesis only)"),
+    }
+    if let Some(anchor) = &summary.anchor {
+        println!(
+            "  reaches the given checkpoint: tree size {}, root {}",
+            anchor.tree_size,
+            anchor.root.to_hex()
+        );
     }
     let key = Digest(summary.public_key).to_hex();
     match summary.key_source {

@@ -431,6 +431,20 @@ fn cases() -> Vec<Case> {
             "InvalidQuery",
             "`from`",
         ),
+        get(
+            "consistency with a leading zero",
+            "/node/consistency?from=01&to=2",
+            400,
+            "InvalidQuery",
+            "`from`",
+        ),
+        get(
+            "consistency with a plus sign",
+            "/node/consistency?from=%2B1&to=2",
+            400,
+            "InvalidQuery",
+            "`from`",
+        ),
         // Logging.
         get(
             "log read without id",

@@ -292,6 +292,10 @@ impl Engine {
             config.snapshot_dir.as_deref(),
             committed,
         )?;
+        // Before anything is served: a ledger cut below what was committed is
+        // refused (`high_water.rs`).
+        let replicated = cluster.members.len() > 1;
+        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, replicated)?;
         let replica = Arc::new(Replica::new(
             store,
             history,
@@ -300,6 +304,7 @@ impl Engine {
             config.fault,
             config.snapshot_interval_tx,
         ));
+        *lock(&replica.high_water) = Some(high_water);
         let snapshotter = spawn_snapshotter(&replica, &config)?;
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;

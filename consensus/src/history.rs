@@ -3,30 +3,33 @@
 
 use stele_history::hash::leaf_hash;
 use stele_history::{
-    Checkpoint, Column, Digest, LeafComponents, MerkleTree, Receipt, TransactionId,
+    leaf_bytes_of, Checkpoint, Column, Digest, LeafComponents, MerkleTree, Receipt, TransactionId,
 };
 
 use crate::identity::ServiceIdentity;
 use crate::ConsensusError;
 
-/// The two leaf components stored per transaction (the third, the commit
-/// evidence, is derived from the service secret when a receipt is made).
+/// The leaf components stored per transaction (the commit evidence is
+/// derived from the service secret when a receipt is made).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxDigests {
     /// SHA-256 of the canonical write set.
     pub write_set_digest: Digest,
     /// SHA-256 of the claims, or zero.
     pub claims_digest: Digest,
+    /// SHA-256 of the recorded command (leaf format 2), or `None` (format 1).
+    pub command_digest: Option<Digest>,
 }
 
 impl TxDigests {
     /// The leaf hash given the commit evidence digest.
     pub fn leaf_hash(&self, commit_evidence_digest: &Digest) -> Digest {
-        let mut leaf = [0u8; 96];
-        leaf[..32].copy_from_slice(self.write_set_digest.as_bytes());
-        leaf[32..64].copy_from_slice(commit_evidence_digest.as_bytes());
-        leaf[64..].copy_from_slice(self.claims_digest.as_bytes());
-        leaf_hash(&leaf)
+        leaf_hash(&leaf_bytes_of(
+            &self.write_set_digest,
+            commit_evidence_digest,
+            &self.claims_digest,
+            self.command_digest.as_ref(),
+        ))
     }
 }
 
@@ -93,6 +96,7 @@ impl HistoryState {
             origin: identity.origin().to_owned(),
             tree_size: self.tree.size(),
             root: self.tree.root(),
+            view: Some(view),
         };
         let note = checkpoint.sign(identity.signer())?;
         self.batches.push(BatchInfo {
@@ -125,6 +129,15 @@ impl HistoryState {
                 seqno: last_seqno,
                 reason: "the signed checkpoint does not match the tree rebuilt from the ledger"
                     .to_owned(),
+            });
+        }
+        if checkpoint.view.is_some_and(|signed| signed != view) {
+            return Err(ConsensusError::Replay {
+                seqno: last_seqno,
+                reason: format!(
+                    "the batch records view {view} but its checkpoint signs view {:?}",
+                    checkpoint.view
+                ),
             });
         }
         self.batches.push(BatchInfo {
@@ -162,6 +175,11 @@ impl HistoryState {
     /// The root of the tree (the empty-tree root when empty).
     pub fn root(&self) -> Digest {
         self.tree.root()
+    }
+
+    /// The root of the tree's first `size` leaves, if it has that many.
+    pub fn root_at(&self, size: u64) -> Option<Digest> {
+        self.tree.root_at(size).ok()
     }
 
     /// The batch ending exactly at `seqno`, if one does.
@@ -220,6 +238,7 @@ impl HistoryState {
             write_set_digest: digests.write_set_digest,
             commit_evidence: identity.commit_evidence(id),
             claims_digest: digests.claims_digest,
+            command_digest: digests.command_digest,
         };
         Receipt::build(
             &self.tree,

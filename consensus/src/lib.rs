@@ -15,6 +15,8 @@
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - [`high_water`] — [`high_water::HighWater`]: the largest committed tree,
+//!   recorded before it is visible; a node refuses a ledger cut below it.
 //! - [`raft`] — replication with openraft (P5): the type config and the Raft log
 //!   storage over the ledger.
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their seqno.
@@ -43,6 +45,7 @@
 pub mod engine;
 pub mod error;
 mod executor;
+pub mod high_water;
 pub mod history;
 pub mod identity;
 mod intake;

@@ -4,7 +4,7 @@
 use stele_history::hash::sha256;
 use stele_history::{Digest, TransactionId};
 use stele_kv::{Store, WriteSet};
-use stele_ledger::{BatchEntry, Ledger, SignatureEntry};
+use stele_ledger::{BatchEntry, Ledger, SignatureEntry, LEAF_FORMAT_1};
 
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
@@ -118,11 +118,15 @@ pub fn push_logged_batch(
                 "commit evidence digest differs: another commit secret".to_owned(),
             ));
         }
+        let leaf_format = batch.leaf_format;
         digests.push(TxDigests {
             write_set_digest: tx.write_set_digest(),
             claims_digest: Digest(tx.claims_digest),
+            command_digest: (leaf_format > LEAF_FORMAT_1).then(|| tx.command_digest()),
         });
-        leaf_hashes.push(tx.leaf_hash());
+        // From format 2 the leaf covers the recorded command, so a rewritten
+        // command fails the checkpoint check below.
+        leaf_hashes.push(tx.leaf_hash(leaf_format));
     }
     history.push_replayed(
         batch.view,

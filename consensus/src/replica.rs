@@ -25,8 +25,9 @@ use stele_frontends::Command;
 use stele_history::hash::sha256;
 use stele_history::{claims_digest, Digest, TransactionId};
 use stele_kv::Store;
-use stele_ledger::{BatchEntry, SignatureEntry, TxRecord};
+use stele_ledger::{BatchEntry, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT};
 
+use crate::high_water::HighWater;
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
 use crate::raft::ExecutedBatch;
@@ -82,6 +83,9 @@ pub struct Replica {
     last_snapshot_seqno: AtomicU64,
     /// Submitters waiting for the commit of their batch.
     pub(crate) waiters: Waiters,
+    /// The committed tree recorded on disk (set once the engine has checked
+    /// the ledger against it).
+    pub(crate) high_water: Mutex<Option<HighWater>>,
 }
 
 /// Recovers the guard of a lock whose holder panicked: the data is plain.
@@ -116,6 +120,7 @@ impl Replica {
             snapshot_interval_tx,
             last_snapshot_seqno: AtomicU64::new(committed),
             waiters: Waiters::default(),
+            high_water: Mutex::new(None),
         }
     }
 
@@ -184,7 +189,8 @@ impl Replica {
         if self.fault == Fault::CorruptPrimary {
             corrupt(&mut results);
         }
-        let (records, digests, leaf_hashes) = self.leaves(view, commands, &results);
+        let (records, digests, leaf_hashes) =
+            self.leaves(view, LEAF_FORMAT_CURRENT, commands, &results);
         let note = self
             .write_history()
             .push_batch(view, &digests, &leaf_hashes, &self.identity)?
@@ -199,6 +205,7 @@ impl Replica {
                 view,
                 first_seqno: results.first().map_or(0, |result| result.seqno),
                 txs: records,
+                leaf_format: LEAF_FORMAT_CURRENT,
             },
             signature: SignatureEntry {
                 view,
@@ -209,30 +216,34 @@ impl Replica {
         Ok((batch, results))
     }
 
-    /// The ledger records, digests and leaf hashes of executed transactions.
+    /// The ledger records, digests and leaf hashes of executed transactions,
+    /// with leaves in `leaf_format` (a follower matches the primary's batch).
     fn leaves(
         &self,
         view: u64,
+        leaf_format: u8,
         commands: &[Command],
         results: &[TxResult],
     ) -> (Vec<TxRecord>, Vec<TxDigests>, Vec<Digest>) {
         let mut records = Vec::with_capacity(results.len());
         let mut digests = Vec::with_capacity(results.len());
         let mut leaf_hashes = Vec::with_capacity(results.len());
-        for (command, result) in commands.iter().zip(results) {
+        for (command_of, result) in commands.iter().zip(results) {
             let id = TransactionId {
                 view,
                 seqno: result.seqno,
             };
             let evidence_digest = sha256(self.identity.commit_evidence(id).to_string().as_bytes());
+            let command = encode_command(command_of);
             let tx = TxDigests {
                 write_set_digest: Digest(result.write_set_digest),
-                claims_digest: claims_digest(claims_of(command)),
+                claims_digest: claims_digest(claims_of(command_of)),
+                command_digest: (leaf_format > LEAF_FORMAT_1).then(|| sha256(&command)),
             };
             leaf_hashes.push(tx.leaf_hash(&evidence_digest));
             digests.push(tx);
             records.push(TxRecord {
-                command: encode_command(command),
+                command,
                 write_set: result.write_set.canonical_bytes(),
                 claims_digest: tx.claims_digest.0,
                 commit_evidence_digest: evidence_digest.0,
@@ -281,7 +292,8 @@ impl Replica {
             corrupt(&mut results);
         }
         let view = batch.batch.view;
-        let (records, digests, leaf_hashes) = self.leaves(view, &commands, &results);
+        let (records, digests, leaf_hashes) =
+            self.leaves(view, batch.batch.leaf_format, &commands, &results);
         let compared = compare(&records, &batch.batch.txs, first).and_then(|()| {
             self.write_history().push_replayed(
                 view,
@@ -328,6 +340,25 @@ impl Replica {
             "rolled back speculative transactions"
         );
         Ok(())
+    }
+
+    /// Before a group of committed batches is confirmed (made visible): records
+    /// the tree ending with `last`, the last of them, as committed, durably
+    /// (see `high_water`). Its checkpoint is opened with the service key, so
+    /// only a size and root the service signed are recorded.
+    pub(crate) fn raise_high_water(&self, last: &ExecutedBatch) -> Result<(), ConsensusError> {
+        let mut high_water = lock(&self.high_water);
+        let Some(high_water) = high_water.as_mut() else {
+            return Ok(());
+        };
+        if last.batch.last_seqno() <= high_water.size() {
+            return Ok(());
+        }
+        let checkpoint = stele_history::Checkpoint::open(
+            &last.signature.checkpoint,
+            &self.identity.signer().verifier(),
+        )?;
+        high_water.raise(checkpoint.tree_size, checkpoint.root)
     }
 
     /// After commit: `batch` must be in the history (re-executed here if the

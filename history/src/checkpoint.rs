@@ -2,8 +2,12 @@
 //! this size and this root".
 //!
 //! Body: `<origin>\n<tree size, decimal>\n<base64 root>\n`, optionally followed
-//! by non-empty extension lines (signed, otherwise ignored). Stele signs its
-//! checkpoints with a key named after the origin.
+//! by non-empty extension lines (signed; unknown ones are ignored). Stele signs
+//! its checkpoints with a key named after the origin, and since ledger format 2
+//! adds one extension line, `stele-view <view>`: the view of the batch the
+//! checkpoint follows, so that an offline checker (who cannot recompute the
+//! commit evidence, which also names it) can check the views the ledger
+//! records.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -21,17 +25,27 @@ pub struct Checkpoint {
     pub tree_size: u64,
     /// RFC 9162 root of the first `tree_size` leaves.
     pub root: Digest,
+    /// The `stele-view` extension: the view of the batch ending at
+    /// `tree_size`; `None` in checkpoints written before ledger format 2.
+    pub view: Option<u64>,
 }
+
+/// What opens Stele's view extension line.
+pub const VIEW_EXTENSION_PREFIX: &str = "stele-view ";
 
 impl Checkpoint {
     /// The note text of this checkpoint.
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.tree_size,
             BASE64.encode(self.root.as_bytes())
-        )
+        );
+        if let Some(view) = self.view {
+            body.push_str(&format!("{VIEW_EXTENSION_PREFIX}{view}\n"));
+        }
+        body
     }
 
     /// The signed note: body, blank line, signature line of `signer`.
@@ -79,8 +93,19 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(HistoryError::MalformedCheckpoint("empty origin"));
         }
-        if lines.any(str::is_empty) {
-            return Err(HistoryError::MalformedCheckpoint("empty extension line"));
+        let mut view = None;
+        for extension in lines {
+            if extension.is_empty() {
+                return Err(HistoryError::MalformedCheckpoint("empty extension line"));
+            }
+            if let Some(number) = extension.strip_prefix(VIEW_EXTENSION_PREFIX) {
+                let parsed = parse_canonical_u64(number).ok_or(
+                    HistoryError::MalformedCheckpoint("the view is not canonical decimal"),
+                )?;
+                if view.replace(parsed).is_some() {
+                    return Err(HistoryError::MalformedCheckpoint("two view lines"));
+                }
+            }
         }
         let tree_size = parse_canonical_u64(size).ok_or(HistoryError::MalformedCheckpoint(
             "the size is not canonical decimal",
@@ -96,13 +121,14 @@ impl Checkpoint {
             origin: origin.to_owned(),
             tree_size,
             root: Digest(root_bytes),
+            view,
         })
     }
 }
 
 /// Decimal digits without sign or leading zeros ("0" itself is fine), so each
 /// number has one spelling.
-pub(crate) fn parse_canonical_u64(text: &str) -> Option<u64> {
+pub fn parse_canonical_u64(text: &str) -> Option<u64> {
     let canonical = !text.is_empty()
         && text.bytes().all(|digit| digit.is_ascii_digit())
         && (text == "0" || !text.starts_with('0'));
@@ -128,6 +154,7 @@ mod tests {
             origin: "stele.example/ledger".into(),
             tree_size: 1234,
             root: sha256(b"root"),
+            view: None,
         }
     }
 
@@ -140,6 +167,30 @@ mod tests {
         );
         let key = signer().verifier().key().to_owned();
         assert_eq!(Checkpoint::open_with_key(&note, &key), Ok(checkpoint()));
+    }
+
+    #[test]
+    fn the_view_line_is_signed_and_read_back() {
+        let in_view = Checkpoint {
+            view: Some(7),
+            ..checkpoint()
+        };
+        let note = in_view.sign(&signer()).unwrap();
+        assert!(note.contains("\nstele-view 7\n\n"), "{note}");
+        assert_eq!(Checkpoint::open(&note, &signer().verifier()), Ok(in_view));
+        // Rewriting the view breaks the signature.
+        let rewritten = note.replace("stele-view 7", "stele-view 8");
+        assert!(Checkpoint::open(&rewritten, &signer().verifier()).is_err());
+        let root = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        for bad in [
+            format!("o\n1\n{root}\nstele-view 07\n"),
+            format!("o\n1\n{root}\nstele-view \n"),
+            format!("o\n1\n{root}\nstele-view 1\nstele-view 1\n"),
+        ] {
+            assert!(Checkpoint::parse_body(&bad).is_err(), "{bad:?} parsed");
+        }
+        let other = format!("o\n1\n{root}\nother extension\n");
+        assert_eq!(Checkpoint::parse_body(&other).unwrap().view, None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! What a transaction puts in the tree: its id, commit evidence and leaf.
 //!
-//! Leaf bytes (96) = write_set_digest (32) || SHA-256(commit_evidence) (32)
-//! || claims_digest (32), the same components as CCF's receipts. The commit
-//! evidence is the text `ce:<view>.<seqno>:<64 lowercase hex>`.
+//! Leaf format 1 (96 bytes) = write_set_digest (32) || SHA-256(commit_evidence)
+//! (32) || claims_digest (32), the same components as CCF's receipts. Format 2
+//! (128 bytes) appends command_digest (32), SHA-256 of the command as the
+//! ledger stores it, so the signed root also covers what was asked, not only
+//! what it wrote. The lengths differ, so no leaf reads as both formats. The
+//! commit evidence is the text `ce:<view>.<seqno>:<64 lowercase hex>`.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -10,8 +13,31 @@ use crate::checkpoint::parse_canonical_u64;
 use crate::hash::{decode_lower_hex, encode_lower_hex, leaf_hash, sha256};
 use crate::{Digest, HistoryError};
 
-/// Bytes in a leaf.
+/// Bytes in a format-1 leaf (no command digest).
 pub const LEAF_BYTES: usize = 96;
+
+/// Bytes in a format-2 leaf (with the command digest).
+pub const LEAF_V2_BYTES: usize = LEAF_BYTES + 32;
+
+/// The leaf bytes from the component digests (the commit evidence already
+/// hashed): format 1 without `command_digest`, format 2 with it. The one
+/// definition of the layout, for receipts, the ledger and the node.
+pub fn leaf_bytes_of(
+    write_set_digest: &Digest,
+    commit_evidence_digest: &Digest,
+    claims_digest: &Digest,
+    command_digest: Option<&Digest>,
+) -> Vec<u8> {
+    let mut leaf = Vec::with_capacity(LEAF_V2_BYTES);
+    leaf.extend_from_slice(write_set_digest.as_bytes());
+    leaf.extend_from_slice(commit_evidence_digest.as_bytes());
+    leaf.extend_from_slice(claims_digest.as_bytes());
+    if let Some(command_digest) = command_digest {
+        leaf.extend_from_slice(command_digest.as_bytes());
+    }
+    debug_assert!(leaf.len() == LEAF_BYTES || leaf.len() == LEAF_V2_BYTES);
+    leaf
+}
 
 /// A transaction's id: the view (Raft term) in which it was ordered and its
 /// sequence number. Written `<view>.<seqno>` in canonical decimal.
@@ -128,17 +154,21 @@ pub struct LeafComponents {
     pub commit_evidence: CommitEvidence,
     /// The claims digest ([`claims_digest`]).
     pub claims_digest: Digest,
+    /// SHA-256 of the command as the ledger stores it: leaf format 2; `None`
+    /// for format 1 (ledgers written before commands were bound).
+    pub command_digest: Option<Digest>,
 }
 
 impl LeafComponents {
-    /// The 96 leaf bytes.
-    pub fn leaf_bytes(&self) -> [u8; LEAF_BYTES] {
-        let mut leaf = [0u8; LEAF_BYTES];
-        leaf[..32].copy_from_slice(self.write_set_digest.as_bytes());
+    /// The leaf bytes: 96 (format 1) or 128 (format 2).
+    pub fn leaf_bytes(&self) -> Vec<u8> {
         let evidence_digest = sha256(self.commit_evidence.to_string().as_bytes());
-        leaf[32..64].copy_from_slice(evidence_digest.as_bytes());
-        leaf[64..].copy_from_slice(self.claims_digest.as_bytes());
-        leaf
+        leaf_bytes_of(
+            &self.write_set_digest,
+            &evidence_digest,
+            &self.claims_digest,
+            self.command_digest.as_ref(),
+        )
     }
 
     /// The RFC 9162 leaf hash of the leaf bytes.
@@ -190,12 +220,38 @@ mod tests {
             write_set_digest: sha256(b"ws"),
             commit_evidence: format!("ce:1.1:{}", "00".repeat(32)).parse().unwrap(),
             claims_digest: claims_digest(None),
+            command_digest: None,
         };
         let leaf = components.leaf_bytes();
+        assert_eq!(leaf.len(), LEAF_BYTES);
         assert_eq!(&leaf[..32], sha256(b"ws").as_bytes());
         let evidence = format!("ce:1.1:{}", "00".repeat(32));
         assert_eq!(&leaf[32..64], sha256(evidence.as_bytes()).as_bytes());
         assert_eq!(&leaf[64..], &[0u8; 32]);
         assert_eq!(claims_digest(Some("c")), sha256(b"c"));
+    }
+
+    #[test]
+    fn a_format_2_leaf_appends_the_command_digest() {
+        let v1 = LeafComponents {
+            write_set_digest: sha256(b"ws"),
+            commit_evidence: format!("ce:1.1:{}", "00".repeat(32)).parse().unwrap(),
+            claims_digest: claims_digest(None),
+            command_digest: None,
+        };
+        let v2 = LeafComponents {
+            command_digest: Some(sha256(b"command")),
+            ..v1
+        };
+        let leaf = v2.leaf_bytes();
+        assert_eq!(leaf.len(), LEAF_V2_BYTES);
+        assert_eq!(&leaf[..LEAF_BYTES], v1.leaf_bytes().as_slice());
+        assert_eq!(&leaf[LEAF_BYTES..], sha256(b"command").as_bytes());
+        let other = LeafComponents {
+            command_digest: Some(sha256(b"another command")),
+            ..v1
+        };
+        assert_ne!(v2.leaf_hash(), other.leaf_hash());
+        assert_ne!(v2.leaf_hash(), v1.leaf_hash());
     }
 }

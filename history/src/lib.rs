@@ -9,7 +9,8 @@
 //! - [`proof`]: verification of those proofs, as an auditor runs it.
 //! - [`note`]: C2SP signed notes with Ed25519, verifier keys.
 //! - [`checkpoint`]: C2SP tlog checkpoints (origin, size, root) signed as notes.
-//! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the 96-byte leaf.
+//! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the leaf (96 bytes, or
+//!   128 with the command digest).
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
 //! - `levels`: [`Column`], a sequence in fixed 1 MiB chunks (never copied as
 //!   it grows), holding the tree's levels.
@@ -39,7 +40,7 @@ pub use checkpoint::Checkpoint;
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::HistoryError;
 pub use hash::Digest;
-pub use leaf::{claims_digest, CommitEvidence, LeafComponents, TransactionId};
+pub use leaf::{claims_digest, leaf_bytes_of, CommitEvidence, LeafComponents, TransactionId};
 pub use levels::Column;
 pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};

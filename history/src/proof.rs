@@ -79,7 +79,8 @@ pub fn root_from_inclusion(
 /// `from` leaves with root `from_root`, given the consistency `proof`.
 ///
 /// `from == to` needs an empty proof and equal roots; `from == 0` needs an
-/// empty proof and `from_root` equal to the empty tree's root.
+/// empty proof and `from_root` equal to the empty tree's root (and so does
+/// `to_root` when `to == 0`).
 pub fn verify_consistency(
     from: u64,
     to: u64,
@@ -100,6 +101,12 @@ pub fn verify_consistency(
         if *from_root != expected_from {
             return Err(HistoryError::ConsistencyProofInvalid(
                 "the old root does not match",
+            ));
+        }
+        // Any tree extends the empty one, but only the empty tree has size 0.
+        if to == 0 && *to_root != empty_root() {
+            return Err(HistoryError::ConsistencyProofInvalid(
+                "the new root is not the empty tree's root",
             ));
         }
         return Ok(());

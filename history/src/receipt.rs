@@ -2,7 +2,8 @@
 //!
 //! JSON (field order as below, see `docs/receipts.md`):
 //! `{"transaction_id", "leaf_index", "write_set_digest", "commit_evidence",
-//! "claims_digest", "proof", "tree_size", "root", "checkpoint"}`.
+//! "claims_digest", "command_digest" (leaf format 2 only), "proof",
+//! "tree_size", "root", "checkpoint"}`.
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,10 @@ pub struct Receipt {
     pub commit_evidence: CommitEvidence,
     /// SHA-256 of the claims, or all zero.
     pub claims_digest: Digest,
+    /// SHA-256 of the command as the ledger stores it (leaf format 2); absent
+    /// for transactions of format-1 ledgers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_digest: Option<Digest>,
     /// RFC 9162 inclusion path of `leaf_index` in the tree of `tree_size`.
     pub proof: Vec<Digest>,
     /// The size of the tree the proof and checkpoint are about.
@@ -65,6 +70,7 @@ impl Receipt {
             write_set_digest: components.write_set_digest,
             commit_evidence: components.commit_evidence,
             claims_digest: components.claims_digest,
+            command_digest: components.command_digest,
             proof: tree.inclusion_proof(leaf_index, checkpoint.tree_size)?,
             tree_size: checkpoint.tree_size,
             root: checkpoint.root,
@@ -90,6 +96,7 @@ impl Receipt {
             write_set_digest: self.write_set_digest,
             commit_evidence: self.commit_evidence,
             claims_digest: self.claims_digest,
+            command_digest: self.command_digest,
         };
         verify_inclusion(
             self.leaf_index,
@@ -102,6 +109,15 @@ impl Receipt {
         if checkpoint.tree_size != self.tree_size || checkpoint.root != self.root {
             return Err(HistoryError::ReceiptMismatch(
                 "the checkpoint signs another tree size or root",
+            ));
+        }
+        // The checkpoint follows the transaction's own batch.
+        if checkpoint
+            .view
+            .is_some_and(|view| view != self.transaction_id.view)
+        {
+            return Err(HistoryError::ReceiptMismatch(
+                "the checkpoint signs another view",
             ));
         }
         Ok(checkpoint)

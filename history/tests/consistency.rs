@@ -110,3 +110,12 @@ fn degenerate_sizes_have_empty_proofs() {
     assert!(tree.consistency_proof(11, 10).is_err());
     assert!(tree.consistency_proof(1, SIZE_MAX + 1).is_err());
 }
+
+#[test]
+fn the_empty_tree_is_consistent_only_with_the_empty_root() {
+    let empty = sha256(&[]);
+    let root = tree().root_at(10).unwrap();
+    assert_eq!(verify_consistency(0, 0, &empty, &empty, &[]), Ok(()));
+    // Size 0 has one root: a proof "from 0 to 0" must not vouch for another.
+    assert!(verify_consistency(0, 0, &empty, &root, &[]).is_err());
+}

@@ -25,15 +25,17 @@ fn example() -> Vec<(&'static str, String)> {
                 secret: sha256(format!("secret of tx {seqno}").as_bytes()).0,
             },
             claims_digest: claims_digest((seqno == 2).then_some("hello")),
+            command_digest: Some(sha256(format!("command of tx {seqno}").as_bytes())),
         })
         .collect();
     let mut tree = MerkleTree::new();
-    let leaves: Vec<[u8; 96]> = components.iter().map(LeafComponents::leaf_bytes).collect();
+    let leaves: Vec<Vec<u8>> = components.iter().map(LeafComponents::leaf_bytes).collect();
     tree.append_batch(&leaves);
     let checkpoint = Checkpoint {
         origin: origin.into(),
         tree_size: 3,
         root: tree.root(),
+        view: Some(1),
     };
     let note = checkpoint.sign(&signer).unwrap();
     let receipt = Receipt::build(&tree, 1, &components[1], &checkpoint, note.clone()).unwrap();

@@ -21,24 +21,40 @@ fn components(seqno: u64) -> LeafComponents {
             secret: sha256(format!("secret {seqno}").as_bytes()).0,
         },
         claims_digest: claims_digest((seqno % 2 == 0).then_some("a claim")),
+        command_digest: Some(sha256(format!("command {seqno}").as_bytes())),
     }
 }
 
-/// A tree of 21 transactions, signed at size 21; the receipt of seqno 6.
-fn receipt() -> (Receipt, SigningKey) {
+/// The same transaction in a format-1 ledger (no command digest).
+fn components_v1(seqno: u64) -> LeafComponents {
+    LeafComponents {
+        command_digest: None,
+        ..components(seqno)
+    }
+}
+
+/// The receipt of seqno 6 in a tree of 21 leaves made by `components`, signed
+/// with the view line `view`.
+fn receipt_of(components: fn(u64) -> LeafComponents, view: Option<u64>) -> (Receipt, SigningKey) {
     let key = SigningKey::from_bytes(&[9; 32]);
     let signer = NoteSigner::new(ORIGIN, key.clone()).unwrap();
     let mut tree = MerkleTree::new();
-    let leaves: Vec<[u8; 96]> = (1..=21).map(|s| components(s).leaf_bytes()).collect();
+    let leaves: Vec<Vec<u8>> = (1..=21).map(|s| components(s).leaf_bytes()).collect();
     tree.append_batch(&leaves);
     let checkpoint = Checkpoint {
         origin: ORIGIN.into(),
         tree_size: tree.size(),
         root: tree.root(),
+        view,
     };
     let note = checkpoint.sign(&signer).unwrap();
     let receipt = Receipt::build(&tree, 5, &components(6), &checkpoint, note).unwrap();
     (receipt, key)
+}
+
+/// A tree of 21 transactions, signed at size 21 in view 2; the receipt of seqno 6.
+fn receipt() -> (Receipt, SigningKey) {
+    receipt_of(components, Some(2))
 }
 
 #[test]
@@ -56,6 +72,7 @@ fn json_has_exactly_the_documented_fields_in_order() {
         "write_set_digest",
         "commit_evidence",
         "claims_digest",
+        "command_digest",
         "proof",
         "tree_size",
         "root",
@@ -165,7 +182,7 @@ fn any_change_to_any_field_fails() {
         assert!(outcome.is_err(), "a change to {field} verified: {changed}");
         *per_field.entry(field).or_default() += 1;
     }
-    assert_eq!(per_field.len(), 10, "{per_field:?}");
+    assert_eq!(per_field.len(), 11, "{per_field:?}");
 }
 
 #[test]
@@ -185,6 +202,7 @@ fn build_refuses_components_or_checkpoints_of_another_tree() {
         origin: ORIGIN.into(),
         tree_size: 2,
         root: tree.root(),
+        view: Some(2),
     };
     let note = checkpoint.sign(&signer).unwrap();
     assert!(Receipt::build(&tree, 0, &components(2), &checkpoint, note.clone()).is_err());
@@ -194,4 +212,35 @@ fn build_refuses_components_or_checkpoints_of_another_tree() {
     };
     assert!(Receipt::build(&tree, 0, &components(1), &wrong_root, note.clone()).is_err());
     assert!(Receipt::build(&tree, 2, &components(1), &checkpoint, note).is_err());
+}
+
+#[test]
+fn format_1_receipts_verify_and_the_format_cannot_be_switched() {
+    let (v1, key) = receipt_of(components_v1, None);
+    let key = key.verifying_key();
+    v1.verify(&key).unwrap();
+    let text = serde_json::to_string(&v1).unwrap();
+    assert!(!text.contains("command_digest"), "{text}");
+    // Claiming a command for a format-1 leaf, or dropping the command of a
+    // format-2 leaf, changes the leaf.
+    let claimed = Receipt {
+        command_digest: Some(sha256(b"command 6")),
+        ..v1
+    };
+    assert!(claimed.verify(&key).is_err());
+    let (v2, _) = receipt();
+    let dropped = Receipt {
+        command_digest: None,
+        ..v2.clone()
+    };
+    assert!(dropped.verify(&key).is_err());
+    // Whoever holds the command can check it against the receipt.
+    assert_eq!(v2.command_digest, Some(sha256(b"command 6")));
+}
+
+#[test]
+fn a_checkpoint_of_another_view_fails() {
+    let (receipt, key) = receipt_of(components, Some(3));
+    let error = receipt.verify(&key.verifying_key()).unwrap_err();
+    assert!(error.to_string().contains("view"), "{error}");
 }

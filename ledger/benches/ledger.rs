@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stele_history::MerkleTree;
 use stele_ledger::fixture::FixtureWriter;
-use stele_ledger::{verify_ledger, BatchEntry, Entry, Ledger, LedgerConfig, TxRecord};
+use stele_ledger::{verify_ledger, BatchEntry, Entry, Ledger, LedgerConfig};
 
 const BATCH_TXS: usize = 1_000;
 const VERIFY_BATCHES: usize = 100;
@@ -111,7 +111,7 @@ fn verify_group(c: &mut Criterion, name: &str, batch_txs: usize) {
         bencher.iter(|| {
             let mut tree = MerkleTree::new();
             for batch in &batches {
-                let hashes: Vec<_> = batch.txs.iter().map(TxRecord::leaf_hash).collect();
+                let hashes = batch.leaf_hashes();
                 tree.append_leaf_hashes(&hashes);
                 std::hint::black_box(tree.root());
             }

@@ -5,10 +5,21 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use stele_history::hash::leaf_hash;
-use stele_history::{Digest, TransactionId};
+use stele_history::hash::{leaf_hash, sha256};
+use stele_history::{leaf_bytes_of, Digest, TransactionId};
 
 use crate::{LedgerError, BATCH_TXS_MAX};
+
+/// Leaf format 1: 96 bytes, the command outside the leaf (ledgers written
+/// before format 2; still read and verified).
+pub const LEAF_FORMAT_1: u8 = 1;
+
+/// Leaf format 2: 128 bytes, the last 32 SHA-256 of the recorded command; its
+/// checkpoints carry the `stele-view` line.
+pub const LEAF_FORMAT_2: u8 = 2;
+
+/// The format the node writes.
+pub const LEAF_FORMAT_CURRENT: u8 = LEAF_FORMAT_2;
 
 /// One frame's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,19 +71,36 @@ impl TxRecord {
         Digest(Sha256::digest(&self.write_set).into())
     }
 
-    /// The 96 leaf bytes: write-set digest, commit-evidence digest, claims digest.
-    pub fn leaf_bytes(&self) -> [u8; 96] {
-        let mut leaf = [0u8; 96];
-        leaf[..32].copy_from_slice(self.write_set_digest().as_bytes());
-        leaf[32..64].copy_from_slice(&self.commit_evidence_digest);
-        leaf[64..].copy_from_slice(&self.claims_digest);
-        leaf
+    /// SHA-256 of the command bytes as recorded.
+    pub fn command_digest(&self) -> Digest {
+        sha256(&self.command)
+    }
+
+    /// The leaf bytes in `leaf_format`: write-set digest, commit-evidence
+    /// digest, claims digest and, from format 2, command digest.
+    pub fn leaf_bytes(&self, leaf_format: u8) -> Vec<u8> {
+        // An unknown format (refused by `check_shape`) hashes as the newest.
+        let command_digest = (leaf_format >= LEAF_FORMAT_2).then(|| self.command_digest());
+        leaf_bytes_of(
+            &self.write_set_digest(),
+            &Digest(self.commit_evidence_digest),
+            &Digest(self.claims_digest),
+            command_digest.as_ref(),
+        )
     }
 
     /// The RFC 9162 leaf hash of [`TxRecord::leaf_bytes`].
-    pub fn leaf_hash(&self) -> Digest {
-        leaf_hash(&self.leaf_bytes())
+    pub fn leaf_hash(&self, leaf_format: u8) -> Digest {
+        leaf_hash(&self.leaf_bytes(leaf_format))
     }
+}
+
+fn leaf_format_1() -> u8 {
+    LEAF_FORMAT_1
+}
+
+fn is_leaf_format_1(format: &u8) -> bool {
+    *format == LEAF_FORMAT_1
 }
 
 /// A batch: transactions `first_seqno ..= first_seqno + txs.len() - 1`, ordered in
@@ -86,6 +114,10 @@ pub struct BatchEntry {
     pub first_seqno: u64,
     /// The transactions, in order.
     pub txs: Vec<TxRecord>,
+    /// How its leaves are made ([`LEAF_FORMAT_1`] or [`LEAF_FORMAT_2`]).
+    /// Absent in the CBOR for format 1, so older ledgers read unchanged.
+    #[serde(default = "leaf_format_1", skip_serializing_if = "is_leaf_format_1")]
+    pub leaf_format: u8,
 }
 
 impl BatchEntry {
@@ -102,9 +134,22 @@ impl BatchEntry {
         }
     }
 
+    /// The leaf hashes of its transactions, in its leaf format.
+    pub fn leaf_hashes(&self) -> Vec<Digest> {
+        self.txs
+            .iter()
+            .map(|tx| tx.leaf_hash(self.leaf_format))
+            .collect()
+    }
+
     /// Checks the shape: at least one transaction, at most [`BATCH_TXS_MAX`], seqnos
-    /// from 1 without overflow.
+    /// from 1 without overflow, a known leaf format.
     pub fn check_shape(&self) -> Result<(), LedgerError> {
+        if !matches!(self.leaf_format, LEAF_FORMAT_1 | LEAF_FORMAT_2) {
+            return Err(LedgerError::BadBatch {
+                reason: "unknown leaf format (this build reads formats 1 and 2)",
+            });
+        }
         if self.txs.is_empty() || self.txs.len() > BATCH_TXS_MAX {
             return Err(LedgerError::BadBatch {
                 reason: "a batch holds 1 ..= BATCH_TXS_MAX transactions",
@@ -207,6 +252,7 @@ mod tests {
             view: 2,
             first_seqno: 7,
             txs: vec![record(1), record(2)],
+            leaf_format: LEAF_FORMAT_2,
         });
         let bytes = entry.encode();
         assert_eq!(Entry::decode(&bytes).unwrap(), entry);
@@ -217,12 +263,31 @@ mod tests {
     }
 
     #[test]
-    fn leaf_is_the_three_digests() {
+    fn leaf_is_the_three_digests_then_the_command_digest() {
         let tx = record(9);
-        let leaf = tx.leaf_bytes();
+        let leaf = tx.leaf_bytes(LEAF_FORMAT_1);
+        assert_eq!(leaf.len(), 96);
         assert_eq!(&leaf[..32], Sha256::digest(&tx.write_set).as_slice());
         assert_eq!(&leaf[32..64], &[9 ^ 0xFF; 32]);
         assert_eq!(&leaf[64..], &[9; 32]);
+        let leaf = tx.leaf_bytes(LEAF_FORMAT_2);
+        assert_eq!(&leaf[..96], tx.leaf_bytes(LEAF_FORMAT_1).as_slice());
+        assert_eq!(&leaf[96..], Sha256::digest(&tx.command).as_slice());
+    }
+
+    #[test]
+    fn format_1_batches_encode_without_the_format_field() {
+        let mut batch = BatchEntry {
+            view: 1,
+            first_seqno: 1,
+            txs: vec![record(1)],
+            leaf_format: LEAF_FORMAT_1,
+        };
+        let bytes = Entry::Batch(batch.clone()).encode();
+        assert!(!bytes.windows(11).any(|window| window == b"leaf_format"));
+        assert_eq!(Entry::decode(&bytes).unwrap(), Entry::Batch(batch.clone()));
+        batch.leaf_format = 3;
+        assert!(batch.check_shape().is_err());
     }
 
     #[test]
@@ -231,6 +296,7 @@ mod tests {
             view: 1,
             first_seqno: 1,
             txs: vec![],
+            leaf_format: LEAF_FORMAT_CURRENT,
         };
         assert!(batch.check_shape().is_err());
         batch.txs.push(record(0));

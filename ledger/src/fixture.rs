@@ -5,7 +5,7 @@
 use sha2::{Digest as _, Sha256};
 use stele_history::{Checkpoint, MerkleTree, NoteSigner, SigningKey};
 
-use crate::{BatchEntry, Genesis, SignatureEntry, TxRecord};
+use crate::{BatchEntry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT};
 
 /// The origin fixtures sign as.
 pub const FIXTURE_ORIGIN: &str = "fixture.stele.example/ledger";
@@ -22,6 +22,9 @@ pub struct FixtureWriter {
     pub salt: u64,
     /// Bytes of each made-up command.
     pub command_bytes: usize,
+    /// The leaf format of the batches made (the current one unless a test
+    /// makes an older ledger).
+    pub leaf_format: u8,
 }
 
 impl FixtureWriter {
@@ -37,6 +40,7 @@ impl FixtureWriter {
             view: 1,
             salt: 0,
             command_bytes: 100,
+            leaf_format: LEAF_FORMAT_CURRENT,
         }
     }
 
@@ -88,21 +92,23 @@ impl FixtureWriter {
         let records: Vec<TxRecord> = (0..txs as u64)
             .map(|offset| self.record(first_seqno + offset))
             .collect();
-        let leaf_hashes: Vec<_> = records.iter().map(TxRecord::leaf_hash).collect();
-        self.tree.append_leaf_hashes(&leaf_hashes);
-        let checkpoint = Checkpoint {
-            origin: FIXTURE_ORIGIN.to_owned(),
-            tree_size: self.tree.size(),
-            root: self.tree.root(),
-        };
-        let note = checkpoint
-            .sign(&self.signer)
-            .expect("the checkpoint's origin is the signer's name");
         let batch = BatchEntry {
             view: self.view,
             first_seqno,
             txs: records,
+            leaf_format: self.leaf_format,
         };
+        self.tree.append_leaf_hashes(&batch.leaf_hashes());
+        let checkpoint = Checkpoint {
+            origin: FIXTURE_ORIGIN.to_owned(),
+            tree_size: self.tree.size(),
+            root: self.tree.root(),
+            // Format 1 checkpoints had no view line.
+            view: (self.leaf_format > LEAF_FORMAT_1).then_some(self.view),
+        };
+        let note = checkpoint
+            .sign(&self.signer)
+            .expect("the checkpoint's origin is the signer's name");
         let signature = SignatureEntry {
             view: self.view,
             checkpoint: note,

@@ -49,11 +49,16 @@ pub mod ledger;
 mod recovery;
 pub mod verify;
 
-pub use entry::{BatchEntry, Entry, Genesis, SignatureEntry, TxRecord};
+pub use entry::{
+    BatchEntry, Entry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_2,
+    LEAF_FORMAT_CURRENT,
+};
 pub use error::{Clearable, LedgerError};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
 pub use ledger::{BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
-pub use verify::{verify_ledger, KeySource, Progress, VerifyFailure, VerifySummary};
+pub use verify::{
+    verify_ledger, verify_ledger_against, KeySource, Progress, VerifyFailure, VerifySummary,
+};
 
 /// Largest frame payload, in bytes. The batcher keeps batches far smaller; a frame
 /// claiming more is corrupt (and is never allocated).

@@ -1,6 +1,13 @@
 //! The offline verifier behind `stele verify`: reads a ledger folder with nothing
 //! but (optionally) the service's public key, and checks every frame, every
-//! write-set digest, every leaf, every Merkle root and every checkpoint signature.
+//! write-set digest, every leaf (from format 2 with its command), every Merkle
+//! root, every checkpoint signature and (from format 2) every batch's view
+//! against its checkpoint's `stele-view` line.
+//!
+//! The files alone cannot show that the newest batches were cut off: every
+//! prefix of a ledger is a valid ledger. [`verify_ledger_against`] takes a
+//! checkpoint the auditor kept (an *anchor*) and requires the ledger to reach
+//! its size with its root.
 //!
 //! Unlike [`crate::Ledger::open`], it repairs nothing: a torn tail is a failure
 //! (with a note that the node cuts it off when it next starts).
@@ -43,6 +50,8 @@ pub struct VerifySummary {
     pub key_source: KeySource,
     /// The last checkpoint verified (none if the ledger holds no batch).
     pub last_checkpoint: Option<Checkpoint>,
+    /// The anchor checkpoint the ledger was found to extend, if one was given.
+    pub anchor: Option<Checkpoint>,
 }
 
 /// The first thing that did not verify, and where.
@@ -77,6 +86,19 @@ pub fn verify_ledger(
     key: Option<&VerifyingKey>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VerifySummary, VerifyFailure> {
+    verify_ledger_against(dir, key, None, progress)
+}
+
+/// [`verify_ledger`], and then, with `anchor` (a signed checkpoint note of this
+/// service, checked with the same key), that the ledger holds at least its tree
+/// size and that its root at that size is the anchor's: a cut or a rewritten
+/// tail fails.
+pub fn verify_ledger_against(
+    dir: &Path,
+    key: Option<&VerifyingKey>,
+    anchor: Option<&str>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifySummary, VerifyFailure> {
     let chunks = chunk::list(dir).map_err(|error| from_ledger_error(dir, error))?;
     if chunks.is_empty() {
         return Err(VerifyFailure {
@@ -106,7 +128,7 @@ pub fn verify_ledger(
             transactions: state.next_seqno - 1,
         });
     }
-    state.finish(dir, chunks.len())
+    state.finish(dir, chunks.len(), anchor)
 }
 
 fn from_ledger_error(dir: &Path, error: LedgerError) -> VerifyFailure {
@@ -149,6 +171,16 @@ struct Decoded {
     checkpoint: Option<Result<Checkpoint, String>>,
 }
 
+/// A batch read, awaiting its signature entry.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    first: u64,
+    last: u64,
+    view: u64,
+    leaf_format: u8,
+    offset: u64,
+}
+
 #[derive(Default)]
 struct State {
     key: Option<VerifyingKey>,
@@ -157,8 +189,8 @@ struct State {
     tree: MerkleTree,
     next_seqno: u64,
     last_view: u64,
-    /// The batch awaiting its signature: (first seqno, last seqno, view, offset).
-    pending: Option<(u64, u64, u64, u64)>,
+    /// The batch awaiting its signature.
+    pending: Option<Pending>,
     pending_file: PathBuf,
     last_checkpoint: Option<Checkpoint>,
     entries: u64,
@@ -259,12 +291,18 @@ impl State {
                 let first = batch.first_seqno;
                 self.batch(&batch, decoded.leaf_hashes)
                     .map_err(|what| fail(Some(first), what))?;
-                self.pending = Some((first, batch.last_seqno(), batch.view, offset));
+                self.pending = Some(Pending {
+                    first,
+                    last: batch.last_seqno(),
+                    view: batch.view,
+                    leaf_format: batch.leaf_format,
+                    offset,
+                });
                 self.pending_file = path.to_owned();
                 Ok(())
             }
             Entry::Signature(signature) => {
-                let seqno = self.pending.map(|(_, last, _, _)| last);
+                let seqno = self.pending.map(|pending| pending.last);
                 self.signature(&signature, decoded.checkpoint)
                     .map_err(|what| fail(seqno, what))
             }
@@ -323,7 +361,12 @@ impl State {
         signature: &SignatureEntry,
         opened: Option<Result<Checkpoint, String>>,
     ) -> Result<(), String> {
-        let (_, last, view, _) = self
+        let Pending {
+            last,
+            view,
+            leaf_format,
+            ..
+        } = self
             .pending
             .take()
             .ok_or_else(|| "a signature entry that does not follow a batch".to_owned())?;
@@ -343,6 +386,22 @@ impl State {
                 signature.view
             ));
         }
+        // From format 2 the signed view line covers the views the entries
+        // repeat (format 1 bound them only through the commit evidence, which
+        // only the service can recompute).
+        match checkpoint.view {
+            Some(signed) if signed != view => {
+                return Err(format!(
+                    "the batch and its signature entry record view {view} but the checkpoint signs view {signed}"
+                ))
+            }
+            None if leaf_format > crate::LEAF_FORMAT_1 => {
+                return Err(format!(
+                    "a leaf format {leaf_format} batch needs a checkpoint with a view line"
+                ))
+            }
+            _ => {}
+        }
         if checkpoint.tree_size != last {
             return Err(format!(
                 "checkpoint tree size {} but the batch ends at seqno {last}",
@@ -361,8 +420,19 @@ impl State {
         Ok(())
     }
 
-    fn finish(self, dir: &Path, chunks: usize) -> Result<VerifySummary, VerifyFailure> {
-        if let Some((first, last, _, offset)) = self.pending {
+    fn finish(
+        self,
+        dir: &Path,
+        chunks: usize,
+        anchor: Option<&str>,
+    ) -> Result<VerifySummary, VerifyFailure> {
+        if let Some(Pending {
+            first,
+            last,
+            offset,
+            ..
+        }) = self.pending
+        {
             return Err(VerifyFailure {
                 file: self.pending_file,
                 offset: Some(offset),
@@ -378,6 +448,15 @@ impl State {
                 what: "no genesis entry".to_owned(),
             });
         };
+        let anchor = anchor
+            .map(|note| check_anchor(&self.tree, &verifier, note))
+            .transpose()
+            .map_err(|what| VerifyFailure {
+                file: dir.to_owned(),
+                offset: None,
+                seqno: None,
+                what,
+            })?;
         Ok(VerifySummary {
             chunks,
             entries: self.entries,
@@ -391,8 +470,41 @@ impl State {
                 KeySource::Genesis
             },
             last_checkpoint: self.last_checkpoint,
+            anchor,
         })
     }
+}
+
+/// Opens the anchor checkpoint and checks that `tree` (the whole ledger's)
+/// reaches its size with its root.
+fn check_anchor(
+    tree: &MerkleTree,
+    verifier: &NoteVerifier,
+    note: &str,
+) -> Result<Checkpoint, String> {
+    let anchor = Checkpoint::open(note, verifier)
+        .map_err(|error| format!("the anchor checkpoint does not verify: {error}"))?;
+    let held = tree.size();
+    if held < anchor.tree_size {
+        return Err(format!(
+            "the ledger holds {held} transactions but the anchor checkpoint signs tree size {}: \
+             its newest transactions were cut off",
+            anchor.tree_size
+        ));
+    }
+    let root = tree
+        .root_at(anchor.tree_size)
+        .map_err(|error| format!("cannot compute the root at the anchor's size: {error}"))?;
+    if root != anchor.root {
+        return Err(format!(
+            "the ledger's root at tree size {} is {} but the anchor checkpoint signs {}: \
+             the ledger is not the one the anchor was signed for",
+            anchor.tree_size,
+            root.to_hex(),
+            anchor.root.to_hex()
+        ));
+    }
+    Ok(anchor)
 }
 
 /// Every frame of a chunk, or the first bad one (offset, what). `is_open`: a bad
@@ -418,10 +530,7 @@ fn decode(frame: &Frame<'_>, verifier: Option<&NoteVerifier>) -> Result<Decoded,
     let entry = Entry::decode(frame.payload)
         .map_err(|reason| (frame.offset, format!("undecodable entry: {reason}")))?;
     let (leaf_hashes, checkpoint) = match (&entry, verifier) {
-        (Entry::Batch(batch), _) => (
-            batch.txs.iter().map(crate::TxRecord::leaf_hash).collect(),
-            None,
-        ),
+        (Entry::Batch(batch), _) => (batch.leaf_hashes(), None),
         (Entry::Signature(signature), Some(verifier)) => {
             (Vec::new(), Some(open_checkpoint(signature, verifier)))
         }

@@ -48,3 +48,22 @@ fn the_worked_example_matches_the_bytes_written() {
         );
     }
 }
+
+#[test]
+fn the_leaf_format_pair_is_as_documented() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/ledger-format.md"
+    ))
+    .unwrap();
+    let mut writer = FixtureWriter::new(1);
+    let (batch, signature) = writer.batch(1);
+    let payload = hex(&stele_ledger::Entry::Batch(batch).encode());
+    let pair = "6b6c6561665f666f726d617402";
+    assert!(payload.ends_with(pair), "{payload}");
+    assert!(
+        doc.contains("`6b 6c6561665f666f726d6174 02`"),
+        "docs/ledger-format.md lacks the leaf_format pair"
+    );
+    assert!(signature.checkpoint.contains("\nstele-view 1\n"));
+}

@@ -1,14 +1,22 @@
-//! `stele verify` as an operator runs it: the real binary on a ledger folder.
+//! `stele verify` as an operator runs it: the real binary on a ledger folder;
+//! and a node refusing a ledger cut below what it committed.
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use stele_history::{Digest, NoteVerifier};
+use stele_history::{Checkpoint, Digest, NoteVerifier};
 use stele_ledger::fixture::{FixtureWriter, FIXTURE_ORIGIN};
-use stele_ledger::{Ledger, LedgerConfig};
+use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
+use stele_ledger::{Entry, Ledger, LedgerConfig};
+use stele_tests::TestNode;
+
+/// How long a node started on a cut ledger may take to refuse (it does so
+/// before serving; this only bounds a hang).
+const REFUSAL_WAIT: Duration = Duration::from_secs(60);
 
 fn stele(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stele"))
@@ -111,4 +119,184 @@ fn wrong_or_malformed_keys_and_missing_folders_fail() {
     let output = stele(&["verify", empty.path().to_str().unwrap()]);
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no ledger chunks"));
+}
+
+#[test]
+fn a_verifier_key_naming_another_origin_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ledger(dir.path());
+    let path = dir.path().to_str().unwrap();
+    // The right public key, issued under another name: it vouches for that
+    // log, not this one.
+    let elsewhere = NoteVerifier::new("elsewhere.example/log", writer.public_key())
+        .unwrap()
+        .to_verifier_key();
+    let output = stele(&["verify", path, "--key", &elsewhere]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(stderr.contains("elsewhere.example/log"), "{stderr}");
+    assert!(stderr.contains(FIXTURE_ORIGIN), "{stderr}");
+}
+
+/// Cuts the last batch and its signature entry off the open chunk of `ledger`,
+/// leaving valid frames: a shorter ledger that verifies on its own.
+fn cut_last_batch(ledger: &Path) {
+    let chunks = stele_ledger::chunk::list(ledger).unwrap();
+    let (name, path) = chunks.last().unwrap();
+    assert!(
+        name.last.is_none(),
+        "the newest chunk is open: {}",
+        path.display()
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let payloads: Vec<Vec<u8>> = Frames::new(&bytes)
+        .map(|frame| frame.unwrap().payload.to_vec())
+        .collect();
+    assert!(payloads.len() >= 3, "genesis and at least one batch");
+    let mut cut = CHUNK_MAGIC.to_vec();
+    for payload in &payloads[..payloads.len() - 2] {
+        encode_frame(payload, &mut cut);
+    }
+    std::fs::write(path, cut).unwrap();
+}
+
+/// Rewrites the open chunk of `ledger` frame by frame with `edit` applied to
+/// each entry, checksums recomputed.
+fn rewrite_entries(ledger: &Path, edit: impl Fn(Entry) -> Entry) {
+    let chunks = stele_ledger::chunk::list(ledger).unwrap();
+    let (_, path) = chunks.last().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let mut rewritten = CHUNK_MAGIC.to_vec();
+    for frame in Frames::new(&bytes) {
+        let entry = Entry::decode(frame.unwrap().payload).unwrap();
+        encode_frame(&edit(entry).encode(), &mut rewritten);
+    }
+    std::fs::write(path, rewritten).unwrap();
+}
+
+/// Starts a node on `data_dir` and waits for it to exit on its own.
+fn start_expecting_refusal(data_dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stele"))
+        .args(["start", "--data-dir", data_dir.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + REFUSAL_WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the node started on a cut ledger:\n{}",
+                text(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_ledger_cut_below_what_was_committed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(Path::new(env!("CARGO_BIN_EXE_stele")), dir.path());
+    for index in 0..3 {
+        node.put("hw", &format!("k{index}"), "v");
+    }
+    let committed = node.commit().unwrap();
+    // A receipt checked with a verifier key issued for another origin fails,
+    // with one for this origin passes.
+    let receipt = dir.path().join("receipt.json");
+    std::fs::write(&receipt, node.receipt_text(committed)).unwrap();
+    let receipt = receipt.to_str().unwrap();
+    let origin = Checkpoint::open_with_key(&node.checkpoint(), &node.public_key())
+        .unwrap()
+        .origin;
+    for (name, accepted) in [(origin.as_str(), true), ("elsewhere.example/log", false)] {
+        let key = NoteVerifier::new(name, node.public_key())
+            .unwrap()
+            .to_verifier_key();
+        let output = stele(&["receipt", "verify", receipt, "--key", &key]);
+        assert_eq!(
+            output.status.success(),
+            accepted,
+            "{name}: {}",
+            text(&output.stderr)
+        );
+    }
+    // An auditor keeps the latest signed checkpoint.
+    let kept = dir.path().join("kept-checkpoint");
+    std::fs::write(&kept, node.checkpoint()).unwrap();
+    assert!(node.terminate().success(), "{}", node.log_tail());
+    let ledger = node.ledger_dir();
+    let (ledger_path, kept_path) = (ledger.to_str().unwrap(), kept.to_str().unwrap());
+    let output = stele(&["verify", ledger_path, "--checkpoint", kept_path]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("reaches the given checkpoint"));
+
+    cut_last_batch(&ledger);
+    // Alone, the shorter ledger verifies: every prefix of a ledger does.
+    let output = stele(&["verify", ledger_path]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Against the kept checkpoint it does not.
+    let output = stele(&["verify", ledger_path, "--checkpoint", kept_path]);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("cut off"),
+        "{}",
+        text(&output.stderr)
+    );
+    // And the node, which recorded what it committed, refuses to start.
+    let output = start_expecting_refusal(dir.path());
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("signed-high-water"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("tree of size {}", committed.seqno)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("holds only {}", committed.seqno - 1)),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_rewritten_command_fails_verification_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(Path::new(env!("CARGO_BIN_EXE_stele")), dir.path());
+    node.put("cmd", "k", "the value asked for");
+    assert!(node.terminate().success(), "{}", node.log_tail());
+    let ledger = node.ledger_dir();
+    // The recorded command says another value; the write set is untouched.
+    let edited = std::cell::Cell::new(0);
+    rewrite_entries(&ledger, |entry| match entry {
+        Entry::Batch(mut batch) => {
+            for tx in &mut batch.txs {
+                let found = tx.command.windows(5).position(|window| window == b"asked");
+                if let Some(at) = found {
+                    tx.command[at..at + 5].copy_from_slice(b"ASKED");
+                    edited.set(edited.get() + 1);
+                }
+            }
+            Entry::Batch(batch)
+        }
+        other => other,
+    });
+    assert_eq!(edited.get(), 1, "the command is recorded once");
+    let output = stele(&["verify", ledger.to_str().unwrap()]);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("root"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = start_expecting_refusal(dir.path());
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("checkpoint does not match"), "{stderr}");
 }

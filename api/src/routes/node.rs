@@ -67,8 +67,8 @@ pub(crate) async fn consistency<N: Node>(
     query: QueryParams,
 ) -> Result<Json<Value>, HttpError> {
     let query = query.allow(&["from", "to"])?;
-    let from: u64 = query.required("from", "a tree size (unsigned integer)")?;
-    let to: u64 = query.required("to", "a tree size (unsigned integer)")?;
+    let from = tree_size(query, "from")?;
+    let to = tree_size(query, "to")?;
     if from > to {
         return Err(HttpError::bad_request(
             codes::INVALID_RANGE,
@@ -77,6 +77,19 @@ pub(crate) async fn consistency<N: Node>(
     }
     let proof = state.node.consistency(from, to)?;
     Ok(Json(json!({ "from": from, "to": to, "proof": proof })))
+}
+
+/// A tree size in canonical decimal (no sign, no leading zero), so each size
+/// has one spelling, as in checkpoints and transaction ids.
+fn tree_size(query: &QueryParams, name: &str) -> Result<u64, HttpError> {
+    let expected = "a tree size (canonical decimal)";
+    let text: String = query.required(name, expected)?;
+    stele_history::checkpoint::parse_canonical_u64(&text).ok_or_else(|| {
+        HttpError::bad_request(
+            codes::INVALID_QUERY,
+            format!("query parameter `{name}` must be {expected}"),
+        )
+    })
 }
 
 /// `GET /node/public-key`.

@@ -260,6 +260,7 @@ pub fn canned_receipt(id: TransactionId, size: u64) -> Receipt {
             secret: [7; 32],
         },
         claims_digest: Digest::ZERO,
+        command_digest: None,
         proof: vec![Digest([1; 32])],
         tree_size: size,
         root: Digest([2; 32]),

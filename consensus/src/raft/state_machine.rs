@@ -187,6 +187,25 @@ impl ReplicaStateMachine {
         })
     }
 
+    /// Records the last batch of `entries` as committed before any of them
+    /// is confirmed (`high_water.rs`); a failure stops the node.
+    // openraft's own error type: its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
+    fn raise_high_water(&self, entries: &[Entry<SteleRaft>]) -> StorageResult<()> {
+        let last = entries.iter().rev().find_map(|entry| match &entry.payload {
+            EntryPayload::Normal(batch) => Some((entry.log_id, batch)),
+            _ => None,
+        });
+        let Some((log_id, batch)) = last else {
+            return Ok(());
+        };
+        self.replica.raise_high_water(batch).map_err(|error| {
+            let reason = format!("recording the committed tree: {error}");
+            self.replica.fail(reason.clone());
+            StorageIOError::apply(log_id, AnyError::error(reason)).into()
+        })
+    }
+
     /// Applies log entries after the last applied one up to `last` (a
     /// snapshot whose entries this node's log already holds).
     // openraft's own error type: its size is not ours to choose.
@@ -198,6 +217,7 @@ impl ReplicaStateMachine {
             .reader
             .read(start, last.index + 1)
             .map_err(|error| snapshot_error(&error))?;
+        self.raise_high_water(&entries)?;
         for entry in entries {
             self.apply_one(entry)?;
         }
@@ -219,6 +239,8 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         I: IntoIterator<Item = Entry<SteleRaft>> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        let entries: Vec<_> = entries.into_iter().collect();
+        self.raise_high_water(&entries)?;
         let mut applied = Vec::new();
         for entry in entries {
             applied.push(self.apply_one(entry)?);
