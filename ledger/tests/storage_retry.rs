@@ -5,13 +5,12 @@
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stele_ledger::fixture::FixtureWriter;
 use stele_ledger::{verify_ledger, Clearable, GroupCommit, Ledger, LedgerConfig};
+use stele_tests::tmpfs::{fill, Tmpfs};
 
 const SMALL: LedgerConfig = LedgerConfig { chunk_bytes: 4096 };
 
@@ -54,55 +53,6 @@ fn recover_tail_takes_the_ledger_back_to_its_last_sync() {
     assert_eq!(recovery.torn, None);
     assert_eq!(ledger.last_seqno(), last);
     assert_eq!(verifies(dir.path(), &writer), last);
-}
-
-/// A small tmpfs, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// `None` (with the reason printed) where mounting is not allowed.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match mounted {
-            Ok(output) if output.status.success() => Some(Tmpfs { dir }),
-            Ok(output) => {
-                eprintln!(
-                    "skipped: cannot mount a tmpfs (needs root): {}",
-                    String::from_utf8_lossy(&output.stderr).trim()
-                );
-                None
-            }
-            Err(error) => {
-                eprintln!("skipped: cannot run mount: {error}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the file system of `dir` with a file; returns its path.
-fn fill(dir: &Path) -> PathBuf {
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
-    let block = vec![0u8; 4096];
-    while file.write_all(&block).is_ok() {}
-    path
 }
 
 #[test]

@@ -15,6 +15,8 @@
 //!   the agreed leader, commits per node, partitions, `stele verify` of every ledger.
 //! - [`raw`]: one HTTP/1.1 exchange written by hand over TLS, for requests a
 //!   normal client will not send (a `Content-Length` promising a body never sent).
+//! - [`tmpfs`]: a small tmpfs (root only; tests skip with the reason otherwise)
+//!   and a filler file, for full-disk tests.
 //! - [`run_cli`]: the binary's other subcommands (`stele verify`, `stele receipt
 //!   verify`), as an operator or auditor runs them.
 //!
@@ -27,6 +29,7 @@ pub mod client;
 pub mod cluster;
 pub mod node;
 pub mod raw;
+pub mod tmpfs;
 
 pub use client::{Auth, NodeClient, Reply};
 pub use node::{NodeConfig, TestNode};
