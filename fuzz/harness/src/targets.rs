@@ -26,7 +26,7 @@ use stele_history::{
 };
 use stele_kv::{Snapshot, Store, WriteSet};
 use stele_ledger::chunk::ChunkName;
-use stele_ledger::frame::{check_header, Frames};
+use stele_ledger::frame::{check_header, checksum, Frames, CHUNK_HEADER_BYTES, FRAME_HEADER_BYTES};
 use stele_ledger::{verify_ledger, Entry, Ledger, LedgerConfig};
 
 use crate::scratch;
@@ -76,7 +76,9 @@ pub const PEER_KINDS: [PeerRpcKind; 3] = [
 
 /// A ledger chunk file: framed in memory as recovery and the verifier scan
 /// it, then written as the open chunk `ledger_1` of a folder that `stele
-/// verify` checks and [`Ledger::open`] recovers. Accepted: it verifies.
+/// verify` checks and [`Ledger::open`] recovers; then again with every
+/// frame's checksum made right, so that mutated entries get past the CRC to
+/// the decoding and checks behind it. Accepted: it verifies as given.
 pub fn ledger_chunk(data: &[u8]) -> bool {
     if check_header(data).is_ok() {
         for frame in Frames::new(data) {
@@ -92,6 +94,17 @@ pub fn ledger_chunk(data: &[u8]) -> bool {
             }
         }
     }
+    let accepted = ledger_files(data);
+    let mut fixed = data.to_vec();
+    fix_frame_checksums(&mut fixed, CHUNK_HEADER_BYTES as usize);
+    if fixed != data {
+        ledger_files(&fixed);
+    }
+    accepted
+}
+
+/// `stele verify` and recovery of a ledger whose only chunk holds `data`.
+fn ledger_files(data: &[u8]) -> bool {
     let dir = scratch::empty_dir("ledger");
     std::fs::write(dir.join(ChunkName::open(1).file_name()), data)
         .expect("writing to the scratch folder");
@@ -99,6 +112,22 @@ pub fn ledger_chunk(data: &[u8]) -> bool {
     let opened = Ledger::open(&dir, LedgerConfig::default()).is_ok();
     assert!(opened || !verified, "a ledger that verifies must open");
     verified
+}
+
+/// Rewrites the checksum of every whole frame of `bytes` from `start` on, as
+/// its length field delimits them.
+fn fix_frame_checksums(bytes: &mut [u8], start: usize) {
+    let mut position = start;
+    while let Some(header) = bytes.get(position..position + FRAME_HEADER_BYTES) {
+        let length: [u8; 4] = header[..4].try_into().expect("4 of 8 bytes");
+        let end = position + FRAME_HEADER_BYTES + u32::from_be_bytes(length) as usize;
+        let Some(payload) = bytes.get(position + FRAME_HEADER_BYTES..end) else {
+            return;
+        };
+        let sum = checksum(length, payload).to_be_bytes();
+        bytes[position + 4..position + FRAME_HEADER_BYTES].copy_from_slice(&sum);
+        position = end;
+    }
 }
 
 /// One ledger entry (a frame's payload): decoded, its shape checked, its write
@@ -123,9 +152,21 @@ pub fn ledger_entry(data: &[u8]) -> bool {
 }
 
 /// A Raft snapshot transfer file as a follower receives it: header, KV state,
-/// then batches to the end. Accepted: read whole, with as many batches as the
-/// header announces.
+/// then batches to the end; then again with the state's digest and the
+/// frames' checksums made right, so that mutations reach the decoding behind
+/// them. Accepted: read whole as given, with as many batches as the header
+/// announces.
 pub fn raft_transfer(data: &[u8]) -> bool {
+    let accepted = transfer_file(data);
+    let mut fixed = data.to_vec();
+    fix_transfer_checks(&mut fixed);
+    if fixed != data {
+        transfer_file(&fixed);
+    }
+    accepted
+}
+
+fn transfer_file(data: &[u8]) -> bool {
     let dir = scratch::empty_dir("transfer");
     let path = dir.join("receiving.incoming");
     std::fs::write(&path, data).expect("writing to the scratch folder");
@@ -145,6 +186,32 @@ pub fn raft_transfer(data: &[u8]) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// Rewrites the SHA-256 trailer of a transfer's state and the checksums of
+/// the frames after it, where the length fields delimit them.
+fn fix_transfer_checks(bytes: &mut [u8]) {
+    let Some(header_length) = bytes.get(8..12) else {
+        return;
+    };
+    let header_end = 12 + u32::from_be_bytes(header_length.try_into().expect("4 bytes")) as usize;
+    let Some(state_length) = bytes.get(header_end..header_end + 8) else {
+        return;
+    };
+    let state_start = header_end + 8;
+    let state_length = u64::from_be_bytes(state_length.try_into().expect("8 bytes"));
+    let Some(state_end) = usize::try_from(state_length)
+        .ok()
+        .and_then(|length| state_start.checked_add(length))
+        .filter(|&end| end <= bytes.len())
+    else {
+        return;
+    };
+    if let Some(digest_start) = state_end.checked_sub(32).filter(|&at| at >= state_start) {
+        let digest = Sha256::digest(&bytes[state_start..digest_start]);
+        bytes[digest_start..state_end].copy_from_slice(&digest);
+    }
+    fix_frame_checksums(bytes, state_end);
 }
 
 /// A KV snapshot: as given (its digest checked), and with its trailing digest
