@@ -22,7 +22,8 @@
 //! - `scratch` — a per-thread scratch folder (on `/dev/shm` when present) for
 //!   the decoders that read files.
 //!
-//! [`TARGETS`] lists them all, by the name of their cargo-fuzz target.
+//! [`TARGETS`] lists them all, by the name of their cargo-fuzz target;
+//! `src/bin/fuzz-seeds.rs` writes their seeds as the fuzzers' corpus.
 
 pub mod mutate;
 mod scratch;
