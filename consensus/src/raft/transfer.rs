@@ -260,6 +260,16 @@ impl TransferReader {
                 "state of {length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
             )));
         }
+        // The length is input: checked against what the file holds before it
+        // is allocated, or a few bytes claiming gigabytes would get them
+        // (found by fuzzing, fuzz/regressions/raft_transfer).
+        let left = bytes_left(&mut self.reader)
+            .map_err(|error| fail(format!("reading the state: {error}")))?;
+        if length > left {
+            return Err(fail(format!(
+                "reading the state: the file ends inside it ({length} bytes, {left} left)"
+            )));
+        }
         let mut bytes = vec![0; length as usize];
         self.reader
             .read_exact(&mut bytes)
@@ -328,6 +338,12 @@ impl TransferReader {
         }
         Entry::decode(&payload).map(Some).map_err(fail)
     }
+}
+
+/// Bytes of the file not read yet.
+fn bytes_left(reader: &mut BufReader<File>) -> std::io::Result<u64> {
+    let end = reader.get_ref().metadata()?.len();
+    Ok(end.saturating_sub(reader.stream_position()?))
 }
 
 fn read_u32(reader: &mut impl Read) -> std::io::Result<u32> {
