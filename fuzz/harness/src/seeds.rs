@@ -187,6 +187,7 @@ pub fn snapshot_file() -> Vec<Vec<u8>> {
         origin: ORIGIN.to_owned(),
         tree_size: version,
         root: stele_history::hash::sha256(b"any root"),
+        view: Some(1),
     }
     .sign(identity().signer())
     .expect("the origin is the signer's name");
@@ -285,6 +286,8 @@ fn components(seqno: u64) -> LeafComponents {
             secret: [seqno as u8; 32],
         },
         claims_digest: stele_history::claims_digest((seqno % 2 == 0).then_some("claims")),
+        // Leaves of both formats: 96 bytes (format 1) and 128 (format 2).
+        command_digest: (seqno % 3 != 0).then(|| stele_history::hash::sha256(&seqno.to_le_bytes())),
     }
 }
 
@@ -304,6 +307,7 @@ fn signed_checkpoint(tree: &MerkleTree) -> (Checkpoint, String) {
         origin: ORIGIN.to_owned(),
         tree_size: tree.size(),
         root: tree.root(),
+        view: Some(2),
     };
     let signer = NoteSigner::new(ORIGIN, service_key()).expect("a valid origin");
     let note = checkpoint.sign(&signer).expect("signed by its origin");
