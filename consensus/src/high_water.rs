@@ -8,11 +8,13 @@
 //! size and root of the last of them are written here and synced. So every
 //! size this node ever reported committed is at most the recorded one, and a
 //! node never starts on a ledger that does not reach the recorded size with
-//! the recorded root. One write (two fsyncs: the file and its folder) per
-//! apply call of openraft, which covers every batch committed since the last
-//! one, not one per batch.
+//! the recorded root. One write (one `pwrite` and one `fdatasync` of a
+//! small file, no rename) per apply call of openraft, which covers every
+//! batch committed since the last one, not one per batch.
 //!
-//! The file, `<ledger dir>/signed-high-water`, is four text lines:
+//! The file, `<ledger dir>/signed-high-water`, is two slots of
+//! [`SLOT_BYTES`] bytes; a slot is blank (spaces, then a newline) or four
+//! text lines padded with spaces to its size:
 //!
 //! ```text
 //! stele-signed-high-water 1
@@ -21,8 +23,12 @@
 //! <SHA-256 of the three lines above, newlines included, 64 lowercase hex>
 //! ```
 //!
-//! It is replaced whole (temporary file, fsync, rename, fsync of the folder):
-//! a crash leaves the old or the new one. A node started as one of several
+//! A raise overwrites the slot that does not hold the current mark, in
+//! place, and syncs it: a crash tears at most that slot, and the other still
+//! holds the previous mark, which bounds everything reported before the torn
+//! write (nothing is reported until the sync returns). The mark is the valid
+//! slot with the larger size; a file with no valid slot but a damaged one is
+//! refused. The file is created once, blank, through a synced rename. A node started as one of several
 //! members only logs a ledger that ends below the mark (openraft lets a
 //! follower apply entries it has not flushed; the others give them back), and
 //! refuses only a different root. Gaps: a snapshot install (a
@@ -31,7 +37,8 @@
 //! taken earlier carries its own, older, file.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use stele_history::hash::sha256;
@@ -46,8 +53,11 @@ pub const HIGH_WATER_FILE: &str = "signed-high-water";
 /// First line of the file: its format and version.
 const HIGH_WATER_HEADER: &str = "stele-signed-high-water 1";
 
-/// Longest file accepted (the real one is under 200 bytes).
-const HIGH_WATER_BYTES_MAX: u64 = 1024;
+/// Bytes of one slot (the four lines take 193).
+pub const SLOT_BYTES: usize = 256;
+
+/// The two slots.
+const SLOTS: usize = 2;
 
 /// The recorded high-water mark and where it lives.
 #[derive(Debug)]
@@ -55,6 +65,10 @@ pub struct HighWater {
     dir: PathBuf,
     size: u64,
     root: Digest,
+    /// The file, once it exists (opened for the in-place writes).
+    file: Option<File>,
+    /// The slot the next raise overwrites: never the one holding the mark.
+    slot_next: usize,
 }
 
 impl HighWater {
@@ -75,11 +89,19 @@ impl HighWater {
         replicated: bool,
     ) -> Result<Self, ConsensusError> {
         let path = ledger_dir.join(HIGH_WATER_FILE);
-        let Some((size, root)) = read(&path)? else {
+        let Some(Mark {
+            size,
+            root,
+            slot,
+            file,
+        }) = read(&path)?
+        else {
             return Ok(HighWater {
                 dir: ledger_dir.to_owned(),
                 size: 0,
                 root: history.root_at(0).unwrap_or(Digest::ZERO),
+                file: None,
+                slot_next: 0,
             });
         };
         let held = history.size();
@@ -122,6 +144,8 @@ impl HighWater {
             dir: ledger_dir.to_owned(),
             size,
             root,
+            file: Some(file),
+            slot_next: (slot + 1) % SLOTS,
         })
     }
 
@@ -137,7 +161,17 @@ impl HighWater {
             debug_assert!(size < self.size || root == self.root, "one root per size");
             return Ok(());
         }
-        write(&self.dir, size, &root)?;
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => create(&self.dir)?,
+        };
+        let file = self.file.insert(file);
+        let path = self.dir.join(HIGH_WATER_FILE);
+        let offset = (self.slot_next * SLOT_BYTES) as u64;
+        file.write_all_at(&slot_bytes(Some((size, &root))), offset)
+            .and_then(|()| file.sync_data())
+            .map_err(|error| file_error(&path, error))?;
+        self.slot_next = (self.slot_next + 1) % SLOTS;
         self.size = size;
         self.root = root;
         Ok(())
@@ -160,23 +194,40 @@ fn body(size: u64, root: &Digest) -> String {
     format!("{HIGH_WATER_HEADER}\n{size}\n{}\n", root.to_hex())
 }
 
-/// Parses the file, or `None` if there is none.
-fn read(path: &Path) -> Result<Option<(u64, Digest)>, ConsensusError> {
-    let text = match std::fs::metadata(path) {
-        Ok(metadata) if metadata.len() > HIGH_WATER_BYTES_MAX => {
-            return Err(file_error(path, "the high-water file is too large"))
+/// A slot's bytes: the four lines (or blank), padded with spaces, ending in
+/// a newline.
+fn slot_bytes(mark: Option<(u64, &Digest)>) -> Vec<u8> {
+    let text = match mark {
+        Some((size, root)) => {
+            let body = body(size, root);
+            format!("{body}{}\n", sha256(body.as_bytes()).to_hex())
         }
-        Ok(_) => std::fs::read_to_string(path).map_err(|error| file_error(path, error))?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(file_error(path, error)),
+        None => String::new(),
     };
-    let malformed = |what: &str| {
-        file_error(
-            path,
-            format!("the high-water file is damaged ({what}); it is not safe to start without it"),
-        )
+    debug_assert!(text.len() < SLOT_BYTES, "the four lines fit a slot");
+    let mut bytes = text.into_bytes();
+    bytes.resize(SLOT_BYTES - 1, b' ');
+    bytes.push(b'\n');
+    bytes
+}
+
+/// What one slot holds.
+#[derive(Debug, PartialEq)]
+enum Slot {
+    Blank,
+    Mark(u64, Digest),
+    Damaged(&'static str),
+}
+
+fn parse_slot(bytes: &[u8]) -> Slot {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Slot::Damaged("not text");
     };
-    let mut lines = text.split_terminator('\n');
+    let text = text.trim_end_matches([' ', '\n']);
+    if text.is_empty() {
+        return Slot::Blank;
+    }
+    let mut lines = text.split('\n');
     let (Some(header), Some(size), Some(root), Some(checksum), None) = (
         lines.next(),
         lines.next(),
@@ -184,39 +235,114 @@ fn read(path: &Path) -> Result<Option<(u64, Digest)>, ConsensusError> {
         lines.next(),
         lines.next(),
     ) else {
-        return Err(malformed("expected four lines"));
+        return Slot::Damaged("expected four lines");
     };
     if header != HIGH_WATER_HEADER {
-        return Err(malformed("unknown header or version"));
+        return Slot::Damaged("unknown header or version");
     }
-    let size = stele_history::checkpoint::parse_canonical_u64(size)
-        .ok_or_else(|| malformed("the size is not canonical decimal"))?;
-    let root = Digest::from_hex(root, "root").map_err(|_| malformed("the root is not hex"))?;
-    if sha256(body(size, &root).as_bytes()).to_hex() != checksum || !text.ends_with('\n') {
-        return Err(malformed("checksum mismatch"));
+    let Some(size) = stele_history::checkpoint::parse_canonical_u64(size) else {
+        return Slot::Damaged("the size is not canonical decimal");
+    };
+    let Ok(root) = Digest::from_hex(root, "root") else {
+        return Slot::Damaged("the root is not hex");
+    };
+    if sha256(body(size, &root).as_bytes()).to_hex() != checksum {
+        return Slot::Damaged("checksum mismatch");
     }
-    Ok(Some((size, root)))
+    Slot::Mark(size, root)
 }
 
-/// Replaces the file durably.
-fn write(dir: &Path, size: u64, root: &Digest) -> Result<(), ConsensusError> {
+/// The mark read from the file, the slot holding it, and the file.
+struct Mark {
+    size: u64,
+    root: Digest,
+    slot: usize,
+    file: File,
+}
+
+/// Reads the file, or `None` if there is none.
+fn read(path: &Path) -> Result<Option<Mark>, ConsensusError> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(file_error(path, error)),
+    };
+    let damaged = |what: &str| {
+        file_error(
+            path,
+            format!("the high-water file is damaged ({what}); it is not safe to start without it"),
+        )
+    };
+    let length = file
+        .metadata()
+        .map_err(|error| file_error(path, error))?
+        .len();
+    if length != (SLOTS * SLOT_BYTES) as u64 {
+        return Err(damaged("it is not two slots long"));
+    }
+    let mut bytes = vec![0; SLOTS * SLOT_BYTES];
+    file.read_exact(&mut bytes)
+        .map_err(|error| file_error(path, error))?;
+    let slots: Vec<Slot> = bytes.chunks(SLOT_BYTES).map(parse_slot).collect();
+    let newest = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, parsed)| match parsed {
+            Slot::Mark(size, root) => Some((slot, *size, *root)),
+            _ => None,
+        })
+        .max_by_key(|(_, size, _)| *size);
+    let Some((slot, size, root)) = newest else {
+        if let Some(Slot::Damaged(what)) = slots.iter().find(|slot| **slot != Slot::Blank) {
+            return Err(damaged(what));
+        }
+        return Ok(None);
+    };
+    for (index, parsed) in slots.iter().enumerate() {
+        if let Slot::Damaged(what) = parsed {
+            // A write torn by a crash: the other slot bounds what was reported.
+            tracing::warn!(file = %path.display(), slot = index, reason = what,
+                "one slot of the high-water file is damaged (a write torn by a crash?); \
+                 the other holds the mark");
+        }
+    }
+    Ok(Some(Mark {
+        size,
+        root,
+        slot,
+        file,
+    }))
+}
+
+/// Creates the file, blank, durably (a fresh temporary file, synced, renamed,
+/// the folder synced), and opens it for the in-place writes.
+fn create(dir: &Path) -> Result<File, ConsensusError> {
     let path = dir.join(HIGH_WATER_FILE);
     let temporary = dir.join(format!("{HIGH_WATER_FILE}.tmp"));
-    let body = body(size, root);
-    let text = format!("{body}{}\n", sha256(body.as_bytes()).to_hex());
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(file_error(&temporary, error)),
+    }
     let mut file = OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
-        .truncate(true)
+        .mode(0o600)
         .open(&temporary)
         .map_err(|error| file_error(&temporary, error))?;
-    file.write_all(text.as_bytes())
+    let blank = slot_bytes(None).repeat(SLOTS);
+    file.write_all(&blank)
         .and_then(|()| file.sync_all())
         .map_err(|error| file_error(&temporary, error))?;
     std::fs::rename(&temporary, &path).map_err(|error| file_error(&path, error))?;
     File::open(dir)
         .and_then(|folder| folder.sync_all())
-        .map_err(|error| file_error(dir, error))
+        .map_err(|error| file_error(dir, error))?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|error| file_error(&path, error))
 }
 
 #[cfg(test)]
@@ -290,5 +416,55 @@ mod tests {
         std::fs::write(&path, text.replacen("\n3\n", "\n2\n", 1)).unwrap();
         let error = HighWater::open(dir.path(), &full, false).unwrap_err();
         assert!(error.to_string().contains("checksum"), "{error}");
+    }
+
+    #[test]
+    fn a_torn_slot_falls_back_to_the_other_and_raises_alternate_slots() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let full = history(0..5);
+        let mut mark = HighWater::open(dir.path(), &full, false).unwrap();
+        mark.raise(2, full.root_at(2).unwrap()).unwrap();
+        mark.raise(4, full.root_at(4).unwrap()).unwrap();
+        let path = dir.path().join(HIGH_WATER_FILE);
+        let metadata = std::fs::metadata(&path).unwrap();
+        assert_eq!(metadata.len(), (SLOTS * SLOT_BYTES) as u64);
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            parse_slot(&bytes[..SLOT_BYTES]),
+            Slot::Mark(2, full.root_at(2).unwrap())
+        );
+        assert_eq!(
+            parse_slot(&bytes[SLOT_BYTES..]),
+            Slot::Mark(4, full.root_at(4).unwrap())
+        );
+        // The write of 4 torn by a crash: the mark is 2 again (nothing beyond it
+        // was reported before that write synced).
+        let mut torn = bytes.clone();
+        torn[SLOT_BYTES + 40] ^= 1;
+        std::fs::write(&path, &torn).unwrap();
+        let mut reopened = HighWater::open(dir.path(), &history(0..3), false).unwrap();
+        assert_eq!(reopened.size(), 2);
+        // The next raise overwrites the torn slot, never the one holding the mark.
+        reopened.raise(3, full.root_at(3).unwrap()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            parse_slot(&bytes[..SLOT_BYTES]),
+            Slot::Mark(2, full.root_at(2).unwrap())
+        );
+        assert_eq!(
+            parse_slot(&bytes[SLOT_BYTES..]),
+            Slot::Mark(3, full.root_at(3).unwrap())
+        );
+        // Both slots damaged, or a cut file: refused.
+        let mut both = bytes.clone();
+        both[40] ^= 1;
+        both[SLOT_BYTES + 40] ^= 1;
+        std::fs::write(&path, &both).unwrap();
+        assert!(HighWater::open(dir.path(), &full, false).is_err());
+        std::fs::write(&path, &bytes[..SLOT_BYTES]).unwrap();
+        let error = HighWater::open(dir.path(), &full, false).unwrap_err();
+        assert!(error.to_string().contains("two slots"), "{error}");
     }
 }
