@@ -160,8 +160,11 @@ fn a_replayed_request_is_refused() {
     two.verify_request(kind, &third, b"3").unwrap();
     assert!(two.verify_request(kind, &third, b"3").is_err());
     // Another node remembers on its own: a request to node 3 is its own.
+    // (Started before the request is signed: a node refuses requests signed
+    // before it started.)
+    let three = auth(3);
     let to_three = one.sign_request(3, kind, b"vote");
-    auth(3).verify_request(kind, &to_three, b"vote").unwrap();
+    three.verify_request(kind, &to_three, b"vote").unwrap();
 }
 
 #[test]
@@ -257,9 +260,10 @@ fn unknown_self_malformed_and_oversized_requests_are_refused() {
 fn a_request_signed_by_a_non_member_key_is_refused() {
     // Claims to be node 1, but signs with a key nobody pinned.
     let impostor = PeerAuth::new(1, key(42), members());
+    let two = auth(2);
     let head = impostor.sign_request(2, PeerRpcKind::Vote, b"vote for me");
     assert_eq!(
-        auth(2).verify_request(PeerRpcKind::Vote, &head, b"vote for me"),
+        two.verify_request(PeerRpcKind::Vote, &head, b"vote for me"),
         Err(PeerAuthError::BadSignature)
     );
 }
