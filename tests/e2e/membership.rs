@@ -78,7 +78,9 @@ fn a_node_joins_catches_up_and_votes_and_a_removed_one_is_shut_out() {
         committed.last().unwrap().seqno,
         committed.last().unwrap().seqno as f64 / seconds
     );
-    // A follower refuses membership changes, naming the leader.
+    // A follower refuses membership changes, naming the leader (the leader as
+    // it is now: an election during the join may have moved it).
+    let leader = cluster.leader(&founders);
     let follower = (leader + 1) % founders.len();
     let reply = cluster.admin(follower, Method::DELETE, "/admin/members/4", None);
     assert_eq!(reply.status, 307, "{}", reply.text());
