@@ -442,6 +442,7 @@ impl Engine {
                 "node {id} is already a voter"
             )));
         }
+        self.ensure_leader()?;
         // Returns once the membership with the learner is committed.
         self.raft
             .add_learner(id, node, false)
@@ -476,12 +477,28 @@ impl Engine {
                 "the last voter cannot be removed".to_owned(),
             ));
         }
+        self.ensure_leader()?;
         let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
         self.raft
             .change_membership(change, false)
             .await
             .map_err(from_raft_error)?;
         Ok(())
+    }
+
+    /// `NotLeader` (naming the leader, if known) unless this node leads.
+    /// Checked before a membership change: openraft refuses one on a
+    /// follower that has not yet learned the commit of the last change with
+    /// "already undergoing a configuration change" (a 503) instead of
+    /// forwarding it (a 307).
+    fn ensure_leader(&self) -> Result<(), ConsensusError> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let (leader, address) = crate::raft::known_leader(&metrics);
+        if leader == Some(self.node_id) {
+            return Ok(());
+        }
+        Err(ConsensusError::NotLeader { leader, address })
     }
 
     /// Where transaction `id` is.
