@@ -37,8 +37,8 @@
 //! taken earlier carries its own, older, file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::io::Read as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use stele_history::hash::sha256;
@@ -183,10 +183,7 @@ fn refusal(reason: String) -> ConsensusError {
 }
 
 fn file_error(path: &Path, error: impl std::fmt::Display) -> ConsensusError {
-    ConsensusError::RaftStorage {
-        path: path.to_owned(),
-        reason: error.to_string(),
-    }
+    crate::durable_file::storage_error(path, error)
 }
 
 /// The three checksummed lines.
@@ -318,26 +315,7 @@ fn read(path: &Path) -> Result<Option<Mark>, ConsensusError> {
 /// the folder synced), and opens it for the in-place writes.
 fn create(dir: &Path) -> Result<File, ConsensusError> {
     let path = dir.join(HIGH_WATER_FILE);
-    let temporary = dir.join(format!("{HIGH_WATER_FILE}.tmp"));
-    match std::fs::remove_file(&temporary) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(file_error(&temporary, error)),
-    }
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(|error| file_error(&temporary, error))?;
-    let blank = slot_bytes(None).repeat(SLOTS);
-    file.write_all(&blank)
-        .and_then(|()| file.sync_all())
-        .map_err(|error| file_error(&temporary, error))?;
-    std::fs::rename(&temporary, &path).map_err(|error| file_error(&path, error))?;
-    File::open(dir)
-        .and_then(|folder| folder.sync_all())
-        .map_err(|error| file_error(dir, error))?;
+    crate::durable_file::replace(dir, HIGH_WATER_FILE, &slot_bytes(None).repeat(SLOTS))?;
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -418,6 +396,15 @@ mod tests {
         assert!(error.to_string().contains("checksum"), "{error}");
     }
 
+    /// What the two slots of the file at `path` hold.
+    fn slots(path: &Path) -> (Slot, Slot) {
+        let bytes = std::fs::read(path).unwrap();
+        (
+            parse_slot(&bytes[..SLOT_BYTES]),
+            parse_slot(&bytes[SLOT_BYTES..]),
+        )
+    }
+
     #[test]
     fn a_torn_slot_falls_back_to_the_other_and_raises_alternate_slots() {
         use std::os::unix::fs::PermissionsExt as _;
@@ -430,15 +417,14 @@ mod tests {
         let metadata = std::fs::metadata(&path).unwrap();
         assert_eq!(metadata.len(), (SLOTS * SLOT_BYTES) as u64);
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            slots(&path),
+            (
+                Slot::Mark(2, full.root_at(2).unwrap()),
+                Slot::Mark(4, full.root_at(4).unwrap())
+            )
+        );
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(
-            parse_slot(&bytes[..SLOT_BYTES]),
-            Slot::Mark(2, full.root_at(2).unwrap())
-        );
-        assert_eq!(
-            parse_slot(&bytes[SLOT_BYTES..]),
-            Slot::Mark(4, full.root_at(4).unwrap())
-        );
         // The write of 4 torn by a crash: the mark is 2 again (nothing beyond it
         // was reported before that write synced).
         let mut torn = bytes.clone();
@@ -448,15 +434,14 @@ mod tests {
         assert_eq!(reopened.size(), 2);
         // The next raise overwrites the torn slot, never the one holding the mark.
         reopened.raise(3, full.root_at(3).unwrap()).unwrap();
+        assert_eq!(
+            slots(&path),
+            (
+                Slot::Mark(2, full.root_at(2).unwrap()),
+                Slot::Mark(3, full.root_at(3).unwrap())
+            )
+        );
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(
-            parse_slot(&bytes[..SLOT_BYTES]),
-            Slot::Mark(2, full.root_at(2).unwrap())
-        );
-        assert_eq!(
-            parse_slot(&bytes[SLOT_BYTES..]),
-            Slot::Mark(3, full.root_at(3).unwrap())
-        );
         // Both slots damaged, or a cut file: refused.
         let mut both = bytes.clone();
         both[40] ^= 1;

@@ -15,6 +15,8 @@
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
+//! - `durable_file` — a small file replaced whole, durably, mode 0600 (the Raft
+//!   meta file, the high-water file).
 //! - [`high_water`] — [`high_water::HighWater`]: the largest committed tree,
 //!   recorded before it is visible; a node refuses a ledger cut below it.
 //! - [`raft`] — replication with openraft (P5): the type config and the Raft log
@@ -42,6 +44,7 @@
 //! - Single-node mode is consensus with one member: the same pipeline, the same
 //!   ledger, no shortcut.
 
+mod durable_file;
 pub mod engine;
 pub mod error;
 mod executor;

@@ -12,10 +12,9 @@
 //! legacy format (bare CBOR, before the header): it is read, then rewritten with
 //! the header.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
 
 use openraft::{Entry, LogId, Vote};
 use serde::{Deserialize, Serialize};
@@ -36,7 +35,7 @@ pub const META_VERSION: u32 = 1;
 
 /// Mode of the meta file and its tmp file: the node's own (it names the
 /// members and their keys).
-pub const META_FILE_MODE: u32 = 0o600;
+pub const META_FILE_MODE: u32 = crate::durable_file::DURABLE_FILE_MODE;
 
 /// Bytes of the header: magic, version, body length, body SHA-256.
 const META_HEADER_BYTES: usize = 8 + 4 + 8 + 32;
@@ -106,28 +105,8 @@ impl RaftMeta {
     /// Replaces the meta file in `dir` with `self`, durably.
     pub fn save(&self, dir: &Path) -> Result<(), ConsensusError> {
         let path = dir.join(META_FILE);
-        let temporary = dir.join(format!("{META_FILE}.tmp"));
         let bytes = self.encode(&path)?;
-        // Created afresh, so that a leftover tmp file cannot lend its mode (or
-        // its owner) to the meta file; saves are serialised by the log store.
-        match std::fs::remove_file(&temporary) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(meta_error(&temporary, error)),
-        }
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(META_FILE_MODE)
-            .open(&temporary)
-            .map_err(|error| meta_error(&temporary, error))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|error| meta_error(&temporary, error))?;
-        std::fs::rename(&temporary, &path).map_err(|error| meta_error(&path, error))?;
-        File::open(dir)
-            .and_then(|folder| folder.sync_all())
-            .map_err(|error| meta_error(dir, error))
+        crate::durable_file::replace(dir, META_FILE, &bytes)
     }
 
     /// The header and the CBOR body.
@@ -191,10 +170,7 @@ fn damaged(path: &Path, what: &str) -> ConsensusError {
 }
 
 fn meta_error(path: &Path, error: impl std::fmt::Display) -> ConsensusError {
-    ConsensusError::RaftStorage {
-        path: PathBuf::from(path),
-        reason: error.to_string(),
-    }
+    crate::durable_file::storage_error(path, error)
 }
 
 #[cfg(test)]
