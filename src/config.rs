@@ -68,6 +68,10 @@ pub const DATA_DIR_DEFAULT: &str = "stele-data";
 /// Default listening address.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:8443";
 
+/// Default RESP (Redis protocol) address of a node without `[cluster]`
+/// (`redis-cli -p 6380`; 6379 is left to a Redis on the same machine).
+pub const RESP_LISTEN_DEFAULT: &str = "127.0.0.1:6380";
+
 /// Default committed transactions between snapshots.
 pub const SNAPSHOT_INTERVAL_TX_DEFAULT: u64 = 100_000;
 
@@ -96,6 +100,8 @@ pub struct Config {
     pub batching: Batching,
     /// HTTP limits.
     pub api: Api,
+    /// The RESP2 (Redis protocol) listener.
+    pub resp: RespSection,
     /// Ledger files.
     pub ledger: LedgerSection,
     /// Users allowed on `/app/*`. With none, the first start creates one token in
@@ -293,6 +299,62 @@ impl Api {
     }
 }
 
+/// `[resp]`: the RESP2 listener (`redis-cli`, Redis client libraries).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespSection {
+    /// `ADDR:PORT`, or `off`. Unset: [`RESP_LISTEN_DEFAULT`] on a node without
+    /// `[cluster]`, off on a cluster member. Plain TCP on loopback only: any
+    /// other address is served with TLS (the node's certificate).
+    pub listen: Option<String>,
+    /// Most RESP connections open at once.
+    pub connections_max: usize,
+    /// A connection silent this long is closed, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for RespSection {
+    fn default() -> Self {
+        RespSection {
+            listen: None,
+            connections_max: stele_resp::limits::RESP_CONNECTIONS_MAX_DEFAULT,
+            idle_timeout_ms: stele_resp::limits::RESP_IDLE_TIMEOUT_MS_DEFAULT,
+        }
+    }
+}
+
+/// Parses a RESP listen setting: `Some(addr)`, or `None` for `off`.
+pub fn parse_resp_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .with_context(|| format!("resp listen {text:?}: expected ADDR:PORT or off"))
+}
+
+impl RespSection {
+    /// Where RESP listens, if anywhere: `flag` (`--resp-listen`) over the
+    /// file, over the default (on only without `[cluster]`).
+    pub fn address(&self, flag: Option<&str>, clustered: bool) -> anyhow::Result<Option<SocketAddr>> {
+        match flag.or(self.listen.as_deref()) {
+            Some(text) => parse_resp_listen(text),
+            None if clustered => Ok(None),
+            None => parse_resp_listen(RESP_LISTEN_DEFAULT),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.connections_max == 0 || self.idle_timeout_ms == 0 {
+            bail!("resp.connections_max and resp.idle_timeout_ms must be at least 1");
+        }
+        if let Some(listen) = &self.listen {
+            parse_resp_listen(listen)?;
+        }
+        Ok(())
+    }
+}
+
 /// `[ledger]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -335,6 +397,7 @@ impl Config {
 
     /// Checks every range.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.resp.validate()?;
         let batching = &self.batching;
         if batching.batch_entries_max == 0
             || batching.batch_entries_max > stele_ledger::BATCH_TXS_MAX
@@ -434,6 +497,27 @@ mod tests {
         let config: Config = toml::from_str(text)?;
         config.validate()?;
         Ok(config)
+    }
+
+    #[test]
+    fn resp_listens_by_default_only_outside_a_cluster() {
+        let config: Config = toml::from_str("").unwrap();
+        let default = Some("127.0.0.1:6380".parse().unwrap());
+        assert_eq!(config.resp.address(None, false).unwrap(), default);
+        assert_eq!(config.resp.address(None, true).unwrap(), None);
+        assert_eq!(config.resp.address(Some("off"), false).unwrap(), None);
+        assert_eq!(
+            config.resp.address(Some("127.0.0.1:0"), true).unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        let config: Config = toml::from_str("[resp]\nlisten = \"0.0.0.0:7000\"").unwrap();
+        assert_eq!(
+            config.resp.address(None, true).unwrap(),
+            Some("0.0.0.0:7000".parse().unwrap())
+        );
+        let bad: Config = toml::from_str("[resp]\nlisten = \"nowhere\"").unwrap();
+        assert!(bad.validate().is_err());
+        assert!(toml::from_str::<Config>("[resp]\nlistne = \"off\"").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use stele_consensus::{ConsensusError, Engine, Submission, TxState};
 use stele_frontends::{Command, Outcome};
 use stele_history::hash::encode_lower_hex;
 use stele_history::{Digest, Receipt, TransactionId};
+use stele_kv::{Frozen, ReadView};
 use stele_ledger::Clearable;
 
 /// The node as the HTTP layer sees it.
@@ -88,10 +89,16 @@ impl Node for NodeHandle {
             .map_err(from_consensus)
     }
 
-    async fn submit(&self, command: Command, wait: bool) -> Result<Submitted, NodeError> {
+    fn submit(
+        &self,
+        command: Command,
+        wait: bool,
+    ) -> impl std::future::Future<Output = Result<Submitted, NodeError>> + Send {
         let started = Instant::now();
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        self.engine
+        // Queued now, not at the first poll: the trait promises submission order.
+        let queued = self
+            .engine
             .submit(Submission {
                 command,
                 wait,
@@ -100,38 +107,50 @@ impl Node for NodeHandle {
                     let _ = sender.send(result);
                 }),
             })
-            .map_err(from_consensus)?;
-        let result = receiver
-            .await
-            .map_err(|_| NodeError::Unavailable("the node stopped before answering".to_owned()))?
-            .map_err(from_consensus)?;
-        if result.committed {
-            self.commit_latency.observe(started.elapsed().as_secs_f64());
+            .map_err(from_consensus);
+        let commit_latency = self.commit_latency.clone();
+        async move {
+            queued?;
+            let result = receiver
+                .await
+                .map_err(|_| {
+                    NodeError::Unavailable("the node stopped before answering".to_owned())
+                })?
+                .map_err(from_consensus)?;
+            if result.committed {
+                commit_latency.observe(started.elapsed().as_secs_f64());
+            }
+            Ok(Submitted {
+                transaction_id: result.transaction_id,
+                status: if result.committed {
+                    TxStatus::Committed
+                } else {
+                    TxStatus::Pending
+                },
+                outcome: match result.outcome {
+                    Outcome::Committed(value) => Ok(value),
+                    Outcome::Aborted(reason) => Err(reason),
+                },
+            })
         }
-        Ok(Submitted {
-            transaction_id: result.transaction_id,
-            status: if result.committed {
-                TxStatus::Committed
-            } else {
-                TxStatus::Pending
-            },
-            outcome: match result.outcome {
-                Outcome::Committed(value) => Ok(value),
-                Outcome::Aborted(reason) => Err(reason),
-            },
-        })
     }
 
     fn kv_get(&self, map: &str, key: &str) -> Result<Option<KvValue>, NodeError> {
         let Some((bytes, transaction_id)) = self.engine.kv_get(map, key) else {
             return Ok(None);
         };
-        let value = String::from_utf8(bytes)
-            .map_err(|_| NodeError::Internal(format!("the value of {map}/{key} is not UTF-8")))?;
         Ok(Some(KvValue {
-            value,
+            value: bytes,
             transaction_id,
         }))
+    }
+
+    fn read_committed<R>(&self, read: impl FnOnce(&dyn ReadView) -> R) -> R {
+        self.engine.read_committed(|view| read(view))
+    }
+
+    fn frozen_committed(&self) -> Frozen {
+        self.engine.freeze_committed()
     }
 
     fn tx_status(&self, id: TransactionId) -> TxStatus {

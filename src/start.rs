@@ -32,6 +32,10 @@ pub struct StartArgs {
     /// The HTTPS address [default: 127.0.0.1:8443]; port 0 picks a free port.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+    /// The RESP (Redis protocol) address, or `off` [default: 127.0.0.1:6380
+    /// without `[cluster]`, off in a cluster]; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub resp_listen: Option<String>,
 }
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down cleanly: stops
@@ -84,8 +88,39 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         request_timeout_ms: config.api.request_timeout_ms,
         ..api_bounds(&config.api)
     };
-    let server_config = api_config.clone();
+    let resp_listen = config
+        .resp
+        .address(args.resp_listen.as_deref(), config.cluster.is_some())?;
+    // Descriptors: RESP's cap comes out of what HTTPS may use, so that the two
+    // together still leave the ledger its reserve.
+    let fd_budget = stele_api::connections::raise_fd_limit()
+        .saturating_sub(stele_api::connections::FDS_RESERVED);
+    let fd_budget = usize::try_from(fd_budget).unwrap_or(usize::MAX);
+    let resp_connections_max = if resp_listen.is_some() {
+        config.resp.connections_max.min(fd_budget / 2).max(1)
+    } else {
+        0
+    };
+    let mut server_config = api_config.clone();
+    server_config.connections_max = server_config
+        .connections_max
+        .min(fd_budget.saturating_sub(resp_connections_max).max(1));
     let tls = ensure_self_signed(&dir.tls())?;
+    let resp_config = stele_resp::RespConfig {
+        users: resp_users(&dir, &config)?.into(),
+        tls: match resp_listen {
+            Some(addr) if !stele_resp::plain_allowed(&addr) => {
+                let mut tls_config = (*stele_api::tls::server_config(&tls)?).clone();
+                // RESP is not HTTP: no ALPN protocol to agree on.
+                tls_config.alpn_protocols.clear();
+                Some(Arc::new(tls_config))
+            }
+            _ => None,
+        },
+        connections_max: resp_connections_max,
+        idle_timeout_ms: config.resp.idle_timeout_ms,
+        node_id: String::new(),
+    };
     let peers = serves_peers(&config);
     if peers {
         write_peer_certificate(&dir.tls(), cluster.node_id, &dir.node_key()?.to_bytes())?;
@@ -107,8 +142,8 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             "state recovered from the ledger"
         );
         let mut registry = Registry::default();
-        let node = NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry);
-        let mut router = stele_api::router(Arc::new(node), api_config, registry);
+        let node = Arc::new(NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry));
+        let mut router = stele_api::router(Arc::clone(&node), api_config, registry);
         if peers {
             router = router.merge(crate::peer::router(Arc::clone(&engine)));
         }
@@ -116,12 +151,44 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             Arc::clone(&engine),
             config.admin.as_ref(),
         ));
+        // RESP first: its line comes before the one tools wait for.
+        let (resp_stop, resp_stopped) = tokio::sync::oneshot::channel::<()>();
+        let resp_task = match resp_listen {
+            Some(resp_addr) => {
+                let listener = tokio::net::TcpListener::bind(resp_addr)
+                    .await
+                    .with_context(|| format!("listening for RESP on {resp_addr}"))?;
+                let bound = listener.local_addr().context("the bound RESP address")?;
+                let scheme = if resp_config.tls.is_some() { "rediss" } else { "redis" };
+                println!("resp listening on {scheme}://{bound}");
+                let node = Arc::clone(&node);
+                let resp_config = stele_resp::RespConfig {
+                    node_id: node.state().node_id,
+                    ..resp_config
+                };
+                Some(tokio::spawn(async move {
+                    let stopped = async {
+                        let _ = resp_stopped.await;
+                    };
+                    if let Err(error) = stele_resp::serve(node, listener, resp_config, stopped).await {
+                        tracing::error!(%error, "the RESP listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         // The one line tools wait for (stdout); everything else is logged to stderr.
         println!("listening on https://{addr}");
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
         let fatal = Arc::new(std::sync::Mutex::new(None));
         let stop = stop_signal(Arc::downgrade(&engine), Arc::clone(&fatal));
-        stele_api::serve_listener_with(router, listener, tls, &server_config, stop).await?;
+        let served = stele_api::serve_listener_with(router, listener, tls, &server_config, stop).await;
+        let _ = resp_stop.send(());
+        if let Some(task) = resp_task {
+            let _ = task.await;
+        }
+        drop(node);
+        served?;
         let fatal = fatal.lock().map(|mut fatal| fatal.take()).unwrap_or(None);
         if let Some(reason) = fatal {
             // No clean shutdown: the engine cannot make anything durable any
@@ -308,6 +375,27 @@ fn user_tokens(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<[u8; 32]>> 
         );
     }
     Ok(vec![token_hash(&token)])
+}
+
+/// Who may `AUTH` over RESP: the configured users, or the first user's
+/// token under Redis's default user name, `default` (so both `AUTH <token>`
+/// and `AUTH default <token>` work).
+fn resp_users(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<stele_resp::RespUser>> {
+    if !config.users.is_empty() {
+        return Ok(config
+            .users
+            .iter()
+            .map(|user| stele_resp::RespUser {
+                name: user.name.clone(),
+                token_sha256: user.token_sha256.0,
+            })
+            .collect());
+    }
+    let (token, _) = dir.token()?;
+    Ok(vec![stele_resp::RespUser {
+        name: "default".to_owned(),
+        token_sha256: token_hash(&token),
+    }])
 }
 
 /// The log filter when `RUST_LOG` is unset or empty: Stele's own crates (every

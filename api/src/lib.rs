@@ -24,6 +24,8 @@
 //!   in the envelope) and the body-read deadline (408).
 //! - [`connections`] — below HTTP: the connection cap (with a file-descriptor
 //!   reserve) and the idle timeout.
+//! - `fake` — `FakeNode`, the in-memory twin of [`Node`] for front-door
+//!   tests (feature `fake-node` only).
 //! - [`metrics`] — HTTP request counters and latency histograms, `/metrics`.
 //! - [`openapi`] — the hand-written OpenAPI 3.1 document at `/openapi.json`.
 //! - [`server`] — [`serve`] / [`serve_listener`] / [`serve_listener_with`]:
@@ -57,6 +59,8 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "fake-node")]
+pub mod fake;
 pub mod layers;
 pub mod limits;
 pub mod metrics;

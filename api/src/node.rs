@@ -7,6 +7,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use stele_frontends::{AbortReason, Command};
 use stele_history::{Digest, Receipt, TransactionId};
+use stele_kv::{Frozen, ReadView};
 
 /// Where a transaction is, as `GET /node/tx` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +36,11 @@ pub struct Submitted {
 }
 
 /// A committed value and the transaction that wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvValue {
-    /// The value (values are UTF-8 strings in the transaction language).
-    pub value: String,
+    /// The value's bytes: UTF-8 text when written by the transaction language,
+    /// any bytes when written over RESP (`/app/kv` shows those as base64).
+    pub value: Vec<u8>,
     /// The transaction that last wrote it.
     pub transaction_id: TransactionId,
 }
@@ -135,6 +137,9 @@ pub enum NodeError {
 /// to the router, which adds the HTTP ones and serves them all at `/metrics`.)
 pub trait Node: Send + Sync + 'static {
     /// Orders and executes `command`; with `wait`, returns once it is committed.
+    /// The command is queued when `submit` is called, before the future is
+    /// first polled: commands submitted one after the other are ordered (and
+    /// executed) in that order, which pipelined RESP connections rely on.
     fn submit(
         &self,
         command: Command,
@@ -143,6 +148,14 @@ pub trait Node: Send + Sync + 'static {
 
     /// The committed value of `key` in `map`, with the id of its writer.
     fn kv_get(&self, map: &str, key: &str) -> Result<Option<KvValue>, NodeError>;
+
+    /// Runs `read` against the committed state: every key it reads is from one
+    /// committed version. It holds the state's read lock: keep it short.
+    fn read_committed<R>(&self, read: impl FnOnce(&dyn ReadView) -> R) -> R;
+
+    /// The committed state set aside, to walk (SCAN, KEYS, DBSIZE) without
+    /// holding the state's lock.
+    fn frozen_committed(&self) -> Frozen;
 
     /// The read barrier of `?consistency=linearizable`: returns once this node
     /// has applied everything committed when the call started, as confirmed by

@@ -117,6 +117,18 @@ async fn kv_get_returns_the_value_and_its_writer() {
 }
 
 #[tokio::test]
+async fn kv_get_shows_bytes_that_are_not_utf8_as_base64() {
+    let node = FakeNode::new();
+    let router = app(&node);
+    node.put_bytes("redis", "blob", &[0xff, 0x00, 0x01]);
+    let body = get(&router, "/app/kv/redis/blob").await.ok_json();
+    assert_eq!(
+        body,
+        json!({"map": "redis", "key": "blob", "value_base64": "/wAB", "transaction_id": "2.1"})
+    );
+}
+
+#[tokio::test]
 async fn reads_take_the_read_barrier_only_when_asked_linearizable() {
     let node = FakeNode::new();
     let router = app(&node);

@@ -400,6 +400,23 @@ impl Engine {
         Some((value, id))
     }
 
+    /// Runs `read` against the committed state, under the store's read lock
+    /// (keep it short: the executor waits for the lock to apply batches). All
+    /// the keys `read` looks at are from one committed version.
+    pub fn read_committed<R>(&self, read: impl FnOnce(&stele_kv::Committed<'_>) -> R) -> R {
+        let store = self.replica.read_store();
+        read(&store.committed_view())
+    }
+
+    /// The committed state set aside (cheap: shared shards), to walk away from
+    /// the store's lock.
+    pub fn freeze_committed(&self) -> stele_kv::Frozen {
+        let store = self.replica.read_store();
+        store
+            .freeze(store.committed_version())
+            .expect("the committed version is always retained")
+    }
+
     /// Waits until this node has applied everything the leader had committed
     /// when the call started (openraft's read index), so that a read after it is
     /// linearizable. Only the leader can answer.

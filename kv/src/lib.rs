@@ -8,6 +8,7 @@
 //!   writes in a [`WriteSet`].
 //! - [`store`] — [`Store`], the state at the head version plus an undo log for every
 //!   speculative version; [`ReadView`] and [`Overlay`] (pending writes over a view);
+//!   [`Committed`], the committed state as a view (what reads from clients see);
 //!   [`Frozen`], the state at one version set aside cheaply (a clone of the state
 //!   shares it) to be turned into a [`Snapshot`] away from the store's lock.
 //! - `state` — the state itself: (map, key) -> value in sharded copy-on-write hash
@@ -42,7 +43,7 @@ pub mod write_set;
 
 pub use error::KvError;
 pub use snapshot::Snapshot;
-pub use store::{Frozen, Overlay, ReadView, Store};
+pub use store::{Committed, Frozen, Overlay, ReadView, Store};
 pub use tx::Tx;
 pub use write_set::{ReadSet, WriteSet};
 

@@ -155,6 +155,16 @@ impl State {
         self.entries
     }
 
+    /// Every (map, key, value), in no particular order, borrowed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str, &[u8])> + '_ {
+        self.shards.iter().flat_map(|shard| {
+            shard.iter().map(|entry| {
+                let (map, key) = entry.name.strs();
+                (map, key, &entry.value.0[..])
+            })
+        })
+    }
+
     /// Every entry, in no particular order, sharing its map, key and value.
     pub(crate) fn entries(&self) -> impl Iterator<Item = SnapshotEntry> + '_ {
         self.shards.iter().flat_map(|shard| {

@@ -205,6 +205,25 @@ impl Store {
     }
 }
 
+/// The committed state of a [`Store`] as a [`ReadView`]: reads skip every
+/// speculative version, so they see only what survives a crash (or, in a
+/// cluster, a change of leader).
+#[derive(Debug, Clone, Copy)]
+pub struct Committed<'store>(&'store Store);
+
+impl Store {
+    /// The committed state as a view (see [`Committed`]).
+    pub fn committed_view(&self) -> Committed<'_> {
+        Committed(self)
+    }
+}
+
+impl ReadView for Committed<'_> {
+    fn read(&self, map: &str, key: &str) -> Option<&[u8]> {
+        self.0.get_committed(map, key).map(|(value, _)| value)
+    }
+}
+
 impl ReadView for Store {
     fn read(&self, map: &str, key: &str) -> Option<&[u8]> {
         self.get(map, key)
@@ -231,6 +250,18 @@ impl Frozen {
     /// The version whose state this is.
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// Every key of `map` with its value, in no particular order (a walk of the
+    /// whole state: O(entries), without the store's lock).
+    pub fn entries_of<'frozen>(
+        &'frozen self,
+        map: &'frozen str,
+    ) -> impl Iterator<Item = (&'frozen str, &'frozen [u8])> + 'frozen {
+        self.state
+            .iter()
+            .filter(move |(entry_map, _, _)| *entry_map == map)
+            .map(|(_, key, value)| (key, value))
     }
 
     /// The snapshot of this state: sorts every entry (O(n log n): call it without
@@ -383,6 +414,24 @@ mod tests {
         assert_eq!(store.get_committed("m", "k"), Some((&b"3"[..], 3)));
         assert_eq!(store.get_committed("m", "other"), None);
         assert_eq!(store.get_committed("m", "new"), None);
+    }
+
+    #[test]
+    fn the_committed_view_and_a_frozen_map_show_only_committed_entries() {
+        let mut store = Store::new();
+        store.apply(1, &put("m", "a", "1")).unwrap();
+        store.apply(2, &put("other", "b", "2")).unwrap();
+        store.commit(2).unwrap();
+        store.apply(3, &put("m", "a", "speculative")).unwrap();
+        store.apply(4, &put("m", "c", "speculative")).unwrap();
+        let view = store.committed_view();
+        assert_eq!(view.read("m", "a"), Some(&b"1"[..]));
+        assert_eq!(view.read("m", "c"), None);
+        let frozen = store.freeze(store.committed_version()).unwrap();
+        let mut entries: Vec<_> = frozen.entries_of("m").collect();
+        entries.sort_unstable();
+        assert_eq!(entries, vec![("a", &b"1"[..])]);
+        assert_eq!(frozen.entries_of("absent").count(), 0);
     }
 
     #[test]

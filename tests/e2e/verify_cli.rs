@@ -178,7 +178,7 @@ fn rewrite_entries(ledger: &Path, edit: impl Fn(Entry) -> Entry) {
 fn start_expecting_refusal(data_dir: &Path) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stele"))
         .args(["start", "--data-dir", data_dir.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--resp-listen", "off"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -5,6 +5,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use stele_frontends::logging::LOGGING_MAP;
@@ -152,12 +154,18 @@ pub(crate) async fn kv_get<N: Node>(
     let value = state.node.kv_get(&map, &key)?.ok_or_else(|| {
         HttpError::not_found(format!("no value for {}/{}", quote(&map), quote(&key)))
     })?;
-    Ok(Json(json!({
+    // Values written over RESP may be any bytes: those show as base64.
+    let shown = match std::str::from_utf8(&value.value) {
+        Ok(text) => ("value", Value::String(text.to_owned())),
+        Err(_) => ("value_base64", Value::String(BASE64.encode(&value.value))),
+    };
+    let mut body = json!({
         "map": map,
         "key": key,
-        "value": value.value,
         "transaction_id": value.transaction_id.to_string(),
-    })))
+    });
+    body[shown.0] = shown.1;
+    Ok(Json(body))
 }
 
 /// The body of `POST /app/log`.
@@ -199,7 +207,7 @@ pub(crate) async fn log_read<N: Node>(
         .ok_or_else(|| HttpError::not_found(format!("no message with id {id}")))?;
     Ok(Json(json!({
         "id": id,
-        "msg": value.value,
+        "msg": String::from_utf8_lossy(&value.value),
         "transaction_id": value.transaction_id.to_string(),
     })))
 }
@@ -263,7 +271,8 @@ pub(crate) async fn smallbank_balance<N: Node>(
                 format!("account {account} does not exist"),
             )
         })?;
-        value.value.parse().map_err(|_| {
+        let text = std::str::from_utf8(&value.value).unwrap_or_default();
+        text.parse().map_err(|_| {
             HttpError::new(
                 StatusCode::CONFLICT,
                 codes::CORRUPT_BALANCE,

@@ -1,0 +1,350 @@
+//! One connection: requests in (RESP2 frames, or inline commands typed in a
+//! terminal), replies out in request order.
+//!
+//! Pipelining: every complete request in the buffer is taken before the
+//! replies are written. A write is submitted at once and answered at its
+//! commit, so a pipeline of writes shares batches; a request that reads
+//! waits for the connection's earlier writes first (read-your-writes).
+//! Bounds: a request must complete within [`RESP_REQUEST_BYTES_MAX`] (else
+//! the one closing refusal); buffers beyond [`RESP_READ_CHUNK_BYTES`] draw
+//! on a budget shared by all connections; at most [`RESP_PIPELINE_DEPTH_MAX`]
+//! writes wait per connection (then it stops reading); idle and slow
+//! connections are closed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use stele_api::Node;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::limits::{
+    RESP_ARGS_MAX, RESP_BUDGET_WAIT_MS, RESP_BULK_BYTES_MAX, RESP_PIPELINE_DEPTH_MAX,
+    RESP_READ_CHUNK_BYTES, RESP_REQUEST_BYTES_MAX, RESP_REQUEST_READ_TIMEOUT_MS,
+};
+use crate::reply::{self, Reply};
+use crate::request;
+use crate::server::{Shared, BUDGET_UNIT_BYTES};
+use crate::session::{write_reply, PendingWrite, Session, Step};
+
+/// Replies are written once this many bytes are waiting, even mid-pipeline.
+const OUT_FLUSH_BYTES: usize = 1 << 20;
+
+/// A reply in the order of its request: ready, or a write's commit.
+enum Pending {
+    Ready(Reply),
+    Write { write: PendingWrite, exec: bool },
+}
+
+/// What the next bytes of the buffer hold.
+enum Next {
+    /// A complete request's arguments.
+    Request(Vec<Bytes>),
+    /// A complete frame that is not a request, or crosses a limit: answer
+    /// this error and go on (the frame is consumed).
+    Refused(Reply),
+    /// A complete request that asks nothing (an empty array or line).
+    Empty,
+    /// Nothing complete yet.
+    Incomplete,
+    /// Unreadable: answer this and close (RESP cannot skip what it cannot
+    /// parse).
+    Fatal(Reply),
+}
+
+/// The connection's state, with its stream.
+struct Connection<N: Node, S> {
+    stream: S,
+    shared: Arc<Shared<N>>,
+    session: Session,
+    input: BytesMut,
+    out: BytesMut,
+    pending: VecDeque<Pending>,
+    /// Budget held for `input` beyond one chunk.
+    budget: Vec<OwnedSemaphorePermit>,
+}
+
+/// Serves one connection until the client leaves, QUITs, idles, or breaks
+/// the protocol.
+pub(crate) async fn run<N, S>(stream: S, shared: Arc<Shared<N>>, id: u64)
+where
+    N: Node,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut connection = Connection {
+        stream,
+        shared,
+        session: Session::new(id),
+        input: BytesMut::with_capacity(RESP_READ_CHUNK_BYTES),
+        out: BytesMut::new(),
+        pending: VecDeque::new(),
+        budget: Vec::new(),
+    };
+    if let Err(reason) = connection.serve().await {
+        tracing::debug!(client = id, %reason, "RESP connection closed");
+    }
+}
+
+impl<N, S> Connection<N, S>
+where
+    N: Node,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn serve(&mut self) -> Result<(), String> {
+        loop {
+            // Every complete request in the buffer.
+            loop {
+                match self.next() {
+                    Next::Incomplete => break,
+                    Next::Empty => continue,
+                    Next::Fatal(refusal) => {
+                        self.answer_all().await;
+                        reply::encode(&refusal, &mut self.out);
+                        self.flush().await?;
+                        return Err("protocol error".to_owned());
+                    }
+                    Next::Refused(refusal) => {
+                        let step = self.session.refused(refusal);
+                        if self.take(step).await {
+                            return self.close().await;
+                        }
+                    }
+                    Next::Request(args) => {
+                        if self.request(args).await {
+                            return self.close().await;
+                        }
+                    }
+                }
+                while self.pending.len() >= RESP_PIPELINE_DEPTH_MAX {
+                    self.answer_oldest().await;
+                }
+                if self.out.len() >= OUT_FLUSH_BYTES {
+                    self.flush().await?;
+                }
+            }
+            self.answer_all().await;
+            self.flush().await?;
+            self.read().await?;
+        }
+    }
+
+    /// Handles one request; true if the connection closes after it.
+    async fn request(&mut self, args: Vec<Bytes>) -> bool {
+        let name = args.first().cloned().unwrap_or_default();
+        if !self.session.authenticated() && !Session::allowed_before_auth(&name) {
+            return self.take(Step::Reply(Session::noauth())).await;
+        }
+        let step = match request::parse(args) {
+            Err(refusal) => self.session.refused(refusal),
+            Ok(parsed) => {
+                if parsed.reads_state() && !self.session.in_multi() {
+                    self.answer_all().await;
+                }
+                self.session.execute(parsed, &self.shared).await
+            }
+        };
+        self.take(step).await
+    }
+
+    /// Queues a step's reply; true if the connection closes after it.
+    async fn take(&mut self, step: Step) -> bool {
+        match step {
+            Step::Reply(answer) => self.pending.push_back(Pending::Ready(answer)),
+            Step::Write { write, exec } => self.pending.push_back(Pending::Write { write, exec }),
+            Step::Close(answer) => {
+                self.pending.push_back(Pending::Ready(answer));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Answers everything, writes it, closes.
+    async fn close(&mut self) -> Result<(), String> {
+        self.answer_all().await;
+        self.flush().await?;
+        let _ = self.stream.shutdown().await;
+        Ok(())
+    }
+
+    async fn answer_all(&mut self) {
+        while !self.pending.is_empty() {
+            self.answer_oldest().await;
+        }
+    }
+
+    async fn answer_oldest(&mut self) {
+        let answer = match self.pending.pop_front() {
+            None => return,
+            Some(Pending::Ready(answer)) => answer,
+            Some(Pending::Write { write, exec }) => {
+                let (id, answer) = write_reply(write.await, exec);
+                if let Some(id) = id {
+                    self.session.wrote(id);
+                }
+                answer
+            }
+        };
+        reply::encode(&answer, &mut self.out);
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        if self.out.capacity() > OUT_FLUSH_BYTES {
+            self.out = BytesMut::new();
+        }
+        written.map_err(|error| format!("writing: {error}"))?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|error| format!("writing: {error}"))
+    }
+
+    /// Reads more bytes, within the request limit, the shared budget and the
+    /// timeouts.
+    async fn read(&mut self) -> Result<(), String> {
+        if self.input.len() >= RESP_REQUEST_BYTES_MAX {
+            let refusal = reply::error(format!(
+                "ERR Protocol error: a request over RESP_REQUEST_BYTES_MAX ({RESP_REQUEST_BYTES_MAX} bytes)"
+            ));
+            reply::encode(&refusal, &mut self.out);
+            self.flush().await?;
+            return Err("request too large".to_owned());
+        }
+        if self.input.is_empty() {
+            // Between requests: give back any budget and oversized buffer.
+            self.budget.clear();
+            if self.input.capacity() > 4 * RESP_READ_CHUNK_BYTES {
+                self.input = BytesMut::with_capacity(RESP_READ_CHUNK_BYTES);
+            }
+        }
+        let wanted = (self.input.len() + RESP_READ_CHUNK_BYTES).min(RESP_REQUEST_BYTES_MAX);
+        self.reserve(wanted).await?;
+        self.input
+            .reserve(wanted.saturating_sub(self.input.len()));
+        let timeout = if self.input.is_empty() {
+            Duration::from_millis(self.shared.config.idle_timeout_ms)
+        } else {
+            Duration::from_millis(RESP_REQUEST_READ_TIMEOUT_MS)
+        };
+        let limit = wanted - self.input.len();
+        let read = tokio::time::timeout(timeout, (&mut self.stream).take(limit as u64).read_buf(&mut self.input)).await;
+        match read {
+            Err(_) if self.input.is_empty() => Err("idle".to_owned()),
+            Err(_) => {
+                let refusal = reply::error("ERR Protocol error: the request was not completed in time");
+                reply::encode(&refusal, &mut self.out);
+                let _ = self.flush().await;
+                Err("slow request".to_owned())
+            }
+            Ok(Ok(0)) => Err("closed by the client".to_owned()),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("reading: {error}")),
+        }
+    }
+
+    /// Holds budget for `bytes` of input beyond the first chunk.
+    async fn reserve(&mut self, bytes: usize) -> Result<(), String> {
+        let units = bytes.saturating_sub(RESP_READ_CHUNK_BYTES).div_ceil(BUDGET_UNIT_BYTES);
+        let held: usize = self.budget.iter().map(|permit| permit.num_permits()).sum();
+        if units <= held {
+            return Ok(());
+        }
+        let more = u32::try_from(units - held).map_err(|_| "budget overflow".to_owned())?;
+        let wait = Duration::from_millis(RESP_BUDGET_WAIT_MS);
+        let budget = Arc::clone(&self.shared.buffer_budget);
+        match tokio::time::timeout(wait, budget.acquire_many_owned(more)).await {
+            Ok(Ok(permit)) => {
+                self.budget.push(permit);
+                Ok(())
+            }
+            _ => {
+                let refusal = reply::error(
+                    "ERR the node is buffering too many large requests (RESP_BUFFERED_BYTES_MAX); retry later",
+                );
+                reply::encode(&refusal, &mut self.out);
+                let _ = self.flush().await;
+                Err("no buffer budget".to_owned())
+            }
+        }
+    }
+
+    /// The next request in the buffer, if complete.
+    fn next(&mut self) -> Next {
+        match self.input.first() {
+            None => Next::Incomplete,
+            Some(b'*') => self.next_frame(),
+            Some(_) => self.next_inline(),
+        }
+    }
+
+    fn next_frame(&mut self) -> Next {
+        let frame = match decode_bytes_mut(&mut self.input) {
+            Ok(Some((frame, _, _))) => frame,
+            Ok(None) => return Next::Incomplete,
+            Err(error) => {
+                return Next::Fatal(reply::error(format!("ERR Protocol error: {error}")))
+            }
+        };
+        let BytesFrame::Array(items) = frame else {
+            return Next::Refused(reply::error("ERR Protocol error: a request is an array of bulk strings"));
+        };
+        if items.len() > RESP_ARGS_MAX {
+            return Next::Refused(reply::error(format!(
+                "ERR a request has at most RESP_ARGS_MAX ({RESP_ARGS_MAX}) arguments"
+            )));
+        }
+        let mut args = Vec::with_capacity(items.len());
+        for item in items {
+            let (BytesFrame::BulkString(arg) | BytesFrame::SimpleString(arg)) = item else {
+                return Next::Refused(reply::error(
+                    "ERR Protocol error: a request is an array of bulk strings",
+                ));
+            };
+            if arg.len() > RESP_BULK_BYTES_MAX {
+                return Next::Refused(reply::error(format!(
+                    "ERR an argument has at most RESP_BULK_BYTES_MAX ({RESP_BULK_BYTES_MAX}) bytes"
+                )));
+            }
+            args.push(arg);
+        }
+        if args.is_empty() {
+            // Redis ignores an empty array; so does Stele (no reply).
+            return Next::Empty;
+        }
+        Next::Request(args)
+    }
+
+    /// A command typed as a line (`PING`, `SET k v`): split at spaces, as
+    /// Redis does for inline commands (without its quoting).
+    fn next_inline(&mut self) -> Next {
+        let Some(end) = self.input.iter().position(|byte| *byte == b'\n') else {
+            return Next::Incomplete;
+        };
+        let line = self.input.split_to(end + 1).freeze();
+        let line = line.slice(..end);
+        let line = line.strip_suffix(b"\r").map_or(line.clone(), |trimmed| line.slice(..trimmed.len()));
+        let args: Vec<Bytes> = line
+            .split(|byte| *byte == b' ' || *byte == b'\t')
+            .filter(|word| !word.is_empty())
+            .map(|word| line.slice_ref(word))
+            .collect();
+        if args.is_empty() {
+            return Next::Empty;
+        }
+        if args.len() > RESP_ARGS_MAX {
+            return Next::Refused(reply::error(format!(
+                "ERR a request has at most RESP_ARGS_MAX ({RESP_ARGS_MAX}) arguments"
+            )));
+        }
+        Next::Request(args)
+    }
+}
