@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use stele_kv::{ReadView, WriteSet};
 
 use crate::logging::LoggingCommand;
+use crate::redis::RedisCommand;
 use crate::scoped::{ScopedTx, Stop};
 use crate::smallbank::SmallBankCommand;
 use crate::transaction::Transaction;
@@ -11,7 +12,8 @@ use crate::{FrontendError, COMMAND_BYTES_MAX};
 
 /// Everything a client can submit. Serialized as an externally tagged object, e.g.
 /// `{"transaction":{"ops":[...]}}`, `{"logging":{"op":"read","id":7}}`,
-/// `{"small_bank":{"op":"balance","account":3}}`; stored in the ledger (as CBOR) and
+/// `{"small_bank":{"op":"balance","account":3}}`,
+/// `{"redis":{"ops":[{"op":"get","key":"k"}]}}`; stored in the ledger (as CBOR) and
 /// re-executed from there by replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -22,6 +24,8 @@ pub enum Command {
     Logging(LoggingCommand),
     /// A SmallBank app command.
     SmallBank(SmallBankCommand),
+    /// A Redis transaction (one MULTI block or one command), from the RESP listener.
+    Redis(RedisCommand),
 }
 
 /// The keys a command may touch, as sorted, deduplicated (map, key) pairs.
@@ -121,6 +125,13 @@ pub enum AbortReason {
         /// The key.
         key: String,
     },
+    /// A key WATCHed by a Redis transaction changed since WATCH (EXEC answers a nil
+    /// array).
+    WatchedKeyChanged {
+        /// Its KV key name ([`crate::redis::key_name`]), the first changed in watch
+        /// order.
+        key: String,
+    },
     /// The command failed validation (possible only for a command that did not come
     /// through [`Command::from_json`], e.g. one replayed from a faulty primary).
     InvalidCommand {
@@ -183,6 +194,7 @@ impl Command {
             Command::Transaction(transaction) => transaction.validate(),
             Command::Logging(command) => command.validate(),
             Command::SmallBank(command) => command.validate(),
+            Command::Redis(command) => command.validate(),
         }
     }
 
@@ -197,6 +209,7 @@ impl Command {
             Command::Transaction(transaction) => transaction.key_set(),
             Command::Logging(command) => command.key_set(),
             Command::SmallBank(command) => command.key_set(),
+            Command::Redis(command) => command.key_set(),
         }
     }
 
@@ -232,6 +245,7 @@ impl Command {
             Command::Transaction(transaction) => transaction.execute(&mut tx),
             Command::Logging(command) => command.execute(&mut tx),
             Command::SmallBank(command) => command.execute(&mut tx),
+            Command::Redis(command) => command.execute(&mut tx),
         };
         match result {
             Ok(response) => Ok(Execution::new(

@@ -27,10 +27,35 @@ pub enum FrontendError {
         /// The bound.
         max: usize,
     },
+    /// A Redis command names more keys than [`crate::redis::REDIS_KEYS_PER_TX_MAX`]
+    /// (ops and watches, repeats included).
+    #[error("{keys} Redis keys named, more than the maximum {max}")]
+    TooManyKeys {
+        /// How many there were.
+        keys: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A Redis command's keys, fields and values add up to more than
+    /// [`crate::COMMAND_BYTES_MAX`].
+    #[error("arguments are {bytes} bytes in all, more than the maximum {max}")]
+    ArgumentsTooLarge {
+        /// Their total size.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A list that needs at least one element is empty (an MSET without pairs, a
+    /// DEL without keys: Redis refuses them for their arity).
+    #[error("field `{field}` is empty: at least one is needed")]
+    EmptyArguments {
+        /// Which list, e.g. `ops[0].pairs`.
+        field: String,
+    },
     /// A string field longer than its limit.
     #[error("field `{field}` is {bytes} bytes, more than the maximum {max}")]
     FieldTooLong {
-        /// Where it is, e.g. `ops[2].key` or `claims`.
+        /// Where it is, e.g. `ops[2].key`, `claims` or `ops[0].pairs[1].value`.
         field: String,
         /// Its size.
         bytes: usize,

@@ -9,6 +9,8 @@
 //!   `check`), [`Transaction`] and [`Op`].
 //! - [`logging`] — the logging app (CCF's canonical sample): record and read messages.
 //! - [`smallbank`] — the SmallBank OLTP benchmark app, in integer cents.
+//! - [`redis`] — the Redis data model (strings and hashes in two KV maps) and
+//!   [`RedisCommand`], one MULTI block executed by the RESP listener's commands.
 //! - [`scoped`] — the transaction wrapper that refuses keys outside the declared set.
 //! - [`error`] — [`FrontendError`].
 //!
@@ -27,6 +29,7 @@
 pub mod command;
 pub mod error;
 pub mod logging;
+pub mod redis;
 pub mod scoped;
 pub mod smallbank;
 pub mod transaction;
@@ -34,6 +37,7 @@ pub mod transaction;
 pub use command::{AbortReason, Command, Execution, KeySet, Outcome};
 pub use error::FrontendError;
 pub use logging::LoggingCommand;
+pub use redis::RedisCommand;
 pub use smallbank::SmallBankCommand;
 pub use transaction::{Op, Transaction};
 

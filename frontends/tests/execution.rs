@@ -237,12 +237,63 @@ fn an_invalid_command_replayed_without_validation_aborts_deterministically() {
 }
 
 #[test]
+fn redis_commands_answer_replies_and_watches_abort() {
+    use stele_frontends::redis::{
+        replies_from_response, watch_digest, RedisCommand, RedisOp, Reply, Watch,
+    };
+    let mut store = Store::new();
+    let set = command(json!({"redis": {"ops": [
+        {"op": "set", "key": "k", "value": "1"},
+        {"op": "incrby", "key": "k", "by": 41},
+        {"op": "hget", "key": "k", "field": "f"},
+    ]}}));
+    let replies = replies_from_response(committed(&run(&mut store, &set))).unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Status("OK".into()),
+            Reply::Int(42),
+            Reply::Error(
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            ),
+        ]
+    );
+    assert_eq!(store.get("redis", "k"), Some(&b"42"[..]));
+
+    let watched = Command::Redis(RedisCommand {
+        ops: vec![RedisOp::Get { key: b"k".to_vec() }],
+        watches: vec![Watch {
+            key: b"k".to_vec(),
+            digest: watch_digest(&store, b"k"),
+        }],
+    });
+    run(&mut store, &set); // k is 42 again: an equal value is no change
+    assert!(matches!(
+        run(&mut store, &watched).outcome,
+        Outcome::Committed(_)
+    ));
+    let incr = command(json!({"redis": {"ops": [{"op": "incrby", "key": "k", "by": 1}]}}));
+    run(&mut store, &incr);
+    assert_eq!(
+        aborted(&run(&mut store, &watched)),
+        &AbortReason::WatchedKeyChanged { key: "k".into() }
+    );
+}
+
+#[test]
 fn commands_round_trip_through_cbor_and_json() {
     let commands = [
         json!({"transaction": {"ops": [{"op": "check", "map": "m", "key": "k", "value": null}], "claims": "c"}}),
         json!({"transaction": {"ops": [{"op": "put", "map": "m", "key": "k", "value": "v"}]}}),
         json!({"logging": {"op": "record", "id": u64::MAX, "message": "m"}}),
         json!({"small_bank": {"op": "transact_savings", "account": 1, "amount_cents": -5}}),
+        json!({"redis": {
+            "ops": [
+                {"op": "set", "key": [255, 0], "value": [118], "condition": "if_absent", "get": true},
+                {"op": "hset", "key": [104], "pairs": [[[102], []]]},
+            ],
+            "watches": [{"key": [119], "digest": null}],
+        }}),
     ];
     for value in commands {
         let original = command(value.clone());
