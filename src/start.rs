@@ -163,7 +163,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
                 println!("resp listening on {scheme}://{bound}");
                 let node = Arc::clone(&node);
                 let resp_config = stele_resp::RespConfig {
-                    node_id: node.state().node_id,
+                    node_id: stele_api::Node::state(node.as_ref()).node_id,
                     ..resp_config
                 };
                 Some(tokio::spawn(async move {

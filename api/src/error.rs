@@ -187,6 +187,13 @@ fn abort_status(reason: &AbortReason) -> (StatusCode, &'static str, String) {
             codes::CHECK_FAILED,
             format!("the check of ops[{op_index}] ({map}/{key}) did not hold"),
         ),
+        // Only a RESP EXEC carries watches; were one sent over HTTPS, it is
+        // a failed check like any other.
+        AbortReason::WatchedKeyChanged { key } => (
+            S::CONFLICT,
+            codes::CHECK_FAILED,
+            format!("the watched key {key} changed"),
+        ),
         AbortReason::NotFound { map, key } => (
             S::NOT_FOUND,
             codes::NOT_FOUND,
@@ -283,7 +290,10 @@ impl From<FrontendError> for HttpError {
             FrontendError::FieldTooLong { .. } => {
                 HttpError::bad_request(codes::FIELD_TOO_LONG, message)
             }
-            FrontendError::InvalidArgument { .. } => {
+            FrontendError::InvalidArgument { .. }
+            | FrontendError::TooManyKeys { .. }
+            | FrontendError::ArgumentsTooLarge { .. }
+            | FrontendError::EmptyArguments { .. } => {
                 HttpError::bad_request(codes::INVALID_ARGUMENT, message)
             }
             FrontendError::UndeclaredKey { .. } => {

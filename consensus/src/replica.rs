@@ -478,7 +478,7 @@ pub(crate) fn decode_commands(batch: &BatchEntry) -> Result<Vec<Command>, String
 fn claims_of(command: &Command) -> Option<&str> {
     match command {
         Command::Transaction(transaction) => transaction.claims.as_deref(),
-        Command::Logging(_) | Command::SmallBank(_) => None,
+        Command::Logging(_) | Command::SmallBank(_) | Command::Redis(_) => None,
     }
 }
 

@@ -31,6 +31,11 @@ use crate::request;
 use crate::server::{Shared, BUDGET_UNIT_BYTES};
 use crate::session::{write_reply, PendingWrite, Session, Step};
 
+/// What a refused connection may still send, read and dropped, before the
+/// close: at most this many bytes, for at most [`DRAIN_MS`].
+const DRAIN_BYTES_MAX: usize = 4 * RESP_REQUEST_BYTES_MAX;
+const DRAIN_MS: u64 = 1_000;
+
 /// Replies are written once this many bytes are waiting, even mid-pipeline.
 const OUT_FLUSH_BYTES: usize = 1 << 20;
 
@@ -103,9 +108,7 @@ where
                     Next::Empty => continue,
                     Next::Fatal(refusal) => {
                         self.answer_all().await;
-                        reply::encode(&refusal, &mut self.out);
-                        self.flush().await?;
-                        return Err("protocol error".to_owned());
+                        return self.refuse_and_close(refusal, "protocol error").await;
                     }
                     Next::Refused(refusal) => {
                         let step = self.session.refused(refusal);
@@ -171,6 +174,30 @@ where
         Ok(())
     }
 
+    /// Answers `refusal` and closes. What the client is still sending is
+    /// read and dropped for a moment first (bounded): closing a socket with
+    /// unread bytes resets it, and the reset can destroy the refusal before
+    /// the client reads it.
+    async fn refuse_and_close(&mut self, refusal: Reply, why: &str) -> Result<(), String> {
+        reply::encode(&refusal, &mut self.out);
+        self.flush().await?;
+        let _ = self.stream.shutdown().await;
+        self.input.clear();
+        self.budget.clear();
+        let drain = async {
+            let mut drained = 0;
+            let mut chunk = vec![0u8; RESP_READ_CHUNK_BYTES];
+            while drained < DRAIN_BYTES_MAX {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => drained += read,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(DRAIN_MS), drain).await;
+        Err(why.to_owned())
+    }
+
     async fn answer_all(&mut self) {
         while !self.pending.is_empty() {
             self.answer_oldest().await;
@@ -215,9 +242,7 @@ where
             let refusal = reply::error(format!(
                 "ERR Protocol error: a request over RESP_REQUEST_BYTES_MAX ({RESP_REQUEST_BYTES_MAX} bytes)"
             ));
-            reply::encode(&refusal, &mut self.out);
-            self.flush().await?;
-            return Err("request too large".to_owned());
+            return self.refuse_and_close(refusal, "request too large").await;
         }
         if self.input.is_empty() {
             // Between requests: give back any budget and oversized buffer.
@@ -241,9 +266,7 @@ where
             Err(_) if self.input.is_empty() => Err("idle".to_owned()),
             Err(_) => {
                 let refusal = reply::error("ERR Protocol error: the request was not completed in time");
-                reply::encode(&refusal, &mut self.out);
-                let _ = self.flush().await;
-                Err("slow request".to_owned())
+                self.refuse_and_close(refusal, "slow request").await
             }
             Ok(Ok(0)) => Err("closed by the client".to_owned()),
             Ok(Ok(_)) => Ok(()),
@@ -270,9 +293,7 @@ where
                 let refusal = reply::error(
                     "ERR the node is buffering too many large requests (RESP_BUFFERED_BYTES_MAX); retry later",
                 );
-                reply::encode(&refusal, &mut self.out);
-                let _ = self.flush().await;
-                Err("no buffer budget".to_owned())
+                self.refuse_and_close(refusal, "no buffer budget").await
             }
         }
     }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use stele_api::auth::token_matches;
 use stele_api::{Node, NodeError, Submitted, TxStatus};
@@ -137,12 +138,12 @@ impl Session {
     /// Runs `request`.
     pub(crate) async fn execute<N: Node>(&mut self, request: Request, shared: &Arc<Shared<N>>) -> Step {
         if self.multi.is_some() {
-            return self.queue(request, shared.node.as_ref());
+            return self.queue(request, &shared.node);
         }
         let node = &shared.node;
         let answer = match request {
             Request::Op(op) if op.is_write() => {
-                return self.submit(node.as_ref(), RedisCommand { ops: vec![op], watches: Vec::new() }, false);
+                return self.submit(node, RedisCommand { ops: vec![op], watches: Vec::new() }, false);
             }
             Request::Op(op) => {
                 let answer = node.read_committed(|view| execute_read(&op, view));
@@ -233,7 +234,7 @@ impl Session {
 
     /// Inside MULTI: data commands queue; EXEC submits the block as one
     /// transaction; DISCARD drops it.
-    fn queue<N: Node>(&mut self, request: Request, node: &N) -> Step {
+    fn queue<N: Node>(&mut self, request: Request, node: &Arc<N>) -> Step {
         let multi = self.multi.as_mut().expect("queue is called inside MULTI");
         let answer = match request {
             Request::Op(op) if multi.ops.len() < RESP_MULTI_COMMANDS_MAX => {
@@ -280,14 +281,22 @@ impl Session {
 
     /// Submits `command` (after validating it: a refused command takes no
     /// seqno).
-    fn submit<N: Node>(&mut self, node: &N, command: RedisCommand, exec: bool) -> Step {
+    fn submit<N: Node>(&mut self, node: &Arc<N>, command: RedisCommand, exec: bool) -> Step {
         if let Err(error) = command.validate() {
             return Step::Reply(reply::error(format!("ERR {error}")));
         }
-        Step::Write {
-            write: Box::pin(node.submit(Command::Redis(command), true)),
-            exec,
+        let node = Arc::clone(node);
+        let mut write: PendingWrite =
+            Box::pin(async move { node.submit(Command::Redis(command), true).await });
+        // Poll once now: the submission is queued at this first poll (the
+        // `Node` contract queues at the call), so the writes of a pipeline
+        // are queued in request order and share batches, instead of each
+        // waiting for the previous one's commit to be polled at all.
+        let mut context = Context::from_waker(Waker::noop());
+        if let Poll::Ready(result) = write.as_mut().poll(&mut context) {
+            write = Box::pin(std::future::ready(result));
         }
+        Step::Write { write, exec }
     }
 
     fn watch<N: Node>(&mut self, node: &N, keys: Vec<Vec<u8>>) -> Reply {
