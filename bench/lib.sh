@@ -112,7 +112,9 @@ ensure_command() {
 # given in STELE_START_ARGS, extra `cluster-init` flags in CLUSTER_INIT_ARGS
 # (arrays), extra `[cluster]` settings (TOML lines, every node's file, joining
 # nodes' too) in CLUSTER_SETTINGS; cluster-init's output is in
-# $WORK/cluster-init.out.
+# $WORK/cluster-init.out. A function `before_cluster_start`, if the script
+# defines one, runs (with NODES) after the layout and before the nodes start,
+# e.g. to add a section to each $WORK/cluster/node<i>.toml.
 start_stele_cluster() {
     local nodes=$1 base_port=$2 i state= toml
     "$STELE" cluster-init --dir "$WORK/cluster" --nodes "$nodes" --base-port "$base_port" \
@@ -123,6 +125,7 @@ start_stele_cluster() {
             sed -i "/^node_id = /r $WORK/cluster-settings.toml" "$toml"
         done
     fi
+    if declare -F before_cluster_start >/dev/null; then before_cluster_start "$nodes"; fi
     for i in $(seq "$nodes"); do
         start_node "node$i" --config "$WORK/cluster/node$i.toml" "${STELE_START_ARGS[@]}"
     done

@@ -22,3 +22,30 @@ if ! command -v curl >/dev/null 2>&1; then
         sudo apt-get update && sudo apt-get install -y curl
     fi
 fi
+
+# redis-server, redis-cli and redis-benchmark (Debian's redis-server and
+# redis-tools): the RESP tests (tests/e2e/resp.rs, tests/e2e/resp_differential.rs)
+# start their own throwaway redis-server as the oracle and drive Stele with
+# redis-cli and redis-benchmark; bench/resp.sh compares against it. The packaged
+# service is not wanted (CI has no systemd, and a Redis on port 6379 is nobody's
+# business here): while the packages install, a policy-rc.d that answers 101
+# ("action forbidden", honoured by invoke-rc.d and deb-systemd-invoke) keeps
+# their scripts from starting it, unless the machine already has a policy.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+    || ! command -v redis-benchmark >/dev/null 2>&1; then
+    echo "setup: installing redis-server and redis-tools"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        own_policy=1
+    fi
+    status=0
+    "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y redis-server redis-tools \
+        || status=$?
+    if [ "$own_policy" -eq 1 ]; then "${sudo[@]}" rm -f "$policy"; fi
+    if [ "$status" -ne 0 ]; then exit "$status"; fi
+fi

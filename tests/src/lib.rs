@@ -7,7 +7,11 @@
 //! - [`node`]: [`TestNode`], one real `stele start` process on `127.0.0.1:0` with its
 //!   own data folder: start (waiting for its `listening on` line), SIGKILL, SIGTERM,
 //!   restart on the same folder. Its stdout and stderr are drained on threads, and
-//!   the tail of its log is printed if a test panics while it runs.
+//!   the tail of its log is printed if a test panics while it runs. Its Redis-protocol
+//!   (RESP) listener is on `127.0.0.1:0` too ([`NodeConfig::resp_listen`], passed as
+//!   `--resp-listen`); [`TestNode::resp_address`] is the address the node printed
+//!   on its `resp listening on redis://<ip>:<port>` line (before `listening on`),
+//!   new on every start.
 //! - [`client`]: [`NodeClient`], a blocking HTTPS client that trusts the node's
 //!   self-signed certificate and carries its bearer token, and [`Reply`], a response
 //!   read whole, whose helpers panic with the method, path, status and body.
@@ -15,6 +19,11 @@
 //!   the agreed leader, commits per node, partitions, `stele verify` of every ledger.
 //! - [`raw`]: one HTTP/1.1 exchange written by hand over TLS, for requests a
 //!   normal client will not send (a `Content-Length` promising a body never sent).
+//! - [`redis_server`]: [`RedisServer`], a throwaway `redis-server` on a free port
+//!   (the oracle of the RESP differential test and the reference of the RESP
+//!   benchmarks), and [`redis_server::require_tool`] for `redis-cli` and
+//!   `redis-benchmark`; both fail the test with "run scripts/setup.sh" when
+//!   Debian's `redis-server`/`redis-tools` are missing.
 //! - [`tmpfs`]: a small tmpfs (root only; tests skip with the reason otherwise)
 //!   and a filler file, for full-disk tests.
 //! - [`run_cli`]: the binary's other subcommands (`stele verify`, `stele receipt
@@ -29,10 +38,12 @@ pub mod client;
 pub mod cluster;
 pub mod node;
 pub mod raw;
+pub mod redis_server;
 pub mod tmpfs;
 
 pub use client::{Auth, NodeClient, Reply};
 pub use node::{NodeConfig, TestNode};
+pub use redis_server::RedisServer;
 pub use reqwest::Method;
 
 use std::path::Path;

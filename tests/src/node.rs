@@ -2,7 +2,9 @@
 //!
 //! Start-up: the node is started with `--listen 127.0.0.1:0`, so the kernel picks a
 //! free port and parallel tests never collide; it reports the port on stdout as
-//! `listening on https://<ip>:<port>`. A thread reads stdout and hands lines over a
+//! `listening on https://<ip>:<port>`. Its RESP (Redis protocol) listener is started
+//! the same way (`--resp-listen 127.0.0.1:0`) and reported before that line, as
+//! `resp listening on redis://<ip>:<port>` (`rediss://` with TLS). A thread reads stdout and hands lines over a
 //! channel, so the wait for that line is bounded by [`NodeConfig::ready_timeout`];
 //! another thread drains stderr into a bounded tail, so the node never blocks on a
 //! full pipe and a failure can show what it logged.
@@ -26,6 +28,9 @@ use crate::client::NodeClient;
 const LOG_LINES_MAX: usize = 200;
 /// What the node prints on stdout once it serves.
 const READY_PREFIX: &str = "listening on ";
+/// What the node prints on stdout, before [`READY_PREFIX`], once its RESP listener
+/// is bound (followed by `redis://<ip>:<port>` or `rediss://<ip>:<port>`).
+const RESP_READY_PREFIX: &str = "resp listening on ";
 /// How often a bounded wait for the process to exit looks again.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
@@ -38,6 +43,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// `--listen`; `127.0.0.1:0` picks a free port on every start.
     pub listen: String,
+    /// `--resp-listen` (the Redis-protocol listener); `127.0.0.1:0` picks a free
+    /// port on every start, `off` turns it off, and empty passes no flag (the
+    /// node's configuration decides).
+    pub resp_listen: String,
     /// Further arguments after `start` (e.g. a config file or peers, for clusters).
     pub extra_args: Vec<String>,
     /// Further environment variables (e.g. `RUST_LOG`).
@@ -49,12 +58,14 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// The defaults: a free port on 127.0.0.1, 60 s to start, 60 s to stop.
+    /// The defaults: a free port on 127.0.0.1 (HTTPS and RESP), 60 s to start, 60 s
+    /// to stop.
     pub fn new(bin: &Path, data_dir: &Path) -> NodeConfig {
         NodeConfig {
             bin: bin.to_owned(),
             data_dir: data_dir.to_owned(),
             listen: "127.0.0.1:0".to_owned(),
+            resp_listen: "127.0.0.1:0".to_owned(),
             extra_args: Vec::new(),
             // Plain log lines in failure messages (tracing honours NO_COLOR).
             env: vec![("NO_COLOR".to_owned(), "1".to_owned())],
@@ -71,6 +82,7 @@ pub struct TestNode {
     config: NodeConfig,
     child: Option<Child>,
     address: SocketAddr,
+    resp_address: Option<SocketAddr>,
     client: NodeClient,
     log: Arc<Mutex<VecDeque<String>>>,
     starts: u32,
@@ -86,12 +98,17 @@ impl TestNode {
     /// Starts a node as `config` says and waits until it serves.
     pub fn start_with(config: NodeConfig) -> TestNode {
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (child, address) = spawn(&config, &log);
+        let Started {
+            child,
+            address,
+            resp_address,
+        } = spawn(&config, &log);
         let client = client_for(&config, address);
         TestNode {
             config,
             child: Some(child),
             address,
+            resp_address,
             client,
             log,
             starts: 1,
@@ -116,6 +133,21 @@ impl TestNode {
     /// The address the node listens on (changes on every restart with port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address of the RESP (Redis protocol) listener, as printed on the
+    /// `resp listening on redis://...` line of the current start (it changes on
+    /// every restart with port 0). Fails the test if this start printed none
+    /// (`resp_listen` is `off`, or the node has no RESP listener).
+    pub fn resp_address(&self) -> SocketAddr {
+        self.resp_address.unwrap_or_else(|| {
+            panic!(
+                "the node printed no `{RESP_READY_PREFIX}redis://...` line before `{READY_PREFIX}...` \
+                 (resp_listen {:?}); output:\n{}",
+                self.config.resp_listen,
+                self.log_tail()
+            )
+        })
     }
 
     /// The HTTPS client of the current process.
@@ -196,9 +228,14 @@ impl TestNode {
             &self.log,
             format!("----- restart #{} -----", self.starts - 1),
         );
-        let (child, address) = spawn(&self.config, &self.log);
+        let Started {
+            child,
+            address,
+            resp_address,
+        } = spawn(&self.config, &self.log);
         self.child = Some(child);
         self.address = address;
+        self.resp_address = resp_address;
         self.client = client_for(&self.config, address);
     }
 
@@ -247,8 +284,16 @@ fn log_tail(log: &Mutex<VecDeque<String>>) -> String {
     lines.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-/// Spawns the process and waits for its `listening on` line.
-fn spawn(config: &NodeConfig, log: &Arc<Mutex<VecDeque<String>>>) -> (Child, SocketAddr) {
+/// A process that serves, and the addresses it printed.
+struct Started {
+    child: Child,
+    address: SocketAddr,
+    resp_address: Option<SocketAddr>,
+}
+
+/// Spawns the process and waits for its `listening on` line (and reads the
+/// `resp listening on` line printed before it, if any).
+fn spawn(config: &NodeConfig, log: &Arc<Mutex<VecDeque<String>>>) -> Started {
     let data_dir = config
         .data_dir
         .to_str()
@@ -256,7 +301,11 @@ fn spawn(config: &NodeConfig, log: &Arc<Mutex<VecDeque<String>>>) -> (Child, Soc
     let mut command = Command::new(&config.bin);
     command
         .arg("start")
-        .args(["--data-dir", data_dir, "--listen", &config.listen])
+        .args(["--data-dir", data_dir, "--listen", &config.listen]);
+    if !config.resp_listen.is_empty() {
+        command.args(["--resp-listen", &config.resp_listen]);
+    }
+    command
         .args(&config.extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -297,17 +346,31 @@ fn spawn(config: &NodeConfig, log: &Arc<Mutex<VecDeque<String>>>) -> (Child, Soc
     });
 
     let deadline = Instant::now() + config.ready_timeout;
+    let mut resp_address = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
-                if let Some(url) = line.trim().strip_prefix(READY_PREFIX) {
+                if let Some(url) = line.trim().strip_prefix(RESP_READY_PREFIX) {
+                    match parse_resp_url(url) {
+                        Some(address) => resp_address = Some(address),
+                        None => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            panic!("cannot read the RESP address in {line:?}")
+                        }
+                    }
+                } else if let Some(url) = line.trim().strip_prefix(READY_PREFIX) {
                     let address = parse_listen_url(url).unwrap_or_else(|| {
                         let _ = child.kill();
                         let _ = child.wait();
                         panic!("cannot read the address in {line:?}")
                     });
-                    return (child, address);
+                    return Started {
+                        child,
+                        address,
+                        resp_address,
+                    };
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -353,7 +416,19 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> String {
 /// `https://127.0.0.1:8443` (or `https://[::1]:8443`) to its socket address. An
 /// unspecified address (`0.0.0.0`) is reached on loopback.
 fn parse_listen_url(url: &str) -> Option<SocketAddr> {
-    let authority = url.trim().strip_prefix("https://")?;
+    parse_url(url, &["https://"])
+}
+
+/// `redis://127.0.0.1:6380` or `rediss://[::1]:6380` (TLS) to its socket address,
+/// as [`parse_listen_url`].
+fn parse_resp_url(url: &str) -> Option<SocketAddr> {
+    parse_url(url, &["redis://", "rediss://"])
+}
+
+/// `<scheme><ip>:<port>[/]` with one of `schemes` to its socket address.
+fn parse_url(url: &str, schemes: &[&str]) -> Option<SocketAddr> {
+    let url = url.trim();
+    let authority = schemes.iter().find_map(|scheme| url.strip_prefix(scheme))?;
     let authority = authority.trim_end_matches('/');
     let mut address: SocketAddr = authority.parse().ok()?;
     if address.ip().is_unspecified() {
@@ -383,7 +458,7 @@ fn client_for(config: &NodeConfig, address: SocketAddr) -> NodeClient {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_listen_url;
+    use super::{parse_listen_url, parse_resp_url};
 
     #[test]
     fn listen_lines_parse() {
@@ -401,5 +476,24 @@ mod tests {
         );
         assert_eq!(parse_listen_url("http://127.0.0.1:1"), None);
         assert_eq!(parse_listen_url("https://localhost:1"), None);
+        assert_eq!(parse_listen_url("redis://127.0.0.1:1"), None);
+    }
+
+    #[test]
+    fn resp_listen_lines_parse() {
+        assert_eq!(
+            parse_resp_url("redis://127.0.0.1:6380"),
+            Some("127.0.0.1:6380".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resp_url("rediss://0.0.0.0:6380/"),
+            Some("127.0.0.1:6380".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resp_url("redis://[::1]:6380"),
+            Some("[::1]:6380".parse().unwrap())
+        );
+        assert_eq!(parse_resp_url("https://127.0.0.1:1"), None);
+        assert_eq!(parse_resp_url("redis://localhost:1"), None);
     }
 }
