@@ -336,7 +336,11 @@ pub fn parse_resp_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
 impl RespSection {
     /// Where RESP listens, if anywhere: `flag` (`--resp-listen`) over the
     /// file, over the default (on only without `[cluster]`).
-    pub fn address(&self, flag: Option<&str>, clustered: bool) -> anyhow::Result<Option<SocketAddr>> {
+    pub fn address(
+        &self,
+        flag: Option<&str>,
+        clustered: bool,
+    ) -> anyhow::Result<Option<SocketAddr>> {
         match flag.or(self.listen.as_deref()) {
             Some(text) => parse_resp_listen(text),
             None if clustered => Ok(None),

@@ -142,7 +142,11 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             "state recovered from the ledger"
         );
         let mut registry = Registry::default();
-        let node = Arc::new(NodeHandle::new(Arc::clone(&engine), dir.ledger(), &mut registry));
+        let node = Arc::new(NodeHandle::new(
+            Arc::clone(&engine),
+            dir.ledger(),
+            &mut registry,
+        ));
         let mut router = stele_api::router(Arc::clone(&node), api_config, registry);
         if peers {
             router = router.merge(crate::peer::router(Arc::clone(&engine)));
@@ -159,7 +163,11 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("listening for RESP on {resp_addr}"))?;
                 let bound = listener.local_addr().context("the bound RESP address")?;
-                let scheme = if resp_config.tls.is_some() { "rediss" } else { "redis" };
+                let scheme = if resp_config.tls.is_some() {
+                    "rediss"
+                } else {
+                    "redis"
+                };
                 println!("resp listening on {scheme}://{bound}");
                 let node = Arc::clone(&node);
                 let resp_config = stele_resp::RespConfig {
@@ -170,7 +178,9 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
                     let stopped = async {
                         let _ = resp_stopped.await;
                     };
-                    if let Err(error) = stele_resp::serve(node, listener, resp_config, stopped).await {
+                    if let Err(error) =
+                        stele_resp::serve(node, listener, resp_config, stopped).await
+                    {
                         tracing::error!(%error, "the RESP listener stopped");
                     }
                 }))
@@ -182,7 +192,8 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, data_dir = %dir.root().display(), "stele is serving");
         let fatal = Arc::new(std::sync::Mutex::new(None));
         let stop = stop_signal(Arc::downgrade(&engine), Arc::clone(&fatal));
-        let served = stele_api::serve_listener_with(router, listener, tls, &server_config, stop).await;
+        let served =
+            stele_api::serve_listener_with(router, listener, tls, &server_config, stop).await;
         let _ = resp_stop.send(());
         if let Some(task) = resp_task {
             let _ = task.await;

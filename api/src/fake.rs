@@ -273,4 +273,3 @@ pub fn canned_receipt(id: TransactionId, size: u64) -> Receipt {
         checkpoint: canned_checkpoint(size),
     }
 }
-

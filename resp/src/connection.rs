@@ -253,19 +253,25 @@ where
         }
         let wanted = (self.input.len() + RESP_READ_CHUNK_BYTES).min(RESP_REQUEST_BYTES_MAX);
         self.reserve(wanted).await?;
-        self.input
-            .reserve(wanted.saturating_sub(self.input.len()));
+        self.input.reserve(wanted.saturating_sub(self.input.len()));
         let timeout = if self.input.is_empty() {
             Duration::from_millis(self.shared.config.idle_timeout_ms)
         } else {
             Duration::from_millis(RESP_REQUEST_READ_TIMEOUT_MS)
         };
         let limit = wanted - self.input.len();
-        let read = tokio::time::timeout(timeout, (&mut self.stream).take(limit as u64).read_buf(&mut self.input)).await;
+        let read = tokio::time::timeout(
+            timeout,
+            (&mut self.stream)
+                .take(limit as u64)
+                .read_buf(&mut self.input),
+        )
+        .await;
         match read {
             Err(_) if self.input.is_empty() => Err("idle".to_owned()),
             Err(_) => {
-                let refusal = reply::error("ERR Protocol error: the request was not completed in time");
+                let refusal =
+                    reply::error("ERR Protocol error: the request was not completed in time");
                 self.refuse_and_close(refusal, "slow request").await
             }
             Ok(Ok(0)) => Err("closed by the client".to_owned()),
@@ -276,7 +282,9 @@ where
 
     /// Holds budget for `bytes` of input beyond the first chunk.
     async fn reserve(&mut self, bytes: usize) -> Result<(), String> {
-        let units = bytes.saturating_sub(RESP_READ_CHUNK_BYTES).div_ceil(BUDGET_UNIT_BYTES);
+        let units = bytes
+            .saturating_sub(RESP_READ_CHUNK_BYTES)
+            .div_ceil(BUDGET_UNIT_BYTES);
         let held: usize = self.budget.iter().map(|permit| permit.num_permits()).sum();
         if units <= held {
             return Ok(());
@@ -311,12 +319,12 @@ where
         let frame = match decode_bytes_mut(&mut self.input) {
             Ok(Some((frame, _, _))) => frame,
             Ok(None) => return Next::Incomplete,
-            Err(error) => {
-                return Next::Fatal(reply::error(format!("ERR Protocol error: {error}")))
-            }
+            Err(error) => return Next::Fatal(reply::error(format!("ERR Protocol error: {error}"))),
         };
         let BytesFrame::Array(items) = frame else {
-            return Next::Refused(reply::error("ERR Protocol error: a request is an array of bulk strings"));
+            return Next::Refused(reply::error(
+                "ERR Protocol error: a request is an array of bulk strings",
+            ));
         };
         if items.len() > RESP_ARGS_MAX {
             return Next::Refused(reply::error(format!(
@@ -352,7 +360,9 @@ where
         };
         let line = self.input.split_to(end + 1).freeze();
         let line = line.slice(..end);
-        let line = line.strip_suffix(b"\r").map_or(line.clone(), |trimmed| line.slice(..trimmed.len()));
+        let line = line
+            .strip_suffix(b"\r")
+            .map_or(line.clone(), |trimmed| line.slice(..trimmed.len()));
         let args: Vec<Bytes> = line
             .split(|byte| *byte == b' ' || *byte == b'\t')
             .filter(|word| !word.is_empty())

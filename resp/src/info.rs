@@ -15,7 +15,11 @@ pub(crate) const REDIS_VERSION: &str = "7.0.0";
 /// section: counting keys walks the whole state; DBSIZE does it on demand).
 pub(crate) fn info<N: Node>(shared: &Shared<N>) -> String {
     let state = shared.node.state();
-    let role = if state.role == "Primary" { "master" } else { "slave" };
+    let role = if state.role == "Primary" {
+        "master"
+    } else {
+        "slave"
+    };
     let mut text = String::new();
     // Writing to a String cannot fail.
     let _ = write!(

@@ -21,8 +21,9 @@ use crate::request::{KeyKind, Scan};
 fn scan_hash(key: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    key.iter()
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
+    key.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// Every Redis key of the committed state with its type.
@@ -75,12 +76,18 @@ pub(crate) fn scan(frozen: &Frozen, scan: &Scan) -> (u64, Vec<Vec<u8>>) {
             continue;
         }
         let wanted = scan.kind.is_none_or(|wanted| wanted == kind)
-            && scan.pattern.as_deref().is_none_or(|pattern| glob_match(pattern, &key));
+            && scan
+                .pattern
+                .as_deref()
+                .is_none_or(|pattern| glob_match(pattern, &key));
         smallest.push((hash, key, wanted));
         if smallest.len() > scan.count {
             // Leave out the whole group of the largest hash (a step takes all
             // keys of a hash or none), unless it is all there is.
-            let top = smallest.peek().map(|(hash, ..)| *hash).expect("the heap is not empty");
+            let top = smallest
+                .peek()
+                .map(|(hash, ..)| *hash)
+                .expect("the heap is not empty");
             let mut group = Vec::new();
             while smallest.peek().is_some_and(|(hash, ..)| *hash == top) {
                 group.extend(smallest.pop());
@@ -176,7 +183,10 @@ fn class_match(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
             matched |= pattern[i + 1] == byte;
             i += 2;
         } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
-            let (low, high) = (pattern[i].min(pattern[i + 2]), pattern[i].max(pattern[i + 2]));
+            let (low, high) = (
+                pattern[i].min(pattern[i + 2]),
+                pattern[i].max(pattern[i + 2]),
+            );
             matched |= (low..=high).contains(&byte);
             i += 3;
         } else {
@@ -239,7 +249,15 @@ mod tests {
             let mut seen = Vec::new();
             let mut steps = 0;
             loop {
-                let (next, found) = scan(&frozen, &Scan { cursor, pattern: None, count, kind: None });
+                let (next, found) = scan(
+                    &frozen,
+                    &Scan {
+                        cursor,
+                        pattern: None,
+                        count,
+                        kind: None,
+                    },
+                );
                 assert!(found.len() <= count);
                 seen.extend(found);
                 steps += 1;
@@ -264,16 +282,29 @@ mod tests {
         let frozen = frozen_with(&[b"a1", b"a2", b"b1"]);
         let (next, found) = scan(
             &frozen,
-            &Scan { cursor: 0, pattern: None, count: 100, kind: Some(KeyKind::Hash) },
+            &Scan {
+                cursor: 0,
+                pattern: None,
+                count: 100,
+                kind: Some(KeyKind::Hash),
+            },
         );
         assert_eq!((next, found), (0, vec![b"h".to_vec()]));
         let (_, mut found) = scan(
             &frozen,
-            &Scan { cursor: 0, pattern: Some(b"a*".to_vec()), count: 100, kind: None },
+            &Scan {
+                cursor: 0,
+                pattern: Some(b"a*".to_vec()),
+                count: 100,
+                kind: None,
+            },
         );
         found.sort_unstable();
         assert_eq!(found, vec![b"a1".to_vec(), b"a2".to_vec()]);
-        assert_eq!(matching(&frozen, b"a*", 10), Ok(vec![b"a1".to_vec(), b"a2".to_vec()]));
+        assert_eq!(
+            matching(&frozen, b"a*", 10),
+            Ok(vec![b"a1".to_vec(), b"a2".to_vec()])
+        );
         assert_eq!(matching(&frozen, b"*", 2), Err(3));
     }
 }

@@ -34,7 +34,11 @@ pub(crate) fn encode(reply: &Reply, out: &mut BytesMut) {
             // frame; a failure is a bug, answered as an error, not a panic.
             if let Err(error) = extend_encode(out, &frame, false) {
                 tracing::error!(%error, "cannot encode a RESP reply");
-                let _ = extend_encode(out, &BytesFrame::Error("ERR internal encoding error".into()), false);
+                let _ = extend_encode(
+                    out,
+                    &BytesFrame::Error("ERR internal encoding error".into()),
+                    false,
+                );
             }
         }
         None => out.extend_from_slice(NULL_ARRAY),

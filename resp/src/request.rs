@@ -14,8 +14,15 @@ use crate::reply::{self, Reply};
 pub(crate) enum Request {
     /// A data command: a write is a transaction, a read reads committed state.
     Op(RedisOp),
-    Auth { user: Option<Vec<u8>>, token: Vec<u8> },
-    Hello { protocol: Option<Vec<u8>>, auth: Option<(Vec<u8>, Vec<u8>)>, name: Option<Vec<u8>> },
+    Auth {
+        user: Option<Vec<u8>>,
+        token: Vec<u8>,
+    },
+    Hello {
+        protocol: Option<Vec<u8>>,
+        auth: Option<(Vec<u8>, Vec<u8>)>,
+        name: Option<Vec<u8>>,
+    },
     Quit,
     Ping(Option<Vec<u8>>),
     Echo(Vec<u8>),
@@ -101,17 +108,69 @@ pub(crate) enum KeyKind {
 
 /// Every command Stele answers (for `COMMAND COUNT` and the docs).
 pub(crate) const COMMANDS: &[&str] = &[
-    "append", "auth", "client", "command", "config", "dbsize", "decr", "decrby", "del", "discard",
-    "echo", "exec", "exists", "get", "getdel", "getset", "hdel", "hello", "hexists", "hget",
-    "hgetall", "hincrby", "hlen", "hmget", "hset", "incr", "incrby", "info", "keys", "mget",
-    "mset", "msetnx", "multi", "ping", "quit", "scan", "select", "set", "setnx", "stele.receipt",
-    "stele.status", "stele.txid", "strlen", "type", "unlink", "unwatch", "watch",
+    "append",
+    "auth",
+    "client",
+    "command",
+    "config",
+    "dbsize",
+    "decr",
+    "decrby",
+    "del",
+    "discard",
+    "echo",
+    "exec",
+    "exists",
+    "get",
+    "getdel",
+    "getset",
+    "hdel",
+    "hello",
+    "hexists",
+    "hget",
+    "hgetall",
+    "hincrby",
+    "hlen",
+    "hmget",
+    "hset",
+    "incr",
+    "incrby",
+    "info",
+    "keys",
+    "mget",
+    "mset",
+    "msetnx",
+    "multi",
+    "ping",
+    "quit",
+    "scan",
+    "select",
+    "set",
+    "setnx",
+    "stele.receipt",
+    "stele.status",
+    "stele.txid",
+    "strlen",
+    "type",
+    "unlink",
+    "unwatch",
+    "watch",
 ];
 
 /// Commands that set or read an expiry: Stele refuses them whole.
 const EXPIRY_COMMANDS: &[&str] = &[
-    "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl", "persist", "setex", "psetex",
-    "getex", "expiretime", "pexpiretime",
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "ttl",
+    "pttl",
+    "persist",
+    "setex",
+    "psetex",
+    "getex",
+    "expiretime",
+    "pexpiretime",
 ];
 
 /// Parses `args` (the command name first). `Err` is the error reply.
@@ -142,18 +201,22 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
             arity(n >= 2)?;
             let key = next();
             let value = next();
-            let options: Vec<Vec<u8>> = std::iter::from_fn(|| Some(next()))
-                .take(n - 2)
-                .collect();
+            let options: Vec<Vec<u8>> = std::iter::from_fn(|| Some(next())).take(n - 2).collect();
             parse_set(key, value, &options)?
         }
         "setnx" => {
             arity(n == 2)?;
-            Request::Op(RedisOp::SetNx { key: next(), value: next() })
+            Request::Op(RedisOp::SetNx {
+                key: next(),
+                value: next(),
+            })
         }
         "getset" => {
             arity(n == 2)?;
-            Request::Op(RedisOp::GetSet { key: next(), value: next() })
+            Request::Op(RedisOp::GetSet {
+                key: next(),
+                value: next(),
+            })
         }
         "getdel" => {
             arity(n == 1)?;
@@ -161,7 +224,9 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "mget" => {
             arity(n >= 1)?;
-            Request::Op(RedisOp::MGet { keys: (0..n).map(|_| next()).collect() })
+            Request::Op(RedisOp::MGet {
+                keys: (0..n).map(|_| next()).collect(),
+            })
         }
         "mset" | "msetnx" => {
             arity(n >= 2 && n % 2 == 0)?;
@@ -174,11 +239,15 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "del" | "unlink" => {
             arity(n >= 1)?;
-            Request::Op(RedisOp::Del { keys: (0..n).map(|_| next()).collect() })
+            Request::Op(RedisOp::Del {
+                keys: (0..n).map(|_| next()).collect(),
+            })
         }
         "exists" => {
             arity(n >= 1)?;
-            Request::Op(RedisOp::Exists { keys: (0..n).map(|_| next()).collect() })
+            Request::Op(RedisOp::Exists {
+                keys: (0..n).map(|_| next()).collect(),
+            })
         }
         "type" => {
             arity(n == 1)?;
@@ -190,7 +259,10 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "append" => {
             arity(n == 2)?;
-            Request::Op(RedisOp::Append { key: next(), value: next() })
+            Request::Op(RedisOp::Append {
+                key: next(),
+                value: next(),
+            })
         }
         "incr" | "decr" => {
             arity(n == 1)?;
@@ -205,9 +277,8 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
                 by
             } else {
                 // Redis refuses DECRBY of i64::MIN the same way.
-                by.checked_neg().ok_or_else(|| {
-                    reply::error("ERR decrement would overflow")
-                })?
+                by.checked_neg()
+                    .ok_or_else(|| reply::error("ERR decrement would overflow"))?
             };
             Request::Op(RedisOp::IncrBy { key, by })
         }
@@ -219,12 +290,18 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "hget" => {
             arity(n == 2)?;
-            Request::Op(RedisOp::HGet { key: next(), field: next() })
+            Request::Op(RedisOp::HGet {
+                key: next(),
+                field: next(),
+            })
         }
         "hdel" => {
             arity(n >= 2)?;
             let key = next();
-            Request::Op(RedisOp::HDel { key, fields: (1..n).map(|_| next()).collect() })
+            Request::Op(RedisOp::HDel {
+                key,
+                fields: (1..n).map(|_| next()).collect(),
+            })
         }
         "hgetall" => {
             arity(n == 1)?;
@@ -232,7 +309,10 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "hexists" => {
             arity(n == 2)?;
-            Request::Op(RedisOp::HExists { key: next(), field: next() })
+            Request::Op(RedisOp::HExists {
+                key: next(),
+                field: next(),
+            })
         }
         "hlen" => {
             arity(n == 1)?;
@@ -241,7 +321,10 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         "hmget" => {
             arity(n >= 2)?;
             let key = next();
-            Request::Op(RedisOp::HMGet { key, fields: (1..n).map(|_| next()).collect() })
+            Request::Op(RedisOp::HMGet {
+                key,
+                fields: (1..n).map(|_| next()).collect(),
+            })
         }
         "hincrby" => {
             arity(n == 3)?;
@@ -253,9 +336,15 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         "auth" => {
             arity(n == 1 || n == 2)?;
             if n == 1 {
-                Request::Auth { user: None, token: next() }
+                Request::Auth {
+                    user: None,
+                    token: next(),
+                }
             } else {
-                Request::Auth { user: Some(next()), token: next() }
+                Request::Auth {
+                    user: Some(next()),
+                    token: next(),
+                }
             }
         }
         "hello" => parse_hello((0..n).map(|_| next()).collect())?,
@@ -382,7 +471,12 @@ fn parse_set(key: Vec<u8>, value: Vec<u8>, options: &[Vec<u8>]) -> Result<Reques
             _ => return Err(reply::error("ERR syntax error")),
         }
     }
-    Ok(Request::Op(RedisOp::Set { key, value, condition, get }))
+    Ok(Request::Op(RedisOp::Set {
+        key,
+        value,
+        condition,
+        get,
+    }))
 }
 
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
@@ -392,7 +486,10 @@ fn parse_hello(args: Vec<Vec<u8>>) -> Result<Request, Reply> {
     let mut auth = None;
     let mut name = None;
     while let Some(option) = args.next() {
-        match String::from_utf8_lossy(&option).to_ascii_lowercase().as_str() {
+        match String::from_utf8_lossy(&option)
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "auth" => match (args.next(), args.next()) {
                 (Some(user), Some(token)) => auth = Some((user, token)),
                 _ => return Err(reply::error("ERR Syntax error in HELLO option 'auth'")),
@@ -408,7 +505,11 @@ fn parse_hello(args: Vec<Vec<u8>>) -> Result<Request, Reply> {
             }
         }
     }
-    Ok(Request::Hello { protocol, auth, name })
+    Ok(Request::Hello {
+        protocol,
+        auth,
+        name,
+    })
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`.
@@ -441,11 +542,16 @@ fn parse_scan(args: Vec<Vec<u8>>) -> Result<Request, Reply> {
                 scan.count = count.min(crate::limits::RESP_SCAN_COUNT_MAX);
             }
             "type" => {
-                scan.kind = Some(match String::from_utf8_lossy(&value).to_ascii_lowercase().as_str() {
-                    "string" => KeyKind::String,
-                    "hash" => KeyKind::Hash,
-                    _ => KeyKind::Other,
-                })
+                scan.kind = Some(
+                    match String::from_utf8_lossy(&value)
+                        .to_ascii_lowercase()
+                        .as_str()
+                    {
+                        "string" => KeyKind::String,
+                        "hash" => KeyKind::Hash,
+                        _ => KeyKind::Other,
+                    },
+                )
             }
             _ => return Err(reply::error("ERR syntax error")),
         }
@@ -500,7 +606,12 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<Request, Reply> {
-        parse(words.iter().map(|word| Bytes::copy_from_slice(word.as_bytes())).collect())
+        parse(
+            words
+                .iter()
+                .map(|word| Bytes::copy_from_slice(word.as_bytes()))
+                .collect(),
+        )
     }
 
     fn error_text(result: Result<Request, Reply>) -> String {
@@ -544,9 +655,14 @@ mod tests {
         assert!(parse_words(&["DECRBY", "k", "-9223372036854775808"]).is_err());
         assert_eq!(
             parse_words(&["DECRBY", "k", "5"]),
-            Ok(Request::Op(RedisOp::IncrBy { key: b"k".to_vec(), by: -5 }))
+            Ok(Request::Op(RedisOp::IncrBy {
+                key: b"k".to_vec(),
+                by: -5
+            }))
         );
-        assert!(error_text(parse_words(&["NOSUCH", "a"])).starts_with("ERR unknown command 'nosuch'"));
+        assert!(
+            error_text(parse_words(&["NOSUCH", "a"])).starts_with("ERR unknown command 'nosuch'")
+        );
     }
 
     #[test]
@@ -560,7 +676,10 @@ mod tests {
                 kind: Some(KeyKind::Hash),
             }))
         );
-        assert_eq!(error_text(parse_words(&["SCAN", "-1"])), "ERR invalid cursor");
+        assert_eq!(
+            error_text(parse_words(&["SCAN", "-1"])),
+            "ERR invalid cursor"
+        );
         assert!(parse_words(&["SCAN", "0", "COUNT", "0"]).is_err());
     }
 

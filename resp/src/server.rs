@@ -107,7 +107,9 @@ pub async fn serve<N: Node>(
                     let handshake = Duration::from_millis(RESP_HANDSHAKE_TIMEOUT_MS);
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => crate::connection::run(stream, shared, id).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "RESP TLS handshake failed"),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "RESP TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(%peer, "RESP TLS handshake timed out"),
                     }
                 }

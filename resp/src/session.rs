@@ -22,8 +22,8 @@ use stele_frontends::{AbortReason, Command};
 use stele_history::TransactionId;
 
 use crate::limits::{
-    RESP_CLIENT_NAME_BYTES_MAX, RESP_KEYS_REPLY_MAX, RESP_MULTI_COMMANDS_MAX,
-    RESP_REPLY_BYTES_MAX, RESP_WATCHED_KEYS_MAX,
+    RESP_CLIENT_NAME_BYTES_MAX, RESP_KEYS_REPLY_MAX, RESP_MULTI_COMMANDS_MAX, RESP_REPLY_BYTES_MAX,
+    RESP_WATCHED_KEYS_MAX,
 };
 use crate::reply::{self, Reply};
 use crate::request::{CommandQuery, Request, COMMANDS};
@@ -136,14 +136,25 @@ impl Session {
     }
 
     /// Runs `request`.
-    pub(crate) async fn execute<N: Node>(&mut self, request: Request, shared: &Arc<Shared<N>>) -> Step {
+    pub(crate) async fn execute<N: Node>(
+        &mut self,
+        request: Request,
+        shared: &Arc<Shared<N>>,
+    ) -> Step {
         if self.multi.is_some() {
             return self.queue(request, &shared.node);
         }
         let node = &shared.node;
         let answer = match request {
             Request::Op(op) if op.is_write() => {
-                return self.submit(node, RedisCommand { ops: vec![op], watches: Vec::new() }, false);
+                return self.submit(
+                    node,
+                    RedisCommand {
+                        ops: vec![op],
+                        watches: Vec::new(),
+                    },
+                    false,
+                );
             }
             Request::Op(op) => {
                 let answer = node.read_committed(|view| execute_read(&op, view));
@@ -156,15 +167,21 @@ impl Session {
                     reply::error(WRONGPASS)
                 }
             }
-            Request::Hello { protocol, auth, name } => return Step::Reply(self.hello(shared, protocol, auth, name)),
+            Request::Hello {
+                protocol,
+                auth,
+                name,
+            } => return Step::Reply(self.hello(shared, protocol, auth, name)),
             Request::Quit => return Step::Close(reply::ok()),
             Request::Ping(None) => Reply::Status("PONG".to_owned()),
             Request::Ping(Some(message)) | Request::Echo(message) => Reply::Bulk(message),
-            Request::Select(index) => match stele_frontends::redis::integer::parse_integer(&index) {
-                Some(0) => reply::ok(),
-                Some(_) => reply::error("ERR DB index is out of range"),
-                None => reply::error("ERR value is not an integer or out of range"),
-            },
+            Request::Select(index) => {
+                match stele_frontends::redis::integer::parse_integer(&index) {
+                    Some(0) => reply::ok(),
+                    Some(_) => reply::error("ERR DB index is out of range"),
+                    None => reply::error("ERR value is not an integer or out of range"),
+                }
+            }
             Request::ClientSetName(name) => self.set_name(name),
             Request::ClientGetName => self.name.clone().map_or(Reply::Nil, Reply::Bulk),
             Request::ClientId => Reply::Int(i64::try_from(self.id).unwrap_or(i64::MAX)),
@@ -258,7 +275,14 @@ impl Session {
                 if multi.ops.is_empty() && watches.is_empty() {
                     return Step::Reply(Reply::Array(Vec::new()));
                 }
-                return self.submit(node, RedisCommand { ops: multi.ops, watches }, true);
+                return self.submit(
+                    node,
+                    RedisCommand {
+                        ops: multi.ops,
+                        watches,
+                    },
+                    true,
+                );
             }
             Request::Discard => {
                 self.multi = None;
@@ -312,7 +336,12 @@ impl Session {
         reply::ok()
     }
 
-    fn check_token<N: Node>(&mut self, shared: &Shared<N>, user: Option<&[u8]>, token: &[u8]) -> bool {
+    fn check_token<N: Node>(
+        &mut self,
+        shared: &Shared<N>,
+        user: Option<&[u8]>,
+        token: &[u8],
+    ) -> bool {
         let Ok(token) = std::str::from_utf8(token) else {
             return false;
         };
@@ -342,8 +371,12 @@ impl Session {
         if let Some(protocol) = protocol {
             match stele_frontends::redis::integer::parse_integer(&protocol) {
                 Some(2) => {}
-                Some(_) => return reply::error("NOPROTO sorry, this protocol version is not supported."),
-                None => return reply::error("ERR Protocol version is not an integer or out of range"),
+                Some(_) => {
+                    return reply::error("NOPROTO sorry, this protocol version is not supported.")
+                }
+                None => {
+                    return reply::error("ERR Protocol version is not an integer or out of range")
+                }
             }
         }
         if let Some((user, token)) = auth {
@@ -359,7 +392,11 @@ impl Session {
                 return error;
             }
         }
-        let role = if shared.node.state().role == "Primary" { "master" } else { "replica" };
+        let role = if shared.node.state().role == "Primary" {
+            "master"
+        } else {
+            "replica"
+        };
         let text = |text: &str| Reply::Bulk(text.as_bytes().to_vec());
         Reply::Array(vec![
             text("server"),
@@ -415,7 +452,10 @@ async fn walk(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
 
 /// The reply to an answered write: the op's reply, or EXEC's array (nil if
 /// a watched key changed).
-pub(crate) fn write_reply(result: Result<Submitted, NodeError>, exec: bool) -> (Option<TransactionId>, Reply) {
+pub(crate) fn write_reply(
+    result: Result<Submitted, NodeError>,
+    exec: bool,
+) -> (Option<TransactionId>, Reply) {
     let submitted = match result {
         Ok(submitted) => submitted,
         Err(error) => return (None, node_error(error)),

@@ -113,7 +113,10 @@ async fn nothing_runs_before_auth_and_a_wrong_token_is_refused() {
     bytes.extend(command(&[b"PING"]));
     let replies = exchange(&mut stream, &bytes, 8).await;
     let kinds: Vec<&str> = replies[..5].iter().map(error_kind).collect();
-    assert_eq!(kinds, ["NOAUTH", "NOAUTH", "WRONGPASS", "WRONGPASS", "NOAUTH"]);
+    assert_eq!(
+        kinds,
+        ["NOAUTH", "NOAUTH", "WRONGPASS", "WRONGPASS", "NOAUTH"]
+    );
     assert_eq!(replies[5], status("OK"));
     assert_eq!(error_kind(&replies[6]), "NOPROTO");
     assert_eq!(replies[7], status("PONG"));
@@ -138,7 +141,11 @@ async fn a_pipeline_is_answered_in_order_and_reads_its_own_writes() {
     assert_eq!(replies[200], bulk("200"));
     assert_eq!(replies[201], status("OK"));
     assert_eq!(replies[202], OwnedFrame::BulkString(vec![0, 1]));
-    assert_eq!(node.submits(), 201, "one transaction per write; reads are not submitted");
+    assert_eq!(
+        node.submits(),
+        201,
+        "one transaction per write; reads are not submitted"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +159,15 @@ async fn exec_is_one_transaction_and_a_changed_watched_key_makes_it_nil() {
     bytes.extend(command(&[b"HSET", b"a", b"f", b"v"]));
     bytes.extend(command(&[b"EXEC"]));
     let replies = exchange(&mut first, &bytes, 5).await;
-    assert_eq!(replies[..4], [status("OK"), status("QUEUED"), status("QUEUED"), status("QUEUED")]);
+    assert_eq!(
+        replies[..4],
+        [
+            status("OK"),
+            status("QUEUED"),
+            status("QUEUED"),
+            status("QUEUED")
+        ]
+    );
     let OwnedFrame::Array(results) = &replies[4] else {
         panic!("EXEC answers an array, got {:?}", replies[4]);
     };
@@ -169,8 +184,16 @@ async fn exec_is_one_transaction_and_a_changed_watched_key_makes_it_nil() {
     bytes.extend(command(&[b"EXEC"]));
     bytes.extend(command(&[b"GET", b"a"]));
     let replies = exchange(&mut first, &bytes, 4).await;
-    assert_eq!(replies[2], OwnedFrame::Null, "EXEC after a watched key changed is nil");
-    assert_eq!(replies[3], bulk("changed"), "the aborted block wrote nothing");
+    assert_eq!(
+        replies[2],
+        OwnedFrame::Null,
+        "EXEC after a watched key changed is nil"
+    );
+    assert_eq!(
+        replies[3],
+        bulk("changed"),
+        "the aborted block wrote nothing"
+    );
 
     // A refused command while queuing dooms the block.
     let mut bytes = command(&[b"MULTI"]);
@@ -200,7 +223,11 @@ async fn limits_are_refused_with_errors_naming_them() {
 
     let huge = vec![b'x'; RESP_REQUEST_BYTES_MAX + 1];
     let replies = exchange(&mut stream, &command(&[b"SET", b"k", &huge]), 2).await;
-    assert_eq!(replies.len(), 1, "the connection is closed after the refusal");
+    assert_eq!(
+        replies.len(),
+        1,
+        "the connection is closed after the refusal"
+    );
     let OwnedFrame::Error(text) = &replies[0] else {
         panic!("expected an error, got {:?}", replies[0]);
     };
@@ -214,8 +241,16 @@ async fn clients_over_the_cap_are_refused_as_redis_does() {
     let mut first = authenticated(addr).await;
     let mut second = TcpStream::connect(addr).await.unwrap();
     let replies = read_frames(&mut second, 1).await;
-    assert_eq!(replies, vec![OwnedFrame::Error("ERR max number of clients reached".to_owned())]);
-    assert_eq!(exchange(&mut first, &command(&[b"PING"]), 1).await, vec![status("PONG")]);
+    assert_eq!(
+        replies,
+        vec![OwnedFrame::Error(
+            "ERR max number of clients reached".to_owned()
+        )]
+    );
+    assert_eq!(
+        exchange(&mut first, &command(&[b"PING"]), 1).await,
+        vec![status("PONG")]
+    );
 }
 
 #[tokio::test]
@@ -224,12 +259,24 @@ async fn inline_commands_work_as_in_a_terminal() {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let text = format!("AUTH {TOKEN}\r\nSET greeting hello\r\n\r\nGET greeting\nQUIT\r\n");
     let replies = exchange(&mut stream, text.as_bytes(), 5).await;
-    assert_eq!(replies, vec![status("OK"), status("OK"), bulk("hello"), status("OK")]);
+    assert_eq!(
+        replies,
+        vec![status("OK"), status("OK"), bulk("hello"), status("OK")]
+    );
 }
 
 #[tokio::test]
 async fn plain_tcp_off_loopback_is_refused() {
     let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let result = serve(FakeNode::new(), listener, RespConfig::default(), std::future::pending()).await;
-    assert!(matches!(result, Err(RespError::PlainOffLoopback { .. })), "{result:?}");
+    let result = serve(
+        FakeNode::new(),
+        listener,
+        RespConfig::default(),
+        std::future::pending(),
+    )
+    .await;
+    assert!(
+        matches!(result, Err(RespError::PlainOffLoopback { .. })),
+        "{result:?}"
+    );
 }
