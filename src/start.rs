@@ -120,6 +120,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         connections_max: resp_connections_max,
         idle_timeout_ms: config.resp.idle_timeout_ms,
         node_id: String::new(),
+        ..stele_resp::RespConfig::default()
     };
     let peers = serves_peers(&config);
     if peers {

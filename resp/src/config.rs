@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::limits::{RESP_CONNECTIONS_MAX_DEFAULT, RESP_IDLE_TIMEOUT_MS_DEFAULT};
+use crate::limits::{
+    RESP_AUTH_TIMEOUT_MS, RESP_CONNECTIONS_MAX_DEFAULT, RESP_IDLE_TIMEOUT_MS_DEFAULT,
+};
 
 /// One user who may `AUTH`: a name (for `AUTH <user> <token>`) and the
 /// SHA-256 of the token, the same `[[users]]` as HTTPS bearer tokens.
@@ -26,6 +28,8 @@ pub struct RespConfig {
     pub connections_max: usize,
     /// A connection idle this long is closed.
     pub idle_timeout_ms: u64,
+    /// A connection not authenticated this long after it opened is closed.
+    pub auth_timeout_ms: u64,
     /// This node's id for `INFO` (the first 16 hex digits of its key).
     pub node_id: String,
 }
@@ -37,6 +41,7 @@ impl std::fmt::Debug for RespConfig {
             .field("tls", &self.tls.is_some())
             .field("connections_max", &self.connections_max)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("auth_timeout_ms", &self.auth_timeout_ms)
             .finish()
     }
 }
@@ -48,6 +53,7 @@ impl Default for RespConfig {
             tls: None,
             connections_max: RESP_CONNECTIONS_MAX_DEFAULT,
             idle_timeout_ms: RESP_IDLE_TIMEOUT_MS_DEFAULT,
+            auth_timeout_ms: RESP_AUTH_TIMEOUT_MS,
             node_id: String::new(),
         }
     }

@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::decode::decode_bytes_mut;
@@ -23,8 +23,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::limits::{
-    RESP_ARGS_MAX, RESP_BUDGET_WAIT_MS, RESP_BULK_BYTES_MAX, RESP_PIPELINE_DEPTH_MAX,
-    RESP_READ_CHUNK_BYTES, RESP_REQUEST_BYTES_MAX, RESP_REQUEST_READ_TIMEOUT_MS,
+    RESP_ARGS_MAX, RESP_BUDGET_WAIT_MS, RESP_BULK_BYTES_MAX,
+    RESP_PIPELINE_DEPTH_MAX, RESP_READ_CHUNK_BYTES, RESP_REQUEST_BYTES_MAX,
+    RESP_REQUEST_READ_TIMEOUT_MS, RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX,
 };
 use crate::reply::{self, Reply};
 use crate::request;
@@ -42,7 +43,12 @@ const OUT_FLUSH_BYTES: usize = 1 << 20;
 /// A reply in the order of its request: ready, or a write's commit.
 enum Pending {
     Ready(Reply),
-    Write { write: PendingWrite, exec: bool },
+    /// A read's reply with the budget it holds until encoded.
+    Read(Reply, Option<OwnedSemaphorePermit>),
+    Write {
+        write: PendingWrite,
+        exec: bool,
+    },
 }
 
 /// What the next bytes of the buffer hold.
@@ -71,6 +77,8 @@ struct Connection<N: Node, S> {
     pending: VecDeque<Pending>,
     /// Budget held for `input` beyond one chunk.
     budget: Vec<OwnedSemaphorePermit>,
+    /// When an unauthenticated connection is closed.
+    auth_deadline: Instant,
 }
 
 /// Serves one connection until the client leaves, QUITs, idles, or breaks
@@ -80,6 +88,7 @@ where
     N: Node,
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let auth_timeout_ms = shared.config.auth_timeout_ms;
     let mut connection = Connection {
         stream,
         shared,
@@ -88,6 +97,7 @@ where
         out: BytesMut::new(),
         pending: VecDeque::new(),
         budget: Vec::new(),
+        auth_deadline: Instant::now() + Duration::from_millis(auth_timeout_ms),
     };
     if let Err(reason) = connection.serve().await {
         tracing::debug!(client = id, %reason, "RESP connection closed");
@@ -157,6 +167,7 @@ where
     async fn take(&mut self, step: Step) -> bool {
         match step {
             Step::Reply(answer) => self.pending.push_back(Pending::Ready(answer)),
+            Step::Read { reply, budget } => self.pending.push_back(Pending::Read(reply, budget)),
             Step::Write { write, exec } => self.pending.push_back(Pending::Write { write, exec }),
             Step::Close(answer) => {
                 self.pending.push_back(Pending::Ready(answer));
@@ -208,6 +219,11 @@ where
         let answer = match self.pending.pop_front() {
             None => return,
             Some(Pending::Ready(answer)) => answer,
+            Some(Pending::Read(answer, budget)) => {
+                reply::encode(&answer, &mut self.out);
+                drop(budget);
+                return;
+            }
             Some(Pending::Write { write, exec }) => {
                 let (id, answer) = write_reply(write.await, exec);
                 if let Some(id) = id {
@@ -238,10 +254,22 @@ where
     /// Reads more bytes, within the request limit, the shared budget and the
     /// timeouts.
     async fn read(&mut self) -> Result<(), String> {
-        if self.input.len() >= RESP_REQUEST_BYTES_MAX {
-            let refusal = reply::error(format!(
-                "ERR Protocol error: a request over RESP_REQUEST_BYTES_MAX ({RESP_REQUEST_BYTES_MAX} bytes)"
-            ));
+        let authenticated = self.session.authenticated();
+        let request_bytes_max = if authenticated {
+            RESP_REQUEST_BYTES_MAX
+        } else {
+            RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX
+        };
+        if self.input.len() >= request_bytes_max {
+            let refusal = if authenticated {
+                reply::error(format!(
+                    "ERR Protocol error: a request over RESP_REQUEST_BYTES_MAX ({RESP_REQUEST_BYTES_MAX} bytes)"
+                ))
+            } else {
+                reply::error(format!(
+                    "ERR Protocol error: a request over RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX ({RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX} bytes) before AUTH"
+                ))
+            };
             return self.refuse_and_close(refusal, "request too large").await;
         }
         if self.input.is_empty() {
@@ -251,14 +279,25 @@ where
                 self.input = BytesMut::with_capacity(RESP_READ_CHUNK_BYTES);
             }
         }
-        let wanted = (self.input.len() + RESP_READ_CHUNK_BYTES).min(RESP_REQUEST_BYTES_MAX);
+        let wanted = (self.input.len() + RESP_READ_CHUNK_BYTES).min(request_bytes_max);
         self.reserve(wanted).await?;
         self.input.reserve(wanted.saturating_sub(self.input.len()));
-        let timeout = if self.input.is_empty() {
+        let mut timeout = if self.input.is_empty() {
             Duration::from_millis(self.shared.config.idle_timeout_ms)
         } else {
             Duration::from_millis(RESP_REQUEST_READ_TIMEOUT_MS)
         };
+        if !authenticated {
+            let left = self.auth_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let refusal = reply::error(format!(
+                    "ERR no AUTH within {} ms (RESP_AUTH_TIMEOUT_MS)",
+                    self.shared.config.auth_timeout_ms
+                ));
+                return self.refuse_and_close(refusal, "no AUTH in time").await;
+            }
+            timeout = timeout.min(left);
+        }
         let limit = wanted - self.input.len();
         let read = tokio::time::timeout(
             timeout,
@@ -268,6 +307,13 @@ where
         )
         .await;
         match read {
+            Err(_) if !authenticated => {
+                let refusal = reply::error(format!(
+                    "ERR no AUTH within {} ms (RESP_AUTH_TIMEOUT_MS)",
+                    self.shared.config.auth_timeout_ms
+                ));
+                self.refuse_and_close(refusal, "no AUTH in time").await
+            }
             Err(_) if self.input.is_empty() => Err("idle".to_owned()),
             Err(_) => {
                 let refusal =

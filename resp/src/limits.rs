@@ -8,6 +8,15 @@
 /// (`stele_frontends::COMMAND_BYTES_MAX`) plus RESP framing.
 pub const RESP_REQUEST_BYTES_MAX: usize = stele_frontends::COMMAND_BYTES_MAX + 64 * 1024;
 
+/// Most bytes of one request before AUTH: enough for AUTH and HELLO, and
+/// within one read chunk, so a client without credentials never makes the
+/// node buffer more (Redis bounds unauthenticated requests the same way).
+pub const RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX: usize = 4 * 1024;
+
+/// How long a connection may stay unauthenticated (then it is closed): a
+/// client without credentials cannot sit on a connection slot.
+pub const RESP_AUTH_TIMEOUT_MS: u64 = 10_000;
+
 /// Most arguments (the command name included) in one request.
 pub const RESP_ARGS_MAX: usize = 2 * stele_frontends::redis::REDIS_KEYS_PER_TX_MAX + 2;
 
@@ -61,13 +70,16 @@ pub const RESP_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
 /// How long the TLS handshake may take.
 pub const RESP_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-/// Largest reply, in bytes: a read that would answer more (MGET of many large
-/// values, a huge HGETALL) answers an error instead.
-pub const RESP_REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest reply, in bytes: a read whose stored values add up to more (MGET
+/// of many large values, a huge HGETALL) answers an error instead, before
+/// copying anything. Replies over [`RESP_READ_CHUNK_BYTES`] also draw on
+/// [`RESP_BUFFERED_BYTES_MAX`] until they are encoded.
+pub const RESP_REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Longest client name (`CLIENT SETNAME`).
 pub const RESP_CLIENT_NAME_BYTES_MAX: usize = 256;
 
 const _: () = assert!(RESP_BULK_BYTES_MAX < RESP_REQUEST_BYTES_MAX);
+const _: () = assert!(RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX <= RESP_READ_CHUNK_BYTES);
 const _: () = assert!(RESP_READ_CHUNK_BYTES < RESP_REQUEST_BYTES_MAX);
 const _: () = assert!(RESP_REQUEST_BYTES_MAX <= RESP_BUFFERED_BYTES_MAX);

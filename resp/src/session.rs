@@ -16,18 +16,21 @@ use std::task::{Context, Poll, Waker};
 use stele_api::auth::token_matches;
 use stele_api::{Node, NodeError, Submitted, TxStatus};
 use stele_frontends::redis::{
-    execute_read, replies_from_response, watch_digest, RedisCommand, RedisOp, Watch,
+    execute_read, key_name, replies_from_response, watch_digest, RedisCommand, RedisOp, Watch,
+    HASHES_MAP, REDIS_KEY_BYTES_MAX, STRINGS_MAP,
 };
 use stele_frontends::{AbortReason, Command};
 use stele_history::TransactionId;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::limits::{
-    RESP_CLIENT_NAME_BYTES_MAX, RESP_KEYS_REPLY_MAX, RESP_MULTI_COMMANDS_MAX, RESP_REPLY_BYTES_MAX,
-    RESP_WATCHED_KEYS_MAX,
+    RESP_BUDGET_WAIT_MS, RESP_CLIENT_NAME_BYTES_MAX, RESP_KEYS_REPLY_MAX, RESP_MULTI_COMMANDS_MAX,
+    RESP_READ_CHUNK_BYTES, RESP_REPLY_BYTES_MAX, RESP_WATCHED_KEYS_MAX,
 };
 use crate::reply::{self, Reply};
 use crate::request::{CommandQuery, Request, COMMANDS};
-use crate::server::Shared;
+use crate::server::{Shared, BUDGET_UNIT_BYTES};
 use crate::{info, keyspace};
 
 /// A write on its way to commit.
@@ -37,6 +40,11 @@ pub(crate) type PendingWrite = Pin<Box<dyn Future<Output = Result<Submitted, Nod
 pub(crate) enum Step {
     /// Answer this, in order.
     Reply(Reply),
+    /// A read's reply, holding `budget` (if large) until it is encoded.
+    Read {
+        reply: Reply,
+        budget: Option<OwnedSemaphorePermit>,
+    },
     /// Answer when the write commits; `exec`: the reply is EXEC's array.
     Write { write: PendingWrite, exec: bool },
     /// Answer this, then close the connection.
@@ -157,8 +165,28 @@ impl Session {
                 );
             }
             Request::Op(op) => {
+                let bytes = match read_size(node.as_ref(), &op) {
+                    Ok(bytes) => bytes,
+                    Err(refusal) => return Step::Reply(refusal),
+                };
+                // A large reply holds budget until it is encoded.
+                let budget = if bytes > RESP_READ_CHUNK_BYTES {
+                    match reserve_reply(shared, bytes).await {
+                        Some(permit) => Some(permit),
+                        None => {
+                            return Step::Reply(reply::error(
+                                "ERR the node is holding too many large replies (RESP_BUFFERED_BYTES_MAX); retry later",
+                            ))
+                        }
+                    }
+                } else {
+                    None
+                };
                 let answer = node.read_committed(|view| execute_read(&op, view));
-                bounded(answer)
+                return Step::Read {
+                    reply: answer,
+                    budget,
+                };
             }
             Request::Auth { user, token } => {
                 if self.check_token(shared, user.as_deref(), &token) {
@@ -195,25 +223,51 @@ impl Session {
                 walk(move || Reply::Int(keyspace::count(&node.frozen_committed()) as i64)).await
             }
             Request::Keys(pattern) => {
+                // The most a KEYS reply can take, held while it is built.
+                let bytes = RESP_KEYS_REPLY_MAX * (REDIS_KEY_BYTES_MAX + 16);
+                let Some(budget) = reserve_reply(shared, bytes).await else {
+                    return Step::Reply(reply::error(
+                        "ERR the node is holding too many large replies (RESP_BUFFERED_BYTES_MAX); retry later",
+                    ));
+                };
                 let node = Arc::clone(node);
-                walk(move || match keyspace::matching(&node.frozen_committed(), &pattern, RESP_KEYS_REPLY_MAX) {
+                let answer = walk(move || match keyspace::matching(&node.frozen_committed(), &pattern, RESP_KEYS_REPLY_MAX) {
                     Ok(keys) => bounded(Reply::Array(keys.into_iter().map(Reply::Bulk).collect())),
                     Err(_) => reply::error(format!(
                         "ERR KEYS would answer more than RESP_KEYS_REPLY_MAX ({RESP_KEYS_REPLY_MAX}) keys: use SCAN"
                     )),
                 })
-                .await
+                .await;
+                return Step::Read {
+                    reply: answer,
+                    budget: Some(budget),
+                };
             }
             Request::Scan(scan) => {
+                let bytes = scan.count * (REDIS_KEY_BYTES_MAX + 16);
+                let budget = if bytes > RESP_READ_CHUNK_BYTES {
+                    let Some(budget) = reserve_reply(shared, bytes).await else {
+                        return Step::Reply(reply::error(
+                            "ERR the node is holding too many large replies (RESP_BUFFERED_BYTES_MAX); retry later",
+                        ));
+                    };
+                    Some(budget)
+                } else {
+                    None
+                };
                 let node = Arc::clone(node);
-                walk(move || {
+                let answer = walk(move || {
                     let (next, keys) = keyspace::scan(&node.frozen_committed(), &scan);
                     Reply::Array(vec![
                         Reply::Bulk(next.to_string().into_bytes()),
                         Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
                     ])
                 })
-                .await
+                .await;
+                return Step::Read {
+                    reply: answer,
+                    budget,
+                };
             }
             Request::Multi => {
                 self.multi = Some(Multi::default());
@@ -430,6 +484,40 @@ impl Session {
         self.name = (!name.is_empty()).then_some(name);
         reply::ok()
     }
+}
+
+/// Refuses a read whose stored values add up to more than
+/// [`RESP_REPLY_BYTES_MAX`], before anything is copied (the sizes are read
+/// in place).
+fn read_size<N: Node>(node: &N, op: &RedisOp) -> Result<usize, Reply> {
+    let bytes: usize = node.read_committed(|view| {
+        op.keys()
+            .into_iter()
+            .map(|key| {
+                let name = key_name(key);
+                let stored = |map| view.read(map, &name).map_or(0, <[u8]>::len);
+                stored(STRINGS_MAP) + stored(HASHES_MAP)
+            })
+            .sum()
+    });
+    if bytes > RESP_REPLY_BYTES_MAX {
+        return Err(reply::error(format!(
+            "ERR the reply would take {bytes} bytes, over RESP_REPLY_BYTES_MAX ({RESP_REPLY_BYTES_MAX})"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Budget for a reply of `bytes` from the shared buffer budget (waits at
+/// most [`RESP_BUDGET_WAIT_MS`]).
+async fn reserve_reply<N: Node>(shared: &Shared<N>, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let units = u32::try_from(bytes.div_ceil(BUDGET_UNIT_BYTES)).ok()?;
+    let budget = Arc::clone(&shared.buffer_budget);
+    let wait = std::time::Duration::from_millis(RESP_BUDGET_WAIT_MS);
+    tokio::time::timeout(wait, budget.acquire_many_owned(units))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// A read's reply, unless it is larger than [`RESP_REPLY_BYTES_MAX`].

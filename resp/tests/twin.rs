@@ -11,7 +11,10 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 use stele_api::fake::FakeNode;
 use stele_api::token_hash;
-use stele_resp::limits::{RESP_ARGS_MAX, RESP_REQUEST_BYTES_MAX};
+use stele_resp::limits::{
+    RESP_ARGS_MAX, RESP_BULK_BYTES_MAX, RESP_REPLY_BYTES_MAX, RESP_REQUEST_BYTES_MAX,
+    RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX,
+};
 use stele_resp::{serve, RespConfig, RespError, RespUser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,6 +23,15 @@ const TOKEN: &str = "resp-test-token";
 
 /// A listener over a fresh fake node; returns its address and the node.
 async fn start(connections_max: usize) -> (std::net::SocketAddr, Arc<FakeNode>) {
+    start_with(RespConfig {
+        connections_max,
+        ..RespConfig::default()
+    })
+    .await
+}
+
+/// [`start`] with `config` (its users replaced by the test user).
+async fn start_with(config: RespConfig) -> (std::net::SocketAddr, Arc<FakeNode>) {
     let node = FakeNode::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -28,8 +40,7 @@ async fn start(connections_max: usize) -> (std::net::SocketAddr, Arc<FakeNode>) 
             name: "alice".to_owned(),
             token_sha256: token_hash(TOKEN),
         }]),
-        connections_max,
-        ..RespConfig::default()
+        ..config
     };
     let served = Arc::clone(&node);
     tokio::spawn(async move { serve(served, listener, config, std::future::pending()).await });
@@ -279,4 +290,66 @@ async fn plain_tcp_off_loopback_is_refused() {
         matches!(result, Err(RespError::PlainOffLoopback { .. })),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn a_client_without_credentials_can_neither_buffer_nor_linger() {
+    let (addr, _node) = start_with(RespConfig {
+        auth_timeout_ms: 300,
+        ..RespConfig::default()
+    })
+    .await;
+    // A large request before AUTH: refused at the small pre-AUTH bound.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let big = vec![b'x'; RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX];
+    let replies = exchange(&mut stream, &command(&[b"AUTH", &big]), 2).await;
+    assert_eq!(replies.len(), 1, "closed after the refusal");
+    let OwnedFrame::Error(text) = &replies[0] else {
+        panic!("expected an error, got {:?}", replies[0]);
+    };
+    assert!(text.contains("RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX"), "{text}");
+
+    // Silence (or chatter) without AUTH: closed after the auth timeout.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let replies = exchange(&mut stream, &command(&[b"PING"]), 1).await;
+    assert_eq!(error_kind(&replies[0]), "NOAUTH");
+    let replies = read_frames(&mut stream, 2).await;
+    assert_eq!(replies.len(), 1, "closed after the refusal");
+    let OwnedFrame::Error(text) = &replies[0] else {
+        panic!("expected an error, got {:?}", replies[0]);
+    };
+    assert!(text.contains("no AUTH within 300 ms"), "{text}");
+
+    // An authenticated connection outlives the auth timeout.
+    let mut stream = authenticated(addr).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(exchange(&mut stream, &command(&[b"PING"]), 1).await, vec![status("PONG")]);
+}
+
+#[tokio::test]
+async fn a_read_larger_than_the_reply_limit_is_refused_before_it_is_copied() {
+    let (addr, _node) = start(16).await;
+    let mut stream = authenticated(addr).await;
+    let value = vec![b'v'; RESP_BULK_BYTES_MAX];
+    let keys: Vec<Vec<u8>> = (0..RESP_REPLY_BYTES_MAX / RESP_BULK_BYTES_MAX + 1)
+        .map(|i| format!("big{i}").into_bytes())
+        .collect();
+    for key in &keys {
+        let replies = exchange(&mut stream, &command(&[b"SET", key, &value]), 1).await;
+        assert_eq!(replies, vec![status("OK")]);
+    }
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(keys.iter().map(Vec::as_slice));
+    let replies = exchange(&mut stream, &command(&mget), 1).await;
+    let OwnedFrame::Error(text) = &replies[0] else {
+        panic!("expected an error, got a reply of another kind");
+    };
+    assert!(text.contains("RESP_REPLY_BYTES_MAX"), "{text}");
+    // One key fewer fits.
+    mget.pop();
+    let replies = exchange(&mut stream, &command(&mget), 1).await;
+    let OwnedFrame::Array(values) = &replies[0] else {
+        panic!("expected an array");
+    };
+    assert_eq!(values.len(), keys.len() - 1);
 }
