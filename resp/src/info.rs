@@ -5,11 +5,40 @@ use std::sync::atomic::Ordering;
 
 use stele_api::Node;
 
+use crate::reply::Reply;
 use crate::server::Shared;
 
 /// The Redis version whose commands and replies Stele follows (clients read
 /// it from INFO and HELLO to decide what they may send).
 pub(crate) const REDIS_VERSION: &str = "7.0.0";
+
+/// The parameters `CONFIG GET` answers: those a Redis tool reads to describe
+/// durability (redis-benchmark prints `save` and `appendonly`), answered as
+/// what Stele does: every write is in the ledger and synced before its
+/// reply, there are no RDB snapshots of Redis's kind, one database. Any
+/// other parameter matches nothing (an empty answer).
+const CONFIG: &[(&str, &str)] = &[
+    ("appendfsync", "always"),
+    ("appendonly", "yes"),
+    ("databases", "1"),
+    ("save", ""),
+];
+
+/// `CONFIG GET pattern...`: the name and value of every parameter of
+/// [`CONFIG`] some pattern matches (Redis's glob), once each.
+pub(crate) fn config_get(patterns: &[Vec<u8>]) -> Reply {
+    let mut answer = Vec::new();
+    for (name, value) in CONFIG {
+        let wanted = patterns.iter().any(|pattern| {
+            crate::keyspace::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
+        });
+        if wanted {
+            answer.push(Reply::Bulk(name.as_bytes().to_vec()));
+            answer.push(Reply::Bulk(value.as_bytes().to_vec()));
+        }
+    }
+    Reply::Array(answer)
+}
 
 /// `INFO`: the server, clients and replication sections (no keyspace
 /// section: counting keys walks the whole state; DBSIZE does it on demand).
@@ -50,4 +79,47 @@ pub(crate) fn info<N: Node>(shared: &Shared<N>) -> String {
         state.ledger_seqno,
     );
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(reply: &Reply) -> Vec<String> {
+        let Reply::Array(items) = reply else {
+            panic!("CONFIG GET answers an array");
+        };
+        items
+            .iter()
+            .step_by(2)
+            .map(|item| match item {
+                Reply::Bulk(name) => String::from_utf8_lossy(name).into_owned(),
+                other => panic!("a name is a bulk string, not {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn config_get_answers_durability_parameters_and_nothing_else() {
+        assert_eq!(names(&config_get(&[b"save".to_vec()])), ["save"]);
+        assert_eq!(
+            names(&config_get(&[b"APPEND*".to_vec()])),
+            ["appendfsync", "appendonly"]
+        );
+        assert_eq!(
+            names(&config_get(&[b"maxmemory".to_vec()])),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            config_get(&[b"*".to_vec(), b"save".to_vec()]),
+            config_get(&[b"*".to_vec()])
+        );
+        assert_eq!(
+            config_get(&[b"appendfsync".to_vec()]),
+            Reply::Array(vec![
+                Reply::Bulk(b"appendfsync".to_vec()),
+                Reply::Bulk(b"always".to_vec())
+            ])
+        );
+    }
 }

@@ -33,7 +33,8 @@ pub(crate) enum Request {
     ClientSetInfo,
     Info,
     DbSize,
-    ConfigGet,
+    /// `CONFIG GET pattern...`.
+    ConfigGet(Vec<Vec<u8>>),
     Command(CommandQuery),
     Scan(Scan),
     Keys(Vec<u8>),
@@ -64,7 +65,7 @@ impl Request {
             | Request::ClientSetInfo => "CLIENT",
             Request::Info => "INFO",
             Request::DbSize => "DBSIZE",
-            Request::ConfigGet => "CONFIG",
+            Request::ConfigGet(_) => "CONFIG",
             Request::Command(_) => "COMMAND",
             Request::Scan(_) => "SCAN",
             Request::Keys(_) => "KEYS",
@@ -387,7 +388,7 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
             arity(n >= 1)?;
             let sub = String::from_utf8_lossy(&next()).to_ascii_lowercase();
             match sub.as_str() {
-                "get" if n >= 2 => Request::ConfigGet,
+                "get" if n >= 2 => Request::ConfigGet((1..n).map(|_| next()).collect()),
                 "get" => {
                     return Err(reply::error(
                         "ERR wrong number of arguments for 'config|get' command",

@@ -215,7 +215,7 @@ impl Session {
             Request::ClientId => Reply::Int(i64::try_from(self.id).unwrap_or(i64::MAX)),
             Request::ClientSetInfo => reply::ok(),
             Request::Info => Reply::Bulk(info::info(shared).into_bytes()),
-            Request::ConfigGet => Reply::Array(Vec::new()),
+            Request::ConfigGet(patterns) => info::config_get(&patterns),
             Request::Command(CommandQuery::Count) => Reply::Int(COMMANDS.len() as i64),
             Request::Command(CommandQuery::List | CommandQuery::Docs) => Reply::Array(Vec::new()),
             Request::DbSize => {

@@ -307,7 +307,10 @@ async fn a_client_without_credentials_can_neither_buffer_nor_linger() {
     let OwnedFrame::Error(text) = &replies[0] else {
         panic!("expected an error, got {:?}", replies[0]);
     };
-    assert!(text.contains("RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX"), "{text}");
+    assert!(
+        text.contains("RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX"),
+        "{text}"
+    );
 
     // Silence (or chatter) without AUTH: closed after the auth timeout.
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -323,7 +326,10 @@ async fn a_client_without_credentials_can_neither_buffer_nor_linger() {
     // An authenticated connection outlives the auth timeout.
     let mut stream = authenticated(addr).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(exchange(&mut stream, &command(&[b"PING"]), 1).await, vec![status("PONG")]);
+    assert_eq!(
+        exchange(&mut stream, &command(&[b"PING"]), 1).await,
+        vec![status("PONG")]
+    );
 }
 
 #[tokio::test]
