@@ -25,7 +25,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::limits::{
     RESP_ARGS_MAX, RESP_BUDGET_WAIT_MS, RESP_BULK_BYTES_MAX, RESP_PIPELINE_DEPTH_MAX,
     RESP_READ_CHUNK_BYTES, RESP_REQUEST_BYTES_MAX, RESP_REQUEST_READ_TIMEOUT_MS,
-    RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX,
+    RESP_UNAUTHENTICATED_REQUEST_BYTES_MAX, RESP_WRITE_TIMEOUT_MS,
 };
 use crate::reply::{self, Reply};
 use crate::request;
@@ -79,6 +79,10 @@ struct Connection<N: Node, S> {
     budget: Vec<OwnedSemaphorePermit>,
     /// When an unauthenticated connection is closed.
     auth_deadline: Instant,
+    /// When the incomplete request at the head of `input` started to arrive.
+    request_since: Option<Instant>,
+    /// Budget of large replies encoded into `out`, held until written.
+    reply_budget: Vec<OwnedSemaphorePermit>,
 }
 
 /// Serves one connection until the client leaves, QUITs, idles, or breaks
@@ -98,6 +102,8 @@ where
         pending: VecDeque::new(),
         budget: Vec::new(),
         auth_deadline: Instant::now() + Duration::from_millis(auth_timeout_ms),
+        request_since: None,
+        reply_budget: Vec::new(),
     };
     if let Err(reason) = connection.serve().await {
         tracing::debug!(client = id, %reason, "RESP connection closed");
@@ -113,7 +119,12 @@ where
         loop {
             // Every complete request in the buffer.
             loop {
-                match self.next() {
+                let next = self.next();
+                if !matches!(next, Next::Incomplete) {
+                    // A request was taken: what follows starts its own clock.
+                    self.request_since = None;
+                }
+                match next {
                     Next::Incomplete => break,
                     Next::Empty => continue,
                     Next::Fatal(refusal) => {
@@ -221,7 +232,7 @@ where
             Some(Pending::Ready(answer)) => answer,
             Some(Pending::Read(answer, budget)) => {
                 reply::encode(&answer, &mut self.out);
-                drop(budget);
+                self.reply_budget.extend(budget);
                 return;
             }
             Some(Pending::Write { write, exec }) => {
@@ -239,16 +250,22 @@ where
         if self.out.is_empty() {
             return Ok(());
         }
-        let written = self.stream.write_all(&self.out).await;
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        let written =
+            tokio::time::timeout(Duration::from_millis(RESP_WRITE_TIMEOUT_MS), write).await;
         self.out.clear();
         if self.out.capacity() > OUT_FLUSH_BYTES {
             self.out = BytesMut::new();
         }
-        written.map_err(|error| format!("writing: {error}"))?;
-        self.stream
-            .flush()
-            .await
-            .map_err(|error| format!("writing: {error}"))
+        self.reply_budget.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("writing: {error}")),
+            Err(_) => Err("the client did not read its replies in time".to_owned()),
+        }
     }
 
     /// Reads more bytes, within the request limit, the shared budget and the
@@ -285,7 +302,9 @@ where
         let mut timeout = if self.input.is_empty() {
             Duration::from_millis(self.shared.config.idle_timeout_ms)
         } else {
-            Duration::from_millis(RESP_REQUEST_READ_TIMEOUT_MS)
+            // One deadline for the whole request, not one per read.
+            let since = *self.request_since.get_or_insert_with(Instant::now);
+            Duration::from_millis(RESP_REQUEST_READ_TIMEOUT_MS).saturating_sub(since.elapsed())
         };
         if !authenticated {
             let left = self.auth_deadline.saturating_duration_since(Instant::now());
@@ -362,6 +381,9 @@ where
     }
 
     fn next_frame(&mut self) -> Next {
+        if let Err(refusal) = flat_request(&self.input) {
+            return Next::Fatal(refusal);
+        }
         let frame = match decode_bytes_mut(&mut self.input) {
             Ok(Some((frame, _, _))) => frame,
             Ok(None) => return Next::Incomplete,
@@ -423,5 +445,73 @@ where
             )));
         }
         Next::Request(args)
+    }
+}
+
+/// Checks, before `redis-protocol` decodes it, that the frame at the start of
+/// `input` is what a request is: one array whose elements are all bulk
+/// strings. The decoder recurses into nested arrays without a depth bound,
+/// so `*1\r\n` repeated thousands of times would overflow the stack: a
+/// nested array (or any non-bulk element) is refused here, as Redis refuses
+/// it (`Protocol error: expected '$'`), and the connection is closed. Only
+/// the headers are read (each element's length is skipped); `Ok` for a frame
+/// not complete yet. Not a decoder: `decode_bytes_mut` still parses the
+/// frame.
+fn flat_request(input: &[u8]) -> Result<(), Reply> {
+    /// The number on the header line starting at `at` (after its type
+    /// byte) and where the next line starts; `None` if the line is not
+    /// complete yet.
+    fn header(input: &[u8], at: usize) -> Result<Option<(i64, usize)>, Reply> {
+        let Some(end) = input[at..].iter().position(|byte| *byte == b'\n') else {
+            return Ok(None);
+        };
+        let line = &input[at + 1..at + end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let number = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok())
+            .ok_or_else(|| reply::error("ERR Protocol error: invalid length"))?;
+        Ok(Some((number, at + end + 1)))
+    }
+    debug_assert_eq!(input.first(), Some(&b'*'));
+    let Some((count, mut at)) = header(input, 0)? else {
+        return Ok(());
+    };
+    for _ in 0..count.max(0) {
+        match input.get(at) {
+            None => return Ok(()),
+            Some(b'$') => {}
+            Some(other) => {
+                return Err(reply::error(format!(
+                    "ERR Protocol error: expected '$', got '{}'",
+                    char::from(*other).escape_default()
+                )))
+            }
+        }
+        let Some((length, next)) = header(input, at)? else {
+            return Ok(());
+        };
+        at = match usize::try_from(length) {
+            // Skip the bytes and their CRLF (a null bulk string has none).
+            Ok(length) => next.saturating_add(length).saturating_add(2),
+            Err(_) => next,
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flat_arrays_of_bulk_strings_reach_the_decoder() {
+        assert!(flat_request(b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n").is_ok());
+        assert!(flat_request(b"*2\r\n$4\r\nEC").is_ok(), "incomplete");
+        assert!(flat_request(b"*2\r\n$-1\r\n$1\r\na\r\n").is_ok());
+        assert!(flat_request(b"*2\r\n$4\r\nECHO\r\n*1\r\n").is_err());
+        assert!(flat_request(&b"*1\r\n".repeat(100_000)).is_err());
+        assert!(flat_request(b"*1\r\n:5\r\n").is_err());
+        assert!(flat_request(b"*1\r\n$x\r\n").is_err());
     }
 }

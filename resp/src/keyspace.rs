@@ -10,6 +10,7 @@
 //! A step walks the whole committed state (O(keys), without the state's lock).
 
 use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
 
 use stele_frontends::redis::{key_bytes, HASHES_MAP, STRINGS_MAP};
 use stele_kv::Frozen;
@@ -46,14 +47,54 @@ pub(crate) fn count(frozen: &Frozen) -> usize {
     keys(frozen).count()
 }
 
-/// `KEYS pattern`: every matching key (`Err(n)` once more than `max` match,
-/// `n` being how many were seen by then).
-pub(crate) fn matching(frozen: &Frozen, pattern: &[u8], max: usize) -> Result<Vec<Vec<u8>>, usize> {
+/// Why a walk stopped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalkStopped {
+    /// KEYS matched more than its bound.
+    TooManyKeys,
+    /// The walk ran past its deadline ([`crate::limits::RESP_WALK_TIME_MAX_MS`]).
+    TooLong,
+}
+
+/// A walk's deadline, read from the clock once every [`Deadline::EVERY`] keys.
+pub(crate) struct Deadline {
+    at: Instant,
+    calls: u32,
+}
+
+impl Deadline {
+    const EVERY: u32 = 1024;
+
+    /// A deadline `limit` from now.
+    pub(crate) fn after(limit: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + limit,
+            calls: 0,
+        }
+    }
+
+    fn check(&mut self) -> Result<(), WalkStopped> {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls % Self::EVERY == 0 && Instant::now() > self.at {
+            return Err(WalkStopped::TooLong);
+        }
+        Ok(())
+    }
+}
+
+/// `KEYS pattern`: every matching key, unless more than `max` match.
+pub(crate) fn matching(
+    frozen: &Frozen,
+    pattern: &[u8],
+    max: usize,
+    deadline: &mut Deadline,
+) -> Result<Vec<Vec<u8>>, WalkStopped> {
     let mut found = Vec::new();
     for (key, _) in keys(frozen) {
+        deadline.check()?;
         if glob_match(pattern, &key) {
             if found.len() == max {
-                return Err(found.len() + 1);
+                return Err(WalkStopped::TooManyKeys);
             }
             found.push(key);
         }
@@ -63,7 +104,11 @@ pub(crate) fn matching(frozen: &Frozen, pattern: &[u8], max: usize) -> Result<Ve
 }
 
 /// One SCAN step: the next cursor (0 when done) and the keys.
-pub(crate) fn scan(frozen: &Frozen, scan: &Scan) -> (u64, Vec<Vec<u8>>) {
+pub(crate) fn scan(
+    frozen: &Frozen,
+    scan: &Scan,
+    deadline: &mut Deadline,
+) -> Result<(u64, Vec<Vec<u8>>), WalkStopped> {
     debug_assert!(scan.count >= 1);
     // The `count` smallest (hash, key) at or after the cursor, in a max-heap.
     // `ceiling`: the smallest hash left out; every key hashed in
@@ -71,6 +116,7 @@ pub(crate) fn scan(frozen: &Frozen, scan: &Scan) -> (u64, Vec<Vec<u8>>) {
     let mut smallest: BinaryHeap<(u64, Vec<u8>, bool)> = BinaryHeap::new();
     let mut ceiling: Option<u64> = None;
     for (key, kind) in keys(frozen) {
+        deadline.check()?;
         let hash = scan_hash(&key);
         if hash < scan.cursor || ceiling.is_some_and(|ceiling| hash >= ceiling) {
             continue;
@@ -107,7 +153,7 @@ pub(crate) fn scan(frozen: &Frozen, scan: &Scan) -> (u64, Vec<Vec<u8>>) {
         .filter(|(_, _, wanted)| *wanted)
         .map(|(_, key, _)| key)
         .collect();
-    (ceiling.unwrap_or(0), keys)
+    Ok((ceiling.unwrap_or(0), keys))
 }
 
 /// Redis's glob (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, and
@@ -204,6 +250,10 @@ mod tests {
     use stele_frontends::redis::key_name;
     use stele_kv::{Store, WriteSet};
 
+    fn unbounded() -> Deadline {
+        Deadline::after(Duration::from_secs(3600))
+    }
+
     fn frozen_with(keys: &[&[u8]]) -> Frozen {
         let mut store = Store::new();
         let mut write_set = WriteSet::new();
@@ -257,7 +307,9 @@ mod tests {
                         count,
                         kind: None,
                     },
-                );
+                    &mut unbounded(),
+                )
+                .unwrap();
                 assert!(found.len() <= count);
                 seen.extend(found);
                 steps += 1;
@@ -288,7 +340,9 @@ mod tests {
                 count: 100,
                 kind: Some(KeyKind::Hash),
             },
-        );
+            &mut unbounded(),
+        )
+        .unwrap();
         assert_eq!((next, found), (0, vec![b"h".to_vec()]));
         let (_, mut found) = scan(
             &frozen,
@@ -298,13 +352,28 @@ mod tests {
                 count: 100,
                 kind: None,
             },
-        );
+            &mut unbounded(),
+        )
+        .unwrap();
         found.sort_unstable();
         assert_eq!(found, vec![b"a1".to_vec(), b"a2".to_vec()]);
         assert_eq!(
-            matching(&frozen, b"a*", 10),
+            matching(&frozen, b"a*", 10, &mut unbounded()),
             Ok(vec![b"a1".to_vec(), b"a2".to_vec()])
         );
-        assert_eq!(matching(&frozen, b"*", 2), Err(3));
+        assert_eq!(
+            matching(&frozen, b"*", 2, &mut unbounded()),
+            Err(WalkStopped::TooManyKeys)
+        );
+        // A walk past its deadline stops (checked every Deadline::EVERY keys).
+        let names: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("k{i}").into_bytes()).collect();
+        let keys: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        let many = frozen_with(&keys);
+        let mut expired = Deadline::after(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(
+            matching(&many, b"*", 10_000, &mut expired),
+            Err(WalkStopped::TooLong)
+        );
     }
 }

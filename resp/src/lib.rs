@@ -7,7 +7,8 @@
 //! The modules, in the order a request flows:
 //!
 //! - [`server`] — [`serve`]: the accept loop (plain TCP on loopback only, TLS
-//!   with the node certificate otherwise; connections capped).
+//!   with the node certificate otherwise; connections capped);
+//!   [`serve_connection`]: one connection on any stream (tests, fuzzing).
 //! - `connection` — one connection: RESP2 frames (decoded by `redis-protocol`)
 //!   or inline lines in, replies out in request order; pipelining, buffers
 //!   and timeouts.
@@ -52,4 +53,4 @@ mod session;
 
 pub use config::{RespConfig, RespUser};
 pub use error::RespError;
-pub use server::{plain_allowed, serve};
+pub use server::{plain_allowed, serve, serve_connection};

@@ -63,9 +63,25 @@ pub const RESP_SCAN_COUNT_MAX: usize = 10_000;
 /// nothing for this long is closed (Redis's `timeout`; pools reconnect).
 pub const RESP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 600_000;
 
-/// How long the rest of a started request may take to arrive (a slow sender
-/// holding a connection and a buffer).
+/// How long the rest of a started request may take to arrive, in all (a slow
+/// sender trickling bytes holds a connection and a buffer).
 pub const RESP_REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// How long replies may wait for the client to read them: a client that
+/// pipelines requests but never reads is closed after this, and its buffered
+/// replies freed.
+pub const RESP_WRITE_TIMEOUT_MS: u64 = 30_000;
+
+/// How long one walk of the key space (SCAN, KEYS, DBSIZE) may run before
+/// it stops with an error (a pathological MATCH pattern over long keys).
+pub const RESP_WALK_TIME_MAX_MS: u64 = 5_000;
+
+/// Walks of the key space running at once; further ones wait their turn (a
+/// walk is O(keys) of CPU on the blocking pool).
+pub const RESP_WALKS_IN_FLIGHT_MAX: usize = 2;
+
+/// Longest MATCH or KEYS pattern, in bytes (the glob is O(key x pattern)).
+pub const RESP_PATTERN_BYTES_MAX: usize = 256;
 
 /// How long the TLS handshake may take.
 pub const RESP_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;

@@ -406,7 +406,12 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
             let sub = (n >= 1).then(|| String::from_utf8_lossy(&next()).to_ascii_lowercase());
             match sub.as_deref() {
                 None => Request::Command(CommandQuery::List),
-                Some("count") => Request::Command(CommandQuery::Count),
+                Some("count") if n == 1 => Request::Command(CommandQuery::Count),
+                Some("count") => {
+                    return Err(reply::error(
+                        "ERR wrong number of arguments for 'command|count' command",
+                    ))
+                }
                 Some("docs") => Request::Command(CommandQuery::Docs),
                 Some(other) => return Err(unknown_subcommand(other, "COMMAND")),
             }
@@ -417,7 +422,7 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
         }
         "keys" => {
             arity(n == 1)?;
-            Request::Keys(next())
+            Request::Keys(pattern(next())?)
         }
         "multi" => {
             arity(n == 0)?;
@@ -453,7 +458,12 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
             }
         }
         expiring if EXPIRY_COMMANDS.contains(&expiring) => return Err(no_expiry(expiring)),
-        _ => return Err(unknown_command(&name, &args[1..])),
+        _ => {
+            return Err(unknown_command(
+                &String::from_utf8_lossy(&args[0]),
+                &args[1..],
+            ))
+        }
     };
     Ok(request)
 }
@@ -465,8 +475,9 @@ fn parse_set(key: Vec<u8>, value: Vec<u8>, options: &[Vec<u8>]) -> Result<Reques
     for option in options {
         let option = String::from_utf8_lossy(option).to_ascii_lowercase();
         match option.as_str() {
-            "nx" if condition == SetCondition::Always => condition = SetCondition::IfAbsent,
-            "xx" if condition == SetCondition::Always => condition = SetCondition::IfPresent,
+            // Repeating an option is allowed, as in Redis; NX with XX is not.
+            "nx" if condition != SetCondition::IfPresent => condition = SetCondition::IfAbsent,
+            "xx" if condition != SetCondition::IfAbsent => condition = SetCondition::IfPresent,
             "get" => get = true,
             "ex" | "px" | "exat" | "pxat" | "keepttl" => return Err(no_expiry(&option)),
             _ => return Err(reply::error("ERR syntax error")),
@@ -533,7 +544,7 @@ fn parse_scan(args: Vec<Vec<u8>>) -> Result<Request, Reply> {
             return Err(reply::error("ERR syntax error"));
         };
         match option.as_str() {
-            "match" => scan.pattern = Some(value),
+            "match" => scan.pattern = Some(pattern(value)?),
             "count" => {
                 let count = integer(&value)?;
                 if count < 1 {
@@ -558,6 +569,18 @@ fn parse_scan(args: Vec<Vec<u8>>) -> Result<Request, Reply> {
         }
     }
     Ok(Request::Scan(scan))
+}
+
+/// A glob pattern argument, within [`crate::limits::RESP_PATTERN_BYTES_MAX`]
+/// (matching costs key length times pattern length).
+fn pattern(bytes: Vec<u8>) -> Result<Vec<u8>, Reply> {
+    let max = crate::limits::RESP_PATTERN_BYTES_MAX;
+    if bytes.len() > max {
+        return Err(reply::error(format!(
+            "ERR a pattern has at most RESP_PATTERN_BYTES_MAX ({max}) bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// An integer argument, as Redis reads one (`string2ll`).
@@ -662,8 +685,25 @@ mod tests {
             }))
         );
         assert!(
-            error_text(parse_words(&["NOSUCH", "a"])).starts_with("ERR unknown command 'nosuch'")
+            error_text(parse_words(&["NOSUCH", "a"])).starts_with("ERR unknown command 'NOSUCH'")
         );
+    }
+
+    #[test]
+    fn patterns_are_bounded_and_set_options_may_repeat() {
+        let long = "a".repeat(crate::limits::RESP_PATTERN_BYTES_MAX + 1);
+        assert!(error_text(parse_words(&["KEYS", &long])).contains("RESP_PATTERN_BYTES_MAX"));
+        assert!(error_text(parse_words(&["SCAN", "0", "MATCH", &long]))
+            .contains("RESP_PATTERN_BYTES_MAX"));
+        assert!(matches!(
+            parse_words(&["SET", "k", "v", "NX", "nx"]),
+            Ok(Request::Op(RedisOp::Set {
+                condition: SetCondition::IfAbsent,
+                ..
+            }))
+        ));
+        assert!(parse_words(&["SET", "k", "v", "XX", "NX"]).is_err());
+        assert!(parse_words(&["COMMAND", "COUNT", "x"]).is_err());
     }
 
     #[test]

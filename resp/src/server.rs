@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::limits::{RESP_BUFFERED_BYTES_MAX, RESP_HANDSHAKE_TIMEOUT_MS};
+use crate::limits::{RESP_BUFFERED_BYTES_MAX, RESP_HANDSHAKE_TIMEOUT_MS, RESP_WALKS_IN_FLIGHT_MAX};
 use crate::session::Counted;
 use crate::{RespConfig, RespError};
 
@@ -28,6 +28,8 @@ pub(crate) struct Shared<N: Node> {
     next_client_id: AtomicU64,
     /// Request bytes buffered beyond each connection's first chunk, in KiB.
     pub(crate) buffer_budget: Arc<Semaphore>,
+    /// Turns to walk the key space.
+    pub(crate) walks: Arc<Semaphore>,
 }
 
 /// KiB permits in [`Shared::buffer_budget`].
@@ -68,6 +70,7 @@ pub async fn serve<N: Node>(
         connected: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
         buffer_budget: Arc::new(Semaphore::new(RESP_BUFFERED_BYTES_MAX / BUDGET_UNIT_BYTES)),
+        walks: Arc::new(Semaphore::new(RESP_WALKS_IN_FLIGHT_MAX)),
     });
     tracing::info!(%addr, tls = tls.is_some(), connections_max, "serving RESP");
     tokio::pin!(shutdown);
@@ -118,6 +121,27 @@ pub async fn serve<N: Node>(
     }
     tracing::info!("RESP listener stopped");
     Ok(())
+}
+
+/// Serves one connection on any byte stream (a test's or a fuzzer's in-memory
+/// pipe), with `config`'s users and limits, until the client leaves; the
+/// connection cap and TLS are [`serve`]'s, not applied here.
+pub async fn serve_connection<N, S>(node: Arc<N>, stream: S, config: RespConfig)
+where
+    N: Node,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    let connections_max = config.connections_max.max(1);
+    let shared = Arc::new(Shared {
+        node,
+        config,
+        connections_max,
+        connected: AtomicUsize::new(1),
+        next_client_id: AtomicU64::new(2),
+        buffer_budget: Arc::new(Semaphore::new(RESP_BUFFERED_BYTES_MAX / BUDGET_UNIT_BYTES)),
+        walks: Arc::new(Semaphore::new(RESP_WALKS_IN_FLIGHT_MAX)),
+    });
+    crate::connection::run(stream, shared, 1).await;
 }
 
 /// Answers a client over the cap as Redis does at `maxclients`, then closes.

@@ -26,7 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::limits::{
     RESP_BUDGET_WAIT_MS, RESP_CLIENT_NAME_BYTES_MAX, RESP_KEYS_REPLY_MAX, RESP_MULTI_COMMANDS_MAX,
-    RESP_READ_CHUNK_BYTES, RESP_REPLY_BYTES_MAX, RESP_WATCHED_KEYS_MAX,
+    RESP_READ_CHUNK_BYTES, RESP_REPLY_BYTES_MAX, RESP_WALK_TIME_MAX_MS, RESP_WATCHED_KEYS_MAX,
 };
 use crate::reply::{self, Reply};
 use crate::request::{CommandQuery, Request, COMMANDS};
@@ -220,7 +220,10 @@ impl Session {
             Request::Command(CommandQuery::List | CommandQuery::Docs) => Reply::Array(Vec::new()),
             Request::DbSize => {
                 let node = Arc::clone(node);
-                walk(move || Reply::Int(keyspace::count(&node.frozen_committed()) as i64)).await
+                walk(shared, move || {
+                    Reply::Int(keyspace::count(&node.frozen_committed()) as i64)
+                })
+                .await
             }
             Request::Keys(pattern) => {
                 // The most a KEYS reply can take, held while it is built.
@@ -231,11 +234,15 @@ impl Session {
                     ));
                 };
                 let node = Arc::clone(node);
-                let answer = walk(move || match keyspace::matching(&node.frozen_committed(), &pattern, RESP_KEYS_REPLY_MAX) {
-                    Ok(keys) => bounded(Reply::Array(keys.into_iter().map(Reply::Bulk).collect())),
-                    Err(_) => reply::error(format!(
-                        "ERR KEYS would answer more than RESP_KEYS_REPLY_MAX ({RESP_KEYS_REPLY_MAX}) keys: use SCAN"
-                    )),
+                let answer = walk(shared, move || {
+                    let mut deadline = keyspace::Deadline::after(walk_time_max());
+                    match keyspace::matching(&node.frozen_committed(), &pattern, RESP_KEYS_REPLY_MAX, &mut deadline) {
+                        Ok(keys) => bounded(Reply::Array(keys.into_iter().map(Reply::Bulk).collect())),
+                        Err(keyspace::WalkStopped::TooManyKeys) => reply::error(format!(
+                            "ERR KEYS would answer more than RESP_KEYS_REPLY_MAX ({RESP_KEYS_REPLY_MAX}) keys: use SCAN"
+                        )),
+                        Err(keyspace::WalkStopped::TooLong) => walk_too_long(),
+                    }
                 })
                 .await;
                 return Step::Read {
@@ -256,8 +263,13 @@ impl Session {
                     None
                 };
                 let node = Arc::clone(node);
-                let answer = walk(move || {
-                    let (next, keys) = keyspace::scan(&node.frozen_committed(), &scan);
+                let answer = walk(shared, move || {
+                    let mut deadline = keyspace::Deadline::after(walk_time_max());
+                    let Ok((next, keys)) =
+                        keyspace::scan(&node.frozen_committed(), &scan, &mut deadline)
+                    else {
+                        return walk_too_long();
+                    };
                     Reply::Array(vec![
                         Reply::Bulk(next.to_string().into_bytes()),
                         Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
@@ -531,11 +543,29 @@ fn bounded(answer: Reply) -> Reply {
     answer
 }
 
-/// Runs a walk of the key space on the blocking pool (it is O(keys)).
-async fn walk(work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|error| reply::error(format!("ERR the key space walk failed: {error}")))
+/// Runs a walk of the key space on the blocking pool (it is O(keys)), at
+/// most [`RESP_WALKS_IN_FLIGHT_MAX`] at once.
+async fn walk<N: Node>(shared: &Shared<N>, work: impl FnOnce() -> Reply + Send + 'static) -> Reply {
+    let Ok(turn) = Arc::clone(&shared.walks).acquire_owned().await else {
+        return reply::error("ERR the node is stopping");
+    };
+    tokio::task::spawn_blocking(move || {
+        let answer = work();
+        drop(turn);
+        answer
+    })
+    .await
+    .unwrap_or_else(|error| reply::error(format!("ERR the key space walk failed: {error}")))
+}
+
+fn walk_time_max() -> std::time::Duration {
+    std::time::Duration::from_millis(RESP_WALK_TIME_MAX_MS)
+}
+
+fn walk_too_long() -> Reply {
+    reply::error(format!(
+        "ERR the walk of the key space took over RESP_WALK_TIME_MAX_MS ({RESP_WALK_TIME_MAX_MS} ms): use a simpler MATCH pattern or a smaller COUNT"
+    ))
 }
 
 /// The reply to an answered write: the op's reply, or EXEC's array (nil if

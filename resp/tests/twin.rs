@@ -359,3 +359,22 @@ async fn a_read_larger_than_the_reply_limit_is_refused_before_it_is_copied() {
     };
     assert_eq!(values.len(), keys.len() - 1);
 }
+
+#[tokio::test]
+async fn a_deeply_nested_request_is_refused_and_the_node_lives_on() {
+    let (addr, _node) = start(16).await;
+    let mut attacker = authenticated(addr).await;
+    let mut bytes = b"*1\r\n".repeat(100_000);
+    bytes.extend(command(&[b"PING"]));
+    let replies = exchange(&mut attacker, &bytes, 2).await;
+    assert_eq!(replies.len(), 1, "closed after the refusal");
+    let OwnedFrame::Error(text) = &replies[0] else {
+        panic!("expected an error, got {:?}", replies[0]);
+    };
+    assert!(text.contains("expected '$'"), "{text}");
+    let mut other = authenticated(addr).await;
+    assert_eq!(
+        exchange(&mut other, &command(&[b"PING"]), 1).await,
+        vec![status("PONG")]
+    );
+}

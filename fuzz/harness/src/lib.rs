@@ -8,7 +8,8 @@
 //! - [`targets`] — one function per decoder that reads bytes from outside the
 //!   node (ledger chunks and entries, snapshot transfers, KV snapshots and
 //!   snapshot files, write sets, peer messages, commands, receipts, signed
-//!   notes, proofs, query strings). Each feeds its input to the decoder's public
+//!   notes, proofs, query strings), and a whole RESP session against the
+//!   in-memory node. Each feeds its input to the decoder's public
 //!   entry point and returns whether the input was accepted. The contract they
 //!   check: any input is an error or a value, never a panic, and never an
 //!   allocation beyond a small multiple of the input (libFuzzer's
@@ -82,6 +83,11 @@ pub const TARGETS: &[Target] = &[
         name: "command",
         check: targets::command,
         seeds: seeds::command,
+    },
+    Target {
+        name: "resp_session",
+        check: targets::resp_session,
+        seeds: seeds::resp_session,
     },
     Target {
         name: "receipt",

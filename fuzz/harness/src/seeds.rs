@@ -274,7 +274,105 @@ pub fn command() -> Vec<Vec<u8>> {
     ]
     .into_iter()
     .map(|json| json.as_bytes().to_vec())
+    .chain(redis_commands())
     .collect()
+}
+
+/// Redis commands (a MULTI block with watches), as JSON through the types'
+/// own encoder, so that they follow the format.
+fn redis_commands() -> Vec<Vec<u8>> {
+    use stele_frontends::redis::{RedisCommand, RedisOp, SetCondition, Watch};
+    let block = RedisCommand {
+        ops: vec![
+            RedisOp::Set {
+                key: b"k".to_vec(),
+                value: vec![0xff, 0],
+                condition: SetCondition::IfAbsent,
+                get: true,
+            },
+            RedisOp::IncrBy {
+                key: b"n".to_vec(),
+                by: -3,
+            },
+            RedisOp::HSet {
+                key: b"h".to_vec(),
+                pairs: vec![(b"f".to_vec(), b"1".to_vec())],
+            },
+            RedisOp::HIncrBy {
+                key: b"h".to_vec(),
+                field: b"f".to_vec(),
+                by: 2,
+            },
+            RedisOp::MGet {
+                keys: vec![b"k".to_vec(), b"h".to_vec()],
+            },
+        ],
+        watches: vec![Watch {
+            key: b"k".to_vec(),
+            digest: None,
+        }],
+    };
+    vec![serde_json::to_vec(&stele_frontends::Command::Redis(block))
+        .expect("a command encodes as JSON")]
+}
+
+/// RESP sessions (after AUTH): every kind of request the front door parses,
+/// pipelined, in frames and inline.
+pub fn resp_session() -> Vec<Vec<u8>> {
+    fn frame(args: &[&[u8]]) -> Vec<u8> {
+        let mut bytes = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            bytes.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            bytes.extend_from_slice(arg);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes
+    }
+    let sessions: Vec<Vec<&[&[u8]]>> = vec![
+        vec![
+            &[b"PING"],
+            &[b"SET", b"k", b"v", b"NX", b"GET"],
+            &[b"GET", b"k"],
+        ],
+        vec![
+            &[b"MSET", b"a", b"1", b"b\xff", b"2"],
+            &[b"MGET", b"a", b"b\xff", b"c"],
+            &[b"INCRBY", b"a", b"41"],
+        ],
+        vec![
+            &[b"HSET", b"h", b"f", b"1", b"g", b"2"],
+            &[b"HINCRBY", b"h", b"f", b"5"],
+            &[b"HGETALL", b"h"],
+            &[b"HDEL", b"h", b"g"],
+        ],
+        vec![
+            &[b"WATCH", b"k"],
+            &[b"MULTI"],
+            &[b"APPEND", b"k", b"x"],
+            &[b"GETDEL", b"k"],
+            &[b"EXEC"],
+        ],
+        vec![
+            &[b"SET", b"s1", b"v"],
+            &[b"SCAN", b"0", b"MATCH", b"s*", b"COUNT", b"5"],
+            &[b"KEYS", b"*"],
+            &[b"DBSIZE"],
+        ],
+        vec![
+            &[b"HELLO", b"2"],
+            &[b"CLIENT", b"SETNAME", b"fuzz"],
+            &[b"INFO"],
+            &[b"CONFIG", b"GET", b"*"],
+            &[b"STELE.TXID"],
+            &[b"STELE.STATUS", b"2.1"],
+        ],
+    ];
+    let mut seeds: Vec<Vec<u8>> = sessions
+        .into_iter()
+        .map(|session| session.iter().flat_map(|args| frame(args)).collect())
+        .collect();
+    seeds.push(b"EXISTS a b\r\nTYPE a\nSTRLEN a\r\n".to_vec());
+    seeds
 }
 
 /// Leaf components of transaction `seqno` (view 2) of the receipt seeds.

@@ -446,3 +446,69 @@ fn ready<F: Future>(future: F) -> F::Output {
         Poll::Pending => unreachable!("the query extractor does not wait"),
     }
 }
+
+/// The token [`resp_session`] authenticates with.
+pub const RESP_TOKEN: &str = "fuzz-resp-token";
+
+/// A RESP connection to an in-memory node (`FakeNode`), authenticated first,
+/// then fed `data` as the client's bytes until it closes its side: frames,
+/// inline lines, pipelines, MULTI blocks, whatever the bytes say. Any input
+/// must end in bounded time (the connection answers and closes) without a
+/// panic. Accepted: the first command after AUTH was answered without an
+/// error.
+pub fn resp_session(data: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // `Runtime::block_on`, not a handle's: only it drives a current-thread
+    // runtime's timers and spawned tasks.
+    let output = RESP_RUNTIME.with(|runtime| {
+        runtime.block_on(async {
+            let node = stele_api::fake::FakeNode::new();
+            let config = stele_resp::RespConfig {
+                users: std::sync::Arc::new([stele_resp::RespUser {
+                    name: "fuzz".to_owned(),
+                    token_sha256: stele_api::token_hash(RESP_TOKEN),
+                }]),
+                ..stele_resp::RespConfig::default()
+            };
+            let (client, server) = tokio::io::duplex(1 << 16);
+            let served = tokio::spawn(stele_resp::serve_connection(node, server, config));
+            let (mut from_server, mut to_server) = tokio::io::split(client);
+            let send = async {
+                let auth = format!(
+                    "*2\r\n$4\r\nAUTH\r\n${}\r\n{RESP_TOKEN}\r\n",
+                    RESP_TOKEN.len()
+                );
+                // The server may close first (a protocol error): then writes fail.
+                let _ = to_server.write_all(auth.as_bytes()).await;
+                let _ = to_server.write_all(data).await;
+                let _ = to_server.shutdown().await;
+            };
+            let receive = async {
+                let mut output = Vec::new();
+                let _ = from_server.read_to_end(&mut output).await;
+                output
+            };
+            let session = async {
+                let ((), output) = tokio::join!(send, receive);
+                let _ = served.await;
+                output
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), session)
+                .await
+                .expect("a RESP session ends once its client closes")
+        })
+    });
+    let rest = output
+        .strip_prefix(b"+OK\r\n")
+        .expect("AUTH is answered OK first");
+    !rest.is_empty() && rest[0] != b'-'
+}
+
+thread_local! {
+    /// One runtime per fuzzing thread (building one per input costs more than
+    /// most sessions).
+    static RESP_RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+}

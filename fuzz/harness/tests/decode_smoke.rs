@@ -108,6 +108,7 @@ fn every_target_has_a_smoke_test() {
         "snapshot_file",
         "peer_message",
         "command",
+        "resp_session",
         "receipt",
         "note",
         "proof",
@@ -155,6 +156,11 @@ fn peer_message() {
 #[test]
 fn command() {
     smoke("command");
+}
+
+#[test]
+fn resp_session() {
+    smoke("resp_session");
 }
 
 #[test]
