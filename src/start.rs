@@ -76,9 +76,10 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             .unwrap_or(crate::config::SNAPSHOT_INTERVAL_TX_DEFAULT),
     };
     let cluster = cluster_setup(&config, &dir, listen)?;
+    let users = users(&dir, &config)?;
     let api_config = ApiConfig {
         body_bytes_max: config.api.body_bytes_max,
-        user_token_hashes: user_tokens(&dir, &config)?,
+        user_token_hashes: users.iter().map(|user| user.token_sha256).collect(),
         auditor_token_hashes: config
             .auditors
             .iter()
@@ -107,7 +108,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         .min(fd_budget.saturating_sub(resp_connections_max).max(1));
     let tls = ensure_self_signed(&dir.tls())?;
     let resp_config = stele_resp::RespConfig {
-        users: resp_users(&dir, &config)?.into(),
+        users: users.into(),
         tls: match resp_listen {
             Some(addr) if !stele_resp::plain_allowed(&addr) => {
                 let mut tls_config = (*stele_api::tls::server_config(&tls)?).clone();
@@ -369,30 +370,12 @@ fn open_ledger(
     }
 }
 
-/// The configured users' token hashes, or the first user's token (created on
-/// first start and announced, never logged).
-fn user_tokens(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
-    if !config.users.is_empty() {
-        return Ok(config
-            .users
-            .iter()
-            .map(|user| user.token_sha256.0)
-            .collect());
-    }
-    let (token, created) = dir.token()?;
-    if created {
-        eprintln!(
-            "created a user token in {} (send it as `Authorization: Bearer <token>`)",
-            dir.user_token().display()
-        );
-    }
-    Ok(vec![token_hash(&token)])
-}
-
-/// Who may `AUTH` over RESP: the configured users, or the first user's
-/// token under Redis's default user name, `default` (so both `AUTH <token>`
-/// and `AUTH default <token>` work).
-fn resp_users(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<stele_resp::RespUser>> {
+/// The users and the SHA-256 of their tokens: the configured `[[users]]`, or
+/// the first user's token (created on first start and announced, never
+/// logged) under Redis's default user name, `default`, so that over RESP both
+/// `AUTH <token>` and `AUTH default <token>` work. HTTPS uses the hashes,
+/// RESP the names too.
+fn users(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<stele_resp::RespUser>> {
     if !config.users.is_empty() {
         return Ok(config
             .users
@@ -403,7 +386,13 @@ fn resp_users(dir: &DataDir, config: &Config) -> anyhow::Result<Vec<stele_resp::
             })
             .collect());
     }
-    let (token, _) = dir.token()?;
+    let (token, created) = dir.token()?;
+    if created {
+        eprintln!(
+            "created a user token in {} (send it as `Authorization: Bearer <token>`)",
+            dir.user_token().display()
+        );
+    }
     Ok(vec![stele_resp::RespUser {
         name: "default".to_owned(),
         token_sha256: token_hash(&token),

@@ -63,15 +63,7 @@ pub async fn serve<N: Node>(
     let connections_max = config.connections_max.max(1);
     let slots = Arc::new(Semaphore::new(connections_max));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT_MAX));
-    let shared = Arc::new(Shared {
-        node,
-        config,
-        connections_max,
-        connected: AtomicUsize::new(0),
-        next_client_id: AtomicU64::new(1),
-        buffer_budget: Arc::new(Semaphore::new(RESP_BUFFERED_BYTES_MAX / BUDGET_UNIT_BYTES)),
-        walks: Arc::new(Semaphore::new(RESP_WALKS_IN_FLIGHT_MAX)),
-    });
+    let shared = Shared::new(node, config);
     tracing::info!(%addr, tls = tls.is_some(), connections_max, "serving RESP");
     tokio::pin!(shutdown);
     loop {
@@ -101,15 +93,12 @@ pub async fn serve<N: Node>(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            shared.connected.fetch_add(1, Ordering::Relaxed);
-            let _counted = Counted(Arc::clone(&shared));
-            let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
             match tls {
-                None => crate::connection::run(stream, shared, id).await,
+                None => serve_one(shared, stream).await,
                 Some(acceptor) => {
                     let handshake = Duration::from_millis(RESP_HANDSHAKE_TIMEOUT_MS);
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => crate::connection::run(stream, shared, id).await,
+                        Ok(Ok(stream)) => serve_one(shared, stream).await,
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "RESP TLS handshake failed")
                         }
@@ -131,17 +120,34 @@ where
     N: Node,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    let connections_max = config.connections_max.max(1);
-    let shared = Arc::new(Shared {
-        node,
-        config,
-        connections_max,
-        connected: AtomicUsize::new(1),
-        next_client_id: AtomicU64::new(2),
-        buffer_budget: Arc::new(Semaphore::new(RESP_BUFFERED_BYTES_MAX / BUDGET_UNIT_BYTES)),
-        walks: Arc::new(Semaphore::new(RESP_WALKS_IN_FLIGHT_MAX)),
-    });
-    crate::connection::run(stream, shared, 1).await;
+    serve_one(Shared::new(node, config), stream).await;
+}
+
+impl<N: Node> Shared<N> {
+    fn new(node: Arc<N>, config: RespConfig) -> Arc<Self> {
+        let connections_max = config.connections_max.max(1);
+        Arc::new(Shared {
+            node,
+            config,
+            connections_max,
+            connected: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            buffer_budget: Arc::new(Semaphore::new(RESP_BUFFERED_BYTES_MAX / BUDGET_UNIT_BYTES)),
+            walks: Arc::new(Semaphore::new(RESP_WALKS_IN_FLIGHT_MAX)),
+        })
+    }
+}
+
+/// One connection, counted (for INFO) while it lives, with the next client id.
+async fn serve_one<N, S>(shared: Arc<Shared<N>>, stream: S)
+where
+    N: Node,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    shared.connected.fetch_add(1, Ordering::Relaxed);
+    let _counted = Counted(Arc::clone(&shared));
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    crate::connection::run(stream, shared, id).await;
 }
 
 /// Answers a client over the cap as Redis does at `maxclients`, then closes.
