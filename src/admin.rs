@@ -30,7 +30,7 @@ use stele_api::auth::{bearer_token, token_matches};
 use stele_api::extract::JsonBody;
 use stele_api::{codes, HttpError};
 use stele_consensus::raft::SteleNode;
-use stele_consensus::{ConsensusError, Engine, Members};
+use stele_consensus::{ConsensusError, Engine, Members, SubmitError};
 
 /// Largest body the admin routes read (413 `PayloadTooLarge` beyond).
 pub const ADMIN_BODY_BYTES_MAX: usize = 4096;
@@ -95,10 +95,10 @@ pub fn router(engine: Arc<Engine>, admin: Option<&crate::config::Admin>) -> Rout
 /// 504 for a new member that did not catch up in time, 503 otherwise.
 fn membership_error(error: ConsensusError) -> Response {
     match error {
-        ConsensusError::NotLeader {
+        ConsensusError::Submit(SubmitError::NotLeader {
             address: Some(address),
             ..
-        } => {
+        }) => {
             let mut response = HttpError::new(
                 StatusCode::TEMPORARY_REDIRECT,
                 codes::NOT_LEADER,

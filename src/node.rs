@@ -13,7 +13,7 @@ use stele_api::prometheus_client::metrics::histogram::{exponential_buckets, Hist
 use stele_api::prometheus_client::registry::Registry;
 use stele_api::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
 use stele_consensus::history::HistoryReadError;
-use stele_consensus::{ConsensusError, Engine, Submission, TxState};
+use stele_consensus::{ConsensusError, Engine, Submission, SubmitError, TxState};
 use stele_frontends::{Command, Outcome};
 use stele_history::hash::encode_lower_hex;
 use stele_history::{Digest, Receipt, TransactionId};
@@ -66,18 +66,28 @@ impl NodeHandle {
 
 fn from_consensus(error: ConsensusError) -> NodeError {
     match error {
-        ConsensusError::Busy(_) => NodeError::Busy(error.to_string()),
+        ConsensusError::Submit(refused) => from_submit(refused),
         ConsensusError::Stopped(_) => NodeError::Unavailable(error.to_string()),
+        other => NodeError::Internal(other.to_string()),
+    }
+}
+
+/// A refusal the client can retry, as the API's error.
+fn from_submit(error: SubmitError) -> NodeError {
+    match error {
+        SubmitError::Busy { .. } | SubmitError::Overloaded { .. } => {
+            NodeError::Busy(error.to_string())
+        }
+        SubmitError::Stopped(_) => NodeError::Unavailable(error.to_string()),
         // A full disk is 507; no file handles is 503 (both clear by themselves).
-        ConsensusError::Storage(ref condition) => match condition.kind {
+        SubmitError::Storage(ref condition) => match condition.kind {
             Clearable::Full => NodeError::InsufficientStorage(error.to_string()),
             Clearable::Descriptors => NodeError::Unavailable(error.to_string()),
         },
-        ConsensusError::NotLeader { ref address, .. } => NodeError::NotLeader {
+        SubmitError::NotLeader { ref address, .. } => NodeError::NotLeader {
             leader_address: address.clone(),
             message: error.to_string(),
         },
-        other => NodeError::Internal(other.to_string()),
     }
 }
 
@@ -107,7 +117,7 @@ impl Node for NodeHandle {
                     let _ = sender.send(result);
                 }),
             })
-            .map_err(from_consensus);
+            .map_err(from_submit);
         let commit_latency = self.commit_latency.clone();
         async move {
             queued?;
@@ -116,7 +126,7 @@ impl Node for NodeHandle {
                 .map_err(|_| {
                     NodeError::Unavailable("the node stopped before answering".to_owned())
                 })?
-                .map_err(from_consensus)?;
+                .map_err(from_submit)?;
             if result.committed {
                 commit_latency.observe(started.elapsed().as_secs_f64());
             }
@@ -128,7 +138,7 @@ impl Node for NodeHandle {
                     TxStatus::Pending
                 },
                 outcome: match result.outcome {
-                    Outcome::Committed(value) => Ok(value),
+                    Outcome::Completed(value) => Ok(value),
                     Outcome::Aborted(reason) => Err(reason),
                 },
             })
@@ -205,7 +215,7 @@ impl Node for NodeHandle {
     }
 
     fn state(&self) -> NodeState {
-        let raft = self.engine.raft_status();
+        let raft = self.engine.status();
         let role = if self.engine.failure().is_some() {
             "Stopped"
         } else {

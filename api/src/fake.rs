@@ -151,7 +151,7 @@ impl Node for FakeNode {
                 TxStatus::Pending
             },
             outcome: match execution.outcome {
-                Outcome::Committed(response) => Ok(response),
+                Outcome::Completed(response) => Ok(response),
                 Outcome::Aborted(reason) => Err(reason),
             },
         })

@@ -1,11 +1,12 @@
-//! The one error type of this crate.
+//! The error type of this crate: [`ConsensusError`]. Its retryable part, what
+//! a submitter is told, is [`SubmitError`](crate::SubmitError).
 
 /// What can stop the engine or refuse a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
-    /// The submission queue is full.
-    #[error("the node is busy: {0} submissions are waiting")]
-    Busy(usize),
+    /// A refusal the submitter can retry (later, or at another node).
+    #[error(transparent)]
+    Submit(#[from] crate::SubmitError),
     /// The engine has stopped (shut down, or failed on an earlier error).
     #[error("the node is not accepting transactions: {0}")]
     Stopped(String),
@@ -49,48 +50,10 @@ pub enum ConsensusError {
         /// What differs.
         reason: String,
     },
-    /// Writes go to the leader; this node is not it.
-    #[error("this node is not the leader{}", leader_hint(*leader, address.as_deref()))]
-    NotLeader {
-        /// The leader's node id, if known.
-        leader: Option<u64>,
-        /// The leader's client address (`host:port`), if known.
-        address: Option<String>,
-    },
     /// The Raft engine failed or refused.
     #[error("raft: {0}")]
     Raft(String),
     /// An operation did not finish in time (and was undone as it says).
     #[error("timed out: {0}")]
     Timeout(String),
-    /// The ledger cannot write for a cause that clears by itself (a full disk,
-    /// too many open files): new writes are refused until it does; the node
-    /// goes on serving reads and resumes writing without a restart.
-    #[error("{0}; writes are refused until it clears, then resume by themselves")]
-    Storage(stele_ledger::StorageCondition),
-}
-
-fn leader_hint(leader: Option<u64>, address: Option<&str>) -> String {
-    match (leader, address) {
-        (Some(id), Some(address)) => format!("; the leader is node {id} at {address}"),
-        (Some(id), None) => format!("; the leader is node {id}"),
-        _ => "; no leader is known yet (an election is under way)".to_owned(),
-    }
-}
-
-impl ConsensusError {
-    /// A copy to hand to each of several waiting submitters (the variants that
-    /// carry library errors become `Stopped` with their message).
-    pub fn clone_for_reply(&self) -> ConsensusError {
-        match self {
-            ConsensusError::Busy(count) => ConsensusError::Busy(*count),
-            ConsensusError::NotLeader { leader, address } => ConsensusError::NotLeader {
-                leader: *leader,
-                address: address.clone(),
-            },
-            ConsensusError::Stopped(reason) => ConsensusError::Stopped(reason.clone()),
-            ConsensusError::Storage(condition) => ConsensusError::Storage(condition.clone()),
-            other => ConsensusError::Stopped(other.to_string()),
-        }
-    }
 }

@@ -3,11 +3,11 @@
 //! One thread takes submissions in arrival order from the [`Intake`] and cuts
 //! them into batches: at once while this node's log is idle, else what arrived
 //! until the log made the previous batch durable (at most `batch_wait_us`,
-//! `batch_entries_max`). While this node is the Raft leader it executes each
-//! batch on its speculative state, signs the checkpoint and proposes the batch
-//! with `client_write_ff`, in order, without waiting: batch k+1 executes while
-//! batch k is being replicated and made durable. The waiting clients are
-//! answered by the state machine as it applies the batch ([`Waiters`]).
+//! `batch_entries_max`). While this node leads it executes each batch on its
+//! speculative state, signs the checkpoint and proposes the batch to the
+//! [`Sequencer`], in order, without waiting: batch k+1 executes while batch k
+//! is being replicated and made durable. The waiting clients are answered as
+//! the core applies the committed batch ([`Waiters`]).
 //!
 //! [`Waiters`]: crate::waiters::Waiters
 //!
@@ -19,16 +19,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::ClientWriteError;
-use openraft::Raft;
 use stele_dispatcher::TxResult;
 use stele_frontends::Command;
 use stele_history::TransactionId;
 
-use crate::engine::{EngineConfig, Reply, Submission, SubmitResult};
+use crate::batch::ExecutedBatch;
+use crate::config::EngineConfig;
 use crate::intake::Intake;
-use crate::raft::{LedgerLogReader, SteleRaft};
-use crate::replica::{lock, Replica};
+use crate::replica::Replica;
+use crate::sequencer::{Leadership, Sequencer};
+use crate::submission::{Reply, Submission, SubmitError, SubmitResult};
+use crate::sync::lock;
 use crate::{ConsensusError, UNCOMMITTED_TX_MAX};
 
 /// Longest wait for in-flight proposals to resolve before settling the state.
@@ -44,12 +45,11 @@ pub(crate) struct Executor {
     pub(crate) replica: Arc<Replica>,
     /// Where submissions wait, and when a batch is cut.
     pub(crate) intake: Arc<Intake>,
-    pub(crate) raft: Raft<SteleRaft>,
-    pub(crate) runtime: tokio::runtime::Handle,
-    pub(crate) reader: LedgerLogReader,
+    /// The ordering protocol.
+    pub(crate) sequencer: Arc<dyn Sequencer>,
     pub(crate) config: EngineConfig,
     pub(crate) node_id: u64,
-    /// Proposals sent to openraft and not answered yet.
+    /// Proposals sent to the sequencer and not ended yet.
     pub(crate) in_flight: Arc<AtomicUsize>,
     /// Set when a proposal failed: settle before the next batch.
     pub(crate) unsettled: Arc<AtomicBool>,
@@ -80,7 +80,7 @@ impl Executor {
     fn process(&mut self, batch: Vec<Submission>) {
         if let Err(error) = self.ready() {
             for submission in batch {
-                (submission.reply)(Err(error.clone_for_reply()));
+                (submission.reply)(Err(error.clone()));
             }
             return;
         }
@@ -89,7 +89,7 @@ impl Executor {
             .map(|submission| (submission.command, (submission.wait, submission.reply)))
             .unzip();
         let executed = {
-            let dispatcher = lock(&self.replica.writer);
+            let dispatcher = lock(&self.replica.execution);
             self.replica
                 .execute(&dispatcher, self.settled_term, &commands)
         };
@@ -99,26 +99,26 @@ impl Executor {
                 let reason = format!("executing a batch: {error}");
                 self.replica.fail(reason.clone());
                 for (_, reply) in replies {
-                    reply(Err(ConsensusError::Stopped(reason.clone())));
+                    reply(Err(SubmitError::Stopped(reason.clone())));
                 }
             }
         }
     }
 
     /// Checks that this node may execute the next batch: not failed, the leader,
-    /// not too far ahead of the commit point, settled in the current term.
-    fn ready(&mut self) -> Result<(), ConsensusError> {
+    /// not too far ahead of the commit point, settled in the current view.
+    fn ready(&mut self) -> Result<(), SubmitError> {
         if let Some(reason) = self.replica.failure() {
-            return Err(ConsensusError::Stopped(reason));
+            return Err(SubmitError::Stopped(reason));
         }
         // Refused rather than queued behind the stuck group: the client learns
         // why at once, and nothing it was told about is lost.
         if let Some(condition) = self.storage.condition() {
-            return Err(ConsensusError::Storage(condition));
+            return Err(SubmitError::Storage(condition));
         }
-        let (leader, term, address) = self.leadership();
-        if leader != Some(self.node_id) {
-            return Err(ConsensusError::NotLeader { leader, address });
+        let leadership = self.sequencer.leadership();
+        if leadership.leader != Some(self.node_id) {
+            return Err(leadership.not_leader());
         }
         let uncommitted = self
             .replica
@@ -126,39 +126,33 @@ impl Executor {
             .size()
             .saturating_sub(self.replica.committed_seqno());
         if uncommitted >= UNCOMMITTED_TX_MAX {
-            return Err(ConsensusError::Busy(uncommitted as usize));
+            return Err(SubmitError::Overloaded { uncommitted });
         }
-        if term != self.settled_term || self.unsettled.swap(false, Ordering::AcqRel) {
+        if leadership.view != self.settled_term || self.unsettled.swap(false, Ordering::AcqRel) {
             // Settling may wait for proposals in flight, during which this node
-            // can lose and regain leadership: `still_leading` checks the term
+            // can lose and regain leadership: `still_leading` checks the view
             // again just before the batch is proposed.
-            self.settle()?;
-            self.settled_term = term;
+            self.settle()
+                .map_err(|error| SubmitError::from_engine(&error))?;
+            self.settled_term = leadership.view;
         }
         Ok(())
     }
 
-    /// Checks, just before proposing, that this node still leads in the term the
+    /// Checks, just before proposing, that this node still leads in the view the
     /// batch was executed for; if not, the batch is rolled back unproposed (its
     /// submitters are told to go to the leader: it did not happen).
-    fn still_leading(&self, view: u64, first_seqno: u64) -> Result<(), ConsensusError> {
-        match self.leadership() {
-            (Some(leader), term, _) if leader == self.node_id && term == view => Ok(()),
-            (leader, _, address) => {
-                let _writer = lock(&self.replica.writer);
-                self.replica.rollback_to(first_seqno.saturating_sub(1))?;
-                self.unsettled.store(true, Ordering::Release);
-                Err(ConsensusError::NotLeader { leader, address })
-            }
+    fn still_leading(&self, view: u64, first_seqno: u64) -> Result<(), SubmitError> {
+        let leadership: Leadership = self.sequencer.leadership();
+        if leadership.leader == Some(self.node_id) && leadership.view == view {
+            return Ok(());
         }
-    }
-
-    /// The leader, the term and the leader's address, as openraft last reported.
-    fn leadership(&self) -> (Option<u64>, u64, Option<String>) {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let (leader, address) = crate::raft::known_leader(&metrics);
-        (leader, metrics.current_term, address)
+        let _execution = lock(&self.replica.execution);
+        self.replica
+            .rollback_to(first_seqno.saturating_sub(1))
+            .map_err(|error| SubmitError::from_engine(&error))?;
+        self.unsettled.store(true, Ordering::Release);
+        Err(leadership.not_leader())
     }
 
     /// Makes the speculative state exactly the log: waits for the proposals in
@@ -166,8 +160,8 @@ impl Executor {
     fn settle(&self) -> Result<(), ConsensusError> {
         self.wait_in_flight(SETTLE_WAIT_MS);
         let committed = self.replica.committed_seqno();
-        let batches = self.reader.batches_after(committed)?;
-        let dispatcher = lock(&self.replica.writer);
+        let batches = self.sequencer.logged_after(committed)?;
+        let dispatcher = lock(&self.replica.execution);
         let mut last = committed;
         for batch in &batches {
             if !self.replica.holds(batch) {
@@ -192,17 +186,17 @@ impl Executor {
     }
 
     /// Answers the submitters that did not ask to wait, proposes the batch and
-    /// leaves the others to the proposal's answer.
+    /// leaves the others to the proposal's end.
     fn propose(
         &mut self,
-        batch: crate::raft::ExecutedBatch,
+        batch: ExecutedBatch,
         results: Vec<TxResult>,
         replies: Vec<(bool, Reply)>,
     ) {
         let view = batch.batch.view;
         if let Err(error) = self.still_leading(view, batch.batch.first_seqno) {
             for (_, reply) in replies {
-                reply(Err(error.clone_for_reply()));
+                reply(Err(error.clone()));
             }
             return;
         }
@@ -226,49 +220,30 @@ impl Executor {
         let key = batch.batch.first_seqno;
         self.intake.proposed(batch.batch.last_seqno());
         // Filed before proposing: the batch may be applied (and its waiters
-        // answered) before `client_write_ff` returns.
+        // answered) before `propose` returns.
+        self.replica.waiters.file(view, key, waiting);
         let replica = Arc::clone(&self.replica);
-        replica.waiters.file(view, key, waiting);
-        let proposed = self.runtime.block_on(self.raft.client_write_ff(batch));
-        let receiver = match proposed {
-            Ok(receiver) => receiver,
-            Err(fatal) => {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                let reason = format!("the Raft engine stopped: {fatal}");
-                self.replica.fail(reason.clone());
-                replica
-                    .waiters
-                    .failed(view, key, &ConsensusError::Stopped(reason));
-                return;
-            }
-        };
         let in_flight = Arc::clone(&self.in_flight);
         let unsettled = Arc::clone(&self.unsettled);
-        self.runtime.spawn(async move {
-            let answer = receiver.await;
-            let failure = match answer {
-                // Applied: the state machine has answered the waiters (this
-                // answers any it could not reach; it never answers twice).
-                Ok(Ok(_)) => {
-                    replica.waiters.committed(view, key);
-                    None
+        let done = Box::new(move |ended: Result<(), SubmitError>| {
+            match ended {
+                // Applied: the core has answered the waiters (this answers any
+                // it could not reach; it never answers twice).
+                Ok(()) => replica.waiters.committed(view, key),
+                Err(error) => {
+                    unsettled.store(true, Ordering::Release);
+                    replica.waiters.failed(view, key, &error);
                 }
-                Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
-                    Some(ConsensusError::NotLeader {
-                        leader: forward.leader_id,
-                        address: forward.leader_node.map(|node| node.addr),
-                    })
-                }
-                Ok(Err(error)) => Some(ConsensusError::Raft(error.to_string())),
-                Err(_) => Some(ConsensusError::Stopped(
-                    "the Raft engine dropped the proposal".to_owned(),
-                )),
-            };
-            if let Some(error) = failure {
-                unsettled.store(true, Ordering::Release);
-                replica.waiters.failed(view, key, &error);
             }
             in_flight.fetch_sub(1, Ordering::AcqRel);
         });
+        if let Err(fatal) = self.sequencer.propose(batch, done) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let reason = fatal.to_string();
+            self.replica.fail(reason.clone());
+            self.replica
+                .waiters
+                .failed(view, key, &SubmitError::Stopped(reason));
+        }
     }
 }

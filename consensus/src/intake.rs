@@ -18,9 +18,9 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::engine::Submission;
-use crate::replica::lock;
-use crate::{ConsensusError, SUBMIT_QUEUE_MAX};
+use crate::submission::{Submission, SubmitError};
+use crate::sync::lock;
+use crate::SUBMIT_QUEUE_MAX;
 
 struct State {
     queue: VecDeque<Submission>,
@@ -93,13 +93,15 @@ impl Intake {
 
     /// Queues a submission; refuses at once when [`SUBMIT_QUEUE_MAX`] wait or
     /// the intake is closed.
-    pub(crate) fn submit(&self, submission: Submission) -> Result<(), ConsensusError> {
+    pub(crate) fn submit(&self, submission: Submission) -> Result<(), SubmitError> {
         let mut state = lock(&self.state);
         if state.closed {
-            return Err(ConsensusError::Stopped("shutting down".to_owned()));
+            return Err(SubmitError::Stopped("shutting down".to_owned()));
         }
         if state.queue.len() >= SUBMIT_QUEUE_MAX {
-            return Err(ConsensusError::Busy(SUBMIT_QUEUE_MAX));
+            return Err(SubmitError::Busy {
+                waiting: SUBMIT_QUEUE_MAX,
+            });
         }
         state.queue.push_back(submission);
         let wake = match state.sleep {
@@ -360,12 +362,12 @@ mod tests {
         }
         assert!(matches!(
             intake.submit(submission(0)),
-            Err(ConsensusError::Busy(_))
+            Err(SubmitError::Busy { .. })
         ));
         intake.close();
         assert!(matches!(
             intake.submit(submission(0)),
-            Err(ConsensusError::Stopped(_))
+            Err(SubmitError::Stopped(_))
         ));
         let mut drained = 0;
         while let Some(batch) = intake.next_batch(1000, LONG) {

@@ -142,3 +142,41 @@ pub fn push_logged_batch(
 pub fn last_id(history: &HistoryState) -> Option<TransactionId> {
     history.transaction_id(history.size())
 }
+
+/// The state rebuilt from the ledger, from the newest valid snapshot if there is
+/// one (falling back to a full replay if the snapshot does not fit the ledger).
+pub(crate) fn recover(
+    ledger: &Ledger,
+    identity: &ServiceIdentity,
+    snapshot_dir: Option<&std::path::Path>,
+    committed: u64,
+) -> Result<(Store, HistoryState, Option<u64>), ConsensusError> {
+    if let Some(loaded) = snapshot_dir.and_then(|dir| crate::snapshot::newest(dir, identity)) {
+        let seqno = loaded.snapshot.version();
+        let mut store = Store::new();
+        let mut history = HistoryState::new();
+        match replay(
+            ledger,
+            &mut store,
+            &mut history,
+            identity,
+            Some(loaded),
+            committed,
+        ) {
+            Ok(()) => {
+                tracing::info!(
+                    seqno,
+                    "state restored from a snapshot and the ledger suffix"
+                );
+                return Ok((store, history, Some(seqno)));
+            }
+            Err(error) => {
+                tracing::warn!(seqno, %error, "the snapshot does not fit the ledger; replaying it all");
+            }
+        }
+    }
+    let mut store = Store::new();
+    let mut history = HistoryState::new();
+    replay(ledger, &mut store, &mut history, identity, None, committed)?;
+    Ok((store, history, None))
+}

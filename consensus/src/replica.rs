@@ -27,10 +27,11 @@ use stele_history::{claims_digest, Digest, TransactionId};
 use stele_kv::Store;
 use stele_ledger::{BatchEntry, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT};
 
+use crate::batch::ExecutedBatch;
 use crate::high_water::HighWater;
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
-use crate::raft::ExecutedBatch;
+use crate::sync::{lock, read, write};
 use crate::waiters::Waiters;
 use crate::ConsensusError;
 
@@ -73,9 +74,11 @@ pub struct Replica {
     last_divergence: Mutex<Option<String>>,
     pub(crate) identity: ServiceIdentity,
     pub(crate) counters: EngineCounters,
-    /// Serialises every writer of the speculative state (primary execution,
-    /// follower check, confirm by re-execution); holds the dispatcher they share.
-    pub(crate) writer: Mutex<Dispatcher>,
+    /// The execution lock: serialises everything that changes the
+    /// speculative state (primary execution, follower check, confirm by
+    /// re-execution, rollback, snapshot install), and holds the dispatcher
+    /// the executing ones share.
+    pub(crate) execution: Mutex<Dispatcher>,
     pub(crate) fault: Fault,
     /// Wakes the snapshot thread with a committed seqno.
     pub(crate) snapshots: Mutex<Option<SyncSender<u64>>>,
@@ -86,13 +89,6 @@ pub struct Replica {
     /// The committed tree recorded on disk (set once the engine has checked
     /// the ledger against it).
     pub(crate) high_water: Mutex<Option<HighWater>>,
-}
-
-/// Recovers the guard of a lock whose holder panicked: the data is plain.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Replica {
@@ -114,7 +110,7 @@ impl Replica {
             last_divergence: Mutex::new(None),
             identity,
             counters: EngineCounters::default(),
-            writer: Mutex::new(dispatcher),
+            execution: Mutex::new(dispatcher),
             fault,
             snapshots: Mutex::new(None),
             snapshot_interval_tx,
@@ -153,31 +149,23 @@ impl Replica {
     }
 
     pub(crate) fn read_store(&self) -> std::sync::RwLockReadGuard<'_, Store> {
-        self.store
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        read(&self.store)
     }
 
     fn write_store(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
-        self.store
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        write(&self.store)
     }
 
     pub(crate) fn read_history(&self) -> std::sync::RwLockReadGuard<'_, HistoryState> {
-        self.history
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        read(&self.history)
     }
 
     pub(crate) fn write_history(&self) -> std::sync::RwLockWriteGuard<'_, HistoryState> {
-        self.history
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        write(&self.history)
     }
 
     /// Primary: executes `commands` as the next batch of `view`, folds the leaves
-    /// into the history and signs the checkpoint. The caller holds `writer`.
+    /// into the history and signs the checkpoint. The caller holds `execution`.
     pub(crate) fn execute(
         &self,
         dispatcher: &Dispatcher,
@@ -200,6 +188,7 @@ impl Replica {
         self.counters
             .transactions
             .fetch_add(results.len() as u64, Ordering::Relaxed);
+        self.debug_assert_aligned();
         let batch = ExecutedBatch {
             batch: BatchEntry {
                 view,
@@ -263,7 +252,7 @@ impl Replica {
     /// Follower: re-executes `batch` on top of the current speculative state
     /// (which must end right before it) and compares everything with the
     /// primary's. On a mismatch nothing stays applied and the reason is returned.
-    /// The caller holds `writer`.
+    /// The caller holds `execution`.
     pub(crate) fn check(
         &self,
         dispatcher: &Dispatcher,
@@ -312,11 +301,12 @@ impl Replica {
         self.counters
             .transactions
             .fetch_add(results.len() as u64, Ordering::Relaxed);
+        self.debug_assert_aligned();
         Ok(())
     }
 
     /// Drops every speculative transaction after `seqno` (never a committed
-    /// one). The caller holds `writer`.
+    /// one). The caller holds `execution`.
     pub(crate) fn rollback_to(&self, seqno: u64) -> Result<(), ConsensusError> {
         let committed = self.committed_seqno();
         if seqno < committed {
@@ -334,11 +324,70 @@ impl Replica {
         self.counters
             .rolled_back
             .fetch_add(size - seqno, Ordering::Relaxed);
+        self.debug_assert_aligned();
         tracing::info!(
             from = size,
             to = seqno,
             "rolled back speculative transactions"
         );
+        Ok(())
+    }
+
+    /// The speculative state's two halves end at the same seqno: the store's
+    /// newest version is the history's size.
+    fn debug_assert_aligned(&self) {
+        debug_assert_eq!(
+            self.read_store().version(),
+            self.read_history().size(),
+            "the KV store and the history end at the same seqno"
+        );
+    }
+
+    /// Protocol -> core: a proposed batch, before this node acknowledges it.
+    /// Held already (this node executed or checked it): nothing to do. Else
+    /// whatever speculative state follows the point it extends is rolled back
+    /// and the batch is re-executed and compared ([`Replica::check`]). The
+    /// caller holds `execution`.
+    pub(crate) fn check_proposed(
+        &self,
+        dispatcher: &Dispatcher,
+        batch: &ExecutedBatch,
+    ) -> Result<(), ConsensusError> {
+        if self.holds(batch) {
+            return Ok(());
+        }
+        self.rollback_to(batch.batch.first_seqno.saturating_sub(1))?;
+        self.check(dispatcher, batch)
+    }
+
+    /// Protocol -> core: a logged batch was cut from the log (never a
+    /// committed one): if this node holds it, it and what follows are rolled
+    /// back. A failure stops the node.
+    pub(crate) fn truncated(&self, batch: &ExecutedBatch) {
+        let _execution = lock(&self.execution);
+        if self.holds(batch) {
+            let keep = batch.batch.first_seqno.saturating_sub(1);
+            if let Err(error) = self.rollback_to(keep) {
+                self.fail(format!("rolling back a truncated batch: {error}"));
+            }
+        }
+    }
+
+    /// Protocol -> core: `batch` committed. It is confirmed ([`Replica::confirm`])
+    /// and its waiting submitters are answered. The caller has raised the high
+    /// water to it or past it ([`Replica::raise_high_water`]). A failure is
+    /// fatal: the node stops itself (a determinism bug or a lost batch).
+    pub(crate) fn apply_committed(&self, batch: &ExecutedBatch) -> Result<(), ConsensusError> {
+        if let Err(error) = self.confirm(batch) {
+            let reason = format!(
+                "the committed batch at seqno {} does not confirm: {error}",
+                batch.batch.first_seqno
+            );
+            self.fail(reason.clone());
+            return Err(ConsensusError::Stopped(reason));
+        }
+        self.waiters
+            .committed(batch.batch.view, batch.batch.first_seqno);
         Ok(())
     }
 
@@ -370,7 +419,7 @@ impl Replica {
             return Ok(());
         }
         if !held {
-            let dispatcher = lock(&self.writer);
+            let dispatcher = lock(&self.execution);
             tracing::info!(
                 seqno = batch.batch.first_seqno,
                 "re-executing a committed batch missing from the speculative state"
@@ -384,7 +433,7 @@ impl Replica {
 
     /// After a snapshot install: the state becomes `store`, committed at its
     /// version, where the history (rebuilt from the received ledger) ends.
-    /// The caller holds `writer`.
+    /// The caller holds `execution`.
     pub(crate) fn install_state(&self, store: Store) {
         let seqno = store.committed_version();
         *self.write_store() = store;
@@ -397,6 +446,10 @@ impl Replica {
 
     /// Commits up to `seqno`: reads see it, snapshots may be taken at it.
     fn commit(&self, seqno: u64, transactions: u64) {
+        debug_assert!(
+            seqno >= self.committed_seqno(),
+            "the commit point only moves forward"
+        );
         if let Err(error) = self.write_store().commit(seqno) {
             self.fail(format!("committing seqno {seqno}: {error}"));
             return;

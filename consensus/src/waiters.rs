@@ -1,18 +1,17 @@
 //! [`Waiters`]: the submitters of proposed batches who wait for their commit.
 //!
 //! The executor files them under the batch's (view, first seqno) before
-//! proposing it; the state machine answers them as it applies the batch, so a
-//! commit is reported without a further hop through the Raft engine's task. A
-//! view is a Raft term, which has one leader: (view, first seqno) names one
-//! batch in every log. Whoever ends a proposal otherwise (an error from the Raft
-//! engine) answers what is still filed.
+//! proposing it; the core answers them as it applies the committed batch, so a
+//! commit is reported without a further hop through the protocol's task. A
+//! view has one leader: (view, first seqno) names one batch in every log.
+//! Whoever ends a proposal otherwise (an error from the protocol) answers what
+//! is still filed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::engine::{Reply, SubmitResult};
-use crate::replica::lock;
-use crate::ConsensusError;
+use crate::submission::{Reply, SubmitError, SubmitResult};
+use crate::sync::lock;
 
 type Filed = Vec<(SubmitResult, Reply)>;
 
@@ -39,9 +38,9 @@ impl Waiters {
     }
 
     /// Tells the submitters of the batch, if still waiting, that it failed.
-    pub(crate) fn failed(&self, view: u64, first_seqno: u64, error: &ConsensusError) {
+    pub(crate) fn failed(&self, view: u64, first_seqno: u64, error: &SubmitError) {
         for (_, reply) in self.take(view, first_seqno) {
-            reply(Err(error.clone_for_reply()));
+            reply(Err(error.clone()));
         }
     }
 
@@ -92,9 +91,9 @@ mod tests {
             .iter()
             .all(|answer| answer.as_ref().is_ok_and(|result| result.committed)));
         // Already answered: a late failure tells nobody.
-        waiters.failed(2, 1, &ConsensusError::Stopped("late".to_owned()));
+        waiters.failed(2, 1, &SubmitError::Stopped("late".to_owned()));
         assert!(receiver.try_recv().is_err());
-        waiters.failed(2, 3, &ConsensusError::Stopped("lost".to_owned()));
+        waiters.failed(2, 3, &SubmitError::Stopped("lost".to_owned()));
         let failed = receiver.try_recv().expect("the batch at 3 was answered");
         assert!(failed.is_err_and(|error| error.contains("lost")));
     }

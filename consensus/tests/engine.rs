@@ -133,7 +133,7 @@ fn committed_transactions_have_receipts_and_survive_restart() {
             true,
         );
         assert!(result.committed);
-        assert!(matches!(result.outcome, Outcome::Committed(_)));
+        assert!(matches!(result.outcome, Outcome::Completed(_)));
         ids.push(result.transaction_id);
     }
     // Many submissions queued at once share batches.

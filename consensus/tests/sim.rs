@@ -64,7 +64,7 @@ use sim::checks::{check_health, check_ledgers, check_live, Evidence};
 use sim::client::{self, MAP};
 use sim::cluster::Cluster;
 use sim::schedule::{plan, Plan, Step, Target, NODES};
-use stele_consensus::{ConsensusError, Fault, Submission};
+use stele_consensus::{Fault, Submission, SubmitError};
 use stele_frontends::{Command, Op, Transaction};
 use stele_history::TransactionId;
 
@@ -178,7 +178,7 @@ fn describe_nodes(cluster: &Cluster) -> String {
             None => format!("  node {node}: down"),
             Some(engine) => format!(
                 "  node {node}: {:?} committed={} executed={} failure={:?}",
-                engine.raft_status(),
+                engine.status(),
                 engine.committed_seqno(),
                 engine.executed_seqno(),
                 engine.failure()
@@ -391,7 +391,7 @@ async fn converge(cluster: &mut Cluster) -> Result<TransactionId, String> {
             if let Ok(Ok(Ok(result))) = answer {
                 break result.transaction_id;
             }
-            if let Ok(Ok(Err(error @ ConsensusError::Stopped(_)))) = answer {
+            if let Ok(Ok(Err(error @ SubmitError::Stopped(_)))) = answer {
                 return Err(format!("the leader stopped: {error}"));
             }
         }

@@ -116,7 +116,7 @@ fn seeded_store(keys: u64) -> Store {
     let results = execute_serial(&mut store, &[setup]).unwrap();
     assert!(matches!(
         results[0].outcome,
-        stele_frontends::Outcome::Committed(_)
+        stele_frontends::Outcome::Completed(_)
     ));
     store
 }

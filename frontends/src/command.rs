@@ -144,8 +144,10 @@ pub enum AbortReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
-    /// Committed with this response.
-    Committed(serde_json::Value),
+    /// Completed (did not abort) with this response; whether it is committed
+    /// is the engine's to say. Serialized under its first name, `committed`.
+    #[serde(rename = "committed")]
+    Completed(serde_json::Value),
     /// Aborted; wrote nothing.
     Aborted(AbortReason),
 }
@@ -163,7 +165,7 @@ pub struct Execution {
 
 impl Execution {
     fn new(outcome: Outcome, write_set: WriteSet) -> Self {
-        debug_assert!(matches!(outcome, Outcome::Committed(_)) || write_set.is_empty());
+        debug_assert!(matches!(outcome, Outcome::Completed(_)) || write_set.is_empty());
         let write_set_digest = write_set.digest();
         Execution {
             outcome,
@@ -249,7 +251,7 @@ impl Command {
         };
         match result {
             Ok(response) => Ok(Execution::new(
-                Outcome::Committed(response),
+                Outcome::Completed(response),
                 tx.into_write_set(),
             )),
             Err(Stop::Abort(reason)) => {

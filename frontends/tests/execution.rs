@@ -23,7 +23,7 @@ fn run(store: &mut Store, command: &Command) -> Execution {
 
 fn committed(execution: &Execution) -> &serde_json::Value {
     match &execution.outcome {
-        Outcome::Committed(response) => response,
+        Outcome::Completed(response) => response,
         Outcome::Aborted(reason) => panic!("aborted: {reason:?}"),
     }
 }
@@ -33,7 +33,7 @@ fn aborted(execution: &Execution) -> &AbortReason {
     assert_eq!(execution.write_set_digest, WriteSet::new().digest());
     match &execution.outcome {
         Outcome::Aborted(reason) => reason,
-        Outcome::Committed(response) => panic!("committed: {response}"),
+        Outcome::Completed(response) => panic!("committed: {response}"),
     }
 }
 
@@ -270,7 +270,7 @@ fn redis_commands_answer_replies_and_watches_abort() {
     run(&mut store, &set); // k is 42 again: an equal value is no change
     assert!(matches!(
         run(&mut store, &watched).outcome,
-        Outcome::Committed(_)
+        Outcome::Completed(_)
     ));
     let incr = command(json!({"redis": {"ops": [{"op": "incrby", "key": "k", "by": 1}]}}));
     run(&mut store, &incr);

@@ -23,7 +23,8 @@ use openraft::{EntryPayload, Raft, Vote};
 
 use super::transfer::TRANSFER_BYTES_MAX;
 use super::types::SteleRaft;
-use crate::replica::{lock, Replica};
+use crate::replica::Replica;
+use crate::sync::lock;
 use crate::ConsensusError;
 
 /// How long a refused leader's vote requests are refused.
@@ -186,7 +187,7 @@ fn check_entries(
     replica: &Replica,
     rpc: &AppendEntriesRequest<SteleRaft>,
 ) -> Result<(), ConsensusError> {
-    let dispatcher = lock(&replica.writer);
+    let dispatcher = lock(&replica.execution);
     for entry in &rpc.entries {
         let EntryPayload::Normal(batch) = &entry.payload else {
             continue;
@@ -201,9 +202,6 @@ fn check_entries(
                 ),
             });
         }
-        if replica.holds(batch) {
-            continue;
-        }
         let before = batch.batch.first_seqno.saturating_sub(1);
         let size = replica.read_history().size();
         if size < before {
@@ -212,8 +210,7 @@ fn check_entries(
             tracing::debug!(size, before, "batches after a gap: left to openraft");
             return Ok(());
         }
-        replica.rollback_to(before)?;
-        replica.check(&dispatcher, batch)?;
+        replica.check_proposed(&dispatcher, batch)?;
     }
     Ok(())
 }

@@ -32,7 +32,8 @@ use super::log_store::LogWriter;
 use super::transfer::{TransferHeader, TransferReader};
 use super::types::ExecutedBatch;
 use crate::replay::push_logged_batch;
-use crate::replica::{lock, Replica};
+use crate::replica::Replica;
+use crate::sync::lock;
 use crate::ConsensusError;
 
 /// What an install did.
@@ -72,7 +73,7 @@ pub(crate) fn install(
     if log.log_id_at(header.last_log_id.index) == Some(header.last_log_id) {
         return Ok(Installed::FromLog);
     }
-    let _writer = lock(&replica.writer);
+    let _execution = lock(&replica.execution);
     let committed = replica.committed_seqno();
     let first_new = log.index_after_seqno(committed).ok_or_else(|| {
         refused(

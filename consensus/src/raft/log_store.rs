@@ -94,11 +94,7 @@ struct Index {
 type Shared = Arc<Index>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    // A panic while holding the lock leaves plain data; keep serving it.
-    shared
-        .state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::sync::lock(&shared.state)
 }
 
 /// Applies `change` to the state, then saves the meta durably with the state's
@@ -110,10 +106,7 @@ fn change_and_save<R>(
     shared: &Shared,
     change: impl FnOnce(&mut State) -> R,
 ) -> Result<R, ConsensusError> {
-    let _saving = shared
-        .saving
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _saving = crate::sync::lock(&shared.saving);
     let (result, meta, dir) = {
         let mut state = lock(shared);
         let result = change(&mut state);

@@ -3,6 +3,11 @@
 //!
 //! The modules:
 //!
+//! - [`sequencer`] — [`RaftSequencer`]: the Raft backend of the core's
+//!   [`Sequencer`](crate::sequencer::Sequencer) seam; starts openraft and
+//!   wires the log's hooks to the replica core.
+//! - [`config`] — [`ClusterSetup`], [`RaftTiming`], [`RaftLogPolicy`] and the
+//!   bounds of Raft messages.
 //! - [`types`] — [`SteleRaft`], the `RaftTypeConfig`: one Raft entry's normal
 //!   payload is one executed batch ([`ExecutedBatch`]).
 //! - [`meta`] — [`RaftMeta`]: the vote, the committed log id, the purge point, the
@@ -37,18 +42,22 @@
 //! [`GroupCommit`]: stele_ledger::GroupCommit
 
 pub(crate) mod compaction;
+pub mod config;
 pub mod follower;
 mod install;
 pub mod log_store;
 pub mod meta;
 pub mod network;
+pub mod sequencer;
 pub mod state_machine;
 pub mod transfer;
 pub mod types;
 
+pub use config::{ClusterSetup, RaftLogPolicy, RaftTiming};
 pub use follower::FollowerGate;
 pub use log_store::{LedgerLogReader, LedgerLogStore};
 pub use meta::RaftMeta;
+pub use sequencer::RaftSequencer;
 pub use state_machine::ReplicaStateMachine;
 pub use types::{BatchApplied, ExecutedBatch, SteleNode, SteleRaft};
 

@@ -73,17 +73,10 @@ impl ReplicaStateMachine {
                 Ok(BatchApplied::default())
             }
             EntryPayload::Normal(batch) => {
-                if let Err(error) = self.replica.confirm(&batch) {
-                    let reason = format!(
-                        "committed batch at log index {} does not confirm: {error}",
-                        log_id.index
-                    );
-                    self.replica.fail(reason.clone());
+                if let Err(error) = self.replica.apply_committed(&batch) {
+                    let reason = format!("log index {}: {error}", log_id.index);
                     return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
                 }
-                self.replica
-                    .waiters
-                    .committed(batch.batch.view, batch.batch.first_seqno);
                 Ok(BatchApplied {
                     view: batch.batch.view,
                     last_seqno: batch.batch.last_seqno(),

@@ -1,7 +1,9 @@
 //! The openraft type configuration of Stele.
 
 use serde::{Deserialize, Serialize};
-use stele_ledger::{BatchEntry, SignatureEntry};
+
+pub use crate::batch::{BatchApplied, ExecutedBatch};
+pub use crate::members::SteleNode;
 
 openraft::declare_raft_types!(
     /// Stele's Raft types: node ids are `u64`, a node is a [`SteleNode`] (its
@@ -17,72 +19,6 @@ openraft::declare_raft_types!(
         SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
-
-/// One Raft log entry's payload: a batch as the primary executed it, exactly what
-/// the ledger stores (the batch entry and the signature entry after it), plus the
-/// root the batch extends.
-///
-/// A follower re-executes `batch.txs[..].command` on its own speculative overlay
-/// and checks, before acknowledging, that `prev_root` is its own current root and
-/// that its root after the batch is the root in `signature.checkpoint`. The
-/// per-transaction digests are in each [`stele_ledger::TxRecord`] (write set,
-/// commit evidence, claims).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecutedBatch {
-    /// The transactions, their write sets and leaf components, in order. Its
-    /// `view` is the Raft term the batch was proposed in.
-    pub batch: BatchEntry,
-    /// The signed checkpoint over the tree ending with the batch: its root is the
-    /// root after the batch.
-    pub signature: SignatureEntry,
-    /// The Merkle root of the tree before the batch (RFC 9162 root of the first
-    /// `batch.first_seqno - 1` leaves).
-    #[serde(with = "serde_bytes")]
-    pub prev_root: [u8; 32],
-}
-
-/// What applying (confirming) a batch answers the proposer: the committed range.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchApplied {
-    /// The view (term) of the batch.
-    pub view: u64,
-    /// Its last seqno (0 for a Raft-only entry).
-    pub last_seqno: u64,
-}
-
-/// A member as the Raft membership records it: where it listens and the
-/// Ed25519 key its peer messages are signed with. Membership entries travel
-/// through the log, so every node learns a new member's key from the leader
-/// (authenticated) before that member can send it anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SteleNode {
-    /// `host:port` of its HTTPS listener (clients and peers).
-    pub addr: String,
-    /// Its peer public key, 64 lowercase hex digits.
-    pub public_key: String,
-}
-
-impl SteleNode {
-    /// A member at `addr` with peer key `public_key`.
-    pub fn new(addr: impl Into<String>, public_key: &ed25519_dalek::VerifyingKey) -> Self {
-        SteleNode {
-            addr: addr.into(),
-            public_key: hex::encode(public_key.as_bytes()),
-        }
-    }
-
-    /// The peer key, if `public_key` is a valid one.
-    pub fn verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
-        let bytes: [u8; 32] = hex::decode(&self.public_key).ok()?.try_into().ok()?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
-    }
-}
-
-impl std::fmt::Display for SteleNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (key {})", self.addr, self.public_key)
-    }
-}
 
 /// One InstallSnapshot chunk as it crosses the peer transport: openraft's
 /// request with the data as a CBOR byte string (its `Vec<u8>` would be coded

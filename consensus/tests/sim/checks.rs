@@ -46,7 +46,7 @@ fn fail(violations: Vec<String>) -> Result<(), String> {
 pub fn check_health(engines: &BTreeMap<u64, Arc<Engine>>, stopped: &[Stopped]) -> Vec<String> {
     let mut violations = Vec::new();
     let live = engines.iter().map(|(&node, engine)| {
-        let status = engine.raft_status();
+        let status = engine.status();
         (
             node,
             engine.failure(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use stele_consensus::{ConsensusError, Submission, SubmitResult};
+use stele_consensus::{Submission, SubmitError, SubmitResult};
 use stele_frontends::{Command, Op, Outcome, Transaction};
 use stele_history::TransactionId;
 
@@ -125,7 +125,7 @@ async fn submit(
     net: &Net,
     node: u64,
     command: Command,
-) -> Option<Result<SubmitResult, ConsensusError>> {
+) -> Option<Result<SubmitResult, SubmitError>> {
     let engine = net.engine(node)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let submitted = engine.submit(Submission {
@@ -200,7 +200,7 @@ pub async fn run(net: Arc<Net>, seed: u64, client: u64, stop: Arc<AtomicBool>) -
                     ));
                     break;
                 }
-                Some(Err(ConsensusError::NotLeader { leader, .. })) => {
+                Some(Err(SubmitError::NotLeader { leader, .. })) => {
                     log.refusals += 1;
                     target = leader.filter(|&l| l != target).unwrap_or(next(target));
                 }

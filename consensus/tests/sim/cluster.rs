@@ -172,7 +172,7 @@ impl Cluster {
         self.net
             .engines()
             .values()
-            .map(|engine| engine.raft_status())
+            .map(|engine| engine.status())
             .filter(|status| status.role == "Leader")
             .max_by_key(|status| status.term)
             .map(|status| status.node_id)
@@ -251,7 +251,7 @@ async fn stop(node: u64, mut engine: Arc<Engine>, stopped: Arc<Mutex<Vec<Stopped
         node,
         failure: engine.failure(),
         divergences: engine.counters().divergences.load(Ordering::Relaxed),
-        last_divergence: engine.raft_status().last_divergence,
+        last_divergence: engine.status().last_divergence,
     };
     stopped.lock().unwrap().push(report);
     engine.shutdown().await;

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -20,6 +20,7 @@ use super::{
     check_size, parse_node_id, PeerAuthError, PeerRpcKind, HEADER_FROM, HEADER_NONCE,
     HEADER_SIGNATURE, HEADER_TIME, HEADER_TO,
 };
+use crate::sync::{lock, read, write};
 
 /// How far a request's send time may be from the receiver's clock, either way.
 /// Members' clocks must agree within it (NTP); a captured request is worthless
@@ -153,20 +154,14 @@ impl PeerAuth {
     /// The pinned keys, by node id.
     pub fn members(&self) -> BTreeMap<u64, VerifyingKey> {
         // Replaced whole only: a poisoned lock still holds a consistent map.
-        self.members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        read(&self.members).clone()
     }
 
     /// Replaces the pinned keys (this node's own is always kept).
     pub fn set_members(&self, mut members: BTreeMap<u64, VerifyingKey>) {
         members.insert(self.node_id, self.key.verifying_key());
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|sender, _| members.contains_key(sender));
-        *self.members.write().unwrap_or_else(PoisonError::into_inner) = members;
+        lock(&self.seen).retain(|sender, _| members.contains_key(sender));
+        *write(&self.members) = members;
     }
 
     /// This node's id.
@@ -255,7 +250,7 @@ impl PeerAuth {
 
     /// Remembers `head`'s (time, nonce) for its sender, or refuses a repeat.
     fn record(&self, head: &RequestHead) -> Result<(), PeerAuthError> {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = lock(&self.seen);
         let sender = seen.entry(head.from).or_insert_with(|| Seen {
             floor_ms: self.started_ms,
             pairs: BTreeSet::new(),
@@ -324,9 +319,7 @@ impl PeerAuth {
     }
 
     fn member_key(&self, node: u64) -> Result<VerifyingKey, PeerAuthError> {
-        self.members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        read(&self.members)
             .get(&node)
             .copied()
             .ok_or(PeerAuthError::UnknownPeer(node))

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, Unreachable,
@@ -25,6 +25,7 @@ use super::{
 };
 use crate::error::ConsensusError;
 use crate::raft::types::{SnapshotChunk, SteleNode, SteleRaft};
+use crate::sync::lock;
 
 /// How much of a refusal's body is quoted in the client's error.
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
@@ -58,7 +59,7 @@ impl PeerNetwork {
     fn pinned_client(&self, target: u64, node: &SteleNode) -> Result<reqwest::Client, String> {
         // Replaced or added whole only: a poisoned lock still holds a
         // consistent map.
-        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pinned = lock(&self.pinned);
         if let Some((made_for, client)) = pinned.get(&target) {
             if made_for == node {
                 return Ok(client.clone());

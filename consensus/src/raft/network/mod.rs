@@ -40,8 +40,9 @@ mod client;
 pub mod pinning;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
+use crate::sync::{read, write};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -244,7 +245,7 @@ impl Partition {
     pub fn set(&self, blocked: BTreeSet<u64>) {
         // The set is only ever replaced whole, so a poisoned lock still holds a
         // consistent value.
-        *self.blocked.write().unwrap_or_else(PoisonError::into_inner) = blocked;
+        *write(&self.blocked) = blocked;
     }
 
     /// The blocked peers.
@@ -258,6 +259,6 @@ impl Partition {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<u64>> {
-        self.blocked.read().unwrap_or_else(PoisonError::into_inner)
+        read(&self.blocked)
     }
 }

@@ -49,7 +49,7 @@ fn watches_pass_when_unchanged_and_abort_with_no_writes_when_changed() {
     // Unchanged (a value rewritten equal counts as unchanged): committed.
     run_one(&mut store, set("s", "v"));
     let execution = execute(&store, transaction.clone());
-    assert!(matches!(execution.outcome, Outcome::Committed(_)));
+    assert!(matches!(execution.outcome, Outcome::Completed(_)));
 
     // Each watched key changed in turn: aborted, naming it, writing nothing.
     for (change, key) in [
@@ -464,7 +464,7 @@ fn the_worked_example_of_docs_execution_md() {
     let example = Command::from_json(json.as_bytes()).expect("the documented command parses");
     let mut store = Store::new();
     let execution = example.execute(&store).expect("declared");
-    let Outcome::Committed(response) = &execution.outcome else {
+    let Outcome::Completed(response) = &execution.outcome else {
         panic!("aborted: {:?}", execution.outcome);
     };
     let documented: serde_json::Value = serde_json::from_str(

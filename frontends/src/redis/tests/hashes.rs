@@ -173,7 +173,7 @@ fn hash_ops_on_a_string_are_wrongtype_and_write_nothing() {
     ];
     let count = ops.len();
     let execution = execute(&store, command(ops));
-    let Outcome::Committed(response) = &execution.outcome else {
+    let Outcome::Completed(response) = &execution.outcome else {
         panic!("a runtime error does not abort");
     };
     assert_eq!(
@@ -203,7 +203,7 @@ fn string_ops_on_a_hash_are_wrongtype_and_write_nothing() {
     ];
     let count = ops.len();
     let execution = execute(&store, command(ops));
-    let Outcome::Committed(response) = &execution.outcome else {
+    let Outcome::Completed(response) = &execution.outcome else {
         panic!("a runtime error does not abort");
     };
     assert_eq!(

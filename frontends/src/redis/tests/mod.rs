@@ -99,7 +99,7 @@ fn commit(store: &mut Store, execution: &Execution) {
 /// Runs `ops` as one command, commits it, and answers its replies.
 fn run(store: &mut Store, ops: Vec<RedisOp>) -> Vec<Reply> {
     let execution = execute(store, command(ops));
-    let Outcome::Committed(response) = &execution.outcome else {
+    let Outcome::Completed(response) = &execution.outcome else {
         panic!("aborted: {:?}", execution.outcome);
     };
     commit(store, &execution);

@@ -1,0 +1,38 @@
+//! [`ExecutedBatch`]: the unit of ordering. Whatever protocol orders batches
+//! (the [`Sequencer`](crate::sequencer::Sequencer)), this is what it carries,
+//! and what every node logs, checks and confirms.
+
+use serde::{Deserialize, Serialize};
+use stele_ledger::{BatchEntry, SignatureEntry};
+
+/// What the primary proposes and every replica logs: a batch as the primary executed it, exactly what
+/// the ledger stores (the batch entry and the signature entry after it), plus the
+/// root the batch extends.
+///
+/// A follower re-executes `batch.txs[..].command` on its own speculative overlay
+/// and checks, before acknowledging, that `prev_root` is its own current root and
+/// that its root after the batch is the root in `signature.checkpoint`. The
+/// per-transaction digests are in each [`stele_ledger::TxRecord`] (write set,
+/// commit evidence, claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutedBatch {
+    /// The transactions, their write sets and leaf components, in order. Its
+    /// `view` is the view (Raft term) the batch was proposed in.
+    pub batch: BatchEntry,
+    /// The signed checkpoint over the tree ending with the batch: its root is the
+    /// root after the batch.
+    pub signature: SignatureEntry,
+    /// The Merkle root of the tree before the batch (RFC 9162 root of the first
+    /// `batch.first_seqno - 1` leaves).
+    #[serde(with = "serde_bytes")]
+    pub prev_root: [u8; 32],
+}
+
+/// What applying (confirming) a batch answers the proposer: the committed range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchApplied {
+    /// The view (term) of the batch.
+    pub view: u64,
+    /// Its last seqno (0 for a Raft-only entry).
+    pub last_seqno: u64,
+}
