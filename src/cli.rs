@@ -33,7 +33,7 @@ pub enum Command {
     /// Load a running node or cluster over HTTPS: committed tx/s and commit
     /// latency (p50/p90/p99/p99.9) of a workload, then the same clients on
     /// `GET /node/commit` (the ceiling), and every figure as a ratio to it.
-    Bench(crate::bench::BenchArgs),
+    Bench(stele_bench::BenchArgs),
 }
 
 /// `stele receipt ...`.
@@ -55,6 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ClusterInit(args) => crate::cluster_init::run(&args),
         Command::Verify(args) => crate::verify::run(&args),
         Command::Receipt(ReceiptCommand::Verify(args)) => crate::receipt::run(&args),
-        Command::Bench(args) => crate::bench::run(&args),
+        Command::Bench(args) => stele_bench::run(&args),
     }
 }

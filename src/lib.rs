@@ -1,4 +1,6 @@
-//! `stele`: the node — configuration, command line and wiring.
+//! `stele`: the node — configuration, command line and wiring. `stele bench`,
+//! the load generator, is its own crate (`stele-bench`, in `bench/`): the
+//! command line below only parses its arguments and calls it.
 //!
 //! Modules:
 //! - [`cli`]: the `stele` command line (clap derive); `main.rs` only parses and
@@ -14,11 +16,8 @@
 //! - [`admin`]: the operator's routes (`[admin]`): partition injection.
 //! - [`cluster_init`]: `stele cluster-init`, the files of an N-node cluster.
 //! - [`receipt`]: `stele receipt verify`, the offline receipt check.
-//! - [`bench`]: `stele bench`, the load generator: committed tx/s and commit
-//!   latency over HTTPS, each as a ratio to the same server's ceiling.
 
 pub mod admin;
-pub mod bench;
 pub mod cli;
 pub mod cluster_init;
 pub mod config;

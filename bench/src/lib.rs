@@ -1,6 +1,8 @@
-//! `stele bench`: drives a running node or cluster over real HTTPS and reports
-//! committed transactions per second and commit latency, each also as a ratio
-//! to the ceiling of the same server measured in the same run.
+//! `stele-bench`: `stele bench`, the load generator. It drives a running node
+//! or cluster over real HTTPS and reports committed transactions per second and
+//! commit latency, each also as a ratio to the ceiling of the same server
+//! measured in the same run. The `stele` binary parses [`BenchArgs`] as its
+//! `bench` subcommand and calls [`run`]; nothing here is part of the node.
 //!
 //! Modules:
 //! - [`target`]: the clients' keep-alive connections, TLS trust, the token,
@@ -23,6 +25,23 @@
 //! HTTP, `--url http://host:2379`), with the same client, connections and
 //! phases, so that `bench/etcd3.sh` compares the two like for like; its
 //! ceiling is a serializable one-key range on the same gateway.
+//!
+//! Invariants kept:
+//! - Every argument is checked against its limit before anything is sent, and
+//!   a refusal names the argument.
+//! - `--clients C` is exactly C keep-alive connections (plus one per client
+//!   redirected to another node), each sending one request at a time.
+//! - Open-loop latency is timed from each request's scheduled start, never
+//!   from when it was sent; scheduled requests that never started are counted.
+//! - The ceiling is measured in the same run, over the same connections and
+//!   for as long as the workload, so every ratio compares like with like.
+//! - stdout holds the report alone (the table, or one JSON object with
+//!   `--json`); progress goes to stderr.
+//! - Keys and ids come from a random run id: two runs against the same node
+//!   neither collide nor rewrite each other's records.
+//! - The report's `stele_version` is this crate's version, which moves with
+//!   the `stele` package's (the workspace's crates share one version, as
+//!   `stele-resp`'s `INFO` assumes too).
 
 pub mod driver;
 pub mod report;
