@@ -2,9 +2,9 @@
 //!
 //! Normal entries are ledger batches (appended through [`GroupCommit`], read back
 //! through the batch locations the writer reports); blank and membership entries
-//! and the vote live in the [`RaftMeta`] file. Skeleton for P5: rollback of KV
-//! versions and history leaves on truncation is the engine's job and is not wired
-//! yet (see `docs/consensus.md`).
+//! and the vote live in the [`RaftMeta`] file. A truncation cuts the ledger
+//! suffix and calls the truncate hook with each cut batch, which rolls the
+//! replica core's KV versions and history back (`Replica::truncated`).
 
 use std::ops::RangeBounds;
 use std::path::PathBuf;
