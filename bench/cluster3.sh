@@ -31,6 +31,8 @@ start_stele_cluster "$NODES" "$BASE_PORT"
 echo "$(machine_line)" >&2
 
 common=("${CLUSTER_ARGS[@]}")
+# The nodes' CPU (and the client's) per committed write, from /proc.
+for pid in "${NODE_PIDS[@]}"; do common+=(--cpu-pid "$pid"); done
 for workload in $WORKLOADS; do
     case $workload in
         log | kv-put | receipt) run_bench "$workload" "${common[@]}" --workload "$workload" ;;

@@ -32,6 +32,8 @@ wait_listening node "${NODE_PIDS[0]}"
 echo "node up: https://127.0.0.1:$PORT, data in $WORK/node; $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 
 common=(--url "https://127.0.0.1:$PORT" --data-dir "$WORK/node")
+# The nodes' CPU (and the client's) per committed write, from /proc.
+for pid in "${NODE_PIDS[@]}"; do common+=(--cpu-pid "$pid"); done
 for workload in $WORKLOADS; do
     case $workload in
         log | kv-put | receipt) run_bench "$workload" "${common[@]}" --workload "$workload" ;;

@@ -39,10 +39,13 @@
 //!   `--json`); progress goes to stderr.
 //! - Keys and ids come from a random run id: two runs against the same node
 //!   neither collide nor rewrite each other's records.
+//! - `--cpu-pid` samples the named processes and the client over the
+//!   workload phase only, so CPU per operation divides like by like.
 //! - The report's `stele_version` is this crate's version, which moves with
 //!   the `stele` package's (the workspace's crates share one version, as
 //!   `stele-resp`'s `INFO` assumes too).
 
+pub mod cpu;
 pub mod driver;
 pub mod report;
 pub mod target;
@@ -138,6 +141,10 @@ pub struct BenchArgs {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// A process (a node) whose CPU is reported with this client's over the
+    /// workload phase, per committed operation (repeatable; Linux `/proc`).
+    #[arg(long = "cpu-pid", value_name = "PID")]
+    pub cpu_pids: Vec<u32>,
     /// A free-form tag copied into the report (`settings.label`), e.g.
     /// `workers=2` or `stele`, for the scripts that group runs.
     #[arg(long)]
@@ -280,7 +287,19 @@ async fn measure(
         duration,
         rate_per_s: args.rate,
     };
+    let cpu_start = if args.cpu_pids.is_empty() {
+        None
+    } else {
+        Some(cpu::CpuSample::take(&args.cpu_pids)?)
+    };
     let (connections, result) = run_phase(connections, &plan, &workload, seed).await?;
+    let cpu = match cpu_start {
+        Some(start) => {
+            let end = cpu::CpuSample::take(&args.cpu_pids)?;
+            Some(start.report(&end, result.succeeded))
+        }
+        None => None,
+    };
     let ceiling_phase = Phase {
         kind: PhaseKind::Ceiling,
         label: "ceiling".to_owned(),
@@ -326,6 +345,7 @@ async fn measure(
         result,
         ceiling,
         ratio,
+        cpu,
     })
 }
 

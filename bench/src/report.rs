@@ -168,6 +168,10 @@ pub struct Report {
     pub ceiling: PhaseReport,
     /// `result` against `ceiling`.
     pub ratio: Ratios,
+    /// With `--cpu-pid`: the CPU of those processes and the client over the
+    /// workload phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<crate::cpu::CpuReport>,
 }
 
 impl Report {
@@ -253,6 +257,21 @@ impl Report {
             self.ceiling.elapsed_s,
             settings.leader_redirects
         );
+        if let Some(cpu) = &self.cpu {
+            let processes: Vec<String> = cpu
+                .processes
+                .iter()
+                .map(|process| format!("{} {} {:.2}", process.name, process.pid, process.cores))
+                .collect();
+            let _ = writeln!(
+                text,
+                "  cpu over the workload: {:.1} us per committed operation ({:.1} us in the watched processes); cores: {}, client {:.2}",
+                cpu.total_us_per_op,
+                cpu.nodes_us_per_op,
+                processes.join(", "),
+                cpu.client_cores
+            );
+        }
         text
     }
 }
