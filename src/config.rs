@@ -129,12 +129,25 @@ pub struct Admin {
     pub partition_injection: bool,
 }
 
+/// `[cluster] mode`: which protocol orders the batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderingMode {
+    /// Raft (openraft): crash faults, n = 2f + 1.
+    #[default]
+    Raft,
+}
+
 /// `[cluster]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// This node's id (one of the members).
     pub node_id: u64,
+    /// The ordering protocol behind the consensus seam: `raft` (the default
+    /// and, until BFT mode lands, the only one).
+    #[serde(default)]
+    pub mode: OrderingMode,
     /// Between the leader's heartbeats, in milliseconds.
     #[serde(default = "heartbeat_ms_default")]
     pub heartbeat_ms: u64,
@@ -522,6 +535,23 @@ mod tests {
         let bad: Config = toml::from_str("[resp]\nlisten = \"nowhere\"").unwrap();
         assert!(bad.validate().is_err());
         assert!(toml::from_str::<Config>("[resp]\nlistne = \"off\"").is_err());
+    }
+
+    #[test]
+    fn the_ordering_mode_is_raft_unless_said_and_an_unknown_one_is_named() {
+        let member = format!(
+            "[[cluster.members]]\nid = 1\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\n",
+            "00".repeat(32)
+        );
+        let base = format!("[cluster]\nnode_id = 1\n{member}");
+        let config: Config = toml::from_str(&base).unwrap();
+        assert_eq!(config.cluster.unwrap().mode, OrderingMode::Raft);
+        let raft = base.replace("node_id = 1\n", "node_id = 1\nmode = \"raft\"\n");
+        let config: Config = toml::from_str(&raft).unwrap();
+        assert_eq!(config.cluster.unwrap().mode, OrderingMode::Raft);
+        let bft = base.replace("node_id = 1\n", "node_id = 1\nmode = \"bft\"\n");
+        let error = toml::from_str::<Config>(&bft).unwrap_err().to_string();
+        assert!(error.contains("bft") && error.contains("raft"), "{error}");
     }
 
     #[test]

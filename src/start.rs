@@ -137,7 +137,17 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("listening on {listen}"))?;
         let addr = listener.local_addr().context("the bound address")?;
-        let engine = Arc::new(Engine::start(ledger, identity, engine_config, cluster).await?);
+        // The protocol behind the consensus seam, from `[cluster] mode`.
+        let mode = config
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.mode)
+            .unwrap_or_default();
+        let engine = match mode {
+            crate::config::OrderingMode::Raft => {
+                Arc::new(Engine::start(ledger, identity, engine_config, cluster).await?)
+            }
+        };
         tracing::info!(
             committed_seqno = engine.committed_seqno(),
             snapshot_seqno = engine.restored_from_snapshot(),
