@@ -5,14 +5,15 @@
 //! Modules:
 //! - [`cli`]: the `stele` command line (clap derive); `main.rs` only parses and
 //!   calls [`cli::run`].
-//! - [`start`]: `stele start`, the node: data folder, engine, HTTPS, signals.
+//! - [`start`]: `stele start`, the node: data folder, engine, HTTPS, signals;
+//!   it serves the peer routes (Raft RPCs between nodes) of
+//!   `stele_consensus::raft::network::router` beside the client API.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`datadir`]: the data folder (identity, token, TLS, ledger), created on
 //!   first start.
 //! - [`node`]: the engine behind the HTTP layer's `Node` contract; metrics.
 //! - [`verify`]: `stele verify`, the offline ledger check (progress bar on a
 //!   terminal, plain lines otherwise).
-//! - [`peer`]: the peer routes (Raft RPCs between nodes).
 //! - [`admin`]: the operator's routes (`[admin]`): partition injection.
 //! - [`cluster_init`]: `stele cluster-init`, the files of an N-node cluster.
 //! - [`receipt`]: `stele receipt verify`, the offline receipt check.
@@ -23,7 +24,6 @@ pub mod cluster_init;
 pub mod config;
 pub mod datadir;
 pub mod node;
-pub mod peer;
 pub mod receipt;
 pub mod start;
 pub mod verify;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use anyhow::Context;
 use stele_api::prometheus_client::registry::Registry;
 use stele_api::{ensure_self_signed, token_hash, write_peer_certificate, ApiConfig};
-use stele_consensus::raft::network::{Partition, PeerAuth};
+use stele_consensus::raft::network::{self, Partition, PeerAuth};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::{ClusterSetup, Engine, EngineConfig, Fault, RaftLogPolicy, RaftTiming};
 use stele_history::VerifyingKey;
@@ -161,7 +161,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         ));
         let mut router = stele_api::router(Arc::clone(&node), api_config, registry);
         if peers {
-            router = router.merge(crate::peer::router(Arc::clone(&engine)));
+            router = router.merge(network::router(engine.peer_service()));
         }
         let router = router.merge(crate::admin::router(
             Arc::clone(&engine),

@@ -14,10 +14,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use openraft::network::RaftNetworkFactory;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use stele_dispatcher::Dispatcher;
 use stele_ledger::Ledger;
 
@@ -26,7 +22,7 @@ use crate::executor::Executor;
 use crate::identity::ServiceIdentity;
 use crate::intake::Intake;
 use crate::members::{Members, SteleNode};
-use crate::raft::network::{Partition, PeerAuth, PeerNetwork};
+use crate::raft::network::{Partition, PeerAuth, PeerNetwork, PeerService};
 use crate::raft::{ClusterSetup, RaftSequencer, SteleRaft};
 use crate::replica::{EngineCounters, Replica};
 use crate::sequencer::Sequencer;
@@ -95,7 +91,8 @@ impl Engine {
     }
 
     /// [`Engine::start`] over another transport behind openraft's network trait
-    /// (the deterministic simulation's in-memory network); `cluster.auth` and
+    /// (the deterministic simulation's in-memory network, which calls
+    /// [`Engine::peer_service`] directly); `cluster.auth` and
     /// `cluster.partition` then only serve [`Engine::peer_auth`] and
     /// [`Engine::partition`].
     pub async fn start_with_network<N: RaftNetworkFactory<SteleRaft>>(
@@ -272,38 +269,20 @@ impl Engine {
         self.replica.failure().or_else(|| self.sequencer.fatal())
     }
 
+    /// What answers the peer routes ([`crate::raft::network::router`]): the
+    /// Raft backend's keys, partition and RPC handlers.
+    pub fn peer_service(&self) -> Arc<dyn PeerService> {
+        self.raft.clone()
+    }
+
     /// This node's peer authentication.
     pub fn peer_auth(&self) -> &PeerAuth {
-        self.raft.peer_auth()
+        self.raft.auth()
     }
 
     /// The peers whose traffic this node drops (test partitions).
     pub fn partition(&self) -> &Partition {
         self.raft.partition()
-    }
-
-    /// A peer's AppendEntries: checked, then handed to openraft.
-    pub async fn handle_append(
-        &self,
-        rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
-        self.raft.handle_append(rpc).await
-    }
-
-    /// A peer's InstallSnapshot chunk.
-    pub async fn handle_snapshot(
-        &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> Result<InstallSnapshotResponse<u64>, ConsensusError> {
-        self.raft.handle_snapshot(rpc).await
-    }
-
-    /// A peer's RequestVote.
-    pub async fn handle_vote(
-        &self,
-        rpc: VoteRequest<u64>,
-    ) -> Result<VoteResponse<u64>, ConsensusError> {
-        self.raft.handle_vote(rpc).await
     }
 
     /// Stops taking submissions, proposes the queued ones and waits for their

@@ -1,6 +1,8 @@
 //! The authenticated peer transport: signatures over requests and responses, and
-//! the client against a real server on loopback (HTTPS with a self-signed
-//! certificate, as nodes serve, and plain HTTP).
+//! the client against the real peer router (`raft::network::router`, over a
+//! test `PeerService`) on loopback (HTTPS with a self-signed certificate, as
+//! nodes serve, and plain HTTP). Answers with a bad signature come from a
+//! middleware that spoils the router's.
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -11,25 +13,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum_server::tls_rustls::RustlsConfig;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
 use openraft::{LogId, Vote};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
-    decode_request, encode_response, now_ms, Partition, PeerAuth, PeerAuthError, PeerClient,
-    PeerNetwork, PeerRpcKind, RequestHead, HEADER_NONCE, HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
-    PEER_REQUEST_WINDOW_MS,
+    decode_request, encode_response, now_ms, router, Partition, PeerAuth, PeerAuthError,
+    PeerClient, PeerNetwork, PeerRpcKind, PeerService, RequestHead, HEADER_NONCE, HEADER_SIGNATURE,
+    PEER_MESSAGE_BYTES_MAX, PEER_REQUEST_WINDOW_MS,
 };
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
+use stele_consensus::sequencer::BoxFuture;
+use stele_consensus::ConsensusError;
 
 fn key(node: u64) -> SigningKey {
     SigningKey::from_bytes(&[node as u8; 32])
@@ -341,15 +348,71 @@ fn decode_request_checks_before_decoding() {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Honest,
-    /// Signs its answers with node 3's key.
+    /// Signs its answers with node 3's key (a middleware re-signs them).
     WrongSigner,
+    /// Its answers carry no signature (a middleware removes it).
     Unsigned,
+    /// Its RPC handlers take 30 s.
     Slow,
 }
 
-struct Server {
+/// Node 2's RPC handlers behind the real peer router: votes are granted,
+/// appends succeed.
+struct Service {
     auth: PeerAuth,
+    partition: Partition,
+    slow: bool,
+    /// RPCs that reached the handlers (authenticated by the router).
+    handled: AtomicUsize,
+}
+
+impl Service {
+    async fn handle<T>(&self, answer: T) -> Result<T, ConsensusError> {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        if self.slow {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Ok(answer)
+    }
+}
+
+impl PeerService for Service {
+    fn auth(&self) -> &PeerAuth {
+        &self.auth
+    }
+
+    fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    fn append(
+        &self,
+        _rpc: AppendEntriesRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>> {
+        Box::pin(self.handle(AppendEntriesResponse::Success))
+    }
+
+    fn vote(
+        &self,
+        _rpc: VoteRequest<u64>,
+    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>> {
+        Box::pin(self.handle(granted()))
+    }
+
+    fn snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>> {
+        Box::pin(self.handle(InstallSnapshotResponse { vote: rpc.vote }))
+    }
+}
+
+/// Node 2's server: the node's peer router over [`Service`], wrapped in
+/// [`tamper`].
+struct Server {
+    service: Arc<Service>,
     mode: Mode,
+    /// Requests that reached the server (answered by the router or not).
     requests: AtomicUsize,
 }
 
@@ -357,53 +420,32 @@ fn granted() -> VoteResponse<u64> {
     VoteResponse::new(Vote::new(7, 1), None, true)
 }
 
-fn refuse(e: PeerAuthError) -> Response {
-    let status = StatusCode::from_u16(e.http_status()).unwrap();
-    let body = format!(r#"{{"error":{{"code":"{}","message":"{e}"}}}}"#, e.code());
-    (status, body).into_response()
-}
-
-/// A `/raft/{kind}` route as the node's router would wire it.
-async fn raft_route(
-    State(server): State<Arc<Server>>,
-    Path(kind): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Counts the requests, and spoils the signature of the router's answer as
+/// the server's mode says.
+async fn tamper(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
     server.requests.fetch_add(1, Ordering::SeqCst);
-    if server.mode == Mode::Slow {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    }
-    let kind = PeerRpcKind::from_path_segment(&kind).unwrap();
-    let head = match RequestHead::from_headers(|name| headers.get(name)?.to_str().ok()) {
-        Ok(head) => head,
-        Err(e) => return refuse(e),
-    };
-    let sig = head.signature.as_str();
-    let (answer, answer_sig) = match kind {
-        PeerRpcKind::Vote => {
-            match decode_request::<VoteRequest<u64>>(&server.auth, kind, &head, &body) {
-                Ok(_) => encode_response(&server.auth, sig, &granted()),
-                Err(e) => return refuse(e),
-            }
+    let request_signature = request
+        .headers()
+        .get(HEADER_SIGNATURE)
+        .map(|value| value.to_str().unwrap().to_owned());
+    let mut response = next.run(request).await;
+    match server.mode {
+        Mode::Honest | Mode::Slow => response,
+        Mode::Unsigned => {
+            response.headers_mut().remove(HEADER_SIGNATURE).unwrap();
+            response
         }
-        PeerRpcKind::Append => match decode_request::<AppendEntriesRequest<SteleRaft>>(
-            &server.auth,
-            kind,
-            &head,
-            &body,
-        ) {
-            Ok(_) => encode_response(&server.auth, sig, &AppendEntriesResponse::<u64>::Success),
-            Err(e) => return refuse(e),
-        },
-        PeerRpcKind::Snapshot => return StatusCode::NOT_FOUND.into_response(),
-    };
-    let answer_sig = match server.mode {
-        Mode::WrongSigner => auth(3).sign_response(sig, &answer),
-        Mode::Unsigned => return (StatusCode::OK, answer).into_response(),
-        Mode::Honest | Mode::Slow => answer_sig,
-    };
-    (StatusCode::OK, [(HEADER_SIGNATURE, answer_sig)], answer).into_response()
+        Mode::WrongSigner => {
+            let (mut parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let signature = auth(3).sign_response(&request_signature.unwrap(), &body);
+            let old = parts
+                .headers
+                .insert(HEADER_SIGNATURE, HeaderValue::from_str(&signature).unwrap());
+            assert!(old.is_some(), "the router signed its answer");
+            Response::from_parts(parts, Body::from(body))
+        }
+    }
 }
 
 /// How the test server listens.
@@ -442,14 +484,19 @@ fn self_signed(key_pair: &rcgen::KeyPair) -> RustlsConfig {
 
 /// Node 2's server on loopback.
 async fn serve_with(mode: Mode, transport: Transport) -> (SocketAddr, Arc<Server>) {
-    let server = Arc::new(Server {
+    let service = Arc::new(Service {
         auth: auth(2),
+        partition: Partition::default(),
+        slow: mode == Mode::Slow,
+        handled: AtomicUsize::new(0),
+    });
+    let server = Arc::new(Server {
+        service: Arc::clone(&service),
         mode,
         requests: AtomicUsize::new(0),
     });
-    let app = Router::new()
-        .route("/raft/{kind}", axum::routing::post(raft_route))
-        .with_state(Arc::clone(&server))
+    let app = router(service)
+        .layer(middleware::from_fn_with_state(Arc::clone(&server), tamper))
         .into_make_service();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -469,6 +516,11 @@ async fn serve_with(mode: Mode, transport: Transport) -> (SocketAddr, Arc<Server
 
 async fn serve(mode: Mode) -> (SocketAddr, Arc<Server>) {
     serve_with(mode, Transport::NodeKey).await
+}
+
+/// The RPCs the server's handlers got.
+fn handled(server: &Server) -> usize {
+    server.service.handled.load(Ordering::SeqCst)
 }
 
 /// Node `from`'s client of node 2 at `addr`, over HTTPS or plain HTTP.
@@ -522,6 +574,7 @@ async fn a_vote_and_an_append_cross_the_network() {
         let answer = peer.append_entries(heartbeat, option()).await.unwrap();
         assert_eq!(answer, AppendEntriesResponse::Success);
         assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+        assert_eq!(handled(&server), 2);
     }
 }
 
@@ -555,6 +608,8 @@ async fn a_badly_signed_answer_is_an_error() {
         assert!(matches!(err, RPCError::Network(_)), "{err}");
         assert!(err.to_string().contains(expected), "{err}");
         assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+        // The request passed: only its answer was spoiled.
+        assert_eq!(handled(&server), 1);
     }
 }
 
@@ -590,6 +645,7 @@ async fn no_listener_or_no_answer_in_time_is_unreachable() {
     let err = peer.vote(vote_request(), short).await.unwrap_err();
     assert!(matches!(err, RPCError::Unreachable(_)), "{err}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(handled(&server), 1);
 }
 
 #[tokio::test]
@@ -611,4 +667,95 @@ async fn a_peer_serving_a_certificate_of_another_key_is_refused() {
             "nothing may reach a server that does not hold node 2's key"
         );
     }
+}
+
+/// Over plain TCP to `addr`: sends `head` alone (a request whose body is never
+/// sent) and reads the answer to the end, which must come (the server closing
+/// the connection) within 10 s.
+async fn answer_to_head(addr: SocketAddr, head: String) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .unwrap_or_else(|error| panic!("no answer and close from the head alone: {error}"));
+        String::from_utf8(answer).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_head_is_answered_before_its_body() {
+    let (addr, server) = serve_with(Mode::Honest, Transport::Plain).await;
+    // The server drops node 3's traffic.
+    server.service.partition.set(BTreeSet::from([3]));
+    let signed = |by: PeerAuth| {
+        let head = by.sign_request(2, PeerRpcKind::Append, b"entries");
+        let lines: String = head
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
+        lines
+    };
+    let length = |bytes: usize| format!("Content-Length: {bytes}\r\n");
+    let stranger = PeerAuth::new(9, key(9), members());
+    let cases = [
+        (
+            "from a non-member",
+            signed(stranger) + &length(1 << 20),
+            "401",
+            "unknown_peer",
+        ),
+        (
+            "from a partitioned member",
+            signed(auth(3)) + &length(1 << 20),
+            "503",
+            "Partitioned",
+        ),
+        (
+            "over the size limit",
+            signed(auth(1)) + &length(PEER_MESSAGE_BYTES_MAX + 1),
+            "413",
+            "too_large",
+        ),
+        (
+            "without a Content-Length",
+            signed(auth(1)) + "Transfer-Encoding: chunked\r\n",
+            "411",
+            "LengthRequired",
+        ),
+    ];
+    for (name, headers, status, code) in cases {
+        let head = format!(
+            "POST /raft/append HTTP/1.1\r\nHost: node-2\r\nContent-Type: application/cbor\r\n\
+             {headers}\r\n"
+        );
+        let answer = answer_to_head(addr, head).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with(&format!("http/1.1 {status} ")),
+            "{name}: {answer}"
+        );
+        // The server, not the client, asks for the close: the body it did not
+        // read cannot follow on this connection.
+        assert!(head.contains("\r\nconnection: close"), "{name}: {answer}");
+        assert!(
+            body.contains(&format!(r#""code":"{code}""#)),
+            "{name}: {answer}"
+        );
+    }
+    assert_eq!(server.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        handled(&server),
+        0,
+        "no refused request reaches an RPC handler"
+    );
 }

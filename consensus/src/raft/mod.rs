@@ -25,7 +25,11 @@
 //!   copies the ledger).
 //! - [`follower`] — [`FollowerGate`]: the follower's check before openraft sees
 //!   an AppendEntries.
-//! - [`network`] — the Ed25519-signed peer transport over HTTPS.
+//! - [`network`] — the Ed25519-signed peer transport over HTTPS, both halves:
+//!   the client openraft calls peers with ([`network::PeerNetwork`]) and the
+//!   peer routes a node serves ([`network::router`] over
+//!   [`network::PeerService`], which [`RaftSequencer`] implements); message
+//!   authentication, TLS pinning and test partitions in modules of their own.
 //!
 //! Invariants kept:
 //!

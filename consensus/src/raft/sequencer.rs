@@ -25,7 +25,7 @@ use super::config::{
     ClusterSetup, APPEND_ENTRIES_MAX, LEARNER_LAG_MAX_ENTRIES, NEW_VIEW_WAIT_MS,
     SINGLE_ELECTION_WAIT_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT_MS,
 };
-use super::network::{Partition, PeerAuth};
+use super::network::{Partition, PeerAuth, PeerService};
 use super::state_machine::{ReplicaStateMachine, Transfers};
 use super::transfer::TRANSFER_DIR;
 use super::{FollowerGate, LedgerLogReader, LedgerLogStore, SteleRaft};
@@ -115,39 +115,38 @@ impl RaftSequencer {
         }
         Err(SubmitError::NotLeader { leader, address }.into())
     }
+}
 
-    /// This node's peer authentication.
-    pub fn peer_auth(&self) -> &PeerAuth {
+/// The peer routes' side of the Raft backend ([`super::network::router`]).
+impl PeerService for RaftSequencer {
+    fn auth(&self) -> &PeerAuth {
         &self.auth
     }
 
-    /// The peers whose traffic this node drops (test partitions).
-    pub fn partition(&self) -> &Partition {
+    fn partition(&self) -> &Partition {
         &self.partition
     }
 
-    /// A peer's AppendEntries: checked, then handed to openraft.
-    pub async fn handle_append(
+    /// Checked by the follower's gate, then handed to openraft.
+    fn append(
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
-        self.gate.append_entries(rpc).await
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>> {
+        Box::pin(self.gate.append_entries(rpc))
     }
 
-    /// A peer's InstallSnapshot chunk.
-    pub async fn handle_snapshot(
-        &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> Result<InstallSnapshotResponse<u64>, ConsensusError> {
-        self.gate.install_snapshot(rpc).await
-    }
-
-    /// A peer's RequestVote.
-    pub async fn handle_vote(
+    fn vote(
         &self,
         rpc: VoteRequest<u64>,
-    ) -> Result<VoteResponse<u64>, ConsensusError> {
-        self.gate.vote(rpc).await
+    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>> {
+        Box::pin(self.gate.vote(rpc))
+    }
+
+    fn snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>> {
+        Box::pin(self.gate.install_snapshot(rpc))
     }
 }
 

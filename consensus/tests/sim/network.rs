@@ -316,7 +316,8 @@ impl RaftNetwork<SteleRaft> for SimClient {
         rpc: AppendEntriesRequest<SteleRaft>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
-        let handler = |engine: Arc<Engine>, rpc| async move { engine.handle_append(rpc).await };
+        let handler =
+            |engine: Arc<Engine>, rpc| async move { engine.peer_service().append(rpc).await };
         let result = self.call(&rpc, handler).await;
         result.map_err(|e| e.into_rpc("append", self.from, self.target))
     }
@@ -326,7 +327,8 @@ impl RaftNetwork<SteleRaft> for SimClient {
         rpc: VoteRequest<u64>,
         _option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>> {
-        let handler = |engine: Arc<Engine>, rpc| async move { engine.handle_vote(rpc).await };
+        let handler =
+            |engine: Arc<Engine>, rpc| async move { engine.peer_service().vote(rpc).await };
         let result = self.call(&rpc, handler).await;
         result.map_err(|e| e.into_rpc("vote", self.from, self.target))
     }
@@ -338,7 +340,8 @@ impl RaftNetwork<SteleRaft> for SimClient {
         _option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
         self.net.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        let handler = |engine: Arc<Engine>, rpc| async move { engine.handle_snapshot(rpc).await };
+        let handler =
+            |engine: Arc<Engine>, rpc| async move { engine.peer_service().snapshot(rpc).await };
         let result = self.call(&rpc, handler).await;
         result.map_err(|e| e.into_rpc("snapshot", self.from, self.target))
     }

@@ -1,4 +1,6 @@
-//! Authenticated peer transport for Raft RPCs (issues P5, P7).
+//! Authenticated peer transport for Raft RPCs (issues P5, P7, P9): both
+//! halves, the client a node calls its peers with and the routes it serves
+//! them on.
 //!
 //! Every Raft RPC is a `POST /raft/{append,vote,snapshot}` whose body is the
 //! CBOR of the openraft request. Its headers name the sender, the recipient,
@@ -11,8 +13,9 @@
 //!   [`PEER_REQUEST_WINDOW_MS`] of its clock (and not before it started), a
 //!   well-formed signature, and a `Content-Length` within
 //!   [`PEER_MESSAGE_BYTES_MAX`]; anything else is refused at once (401 for
-//!   authentication). Peer bodies in flight are bounded in total and each
-//!   request in time (the node's `src/peer.rs`).
+//!   authentication). Peer bodies in flight are bounded in total
+//!   ([`PEER_BYTES_IN_FLIGHT_MAX`]) and each request in time
+//!   ([`PEER_REQUEST_TIMEOUT_MS`]).
 //! - Then it checks the signature with the sender's pinned key, and that it
 //!   never accepted this (sender, time, nonce) before (bounded memory:
 //!   [`PEER_NONCES_PER_SENDER_MAX`] per sender): a captured request cannot be
@@ -30,25 +33,36 @@
 //!   `<id>`'s pinned key ([`pinning`]), so an on-path attacker can neither read
 //!   nor answer peer traffic.
 //!
-//! The client side is [`PeerNetwork`] (openraft's `RaftNetworkFactory`) and
-//! [`PeerClient`] (`RaftNetwork`); the receiving side uses
-//! [`PeerAuth::check_head`], then [`decode_request`] and [`encode_response`].
-//! [`Partition`] drops traffic to chosen peers (tests).
+//! The modules, by concern:
+//!
+//! - this file — the wire vocabulary both sides share: the headers, the
+//!   limit, [`PeerRpcKind`], [`PeerAuthError`] (and its HTTP status),
+//!   [`decode_request`] and [`encode_response`];
+//! - `auth.rs` — message authentication: [`PeerAuth`] signs and checks
+//!   requests and responses and keeps the replay guard; [`RequestHead`];
+//! - `server.rs` — the server half: [`router`] serves the peer routes over a
+//!   [`PeerService`] (the node's `RaftSequencer`), with the head checks, the
+//!   bytes in flight and the timeout;
+//! - `client.rs` — the client half: [`PeerNetwork`] (openraft's
+//!   `RaftNetworkFactory`) and [`PeerClient`] (`RaftNetwork`);
+//! - [`pinning`] — the client's TLS, pinned to each member's node key;
+//! - `partition.rs` — [`Partition`]: the peers whose traffic is dropped, both
+//!   ways (test fault injection).
 
 mod auth;
 mod client;
+mod partition;
 pub mod pinning;
+mod server;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
-
-use crate::sync::{read, write};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use auth::{now_ms, PeerAuth, RequestHead, PEER_NONCES_PER_SENDER_MAX, PEER_REQUEST_WINDOW_MS};
 pub use client::{PeerClient, PeerNetwork};
+pub use partition::Partition;
 pub use pinning::{peer_server_name, PEER_SERVER_NAME_SUFFIX};
+pub use server::{router, PeerService, PEER_BYTES_IN_FLIGHT_MAX, PEER_REQUEST_TIMEOUT_MS};
 
 /// Header naming the sending node (decimal node id).
 pub const HEADER_FROM: &str = "stele-from";
@@ -231,34 +245,4 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ciborium::ser::Error<std::
     let mut body = Vec::new();
     ciborium::into_writer(value, &mut body)?;
     Ok(body)
-}
-
-/// The peers this node drops traffic to and from (test partitions). Cheap to
-/// clone: clones share the set.
-#[derive(Debug, Clone, Default)]
-pub struct Partition {
-    blocked: Arc<RwLock<BTreeSet<u64>>>,
-}
-
-impl Partition {
-    /// Replaces the set of blocked peers.
-    pub fn set(&self, blocked: BTreeSet<u64>) {
-        // The set is only ever replaced whole, so a poisoned lock still holds a
-        // consistent value.
-        *write(&self.blocked) = blocked;
-    }
-
-    /// The blocked peers.
-    pub fn blocked(&self) -> BTreeSet<u64> {
-        self.read().clone()
-    }
-
-    /// Whether traffic with `peer` is dropped.
-    pub fn is_blocked(&self, peer: u64) -> bool {
-        self.read().contains(&peer)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<u64>> {
-        read(&self.blocked)
-    }
 }

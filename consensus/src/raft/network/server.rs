@@ -1,21 +1,22 @@
-//! The peer routes: `POST /raft/{append,vote,snapshot}` carry openraft's RPCs
-//! between nodes as CBOR, each request and response signed with the sender's
-//! pinned Ed25519 node key (`stele_consensus::raft::network`). They sit beside
-//! the client API on the same HTTPS listener, outside its bearer auth and body
-//! limit (peer messages have their own authentication and limits):
+//! The server side: [`router`], the peer routes `POST /raft/{append,vote,snapshot}`
+//! over a [`PeerService`] (the node's Raft backend, or a test's). A node serves
+//! them beside its client API on the same HTTPS listener, outside the API's
+//! bearer auth and body limit (peer messages have their own authentication and
+//! limits):
 //!
 //! - the signed head (sender, recipient, time, nonce, signature) is checked,
 //!   and the sender must be a member, **before any body byte is read**; so is
 //!   the `Content-Length`, which must be present and at most
-//!   [`PEER_MESSAGE_BYTES_MAX`]. A refused request is answered at once and its
-//!   body never read (the connection is then closed);
+//!   [`PEER_MESSAGE_BYTES_MAX`], and so is the [`Partition`]. A refused request
+//!   is answered at once and its body never read (the answer says
+//!   `Connection: close`);
 //! - bodies in flight are bounded in total by [`PEER_BYTES_IN_FLIGHT_MAX`] (a
 //!   semaphore of bytes, taken before the body is read);
 //! - reading the body and handling the RPC is bounded by
-//!   [`PEER_REQUEST_TIMEOUT_MS`].
-//!
-//! A node without `[cluster]` or `[admin]` in its configuration is a single node
-//! that can never have peers: it serves no peer route (`start.rs`).
+//!   [`PEER_REQUEST_TIMEOUT_MS`];
+//! - then the signature and the replay guard ([`decode_request`]), the RPC,
+//!   and a `200` signed answer ([`encode_response`]); a refusal of the RPC is
+//!   `409 Divergence` (the follower's check) or `503`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +27,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
-use stele_consensus::raft::network::{
-    decode_request, encode_response, PeerAuthError, PeerRpcKind, RequestHead, HEADER_SIGNATURE,
-    PEER_MESSAGE_BYTES_MAX,
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
-use stele_consensus::raft::types::SnapshotChunk;
-use stele_consensus::{ConsensusError, Engine};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::Semaphore;
+
+use super::{
+    decode_request, encode_response, Partition, PeerAuth, PeerAuthError, PeerRpcKind, RequestHead,
+    HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
+};
+use crate::raft::types::{SnapshotChunk, SteleRaft};
+use crate::sequencer::BoxFuture;
+use crate::ConsensusError;
 
 /// The most peer body bytes being read or handled at once, over all requests:
 /// four of the largest message (a leader's append and snapshot chunk, and
@@ -48,18 +56,46 @@ pub const PEER_REQUEST_TIMEOUT_MS: u64 = 30_000;
 // The semaphore counts bytes in u32 permits.
 const _: () = assert!(PEER_MESSAGE_BYTES_MAX <= u32::MAX as usize);
 
+/// What answers the peer routes: this node's keys and partition, and the three
+/// Raft RPCs, each called only for an authenticated request.
+pub trait PeerService: Send + Sync + 'static {
+    /// This node's peer authentication (the pinned members, the replay guard).
+    fn auth(&self) -> &PeerAuth;
+
+    /// The peers whose traffic this node drops (test partitions).
+    fn partition(&self) -> &Partition;
+
+    /// A peer's AppendEntries (and heartbeats).
+    fn append(
+        &self,
+        rpc: AppendEntriesRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>>;
+
+    /// A peer's RequestVote.
+    fn vote(
+        &self,
+        rpc: VoteRequest<u64>,
+    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>>;
+
+    /// A peer's InstallSnapshot chunk.
+    fn snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>>;
+}
+
 /// What the peer routes share.
 #[derive(Clone)]
 struct PeerState {
-    engine: Arc<Engine>,
+    service: Arc<dyn PeerService>,
     /// Permits are body bytes.
     bytes_in_flight: Arc<Semaphore>,
 }
 
-/// The peer router over `engine`.
-pub fn router(engine: Arc<Engine>) -> Router {
+/// The peer router over `service`.
+pub fn router(service: Arc<dyn PeerService>) -> Router {
     let state = PeerState {
-        engine,
+        service,
         bytes_in_flight: Arc::new(Semaphore::new(PEER_BYTES_IN_FLIGHT_MAX)),
     };
     Router::new()
@@ -67,8 +103,25 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(state)
 }
 
+/// The JSON body of every answer but a `200`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
 fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message.to_string() } });
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message: message.to_string(),
+        },
+    };
     (status, Json(body)).into_response()
 }
 
@@ -128,8 +181,9 @@ impl LengthRefused {
     }
 }
 
-/// The request's declared body size: present and within the limit.
-fn content_length(headers: &HeaderMap) -> Result<usize, LengthRefused> {
+/// The request's declared body size: present and within the limit (so it
+/// also counts as permits of the bytes in flight).
+fn content_length(headers: &HeaderMap) -> Result<u32, LengthRefused> {
     let value = headers
         .get(header::CONTENT_LENGTH)
         .ok_or(LengthRefused::Missing)?;
@@ -138,13 +192,16 @@ fn content_length(headers: &HeaderMap) -> Result<usize, LengthRefused> {
         .ok()
         .and_then(|text| text.parse::<usize>().ok())
         .ok_or(LengthRefused::NotANumber)?;
-    if length > PEER_MESSAGE_BYTES_MAX {
-        return Err(LengthRefused::TooLarge(PeerAuthError::TooLarge {
+    let too_large = || {
+        LengthRefused::TooLarge(PeerAuthError::TooLarge {
             size: length,
             max: PEER_MESSAGE_BYTES_MAX,
-        }));
+        })
+    };
+    if length > PEER_MESSAGE_BYTES_MAX {
+        return Err(too_large());
     }
-    Ok(length)
+    u32::try_from(length).map_err(|_| too_large())
 }
 
 async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -> Response {
@@ -155,8 +212,8 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
             format!("no peer RPC {kind:?}"),
         ));
     };
-    let engine = &state.engine;
-    let auth = engine.peer_auth();
+    let service = state.service.as_ref();
+    let auth = service.auth();
     // Everything that can be checked without the body, before reading it.
     let head = RequestHead::from_headers(|name| headers.get(name)?.to_str().ok())
         .and_then(|head| auth.check_head(&head).map(|_| head));
@@ -168,7 +225,7 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
         Ok(length) => length,
         Err(refusal) => return unread(refusal.response()),
     };
-    if engine.partition().is_blocked(head.from) {
+    if service.partition().is_blocked(head.from) {
         return unread(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Partitioned",
@@ -178,15 +235,14 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
             ),
         ));
     }
-    let permits = u32::try_from(length).expect("checked against PEER_MESSAGE_BYTES_MAX");
-    let Ok(_room) = state.bytes_in_flight.acquire_many(permits).await else {
+    let Ok(_room) = state.bytes_in_flight.acquire_many(length).await else {
         return unread(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
             "the peer routes are closed",
         ));
     };
-    let body = match axum::body::to_bytes(body, length).await {
+    let body = match axum::body::to_bytes(body, length as usize).await {
         Ok(body) => body,
         Err(reading) => {
             return unread(error(
@@ -197,27 +253,16 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
         }
     };
     let answered = match kind {
-        PeerRpcKind::Append => match decode(engine, kind, &head, &body) {
-            Ok(request) => engine
-                .handle_append(request)
-                .await
-                .map(|r| sign(engine, &head, &r)),
-            Err(refusal) => return refused(&refusal),
-        },
-        PeerRpcKind::Vote => match decode(engine, kind, &head, &body) {
-            Ok(request) => engine
-                .handle_vote(request)
-                .await
-                .map(|r| sign(engine, &head, &r)),
-            Err(refusal) => return refused(&refusal),
-        },
-        PeerRpcKind::Snapshot => match decode::<SnapshotChunk>(engine, kind, &head, &body) {
-            Ok(chunk) => engine
-                .handle_snapshot(chunk.into())
-                .await
-                .map(|r| sign(engine, &head, &r)),
-            Err(refusal) => return refused(&refusal),
-        },
+        PeerRpcKind::Append => answer(auth, kind, &head, &body, |rpc| service.append(rpc)).await,
+        PeerRpcKind::Vote => answer(auth, kind, &head, &body, |rpc| service.vote(rpc)).await,
+        PeerRpcKind::Snapshot => {
+            let install = |chunk: SnapshotChunk| service.snapshot(chunk.into());
+            answer(auth, kind, &head, &body, install).await
+        }
+    };
+    let answered = match answered {
+        Ok(answered) => answered,
+        Err(refusal) => return refused(&refusal),
     };
     match answered {
         Ok((bytes, response_signature)) => {
@@ -234,19 +279,20 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
     }
 }
 
-fn decode<T: DeserializeOwned>(
-    engine: &Engine,
+/// Authenticates and decodes the request (refused: the outer error), hands it
+/// to `handle`, and encodes and signs its answer.
+async fn answer<'s, Request, Answer>(
+    auth: &PeerAuth,
     kind: PeerRpcKind,
     head: &RequestHead,
     body: &[u8],
-) -> Result<T, PeerAuthError> {
-    decode_request(engine.peer_auth(), kind, head, body)
-}
-
-fn sign<T: serde::Serialize>(
-    engine: &Engine,
-    head: &RequestHead,
-    response: &T,
-) -> (Vec<u8>, String) {
-    encode_response(engine.peer_auth(), &head.signature, response)
+    handle: impl FnOnce(Request) -> BoxFuture<'s, Result<Answer, ConsensusError>>,
+) -> Result<Result<(Vec<u8>, String), ConsensusError>, PeerAuthError>
+where
+    Request: DeserializeOwned,
+    Answer: Serialize,
+{
+    let request = decode_request(auth, kind, head, body)?;
+    let answered = handle(request).await;
+    Ok(answered.map(|answer| encode_response(auth, &head.signature, &answer)))
 }
