@@ -17,7 +17,7 @@ pub enum ConsensusError {
     Dispatch(#[from] stele_dispatcher::DispatchError),
     /// History (Merkle tree, signing) failed.
     #[error(transparent)]
-    History(#[from] stele_history::HistoryError),
+    History(stele_history::HistoryError),
     /// The KV store refused a write set.
     #[error(transparent)]
     Kv(#[from] stele_kv::KvError),
@@ -78,6 +78,19 @@ fn leader_hint(leader: Option<u64>, address: Option<&str>) -> String {
     }
 }
 
+/// A history error, except a failed replay, which stays [`ConsensusError::Replay`]
+/// as when the history lived in this crate.
+impl From<stele_history::HistoryError> for ConsensusError {
+    fn from(error: stele_history::HistoryError) -> Self {
+        match error {
+            stele_history::HistoryError::Replay { seqno, reason } => {
+                ConsensusError::Replay { seqno, reason }
+            }
+            other => ConsensusError::History(other),
+        }
+    }
+}
+
 impl ConsensusError {
     /// A copy to hand to each of several waiting submitters (the variants that
     /// carry library errors become `Stopped` with their message).
@@ -92,5 +105,27 @@ impl ConsensusError {
             ConsensusError::Storage(condition) => ConsensusError::Storage(condition.clone()),
             other => ConsensusError::Stopped(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_history::HistoryError;
+
+    #[test]
+    fn a_failed_history_replay_stays_a_replay_error() {
+        let replay = HistoryError::Replay {
+            seqno: 4,
+            reason: "a rollback must end at a batch boundary".to_owned(),
+        };
+        let error = ConsensusError::from(replay.clone());
+        assert_eq!(error.to_string(), replay.to_string());
+        assert!(matches!(error, ConsensusError::Replay { seqno: 4, .. }));
+        let other = HistoryError::MalformedNote("no signature lines");
+        assert!(matches!(
+            ConsensusError::from(other),
+            ConsensusError::History(_)
+        ));
     }
 }

@@ -8,10 +8,10 @@
 //!
 //! The modules:
 //!
-//! - [`identity`] — [`ServiceIdentity`]: the signing key, the checkpoint origin and
-//!   the commit-evidence secret.
-//! - [`history`] — [`HistoryState`]: the Merkle tree, per-transaction leaf
-//!   components and per-batch checkpoints; receipts, consistency proofs, status.
+//! - [`identity`] — re-export of `stele_history::identity` ([`ServiceIdentity`]),
+//!   kept for the `stele_consensus::identity` path.
+//! - [`history`] — re-export of `stele_history::state` ([`HistoryState`]), kept
+//!   for the `stele_consensus::history` path.
 //! - [`engine`] — [`Engine`]: the batcher and executor thread, pipelined with the
 //!   ledger writer; the commit rule; committed reads.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on start.
