@@ -18,7 +18,7 @@ pub enum ConsensusError {
     Dispatch(#[from] stele_dispatcher::DispatchError),
     /// History (Merkle tree, signing) failed.
     #[error(transparent)]
-    History(#[from] stele_history::HistoryError),
+    History(stele_history::HistoryError),
     /// The KV store refused a write set.
     #[error(transparent)]
     Kv(#[from] stele_kv::KvError),
@@ -56,4 +56,39 @@ pub enum ConsensusError {
     /// An operation did not finish in time (and was undone as it says).
     #[error("timed out: {0}")]
     Timeout(String),
+}
+
+/// A history error, except a failed replay, which stays [`ConsensusError::Replay`]
+/// as when the history lived in this crate.
+impl From<stele_history::HistoryError> for ConsensusError {
+    fn from(error: stele_history::HistoryError) -> Self {
+        match error {
+            stele_history::HistoryError::Replay { seqno, reason } => {
+                ConsensusError::Replay { seqno, reason }
+            }
+            other => ConsensusError::History(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stele_history::HistoryError;
+
+    #[test]
+    fn a_failed_history_replay_stays_a_replay_error() {
+        let replay = HistoryError::Replay {
+            seqno: 4,
+            reason: "a rollback must end at a batch boundary".to_owned(),
+        };
+        let error = ConsensusError::from(replay.clone());
+        assert_eq!(error.to_string(), replay.to_string());
+        assert!(matches!(error, ConsensusError::Replay { seqno: 4, .. }));
+        let other = HistoryError::MalformedNote("no signature lines");
+        assert!(matches!(
+            ConsensusError::from(other),
+            ConsensusError::History(_)
+        ));
+    }
 }

@@ -32,10 +32,10 @@
 //!   retryable [`SubmitError`]; [`error`] — [`ConsensusError`].
 //! - [`batch`] — [`ExecutedBatch`], the unit of ordering; [`members`] —
 //!   [`SteleNode`] and [`Members`]; [`config`] — [`EngineConfig`].
-//! - [`identity`] — [`ServiceIdentity`]: the signing key, the checkpoint origin and
-//!   the commit-evidence secret.
-//! - [`history`] — [`HistoryState`]: the Merkle tree, per-transaction leaf
-//!   components and per-batch checkpoints; receipts, consistency proofs, status.
+//! - [`identity`] — re-export of `stele_history::identity` ([`ServiceIdentity`]),
+//!   kept for the `stele_consensus::identity` path.
+//! - [`history`] — re-export of `stele_history::state` ([`HistoryState`]), kept
+//!   for the `stele_consensus::history` path.
 //! - [`replay`] — rebuilding the KV store and the history from the ledger on
 //!   start (from the newest KV snapshot that fits, then the ledger suffix).
 //! - [`snapshot`] — KV snapshots bound to the signed checkpoint at their

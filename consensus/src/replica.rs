@@ -284,13 +284,13 @@ impl Replica {
         let (records, digests, leaf_hashes) =
             self.leaves(view, batch.batch.leaf_format, &commands, &results);
         let compared = compare(&records, &batch.batch.txs, first).and_then(|()| {
-            self.write_history().push_replayed(
+            Ok(self.write_history().push_replayed(
                 view,
                 &digests,
                 &leaf_hashes,
                 batch.signature.checkpoint.clone(),
                 &self.identity,
-            )
+            )?)
         });
         if let Err(error) = compared {
             self.write_store().rollback(before)?;

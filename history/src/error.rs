@@ -79,4 +79,14 @@ pub enum HistoryError {
     /// A receipt whose fields disagree with each other.
     #[error("receipt does not verify: {0}")]
     ReceiptMismatch(&'static str),
+    /// The history does not rebuild to what the ledger says (a signed
+    /// checkpoint differs from the tree), or a rollback that would split a
+    /// batch. The consensus engine reports it as its own replay error.
+    #[error("ledger replay failed at seqno {seqno}: {reason}")]
+    Replay {
+        /// Where.
+        seqno: u64,
+        /// What.
+        reason: String,
+    },
 }

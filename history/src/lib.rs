@@ -12,6 +12,10 @@
 //! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the leaf (96 bytes, or
 //!   128 with the command digest).
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
+//! - [`identity`]: [`ServiceIdentity`] (signing key, checkpoint origin,
+//!   commit-evidence secret) and [`Genesis`], its public part in the ledger.
+//! - [`state`]: [`HistoryState`], the node's tree, per-transaction leaf
+//!   digests and per-batch signed checkpoints; receipts and proofs from them.
 //! - `levels`: [`Column`], a sequence in fixed 1 MiB chunks (never copied as
 //!   it grows), holding the tree's levels.
 //!
@@ -29,20 +33,24 @@
 pub mod checkpoint;
 mod error;
 pub mod hash;
+pub mod identity;
 pub mod leaf;
 mod levels;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod state;
 pub mod tree;
 
 pub use checkpoint::Checkpoint;
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::HistoryError;
 pub use hash::Digest;
+pub use identity::{Genesis, ServiceIdentity};
 pub use leaf::{claims_digest, leaf_bytes_of, CommitEvidence, LeafComponents, TransactionId};
 pub use levels::Column;
 pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use receipt::Receipt;
+pub use state::HistoryState;
 pub use tree::MerkleTree;

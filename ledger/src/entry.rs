@@ -10,6 +10,10 @@ use stele_history::{leaf_bytes_of, Digest, TransactionId};
 
 use crate::{LedgerError, BATCH_TXS_MAX};
 
+/// The first entry of a ledger: defined in `stele-history` beside
+/// `ServiceIdentity`, which makes it.
+pub use stele_history::identity::Genesis;
+
 /// Leaf format 1: 96 bytes, the command outside the leaf (ledgers written
 /// before format 2; still read and verified).
 pub const LEAF_FORMAT_1: u8 = 1;
@@ -31,18 +35,6 @@ pub enum Entry {
     Batch(BatchEntry),
     /// The signed checkpoint over the tree ending with the preceding batch.
     Signature(SignatureEntry),
-}
-
-/// The service identity, recorded once, first. The offline verifier trusts it only
-/// when no key is given on the command line (and says so).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Genesis {
-    /// The checkpoint origin (C2SP note name), e.g. `stele.example/ledger`.
-    pub origin: String,
-    /// The service's Ed25519 public key.
-    #[serde(with = "serde_bytes")]
-    pub public_key: [u8; 32],
 }
 
 /// One transaction as recorded: enough to re-execute it and to rebuild its leaf.
@@ -235,6 +227,8 @@ impl Entry {
 
 #[cfg(test)]
 mod tests {
+    use stele_history::leaf::{LEAF_BYTES, LEAF_V2_BYTES};
+
     use super::*;
 
     fn record(byte: u8) -> TxRecord {
@@ -266,13 +260,14 @@ mod tests {
     fn leaf_is_the_three_digests_then_the_command_digest() {
         let tx = record(9);
         let leaf = tx.leaf_bytes(LEAF_FORMAT_1);
-        assert_eq!(leaf.len(), 96);
+        assert_eq!(leaf.len(), LEAF_BYTES);
         assert_eq!(&leaf[..32], Sha256::digest(&tx.write_set).as_slice());
         assert_eq!(&leaf[32..64], &[9 ^ 0xFF; 32]);
         assert_eq!(&leaf[64..], &[9; 32]);
         let leaf = tx.leaf_bytes(LEAF_FORMAT_2);
-        assert_eq!(&leaf[..96], tx.leaf_bytes(LEAF_FORMAT_1).as_slice());
-        assert_eq!(&leaf[96..], Sha256::digest(&tx.command).as_slice());
+        assert_eq!(leaf.len(), LEAF_V2_BYTES);
+        assert_eq!(&leaf[..LEAF_BYTES], tx.leaf_bytes(LEAF_FORMAT_1).as_slice());
+        assert_eq!(&leaf[LEAF_BYTES..], Sha256::digest(&tx.command).as_slice());
     }
 
     #[test]
