@@ -1,10 +1,9 @@
 //! Rebuilding the KV store and the history from the ledger when a node starts:
 //! the ledger is the truth, everything in memory is derived from it.
 
-use stele_history::hash::sha256;
 use stele_history::{Digest, TransactionId};
 use stele_kv::{Store, WriteSet};
-use stele_ledger::{BatchEntry, Ledger, SignatureEntry, LEAF_FORMAT_1};
+use stele_ledger::{has_command_digest, BatchEntry, Ledger, SignatureEntry};
 
 use crate::history::{HistoryState, TxDigests};
 use crate::identity::ServiceIdentity;
@@ -113,7 +112,7 @@ pub fn push_logged_batch(
                 .map_err(|error| fail(format!("write set: {error}")))?,
         );
         let evidence = identity.commit_evidence(id);
-        if sha256(evidence.to_string().as_bytes()).0 != tx.commit_evidence_digest {
+        if evidence.digest().0 != tx.commit_evidence_digest {
             return Err(fail(
                 "commit evidence digest differs: another commit secret".to_owned(),
             ));
@@ -122,7 +121,7 @@ pub fn push_logged_batch(
         digests.push(TxDigests {
             write_set_digest: tx.write_set_digest(),
             claims_digest: Digest(tx.claims_digest),
-            command_digest: (leaf_format > LEAF_FORMAT_1).then(|| tx.command_digest()),
+            command_digest: has_command_digest(leaf_format).then(|| tx.command_digest()),
         });
         // From format 2 the leaf covers the recorded command, so a rewritten
         // command fails the checkpoint check below.

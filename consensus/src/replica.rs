@@ -25,7 +25,7 @@ use stele_frontends::Command;
 use stele_history::hash::sha256;
 use stele_history::{claims_digest, Digest, TransactionId};
 use stele_kv::Store;
-use stele_ledger::{BatchEntry, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT};
+use stele_ledger::{has_command_digest, BatchEntry, SignatureEntry, TxRecord, LEAF_FORMAT_CURRENT};
 
 use crate::batch::ExecutedBatch;
 use crate::high_water::HighWater;
@@ -222,12 +222,12 @@ impl Replica {
                 view,
                 seqno: result.seqno,
             };
-            let evidence_digest = sha256(self.identity.commit_evidence(id).to_string().as_bytes());
+            let evidence_digest = self.identity.commit_evidence(id).digest();
             let command = encode_command(command_of);
             let tx = TxDigests {
                 write_set_digest: Digest(result.write_set_digest),
                 claims_digest: claims_digest(claims_of(command_of)),
-                command_digest: (leaf_format > LEAF_FORMAT_1).then(|| sha256(&command)),
+                command_digest: has_command_digest(leaf_format).then(|| sha256(&command)),
             };
             leaf_hashes.push(tx.leaf_hash(&evidence_digest));
             digests.push(tx);

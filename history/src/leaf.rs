@@ -100,6 +100,13 @@ pub struct CommitEvidence {
     pub secret: [u8; 32],
 }
 
+impl CommitEvidence {
+    /// SHA-256 of its text: the leaf's commit-evidence component.
+    pub fn digest(&self) -> Digest {
+        sha256(self.to_string().as_bytes())
+    }
+}
+
 impl std::fmt::Display for CommitEvidence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -162,7 +169,7 @@ pub struct LeafComponents {
 impl LeafComponents {
     /// The leaf bytes: 96 (format 1) or 128 (format 2).
     pub fn leaf_bytes(&self) -> Vec<u8> {
-        let evidence_digest = sha256(self.commit_evidence.to_string().as_bytes());
+        let evidence_digest = self.commit_evidence.digest();
         leaf_bytes_of(
             &self.write_set_digest,
             &evidence_digest,

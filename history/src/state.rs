@@ -302,7 +302,7 @@ mod tests {
                     command_digest: Some(sha256(b"command")),
                 };
                 let evidence = identity.commit_evidence(TransactionId { view: 1, seqno });
-                let leaf = digests.leaf_hash(&sha256(evidence.to_string().as_bytes()));
+                let leaf = digests.leaf_hash(&evidence.digest());
                 (digests, leaf)
             })
             .unzip()

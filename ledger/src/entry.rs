@@ -22,6 +22,12 @@ pub const LEAF_FORMAT_1: u8 = 1;
 /// checkpoints carry the `stele-view` line.
 pub const LEAF_FORMAT_2: u8 = 2;
 
+/// Whether leaves of `leaf_format` end with the command digest (format 2
+/// on; an unknown format, refused by `check_shape`, counts as the newest).
+pub fn has_command_digest(leaf_format: u8) -> bool {
+    leaf_format >= LEAF_FORMAT_2
+}
+
 /// The format the node writes.
 pub const LEAF_FORMAT_CURRENT: u8 = LEAF_FORMAT_2;
 
@@ -71,8 +77,7 @@ impl TxRecord {
     /// The leaf bytes in `leaf_format`: write-set digest, commit-evidence
     /// digest, claims digest and, from format 2, command digest.
     pub fn leaf_bytes(&self, leaf_format: u8) -> Vec<u8> {
-        // An unknown format (refused by `check_shape`) hashes as the newest.
-        let command_digest = (leaf_format >= LEAF_FORMAT_2).then(|| self.command_digest());
+        let command_digest = has_command_digest(leaf_format).then(|| self.command_digest());
         leaf_bytes_of(
             &self.write_set_digest(),
             &Digest(self.commit_evidence_digest),

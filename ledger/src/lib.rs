@@ -50,8 +50,8 @@ mod recovery;
 pub mod verify;
 
 pub use entry::{
-    BatchEntry, Entry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_2,
-    LEAF_FORMAT_CURRENT,
+    has_command_digest, BatchEntry, Entry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1,
+    LEAF_FORMAT_2, LEAF_FORMAT_CURRENT,
 };
 pub use error::{Clearable, LedgerError};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
