@@ -81,13 +81,14 @@ stop_nodes() {
 
 # run_bench LABEL ARGS...: `stele bench ARGS`, bounded by twice the phases plus
 # two minutes of setup; with JSON=1 its JSON line, else its table, on stdout.
+# STELE_BENCH: another binary's client (A/B runs of older nodes, one client).
 run_bench() {
     local label=$1
     shift
     local format=()
     if [ "${JSON:-0}" = 1 ]; then format=(--json); fi
     echo "== $label" >&2
-    timeout $((2 * DURATION_S + 120)) "$STELE" bench --duration-s "$DURATION_S" \
+    timeout $((2 * DURATION_S + 120)) "${STELE_BENCH:-$STELE}" bench --duration-s "$DURATION_S" \
         --clients "$CLIENTS" --threads "$THREADS" "${format[@]}" "$@"
 }
 

@@ -27,12 +27,3 @@ pub struct ExecutedBatch {
     #[serde(with = "serde_bytes")]
     pub prev_root: [u8; 32],
 }
-
-/// What applying (confirming) a batch answers the proposer: the committed range.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchApplied {
-    /// The view (term) of the batch.
-    pub view: u64,
-    /// Its last seqno (0 for a Raft-only entry).
-    pub last_seqno: u64,
-}

@@ -107,13 +107,11 @@ impl RaftSequencer {
     /// "already undergoing a configuration change" (a 503) instead of
     /// forwarding it (a 307).
     fn ensure_leader(&self) -> Result<(), ConsensusError> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let (leader, address) = crate::raft::known_leader(&metrics);
-        if leader == Some(self.node_id) {
+        let leadership = self.leadership();
+        if leadership.leader == Some(self.node_id) {
             return Ok(());
         }
-        Err(SubmitError::NotLeader { leader, address }.into())
+        Err(leadership.not_leader().into())
     }
 }
 

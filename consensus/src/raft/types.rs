@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::batch::{BatchApplied, ExecutedBatch};
+pub use crate::batch::ExecutedBatch;
 pub use crate::members::SteleNode;
 
 openraft::declare_raft_types!(
@@ -19,6 +19,15 @@ openraft::declare_raft_types!(
         SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// What applying (confirming) a batch answers the proposer: the committed range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchApplied {
+    /// The view (term) of the batch.
+    pub view: u64,
+    /// Its last seqno (0 for a Raft-only entry).
+    pub last_seqno: u64,
+}
 
 /// One InstallSnapshot chunk as it crosses the peer transport: openraft's
 /// request with the data as a CBOR byte string (its `Vec<u8>` would be coded
