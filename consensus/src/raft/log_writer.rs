@@ -8,17 +8,15 @@
 
 use std::sync::Arc;
 
-use openraft::{Entry, LogId};
-
 use super::{
     change_and_save, checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed,
-    LogWriter, Slot, SteleRaft,
+    LogWriter, Slot, SteleEntry, SteleLogId,
 };
 use crate::ConsensusError;
 
 impl LogWriter {
     /// Records a blank or membership entry durably, before any later batch.
-    pub(crate) fn append_control(&self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
+    pub(crate) fn append_control(&self, entry: SteleEntry) -> Result<(), ConsensusError> {
         change_and_save(&self.shared, |state| {
             let index = entry.log_id.index as usize;
             state.slots.truncate(index);
@@ -143,7 +141,7 @@ impl LogWriter {
     /// Records durably that `log_id` is committed, unless a later one is. A
     /// snapshot is kept only after this: openraft requires on start that the
     /// saved commit point is not behind the snapshot.
-    pub(crate) fn raise_committed(&self, log_id: LogId<u64>) -> Result<(), ConsensusError> {
+    pub(crate) fn raise_committed(&self, log_id: SteleLogId) -> Result<(), ConsensusError> {
         if lock(&self.shared).meta.committed >= Some(log_id) {
             return Ok(());
         }
@@ -153,7 +151,7 @@ impl LogWriter {
     }
 
     /// The log id at `index`, if the log holds that index.
-    pub(crate) fn log_id_at(&self, index: u64) -> Option<LogId<u64>> {
+    pub(crate) fn log_id_at(&self, index: u64) -> Option<SteleLogId> {
         let state = lock(&self.shared);
         match state.slots.get(usize::try_from(index).ok()?)? {
             Slot::Batch { view, .. } => Some(log_id(*view, index)),
