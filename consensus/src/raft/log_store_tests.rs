@@ -153,8 +153,7 @@ async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
         .expect("a new ledger");
     let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
     assert_eq!(store.resign_saved_leadership(1), None, "no vote saved");
-    let mut led = Vote::new(4, 1);
-    led.commit();
+    let led = Vote::new_committed(4, 1);
     store.save_vote(&led).await.expect("the vote is saved");
     // Another node's leadership, or a mere candidacy, is left alone.
     assert_eq!(store.resign_saved_leadership(2), None);
