@@ -196,6 +196,24 @@ impl ReplicaStateMachine {
         })
     }
 
+    /// On start, the state of this node's own newest snapshot `meta`: its log
+    /// entries, applied (the log holds them: the snapshot was built from it
+    /// or installed into it).
+    fn restore_from_log(&mut self, meta: &SteleSnapshotMeta) -> StorageResult<()> {
+        let Some(last) = meta.last_log_id else {
+            return Ok(());
+        };
+        if self.transfers.log.log_id_at(last.index) != Some(last) {
+            let reason = format!("the log does not hold {last}, the end of its newest snapshot");
+            self.replica.fail(reason.clone());
+            return Err(snapshot_error(reason));
+        }
+        self.apply_from_log(last)?;
+        self.transfers.log.release_through(last.index);
+        tracing::info!(log_id = %last, "applied the log up to the newest snapshot on start");
+        Ok(())
+    }
+
     /// Applies log entries after the last applied one up to `last` (a
     /// snapshot whose entries this node's log already holds).
     fn apply_from_log(&mut self, last: SteleLogId) -> StorageResult<()> {
@@ -277,10 +295,14 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         meta: &SteleSnapshotMeta,
         snapshot: tokio::fs::File,
     ) -> StorageResult<()> {
-        let path = self
-            .incoming
-            .take()
-            .ok_or_else(|| snapshot_error("a snapshot to install that was never received"))?;
+        let Some(path) = self.incoming.take() else {
+            // openraft 0.10 restores a state machine on start from its newest
+            // snapshot (one this node built or installed, so its log holds
+            // every entry up to it): applying the log up to it instead
+            // re-checks those batches against the replayed history, as a
+            // start did before.
+            return self.restore_from_log(meta);
+        };
         let mut file = snapshot.into_std().await;
         let stopping = Arc::clone(&self.replica);
         let fail = |error: ConsensusError| {
