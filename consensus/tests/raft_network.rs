@@ -31,8 +31,8 @@ use stele_consensus::raft::network::{
     PeerClient, PeerNetwork, PeerRpcKind, PeerService, RequestHead, HEADER_NONCE, HEADER_SIGNATURE,
     PEER_MESSAGE_BYTES_MAX, PEER_REQUEST_WINDOW_MS,
 };
-use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::types::{log_id, InstallSnapshotRequest, InstallSnapshotResponse};
+use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::sequencer::BoxFuture;
 use stele_consensus::ConsensusError;
@@ -317,10 +317,7 @@ fn a_response_is_bound_to_its_request_and_responder() {
 #[test]
 fn decode_request_checks_before_decoding() {
     let (one, two) = (auth(1), auth(2));
-    let request = VoteRequest::new(
-        Vote::new(5, 1),
-        Some(log_id(4, 9)),
-    );
+    let request = VoteRequest::new(Vote::new(5, 1), Some(log_id(4, 9)));
     let mut body = Vec::new();
     ciborium::into_writer(&request, &mut body).unwrap();
     let head = one.sign_request(2, PeerRpcKind::Vote, &body);
@@ -331,7 +328,8 @@ fn decode_request_checks_before_decoding() {
         &body,
     );
     assert_eq!(forged, Err(PeerAuthError::BadSignature));
-    let got: VoteRequest<SteleRaft> = decode_request(&two, PeerRpcKind::Vote, &head, &body).unwrap();
+    let got: VoteRequest<SteleRaft> =
+        decode_request(&two, PeerRpcKind::Vote, &head, &body).unwrap();
     assert_eq!(got, request);
 
     let (answer, answer_sig) = encode_response(

@@ -313,7 +313,11 @@ impl RaftLogReader<SteleRaft> for LedgerLogReader {
 
     /// Entries `start..end` for replication, capped at
     /// [`REPLICATION_READ_BYTES_MAX`] (at least one).
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> StorageResult<Vec<SteleEntry>> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StorageResult<Vec<SteleEntry>> {
         self.entries_within(start, end, REPLICATION_READ_BYTES_MAX)
             .map_err(io_error)
     }

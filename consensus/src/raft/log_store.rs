@@ -332,7 +332,11 @@ impl RaftLogReader<SteleRaft> for LedgerLogStore {
         self.reader.read_vote().await
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> StorageResult<Vec<SteleEntry>> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StorageResult<Vec<SteleEntry>> {
         self.reader.limited_get_log_entries(start, end).await
     }
 
@@ -458,7 +462,10 @@ pub(crate) type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
 impl LedgerLogStore {
     /// Appends `entries` as `RaftLogStorage::append` does and waits until they are
     /// durable. For tests and tools.
-    pub async fn append_and_wait(&mut self, entries: Vec<SteleEntry>) -> Result<(), ConsensusError> {
+    pub async fn append_and_wait(
+        &mut self,
+        entries: Vec<SteleEntry>,
+    ) -> Result<(), ConsensusError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.append_with(entries, move |result| {
             // The waiter only goes away if it was cancelled; nothing to tell then.

@@ -195,11 +195,9 @@ mod tests {
                     batches_before: 0,
                     entry: Entry {
                         log_id: log_id(0, 0),
-                        payload: EntryPayload::Membership(Membership::new(
-                            vec![BTreeSet::from([1])],
-                            members,
-                        )
-                        .unwrap()),
+                        payload: EntryPayload::Membership(
+                            Membership::new(vec![BTreeSet::from([1])], members).unwrap(),
+                        ),
                     },
                 },
                 ControlRecord {

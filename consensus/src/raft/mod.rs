@@ -66,9 +66,7 @@ pub use state_machine::ReplicaStateMachine;
 pub use types::{BatchApplied, ExecutedBatch, SteleNode, SteleRaft};
 
 /// The leader this node knows of, and its address from the membership.
-pub(crate) fn known_leader(
-    metrics: &types::SteleMetrics,
-) -> (Option<u64>, Option<String>) {
+pub(crate) fn known_leader(metrics: &types::SteleMetrics) -> (Option<u64>, Option<String>) {
     let address = metrics.current_leader.and_then(|leader| {
         metrics
             .membership_config

@@ -50,7 +50,10 @@ pub trait SteleNetworkFactory:
 }
 
 impl<N> SteleNetworkFactory for N where
-    N: RaftNetworkFactory<SteleRaft, Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>>
+    N: RaftNetworkFactory<
+        SteleRaft,
+        Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>,
+    >
 {
 }
 

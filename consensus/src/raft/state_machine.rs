@@ -235,7 +235,9 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
     type SnapshotData = tokio::fs::File;
     type SnapshotBuilder = TransferBuilder;
 
-    async fn applied_state(&mut self) -> StorageResult<(Option<SteleLogId>, SteleStoredMembership)> {
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<SteleLogId>, SteleStoredMembership)> {
         Ok((self.last_applied, self.membership.clone()))
     }
 

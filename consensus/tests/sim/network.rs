@@ -217,7 +217,9 @@ impl CallError {
     ) -> RPCError<SteleRaft, E> {
         let context = |m| format!("{kind} {from}->{target}: {m}");
         match self {
-            CallError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(context(m))),
+            CallError::Unreachable(m) => {
+                RPCError::Unreachable(Unreachable::from_string(context(m)))
+            }
             CallError::Network(m) => RPCError::Network(NetworkError::from_string(context(m))),
         }
     }

@@ -8,9 +8,9 @@ use stele_consensus::openraft::raft::{AppendEntriesRequest, VoteRequest};
 use stele_consensus::openraft::{
     Entry as RaftEntry, EntryPayload, Membership, StoredMembership, Vote,
 };
+use stele_consensus::openraft_legacy::network_v1::SnapshotMeta as LegacySnapshotMeta;
 use stele_consensus::raft::meta::ControlRecord;
 use stele_consensus::raft::transfer::{TransferHeader, TransferWriter};
-use stele_consensus::openraft_legacy::network_v1::SnapshotMeta as LegacySnapshotMeta;
 use stele_consensus::raft::types::{SnapshotChunk, SteleEntry, SteleLogId};
 use stele_consensus::raft::{ExecutedBatch, SteleNode, SteleRaft};
 use stele_history::{
@@ -383,9 +383,10 @@ fn components(seqno: u64) -> LeafComponents {
             transaction_id: TransactionId { view: 2, seqno },
             secret: [seqno as u8; 32],
         },
-        claims_digest: stele_history::claims_digest((seqno % 2 == 0).then_some("claims")),
+        claims_digest: stele_history::claims_digest(seqno.is_multiple_of(2).then_some("claims")),
         // Leaves of both formats: 96 bytes (format 1) and 128 (format 2).
-        command_digest: (seqno % 3 != 0).then(|| stele_history::hash::sha256(&seqno.to_le_bytes())),
+        command_digest: (!seqno.is_multiple_of(3))
+            .then(|| stele_history::hash::sha256(&seqno.to_le_bytes())),
     }
 }
 

@@ -174,7 +174,11 @@ enum CallError {
 }
 
 impl CallError {
-    fn into_rpc<E: std::error::Error>(self, kind: PeerRpcKind, target: u64) -> RPCError<SteleRaft, E> {
+    fn into_rpc<E: std::error::Error>(
+        self,
+        kind: PeerRpcKind,
+        target: u64,
+    ) -> RPCError<SteleRaft, E> {
         let context = |m| format!("{} to peer {target}: {m}", kind.path());
         match self {
             CallError::Unreachable(m) | CallError::TooLarge(m) => {
