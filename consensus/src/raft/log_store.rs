@@ -571,3 +571,7 @@ pub(crate) use ledger_copy::BatchSink;
 #[cfg(test)]
 #[path = "log_store_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "openraft_suite_tests.rs"]
+mod openraft_suite_tests;
