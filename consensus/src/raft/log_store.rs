@@ -356,7 +356,8 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         let last_purged_log_id = state.meta.last_purged;
         Ok(LogState {
             last_purged_log_id,
-            last_log_id: state.last_log_id().or(last_purged_log_id),
+            // Never behind the purge point (a purge may pass the last entry).
+            last_log_id: state.last_log_id().max(last_purged_log_id),
         })
     }
 

@@ -17,6 +17,8 @@ use crate::ConsensusError;
 impl LogWriter {
     /// Records a blank or membership entry durably, before any later batch.
     pub(crate) fn append_control(&self, entry: SteleEntry) -> Result<(), ConsensusError> {
+        let dir = lock(&self.shared).dir.clone();
+        no_gap(&dir, entry.log_id.index, self.len())?;
         change_and_save(&self.shared, |state| {
             let index = entry.log_id.index as usize;
             state.slots.truncate(index);
@@ -40,6 +42,7 @@ impl LogWriter {
         let batch = Arc::new(batch);
         {
             let mut state = lock(&self.shared);
+            no_gap(&state.dir, index, state.slots.len() as u64)?;
             state.slots.truncate(index as usize);
             state.released = state.released.min(index as usize);
             state.slots.push(Slot::Batch {
@@ -183,4 +186,17 @@ impl LogWriter {
     pub(crate) fn len(&self) -> u64 {
         lock(&self.shared).slots.len() as u64
     }
+}
+
+/// Refuses an entry at log index `index` in a log of `len` entries that
+/// would leave a gap (openraft appends right after its last log id, or over
+/// a suffix it replaces): slot `i` must be log index `i`.
+fn no_gap(dir: &std::path::Path, index: u64, len: u64) -> Result<(), ConsensusError> {
+    if index > len {
+        return Err(ConsensusError::RaftStorage {
+            path: dir.to_owned(),
+            reason: format!("an entry at log index {index} after a log of {len} entries"),
+        });
+    }
+    Ok(())
 }

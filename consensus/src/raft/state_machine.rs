@@ -268,9 +268,13 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         Ok(())
     }
 
-    /// No builder while nothing is applied (there is no state to send).
-    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
-        self.last_applied?;
+    /// No builder while nothing is applied (there is no state to send),
+    /// unless forced (openraft's start, when the log was purged but no
+    /// snapshot is kept: the build then fails, as it did before 0.10).
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if !force {
+            self.last_applied?;
+        }
         Some(self.get_snapshot_builder().await)
     }
 
