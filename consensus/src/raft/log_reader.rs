@@ -161,7 +161,7 @@ impl LedgerLogReader {
 
     /// Log entries `start..end`, stopping before the entry that would take
     /// their estimated encoded size past `bytes_max` (at least one entry).
-    fn entries_within(
+    pub(super) fn entries_within(
         &self,
         start: u64,
         end: u64,
