@@ -345,6 +345,11 @@ impl RaftNetwork<SteleRaft> for SimClient {
         let handler =
             |engine: Arc<Engine>, rpc| async move { engine.peer_service().snapshot(rpc).await };
         let result = self.call(&rpc, handler).await;
+        if result.is_err() {
+            // As the real client: openraft-legacy's sender retries a failed
+            // chunk after 1 ms, without end.
+            tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+        }
         result.map_err(|e| e.into_rpc("snapshot", self.from, self.target))
     }
 

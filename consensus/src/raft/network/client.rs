@@ -26,6 +26,10 @@ use crate::raft::types::{
 };
 use crate::sync::lock;
 
+/// The wait after a snapshot chunk failed, before openraft-legacy's sender
+/// sends it again (it retries at once, without end).
+pub const SNAPSHOT_CHUNK_RETRY_MS: u64 = 200;
+
 /// How much of a refusal's body is quoted in the client's error.
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
 
@@ -343,6 +347,13 @@ impl RaftNetwork<SteleRaft> for PeerClient {
     ) -> RpcResult<InstallSnapshotResponse, RaftError<SteleRaft, InstallSnapshotError>> {
         let kind = PeerRpcKind::Snapshot;
         let result = self.call(kind, &SnapshotChunk::from(rpc), &option).await;
+        if result.is_err() {
+            // openraft-legacy's chunk sender retries a failed chunk after 1 ms,
+            // until the replication is cancelled (0.9's backed off, and gave
+            // up after 5 failures): pace it, or a peer that is down costs a
+            // chunk read and a connection attempt every millisecond.
+            tokio::time::sleep(std::time::Duration::from_millis(SNAPSHOT_CHUNK_RETRY_MS)).await;
+        }
         result.map_err(|e| e.into_rpc(kind, self.target))
     }
 }
