@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use openraft::error::{NetworkError, RPCError, RaftError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use openraft_legacy::network_v1::{Adapter, InstallSnapshotError, RaftNetwork};
 use serde::de::DeserializeOwned;
@@ -25,6 +25,9 @@ use crate::raft::types::{
     InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleNode, SteleRaft,
 };
 use crate::sync::lock;
+
+/// The wait before openraft retries a peer it could not reach, in ms.
+pub const PEER_BACKOFF_MS: u64 = 500;
 
 /// The wait after a snapshot chunk failed, before openraft-legacy's sender
 /// sends it again (it retries at once, without end).
@@ -355,5 +358,13 @@ impl RaftNetwork<SteleRaft> for PeerClient {
             tokio::time::sleep(std::time::Duration::from_millis(SNAPSHOT_CHUNK_RETRY_MS)).await;
         }
         result.map_err(|e| e.into_rpc(kind, self.target))
+    }
+
+    /// The wait before retrying an unreachable peer: openraft 0.9's default
+    /// (openraft-legacy's is 200 ms).
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(std::time::Duration::from_millis(
+            PEER_BACKOFF_MS,
+        )))
     }
 }
