@@ -27,3 +27,17 @@ pub struct ExecutedBatch {
     #[serde(with = "serde_bytes")]
     pub prev_root: [u8; 32],
 }
+
+/// For openraft's logs (0.10 asks its entries' data to display): the view
+/// and the seqnos, not the transactions.
+impl std::fmt::Display for ExecutedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "batch(view {}, seqnos {}..={})",
+            self.batch.view,
+            self.batch.first_seqno,
+            self.batch.last_seqno()
+        )
+    }
+}

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use openraft::network::RaftNetworkFactory;
 use stele_dispatcher::Dispatcher;
 use stele_ledger::Ledger;
 
@@ -23,7 +22,7 @@ use crate::identity::ServiceIdentity;
 use crate::intake::Intake;
 use crate::members::{Members, SteleNode};
 use crate::raft::network::{Partition, PeerAuth, PeerNetwork, PeerService};
-use crate::raft::{ClusterSetup, RaftSequencer, SteleRaft};
+use crate::raft::{ClusterSetup, RaftSequencer};
 use crate::replica::{EngineCounters, Replica};
 use crate::sequencer::Sequencer;
 use crate::submission::{Submission, SubmitError};
@@ -95,7 +94,7 @@ impl Engine {
     /// [`Engine::peer_service`] directly); `cluster.auth` and
     /// `cluster.partition` then only serve [`Engine::peer_auth`] and
     /// [`Engine::partition`].
-    pub async fn start_with_network<N: RaftNetworkFactory<SteleRaft>>(
+    pub async fn start_with_network<N: crate::raft::sequencer::SteleNetworkFactory>(
         mut ledger: Ledger,
         identity: ServiceIdentity,
         config: EngineConfig,

@@ -99,6 +99,8 @@ pub use identity::ServiceIdentity;
 pub use members::{Members, SteleNode};
 /// The Raft engine, re-exported for its types (RPCs, membership).
 pub use openraft;
+/// openraft's v1 network and chunked snapshots (the peer transport's), re-exported.
+pub use openraft_legacy;
 pub use raft::{ClusterSetup, RaftLogPolicy, RaftTiming};
 pub use replica::{EngineCounters, Fault};
 pub use sequencer::Sequencer;

@@ -21,18 +21,17 @@ use axum::response::Response;
 use axum_server::tls_rustls::RustlsConfig;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use openraft::error::RPCError;
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::{LogId, Vote};
+use openraft::network::RPCOption;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::Vote;
+use openraft_legacy::network_v1::RaftNetwork;
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
     decode_request, encode_response, now_ms, router, Partition, PeerAuth, PeerAuthError,
     PeerClient, PeerNetwork, PeerRpcKind, PeerService, RequestHead, HEADER_NONCE, HEADER_SIGNATURE,
     PEER_MESSAGE_BYTES_MAX, PEER_REQUEST_WINDOW_MS,
 };
+use stele_consensus::raft::types::{log_id, InstallSnapshotRequest, InstallSnapshotResponse};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::sequencer::BoxFuture;
@@ -318,27 +317,25 @@ fn a_response_is_bound_to_its_request_and_responder() {
 #[test]
 fn decode_request_checks_before_decoding() {
     let (one, two) = (auth(1), auth(2));
-    let request = VoteRequest::new(
-        Vote::new(5, 1),
-        Some(LogId::new(openraft::CommittedLeaderId::new(4, 1), 9)),
-    );
+    let request = VoteRequest::new(Vote::new(5, 1), Some(log_id(4, 9)));
     let mut body = Vec::new();
     ciborium::into_writer(&request, &mut body).unwrap();
     let head = one.sign_request(2, PeerRpcKind::Vote, &body);
-    let forged = decode_request::<VoteRequest<u64>>(
+    let forged = decode_request::<VoteRequest<SteleRaft>>(
         &two,
         PeerRpcKind::Vote,
         &altered(&head, |h| h.from = 3),
         &body,
     );
     assert_eq!(forged, Err(PeerAuthError::BadSignature));
-    let got: VoteRequest<u64> = decode_request(&two, PeerRpcKind::Vote, &head, &body).unwrap();
+    let got: VoteRequest<SteleRaft> =
+        decode_request(&two, PeerRpcKind::Vote, &head, &body).unwrap();
     assert_eq!(got, request);
 
     let (answer, answer_sig) = encode_response(
         &two,
         &head.signature,
-        &VoteResponse::new(Vote::new(5, 1), None, true),
+        &VoteResponse::<SteleRaft>::new(Vote::new(5, 1), None, true),
     );
     one.verify_response(2, &head.signature, &answer_sig, &answer)
         .unwrap();
@@ -388,21 +385,21 @@ impl PeerService for Service {
     fn append(
         &self,
         _rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>> {
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<SteleRaft>, ConsensusError>> {
         Box::pin(self.handle(AppendEntriesResponse::Success))
     }
 
     fn vote(
         &self,
-        _rpc: VoteRequest<u64>,
-    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>> {
+        _rpc: VoteRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<VoteResponse<SteleRaft>, ConsensusError>> {
         Box::pin(self.handle(granted()))
     }
 
     fn snapshot(
         &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>> {
+        rpc: InstallSnapshotRequest,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>> {
         Box::pin(self.handle(InstallSnapshotResponse { vote: rpc.vote }))
     }
 }
@@ -416,7 +413,7 @@ struct Server {
     requests: AtomicUsize,
 }
 
-fn granted() -> VoteResponse<u64> {
+fn granted() -> VoteResponse<SteleRaft> {
     VoteResponse::new(Vote::new(7, 1), None, true)
 }
 
@@ -534,19 +531,17 @@ async fn client_with(
     if !tls {
         network = network.with_plain_http();
     }
-    network
-        .new_client(
-            2,
-            &SteleNode::new(addr.to_string(), &key(2).verifying_key()),
-        )
-        .await
+    network.peer_client(
+        2,
+        &SteleNode::new(addr.to_string(), &key(2).verifying_key()),
+    )
 }
 
 async fn client(from: PeerAuth, addr: SocketAddr, partition: Partition) -> PeerClient {
     client_with(from, addr, partition, true).await
 }
 
-fn vote_request() -> VoteRequest<u64> {
+fn vote_request() -> VoteRequest<SteleRaft> {
     VoteRequest::new(Vote::new(7, 1), None)
 }
 

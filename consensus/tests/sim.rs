@@ -142,6 +142,55 @@ fn the_simulation_reports_a_node_that_executes_differently() {
     );
 }
 
+/// openraft 0.10 replicates entries before the leader's own flush: elections
+/// while group commits are in flight on every node (the leader isolated or
+/// crashed under load, with message delays), where a new leader must not count
+/// its unflushed entries as its own progress (openraft issue 2118). A fixed
+/// plan; the seeds vary the messages' fates and the clients.
+#[test]
+fn elections_during_in_flight_group_commits_keep_the_invariants() {
+    let leader = Target::Leader { otherwise: 1 };
+    let steps = [
+        (Step::Delay { max_ms: 10 }, 300),
+        (Step::Isolate(leader), 600),
+        (Step::Heal, 300),
+        (Step::Crash(leader), 400),
+        (Step::Restart, 400),
+        (Step::Isolate(leader), 600),
+        (Step::Heal, 300),
+        (Step::Crash(leader), 300),
+        (Step::Restart, 300),
+    ];
+    let plan = Plan {
+        steps: steps
+            .into_iter()
+            .map(|(step, then_ms)| sim::schedule::Planned { step, then_ms })
+            .collect(),
+        batch_entries_max: 16,
+        snapshot_interval_tx: 0,
+        clients: 3,
+        raft_snapshot_entries: 0,
+    };
+    let mut failed = Vec::new();
+    for seed in seeds().into_iter().take(4) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(scenario(seed, &plan, None));
+        runtime.shutdown_timeout(Duration::from_secs(5));
+        match outcome {
+            Ok(summary) => eprintln!("seed {seed} (elections under load): ok: {summary}"),
+            Err(message) => {
+                eprintln!("seed {seed} (elections under load): FAILED\nplan: {plan}\n{message}");
+                failed.push(seed);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
 /// One seed on its own runtime, so nothing outlives it.
 fn run_seed(seed: u64, faulty: Option<(u64, Fault)>) -> Result<String, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

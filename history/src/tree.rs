@@ -211,7 +211,7 @@ impl MerkleTree {
     /// multiple of the smallest power of two >= `end - start`.
     fn subtree(&self, start: u64, end: u64) -> Digest {
         let width = end - start;
-        debug_assert!(width > 0 && start % width.next_power_of_two() == 0);
+        debug_assert!(width > 0 && start.is_multiple_of(width.next_power_of_two()));
         if width.is_power_of_two() {
             let level = width.trailing_zeros();
             return self.node(level, start >> level);

@@ -20,7 +20,7 @@ fn components(seqno: u64) -> LeafComponents {
             transaction_id,
             secret: sha256(format!("secret {seqno}").as_bytes()).0,
         },
-        claims_digest: claims_digest((seqno % 2 == 0).then_some("a claim")),
+        claims_digest: claims_digest(seqno.is_multiple_of(2).then_some("a claim")),
         command_digest: Some(sha256(format!("command {seqno}").as_bytes())),
     }
 }

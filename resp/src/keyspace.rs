@@ -75,7 +75,7 @@ impl Deadline {
 
     fn check(&mut self) -> Result<(), WalkStopped> {
         self.calls = self.calls.wrapping_add(1);
-        if self.calls % Self::EVERY == 0 && Instant::now() > self.at {
+        if self.calls.is_multiple_of(Self::EVERY) && Instant::now() > self.at {
             return Err(WalkStopped::TooLong);
         }
         Ok(())

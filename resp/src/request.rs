@@ -230,7 +230,7 @@ pub(crate) fn parse(args: Vec<Bytes>) -> Result<Request, Reply> {
             })
         }
         "mset" | "msetnx" => {
-            arity(n >= 2 && n % 2 == 0)?;
+            arity(n >= 2 && n.is_multiple_of(2))?;
             let pairs = (0..n / 2).map(|_| (next(), next())).collect();
             Request::Op(if name == "mset" {
                 RedisOp::MSet { pairs }

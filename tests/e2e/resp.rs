@@ -176,7 +176,11 @@ fn array(value: &Value) -> Vec<Value> {
 /// answers in insertion order, Stele sorted byte-wise).
 fn pairs(value: &Value) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let items = array(value);
-    assert!(items.len() % 2 == 0, "odd HGETALL reply {}", show(value));
+    assert!(
+        items.len().is_multiple_of(2),
+        "odd HGETALL reply {}",
+        show(value)
+    );
     items
         .chunks(2)
         .map(|pair| (bytes(&pair[0]), bytes(&pair[1])))

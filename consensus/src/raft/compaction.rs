@@ -11,9 +11,9 @@
 //! snapshots grow geometrically (x1.5), and the copying adds up to at most
 //! three times the ledger.
 
-use openraft::Raft;
+use openraft::async_runtime::WatchReceiver as _;
 
-use crate::raft::SteleRaft;
+use crate::raft::types::SteleRaftHandle;
 
 /// Whether a snapshot is due: `applied` and `snapshot` are log indices (the
 /// last applied entry, the last entry of the newest snapshot), `every` is
@@ -28,7 +28,7 @@ pub(crate) fn snapshot_due(applied: Option<u64>, snapshot: Option<u64>, every: u
 /// Triggers snapshot builds as [`snapshot_due`] says, until the Raft engine
 /// stops. A trigger while a build runs is ignored by openraft; this waits for
 /// the snapshot index to move before triggering again.
-pub(crate) async fn trigger_snapshots(raft: Raft<SteleRaft>, every: u64) {
+pub(crate) async fn trigger_snapshots(raft: SteleRaftHandle, every: u64) {
     let mut metrics = raft.metrics();
     let mut triggered_at: Option<Option<u64>> = None;
     loop {

@@ -15,14 +15,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::{EntryPayload, Raft, Vote};
+use openraft::async_runtime::WatchReceiver as _;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::EntryPayload;
+use openraft_legacy::network_v1::ChunkedSnapshotReceiver as _;
 
 use super::transfer::TRANSFER_BYTES_MAX;
-use super::types::SteleRaft;
+use super::types::{
+    InstallSnapshotRequest, InstallSnapshotResponse, SteleRaft, SteleRaftHandle, SteleVote,
+};
 use crate::replica::Replica;
 use crate::sync::lock;
 use crate::ConsensusError;
@@ -41,7 +42,7 @@ pub const ELECTION_BACKOFF_MAX_MS: u64 = 30_000;
 struct Refusals {
     /// The leader vote whose batches this node refused: its heartbeats are
     /// refused too, so the election timer runs out.
-    deposed: Option<Vote<u64>>,
+    deposed: Option<SteleVote>,
     suspects: HashMap<u64, Instant>,
     last_election: Option<Instant>,
     backoff_ms: u64,
@@ -50,12 +51,12 @@ struct Refusals {
 /// Checks peer RPCs, then hands them to openraft.
 pub struct FollowerGate {
     replica: Arc<Replica>,
-    raft: Raft<SteleRaft>,
+    raft: SteleRaftHandle,
     refusals: Mutex<Refusals>,
 }
 
 impl FollowerGate {
-    pub(crate) fn new(replica: Arc<Replica>, raft: Raft<SteleRaft>) -> Self {
+    pub(crate) fn new(replica: Arc<Replica>, raft: SteleRaftHandle) -> Self {
         FollowerGate {
             replica,
             raft,
@@ -65,7 +66,7 @@ impl FollowerGate {
 
     /// Refuses the RPCs of a leader whose batches this node refused: its
     /// heartbeats too, so the election timer runs out.
-    fn refuse_deposed(&self, vote: Vote<u64>) -> Result<(), ConsensusError> {
+    fn refuse_deposed(&self, vote: SteleVote) -> Result<(), ConsensusError> {
         if lock(&self.refusals).deposed == Some(vote) {
             return Err(ConsensusError::Divergence {
                 seqno: 0,
@@ -81,9 +82,9 @@ impl FollowerGate {
     pub async fn append_entries(
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> Result<AppendEntriesResponse<u64>, ConsensusError> {
+    ) -> Result<AppendEntriesResponse<SteleRaft>, ConsensusError> {
         self.refuse_deposed(rpc.vote)?;
-        let current = self.raft.metrics().borrow().vote;
+        let current = self.raft.metrics().borrow_watched().vote;
         let stale = rpc.vote.partial_cmp(&current) == Some(Ordering::Less);
         let has_batches = rpc
             .entries
@@ -112,13 +113,16 @@ impl FollowerGate {
             .map_err(|error| ConsensusError::Raft(error.to_string()))
     }
 
-    /// InstallSnapshot (one chunk): refused from a deposed leader or past
-    /// [`TRANSFER_BYTES_MAX`]; the installed transfer is checked as it is
+    /// InstallSnapshot (one chunk): refused from a deposed leader, past
+    /// [`TRANSFER_BYTES_MAX`], or (checked on every chunk, so before the last
+    /// one hands the transfer to openraft) inconsistent with the sender's vote
+    /// or with this node's committed log, which openraft 0.10 would answer by
+    /// panicking its core. The installed transfer is checked as it is
     /// installed (`install.rs`), not here.
     pub async fn install_snapshot(
         &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> Result<InstallSnapshotResponse<u64>, ConsensusError> {
+        rpc: InstallSnapshotRequest,
+    ) -> Result<InstallSnapshotResponse, ConsensusError> {
         self.refuse_deposed(rpc.vote)?;
         let end = rpc.offset.saturating_add(rpc.data.len() as u64);
         if end > TRANSFER_BYTES_MAX {
@@ -126,6 +130,8 @@ impl FollowerGate {
                 "a snapshot transfer past {TRANSFER_BYTES_MAX} bytes"
             )));
         }
+        let committed = self.raft.metrics().borrow_watched().local_committed;
+        check_snapshot(&rpc.vote, rpc.meta.last_log_id, committed)?;
         self.raft
             .install_snapshot(rpc)
             .await
@@ -133,8 +139,12 @@ impl FollowerGate {
     }
 
     /// RequestVote: refused for a suspect, else openraft decides.
-    pub async fn vote(&self, rpc: VoteRequest<u64>) -> Result<VoteResponse<u64>, ConsensusError> {
-        if let Some(candidate) = rpc.vote.leader_id.voted_for() {
+    pub async fn vote(
+        &self,
+        rpc: VoteRequest<SteleRaft>,
+    ) -> Result<VoteResponse<SteleRaft>, ConsensusError> {
+        {
+            let candidate = rpc.vote.leader_id.voted_for;
             let suspect = lock(&self.refusals)
                 .suspects
                 .get(&candidate)
@@ -157,14 +167,14 @@ impl FollowerGate {
 
     /// Records a refused batch, deposes its leader, and calls an election unless
     /// one was called within the backoff.
-    fn diverged(&self, vote: Vote<u64>, error: &ConsensusError) {
+    fn diverged(&self, vote: SteleVote, error: &ConsensusError) {
         self.replica
             .record_divergence(format!("from the leader of {vote}: {error}"));
         let mut refusals = lock(&self.refusals);
         refusals.deposed = Some(vote);
-        if let Some(leader) = vote.leader_id.voted_for() {
-            refusals.suspects.insert(leader, Instant::now());
-        }
+        refusals
+            .suspects
+            .insert(vote.leader_id.voted_for, Instant::now());
         let backoff = Duration::from_millis(refusals.backoff_ms.max(ELECTION_BACKOFF_MIN_MS));
         let due = refusals
             .last_election
@@ -174,12 +184,42 @@ impl FollowerGate {
             refusals.backoff_ms = (backoff.as_millis() as u64 * 2).min(ELECTION_BACKOFF_MAX_MS);
             let raft = self.raft.clone();
             tokio::spawn(async move {
-                if let Err(error) = raft.trigger().elect().await {
+                if let Err(error) = raft.trigger().elect(false).await {
                     tracing::warn!(%error, "cannot call an election");
                 }
             });
         }
     }
+}
+
+/// Refuses a snapshot that no protocol-following leader of `vote` can send
+/// to a node that has committed `committed` (openraft 0.10 panics its core
+/// on one, `Raft::install_full_snapshot`): one whose last log id is beyond
+/// the vote's term, or above `committed` but not at a greater index. (A
+/// snapshot at or below `committed` is ignored by openraft.)
+fn check_snapshot(
+    vote: &SteleVote,
+    last: Option<crate::raft::types::SteleLogId>,
+    committed: Option<crate::raft::types::SteleLogId>,
+) -> Result<(), ConsensusError> {
+    let Some(last) = last else {
+        return Err(ConsensusError::Raft(
+            "a snapshot transfer without a last log id".to_owned(),
+        ));
+    };
+    if last.leader_id.term > vote.leader_id.term {
+        return Err(ConsensusError::Raft(format!(
+            "a snapshot up to {last} sent by the leader of {vote}: beyond its term"
+        )));
+    }
+    if let Some(committed) = committed {
+        if last > committed && last.index <= committed.index {
+            return Err(ConsensusError::Raft(format!(
+                "a snapshot up to {last} contradicts this node's committed log (up to {committed})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Re-executes every batch of `rpc` this node does not hold yet.

@@ -22,9 +22,9 @@ use openraft::{Entry, EntryPayload};
 use stele_ledger::frame::Frames;
 use stele_ledger::{chunk, BatchLocation};
 
-use super::{lock, log_id, read_error, Shared, Slot, StorageResult};
+use super::{io_error, lock, log_id, Shared, Slot, StorageResult};
 use crate::raft::meta::ControlRecord;
-use crate::raft::types::{ExecutedBatch, SteleRaft};
+use crate::raft::types::{ExecutedBatch, SteleEntry, SteleLogId, SteleRaft, SteleVote};
 use crate::ConsensusError;
 
 /// Reads log entries; cheap to clone, shares the store's index.
@@ -126,11 +126,7 @@ impl LedgerLogReader {
     }
 
     /// Log entries `start..end` (the batches read from the ledger).
-    pub(crate) fn read(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+    pub(crate) fn read(&self, start: u64, end: u64) -> Result<Vec<SteleEntry>, ConsensusError> {
         self.entries(start, end)
     }
 
@@ -159,12 +155,33 @@ impl LedgerLogReader {
             .collect())
     }
 
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<SteleRaft>>, ConsensusError> {
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<SteleEntry>, ConsensusError> {
+        self.entries_within(start, end, usize::MAX)
+    }
+
+    /// Log entries `start..end`, stopping before the entry that would take
+    /// their estimated encoded size past `bytes_max` (at least one entry).
+    pub(super) fn entries_within(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<SteleEntry>, ConsensusError> {
         // Copy what is needed and read files without holding the lock.
         let (dir, slots) = {
             let state = lock(&self.shared);
-            let end = end.min(state.slots.len() as u64);
+            let mut end = end.min(state.slots.len() as u64);
             let start = start.min(end);
+            if bytes_max != usize::MAX {
+                let mut bytes = 0_usize;
+                for (offset, slot) in state.slots[start as usize..end as usize].iter().enumerate() {
+                    bytes = bytes.saturating_add(slot.bytes_estimate());
+                    if offset > 0 && bytes > bytes_max {
+                        end = start + offset as u64;
+                        break;
+                    }
+                }
+            }
             let previous_batch = state.slots[..start as usize]
                 .iter()
                 .rev()
@@ -253,14 +270,83 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     (start, end)
 }
 
+/// Most bytes (estimated) of the entries one replication read returns: half
+/// a peer message, so an AppendEntries of them fits one (this replaces 0.9's
+/// `PayloadTooLarge` retry with fewer entries).
+pub const REPLICATION_READ_BYTES_MAX: usize = super::super::network::PEER_MESSAGE_BYTES_MAX / 2;
+
+impl Slot {
+    /// About the encoded size of the entry in this slot: the frames it
+    /// takes in the ledger once durable, else its records' sizes.
+    fn bytes_estimate(&self) -> usize {
+        const OVERHEAD: usize = 512;
+        match self {
+            Slot::Batch {
+                location: Some(location),
+                ..
+            } => usize::try_from(location.end - location.offset).unwrap_or(usize::MAX),
+            Slot::Batch {
+                pending: Some(batch),
+                ..
+            } => batch.batch.txs.iter().fold(OVERHEAD, |bytes, tx| {
+                bytes + tx.command.len() + tx.write_set.len() + 64 + 16
+            }),
+            _ => OVERHEAD,
+        }
+    }
+}
+
 impl RaftLogReader<SteleRaft> for LedgerLogReader {
     async fn try_get_log_entries<
         RB: RangeBounds<u64> + Clone + std::fmt::Debug + openraft::OptionalSend,
     >(
         &mut self,
         range: RB,
-    ) -> StorageResult<Vec<Entry<SteleRaft>>> {
+    ) -> StorageResult<Vec<SteleEntry>> {
         let (start, end) = bounds(&range);
-        self.entries(start, end).map_err(|error| read_error(&error))
+        self.entries(start, end).map_err(io_error)
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<SteleVote>> {
+        Ok(lock(&self.shared).meta.vote)
+    }
+
+    /// Entries `start..end` for replication, capped at
+    /// [`REPLICATION_READ_BYTES_MAX`] (at least one).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StorageResult<Vec<SteleEntry>> {
+        self.entries_within(start, end, REPLICATION_READ_BYTES_MAX)
+            .map_err(io_error)
+    }
+
+    /// The last log id of each term in `range`, from the slots (openraft's
+    /// default reads entries back in a binary search).
+    async fn get_key_log_ids(
+        &mut self,
+        range: std::ops::RangeInclusive<SteleLogId>,
+    ) -> StorageResult<Vec<SteleLogId>> {
+        let (first, last) = (range.start().index, range.end().index);
+        let state = lock(&self.shared);
+        let mut keys: Vec<SteleLogId> = Vec::new();
+        for index in first..=last {
+            let Some(slot) = state.slots.get(index as usize) else {
+                return Err(io_error(ConsensusError::RaftStorage {
+                    path: state.dir.clone(),
+                    reason: format!("no log entry at index {index} (the log ends before {last})"),
+                }));
+            };
+            let id = match slot {
+                Slot::Batch { view, .. } => log_id(*view, index),
+                Slot::Control(entry) => entry.log_id,
+            };
+            match keys.last_mut() {
+                Some(key) if key.leader_id == id.leader_id => *key = id,
+                _ => keys.push(id),
+            }
+        }
+        Ok(keys)
     }
 }

@@ -11,17 +11,16 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{
-    AnyError, CommittedLeaderId, Entry, EntryPayload, LogId, StorageError, StorageIOError, Vote,
-};
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{Entry, EntryPayload, Vote};
 use stele_ledger::{BatchLocation, GroupCommit, Ledger};
 
 use super::meta::{ControlRecord, RaftMeta};
-use super::types::{ExecutedBatch, SteleRaft};
+pub(crate) use super::types::log_id;
+use super::types::{ExecutedBatch, SteleEntry, SteleLogId, SteleRaft, SteleVote};
 use crate::ConsensusError;
 
-type StorageResult<T> = Result<T, StorageError<u64>>;
+type StorageResult<T> = Result<T, std::io::Error>;
 
 /// One Raft log position.
 #[derive(Debug, Clone)]
@@ -37,7 +36,7 @@ enum Slot {
         root: Option<[u8; 32]>,
     },
     /// A blank or membership entry (its copy is in the meta file).
-    Control(Box<Entry<SteleRaft>>),
+    Control(Box<SteleEntry>),
 }
 
 impl Slot {
@@ -116,12 +115,9 @@ fn change_and_save<R>(
     Ok(result)
 }
 
-fn io_error(error: &ConsensusError) -> StorageIOError<u64> {
-    StorageIOError::write_logs(AnyError::new(error))
-}
-
-fn read_error(error: &ConsensusError) -> StorageError<u64> {
-    StorageIOError::read_logs(AnyError::new(error)).into()
+/// openraft 0.10's storage error: an `io::Error` carrying Stele's.
+pub(crate) fn io_error(error: ConsensusError) -> std::io::Error {
+    std::io::Error::other(error)
 }
 
 /// The Raft log storage of one node.
@@ -292,10 +288,10 @@ impl LedgerLogStore {
     pub fn resign_saved_leadership(&mut self, node_id: u64) -> Option<u64> {
         let mut state = lock(&self.reader.shared);
         let vote = state.meta.vote?;
-        if !vote.is_committed() || vote.leader_id().voted_for() != Some(node_id) {
+        if !vote.is_committed() || vote.leader_id().voted_for != node_id {
             return None;
         }
-        let term = vote.leader_id().get_term();
+        let term = vote.leader_id().term;
         state.meta.vote = Some(Vote::new(term, node_id));
         Some(term)
     }
@@ -305,12 +301,8 @@ impl LedgerLogStore {
     }
 }
 
-fn log_id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 0), index)
-}
-
 impl State {
-    fn last_log_id(&self) -> Option<LogId<u64>> {
+    fn last_log_id(&self) -> Option<SteleLogId> {
         let index = self.slots.len().checked_sub(1)?;
         Some(match &self.slots[index] {
             Slot::Batch { view, .. } => log_id(*view, index as u64),
@@ -332,8 +324,27 @@ impl RaftLogReader<SteleRaft> for LedgerLogStore {
     >(
         &mut self,
         range: RB,
-    ) -> StorageResult<Vec<Entry<SteleRaft>>> {
+    ) -> StorageResult<Vec<SteleEntry>> {
         self.reader.try_get_log_entries(range).await
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<SteleVote>> {
+        self.reader.read_vote().await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StorageResult<Vec<SteleEntry>> {
+        self.reader.limited_get_log_entries(start, end).await
+    }
+
+    async fn get_key_log_ids(
+        &mut self,
+        range: std::ops::RangeInclusive<SteleLogId>,
+    ) -> StorageResult<Vec<SteleLogId>> {
+        self.reader.get_key_log_ids(range).await
     }
 }
 
@@ -345,7 +356,8 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         let last_purged_log_id = state.meta.last_purged;
         Ok(LogState {
             last_purged_log_id,
-            last_log_id: state.last_log_id().or(last_purged_log_id),
+            // Never behind the purge point (a purge may pass the last entry).
+            last_log_id: state.last_log_id().max(last_purged_log_id),
         })
     }
 
@@ -353,17 +365,13 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         self.reader.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<u64>) -> StorageResult<()> {
+    async fn save_vote(&mut self, vote: &SteleVote) -> StorageResult<()> {
         let vote = *vote;
         self.save_meta(|meta| meta.vote = Some(vote))
-            .map_err(|error| StorageIOError::write_vote(AnyError::new(&error)).into())
+            .map_err(io_error)
     }
 
-    async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
-        Ok(lock(&self.reader.shared).meta.vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
+    async fn save_committed(&mut self, committed: Option<SteleLogId>) -> StorageResult<()> {
         let due = self.committed_saved_at.is_none_or(|at| {
             at.elapsed() >= std::time::Duration::from_millis(COMMITTED_SAVE_INTERVAL_MS)
         });
@@ -392,27 +400,30 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
+    async fn read_committed(&mut self) -> StorageResult<Option<SteleLogId>> {
         Ok(lock(&self.reader.shared).meta.committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<SteleRaft>) -> StorageResult<()>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<SteleRaft>) -> StorageResult<()>
     where
-        I: IntoIterator<Item = Entry<SteleRaft>> + openraft::OptionalSend,
+        I: IntoIterator<Item = SteleEntry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
         self.append_with(entries.into_iter().collect(), move |result| {
-            callback.log_io_completed(result);
+            callback.io_completed(result);
         })
         .await
-        .map_err(|error| io_error(&error).into())
+        .map_err(io_error)
     }
 
-    async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+    /// Keeps `last_log_id` and drops every entry after it (openraft 0.9's
+    /// `truncate(first dropped)`, with first dropped = last + 1).
+    async fn truncate_after(&mut self, last_log_id: Option<SteleLogId>) -> StorageResult<()> {
+        let first_dropped = last_log_id.map_or(0, |last| last.index + 1);
         if let Some(hook) = &self.on_truncate {
             let (dir, first_dropped) = {
                 let state = lock(&self.reader.shared);
-                let start = usize::try_from(log_id.index).unwrap_or(usize::MAX);
+                let start = usize::try_from(first_dropped).unwrap_or(usize::MAX);
                 let slot = state
                     .slots
                     .get(start..)
@@ -424,25 +435,25 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
                 let batch = self
                     .reader
                     .batch_of(&dir, &slot, &mut Chunks::new())
-                    .map_err(|error| read_error(&error))?;
+                    .map_err(io_error)?;
                 hook(&batch);
             }
         }
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.cut(log_id.index))
+        tokio::task::spawn_blocking(move || log.cut(first_dropped))
             .await
-            .map_err(|error| StorageIOError::write_logs(AnyError::new(&error)))?
+            .map_err(std::io::Error::other)?
             .map(|_last_kept_seqno| ())
-            .map_err(|error| io_error(&error).into())
+            .map_err(io_error)
     }
 
-    async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+    async fn purge(&mut self, log_id: SteleLogId) -> StorageResult<()> {
         // Compaction only: the ledger keeps every batch (it is the audit record);
         // the purge point just bounds what openraft may read.
         // The Raft-only entries stay: they place the batches at their log
         // indices, and a snapshot sent on carries them.
         self.save_meta(|meta| meta.last_purged = Some(log_id))
-            .map_err(|error| io_error(&error).into())
+            .map_err(io_error)
     }
 }
 
@@ -451,11 +462,10 @@ pub(crate) type Flushed = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
 
 impl LedgerLogStore {
     /// Appends `entries` as `RaftLogStorage::append` does and waits until they are
-    /// durable. For tests and tools: openraft's `LogFlushed` cannot be built
-    /// outside openraft.
+    /// durable. For tests and tools.
     pub async fn append_and_wait(
         &mut self,
-        entries: Vec<Entry<SteleRaft>>,
+        entries: Vec<SteleEntry>,
     ) -> Result<(), ConsensusError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.append_with(entries, move |result| {
@@ -494,7 +504,7 @@ impl LedgerLogStore {
 
     async fn append_with(
         &mut self,
-        entries: Vec<Entry<SteleRaft>>,
+        entries: Vec<SteleEntry>,
         flushed: impl FnOnce(Result<(), std::io::Error>) + Send + 'static,
     ) -> Result<(), ConsensusError> {
         let flushed: Flushed = Box::new(flushed);
@@ -503,7 +513,7 @@ impl LedgerLogStore {
 
     fn append_entries(
         &mut self,
-        entries: Vec<Entry<SteleRaft>>,
+        entries: Vec<SteleEntry>,
         flushed: Flushed,
     ) -> Result<(), ConsensusError> {
         // The completion of the last batch queued covers every earlier one: the
@@ -562,3 +572,7 @@ pub(crate) use ledger_copy::BatchSink;
 #[cfg(test)]
 #[path = "log_store_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "openraft_suite_tests.rs"]
+mod openraft_suite_tests;

@@ -153,8 +153,7 @@ async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
         .expect("a new ledger");
     let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
     assert_eq!(store.resign_saved_leadership(1), None, "no vote saved");
-    let mut led = Vote::new(4, 1);
-    led.commit();
+    let led = Vote::new_committed(4, 1);
     store.save_vote(&led).await.expect("the vote is saved");
     // Another node's leadership, or a mere candidacy, is left alone.
     assert_eq!(store.resign_saved_leadership(2), None);
@@ -165,4 +164,148 @@ async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
     let read = store.read_vote().await.expect("a vote");
     assert_eq!(read, Some(Vote::new(4, 1)));
     assert_eq!(store.resign_saved_leadership(1), None);
+}
+
+/// openraft 0.10's contract for the log store: an appended entry is
+/// readable as soon as `append` returns (0.10 replicates it before it is
+/// durable); `truncate_after(last)` keeps `last` and rolls back the batch
+/// after it; a gap is refused.
+#[tokio::test]
+async fn appended_entries_read_back_at_once_and_truncate_after_keeps_the_last() {
+    use std::sync::Mutex as StdMutex;
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut writer = FixtureWriter::new(7);
+    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
+        .expect("a new ledger");
+    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let dropped: Arc<StdMutex<Vec<u64>>> = Arc::default();
+    let seen = Arc::clone(&dropped);
+    store.set_on_truncate(Box::new(move |batch| {
+        crate::sync::lock(&seen).push(batch.batch.first_seqno)
+    }));
+    let batches: Vec<ExecutedBatch> = (0..4).map(|_| executed(&mut writer, 3)).collect();
+    let entries: Vec<SteleEntry> = batches
+        .iter()
+        .enumerate()
+        .map(|(index, batch)| Entry {
+            log_id: log_id(writer.view, index as u64),
+            payload: EntryPayload::Normal(batch.clone()),
+        })
+        .collect();
+    store
+        .append(entries, IOFlushed::noop())
+        .await
+        .expect("appended");
+    // Readable before anything says it is durable.
+    let read = store
+        .try_get_log_entries(0..4)
+        .await
+        .expect("the log reads");
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[3].log_id, log_id(writer.view, 3));
+
+    // A gap is refused (slot i is log index i).
+    let gap = Entry {
+        log_id: log_id(writer.view, 9),
+        payload: EntryPayload::Blank,
+    };
+    assert!(store.append(vec![gap], IOFlushed::noop()).await.is_err());
+
+    // Keep index 1: the batch at index 2 is the first one dropped.
+    store
+        .truncate_after(Some(log_id(writer.view, 1)))
+        .await
+        .expect("truncated");
+    assert_eq!(
+        *crate::sync::lock(&dropped),
+        vec![batches[2].batch.first_seqno]
+    );
+    let state = store.get_log_state().await.expect("the log state");
+    assert_eq!(state.last_log_id, Some(log_id(writer.view, 1)));
+    assert_eq!(
+        store
+            .try_get_log_entries(0..)
+            .await
+            .expect("the log reads")
+            .len(),
+        2
+    );
+
+    // Everything: the first batch is dropped.
+    store.truncate_after(None).await.expect("truncated");
+    assert_eq!(
+        crate::sync::lock(&dropped).last(),
+        Some(&batches[0].batch.first_seqno)
+    );
+    assert_eq!(
+        store
+            .get_log_state()
+            .await
+            .expect("the log state")
+            .last_log_id,
+        None
+    );
+}
+
+/// The key log ids (the last of each term) come from the slots, and a
+/// replication read stops at its byte budget (at least one entry).
+#[tokio::test]
+async fn key_log_ids_and_the_replication_read_budget() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut writer = FixtureWriter::new(7);
+    writer.view = 1;
+    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
+        .expect("a new ledger");
+    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let mut entries = Vec::new();
+    for index in 0..2 {
+        entries.push(Entry {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Normal(executed(&mut writer, 3)),
+        });
+    }
+    entries.push(Entry {
+        log_id: log_id(2, 2),
+        payload: EntryPayload::Blank,
+    });
+    writer.view = 2;
+    entries.push(Entry {
+        log_id: log_id(2, 3),
+        payload: EntryPayload::Normal(executed(&mut writer, 3)),
+    });
+    store.append_and_wait(entries).await.expect("appended");
+
+    let keys = store
+        .get_key_log_ids(log_id(1, 0)..=log_id(2, 3))
+        .await
+        .expect("the key log ids");
+    assert_eq!(keys, vec![log_id(1, 1), log_id(2, 3)]);
+    let keys = store
+        .get_key_log_ids(log_id(2, 2)..=log_id(2, 3))
+        .await
+        .expect("the key log ids");
+    assert_eq!(keys, vec![log_id(2, 3)]);
+
+    // A budget of one byte still returns one entry; a large one all.
+    assert_eq!(
+        store.reader.entries_within(0, 4, 1).expect("reads").len(),
+        1
+    );
+    assert_eq!(
+        store
+            .reader
+            .entries_within(0, 4, usize::MAX)
+            .expect("reads")
+            .len(),
+        4
+    );
+    assert_eq!(
+        store
+            .limited_get_log_entries(0, 4)
+            .await
+            .expect("reads")
+            .len(),
+        4
+    );
 }

@@ -8,17 +8,17 @@
 
 use std::sync::Arc;
 
-use openraft::{Entry, LogId};
-
 use super::{
     change_and_save, checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed,
-    LogWriter, Slot, SteleRaft,
+    LogWriter, Slot, SteleEntry, SteleLogId,
 };
 use crate::ConsensusError;
 
 impl LogWriter {
     /// Records a blank or membership entry durably, before any later batch.
-    pub(crate) fn append_control(&self, entry: Entry<SteleRaft>) -> Result<(), ConsensusError> {
+    pub(crate) fn append_control(&self, entry: SteleEntry) -> Result<(), ConsensusError> {
+        let dir = lock(&self.shared).dir.clone();
+        no_gap(&dir, entry.log_id.index, self.len())?;
         change_and_save(&self.shared, |state| {
             let index = entry.log_id.index as usize;
             state.slots.truncate(index);
@@ -42,6 +42,7 @@ impl LogWriter {
         let batch = Arc::new(batch);
         {
             let mut state = lock(&self.shared);
+            no_gap(&state.dir, index, state.slots.len() as u64)?;
             state.slots.truncate(index as usize);
             state.released = state.released.min(index as usize);
             state.slots.push(Slot::Batch {
@@ -143,7 +144,7 @@ impl LogWriter {
     /// Records durably that `log_id` is committed, unless a later one is. A
     /// snapshot is kept only after this: openraft requires on start that the
     /// saved commit point is not behind the snapshot.
-    pub(crate) fn raise_committed(&self, log_id: LogId<u64>) -> Result<(), ConsensusError> {
+    pub(crate) fn raise_committed(&self, log_id: SteleLogId) -> Result<(), ConsensusError> {
         if lock(&self.shared).meta.committed >= Some(log_id) {
             return Ok(());
         }
@@ -153,7 +154,7 @@ impl LogWriter {
     }
 
     /// The log id at `index`, if the log holds that index.
-    pub(crate) fn log_id_at(&self, index: u64) -> Option<LogId<u64>> {
+    pub(crate) fn log_id_at(&self, index: u64) -> Option<SteleLogId> {
         let state = lock(&self.shared);
         match state.slots.get(usize::try_from(index).ok()?)? {
             Slot::Batch { view, .. } => Some(log_id(*view, index)),
@@ -185,4 +186,17 @@ impl LogWriter {
     pub(crate) fn len(&self) -> u64 {
         lock(&self.shared).slots.len() as u64
     }
+}
+
+/// Refuses an entry at log index `index` in a log of `len` entries that
+/// would leave a gap (openraft appends right after its last log id, or over
+/// a suffix it replaces): slot `i` must be log index `i`.
+fn no_gap(dir: &std::path::Path, index: u64, len: u64) -> Result<(), ConsensusError> {
+    if index > len {
+        return Err(ConsensusError::RaftStorage {
+            path: dir.to_owned(),
+            reason: format!("an entry at log index {index} after a log of {len} entries"),
+        });
+    }
+    Ok(())
 }

@@ -16,11 +16,10 @@ use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 
-use openraft::{Entry, LogId, Vote};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::types::SteleRaft;
+use super::types::{SteleEntry, SteleLogId, SteleVote};
 use crate::ConsensusError;
 
 /// File name of the meta file, beside the ledger folder's chunks.
@@ -58,18 +57,18 @@ pub struct ControlRecord {
     /// How many ledger batches precede it in the Raft log.
     pub batches_before: u64,
     /// The entry itself (never a normal entry).
-    pub entry: Entry<SteleRaft>,
+    pub entry: SteleEntry,
 }
 
 /// Everything the Raft log storage keeps outside the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RaftMeta {
     /// The last vote saved (`RaftLogStorage::save_vote`).
-    pub vote: Option<Vote<u64>>,
+    pub vote: Option<SteleVote>,
     /// The last committed log id saved (`RaftLogStorage::save_committed`).
-    pub committed: Option<LogId<u64>>,
+    pub committed: Option<SteleLogId>,
     /// The greatest purged log id (compaction only: the ledger keeps its batches).
-    pub last_purged: Option<LogId<u64>>,
+    pub last_purged: Option<SteleLogId>,
     /// Blank and membership entries, in log order.
     pub controls: Vec<ControlRecord>,
     /// A ledger truncation recorded but maybe not yet carried out: keep the
@@ -178,9 +177,10 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::os::unix::fs::PermissionsExt as _;
 
-    use openraft::{CommittedLeaderId, EntryPayload, Membership};
+    use openraft::{Entry, EntryPayload, Membership, Vote};
 
     use super::*;
+    use crate::raft::types::log_id;
     use crate::raft::SteleNode;
 
     fn sample() -> RaftMeta {
@@ -188,23 +188,22 @@ mod tests {
         let members = BTreeMap::from([(1, SteleNode::new("127.0.0.1:4000", &key))]);
         RaftMeta {
             vote: Some(Vote::new(3, 2)),
-            committed: Some(LogId::new(CommittedLeaderId::new(3, 0), 7)),
+            committed: Some(log_id(3, 7)),
             last_purged: None,
             controls: vec![
                 ControlRecord {
                     batches_before: 0,
                     entry: Entry {
-                        log_id: LogId::new(CommittedLeaderId::new(0, 0), 0),
-                        payload: EntryPayload::Membership(Membership::new(
-                            vec![BTreeSet::from([1])],
-                            members,
-                        )),
+                        log_id: log_id(0, 0),
+                        payload: EntryPayload::Membership(
+                            Membership::new(vec![BTreeSet::from([1])], members).unwrap(),
+                        ),
                     },
                 },
                 ControlRecord {
                     batches_before: 4,
                     entry: Entry {
-                        log_id: LogId::new(CommittedLeaderId::new(3, 0), 5),
+                        log_id: log_id(3, 5),
                         payload: EntryPayload::Blank,
                     },
                 },
@@ -287,5 +286,24 @@ mod tests {
         sample().save(dir.path()).unwrap();
         assert_eq!(mode(&path), META_FILE_MODE);
         assert_eq!(RaftMeta::load(dir.path()).unwrap(), sample());
+    }
+
+    /// A meta file written by openraft 0.9.25 (`single-term-leader`), before
+    /// the move to 0.10: the sample with a committed vote and a purge point.
+    /// 0.10's standard leader id keeps 0.9's encoding (the vote names its
+    /// candidate as an option, a committed leader id is the bare term).
+    const META_V09: &[u8] = include_bytes!("testdata/raft-meta-v0.9");
+
+    #[test]
+    fn a_meta_file_written_by_openraft_0_9_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(META_FILE), META_V09).unwrap();
+        let mut expected = sample();
+        expected.vote = Some(Vote::new_committed(3, 2));
+        expected.last_purged = Some(log_id(2, 3));
+        let loaded = RaftMeta::load(dir.path()).unwrap();
+        assert_eq!(loaded, expected);
+        // And this build writes the same bytes for it.
+        assert_eq!(loaded.encode(Path::new("x")).unwrap(), META_V09);
     }
 }

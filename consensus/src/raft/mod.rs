@@ -36,7 +36,7 @@
 //! - Raft log index `i` is the `i`-th entry of the merged sequence "ledger
 //!   batches, with the Raft-only entries of the meta file inserted at their
 //!   recorded positions"; a batch's log id is `(BatchEntry::view, i)`
-//!   (`single-term-leader`: a committed leader id is the term alone).
+//!   (standard Raft leader ids: a committed leader id is the term alone).
 //! - A Raft-only entry is made durable before any later batch is queued, so after
 //!   a crash the meta file never lacks an entry that precedes a durable batch;
 //!   entries recorded past the durable end of the ledger are dropped on open.
@@ -66,9 +66,7 @@ pub use state_machine::ReplicaStateMachine;
 pub use types::{BatchApplied, ExecutedBatch, SteleNode, SteleRaft};
 
 /// The leader this node knows of, and its address from the membership.
-pub(crate) fn known_leader(
-    metrics: &openraft::RaftMetrics<u64, SteleNode>,
-) -> (Option<u64>, Option<String>) {
+pub(crate) fn known_leader(metrics: &types::SteleMetrics) -> (Option<u64>, Option<String>) {
     let address = metrics.current_leader.and_then(|leader| {
         metrics
             .membership_config

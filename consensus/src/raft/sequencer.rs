@@ -2,23 +2,24 @@
 //! over the ledger-backed log store, the follower's check in front of it
 //! ([`FollowerGate`]) and the peer keys that follow the membership.
 //!
-//! The core proposes an executed batch with `client_write_ff` and learns its
+//! The core proposes an executed batch with a conditional write (refused unless
+//! this node still leads the batch's view) and learns its
 //! commit from the state machine (`state_machine.rs`, which applies =
 //! confirms), its truncation from the log store's truncate hook, and the
 //! group commit's progress from its durable hook.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::IntoFuture as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver as _;
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::impls::ProgressResponder;
 use openraft::metrics::WaitError;
-use openraft::network::RaftNetworkFactory;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::{ChangeMembers, Raft, ServerState, SnapshotPolicy, TryAsRef};
+use openraft::network::{NetSnapshot, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState, SnapshotPolicy, TryAsRef};
 use stele_ledger::{Ledger, StorageHealth};
 
 use super::config::{
@@ -28,6 +29,9 @@ use super::config::{
 use super::network::{Partition, PeerAuth, PeerService};
 use super::state_machine::{ReplicaStateMachine, Transfers};
 use super::transfer::TRANSFER_DIR;
+use super::types::{
+    InstallSnapshotRequest, InstallSnapshotResponse, SteleCommittedLeaderId, SteleRaftHandle,
+};
 use super::{FollowerGate, LedgerLogReader, LedgerLogStore, SteleRaft};
 use crate::batch::ExecutedBatch;
 use crate::members::{Members, SteleNode};
@@ -38,9 +42,24 @@ use crate::{ConsensusError, SubmitError};
 /// Called with the last seqno the ledger made durable, after each sync.
 pub(crate) type OnDurable = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// What openraft sends peer messages with: a factory of clients whose
+/// snapshots are transfer files (the state machine's snapshot data).
+pub trait SteleNetworkFactory:
+    RaftNetworkFactory<SteleRaft, Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>>
+{
+}
+
+impl<N> SteleNetworkFactory for N where
+    N: RaftNetworkFactory<
+        SteleRaft,
+        Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>,
+    >
+{
+}
+
 /// One node's Raft engine and what talks to it.
 pub struct RaftSequencer {
-    raft: Raft<SteleRaft>,
+    raft: SteleRaftHandle,
     reader: LedgerLogReader,
     gate: FollowerGate,
     auth: Arc<PeerAuth>,
@@ -55,7 +74,7 @@ impl RaftSequencer {
     /// Opens the Raft log over `ledger` (whose state `replica` was rebuilt
     /// from), wires the log's hooks to the replica core, starts openraft and
     /// the membership and compaction tasks. Inside a multi-threaded runtime.
-    pub(crate) async fn start<N: RaftNetworkFactory<SteleRaft>>(
+    pub(crate) async fn start<N: SteleNetworkFactory>(
         ledger: Ledger,
         cluster: ClusterSetup,
         network: N,
@@ -129,21 +148,21 @@ impl PeerService for RaftSequencer {
     fn append(
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>> {
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<SteleRaft>, ConsensusError>> {
         Box::pin(self.gate.append_entries(rpc))
     }
 
     fn vote(
         &self,
-        rpc: VoteRequest<u64>,
-    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>> {
+        rpc: VoteRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<VoteResponse<SteleRaft>, ConsensusError>> {
         Box::pin(self.gate.vote(rpc))
     }
 
     fn snapshot(
         &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>> {
+        rpc: InstallSnapshotRequest,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>> {
         Box::pin(self.gate.install_snapshot(rpc))
     }
 }
@@ -151,7 +170,7 @@ impl PeerService for RaftSequencer {
 impl Sequencer for RaftSequencer {
     fn leadership(&self) -> Leadership {
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let (leader, address) = super::known_leader(&metrics);
         Leadership {
             leader,
@@ -160,10 +179,20 @@ impl Sequencer for RaftSequencer {
         }
     }
 
+    /// Proposed on condition that this node still leads the batch's view
+    /// (openraft refuses it with `ForwardToLeader` otherwise), so a batch is
+    /// never logged under another term.
     fn propose(&self, batch: ExecutedBatch, done: ProposalDone) -> Result<(), ConsensusError> {
-        let receiver = self
-            .runtime
-            .block_on(self.raft.client_write_ff(batch))
+        let view = batch.batch.view;
+        let (responder, receiver) = ProgressResponder::complete_only();
+        self.runtime
+            .block_on(
+                self.raft
+                    .write(batch)
+                    .with_leader(SteleCommittedLeaderId::new(view))
+                    .responder(responder)
+                    .into_future(),
+            )
             .map_err(|fatal| {
                 ConsensusError::Stopped(format!("the Raft engine stopped: {fatal}"))
             })?;
@@ -171,12 +200,16 @@ impl Sequencer for RaftSequencer {
             done(match receiver.await {
                 // Applied: the state machine has answered the waiters.
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
-                    Err(SubmitError::NotLeader {
-                        leader: forward.leader_id,
-                        address: forward.leader_node.map(|node| node.addr),
-                    })
-                }
+                // Refused before it was logged, or logged and then cut while
+                // this node followed another leader: not committed here; the
+                // executor settles from the log.
+                Ok(Err(
+                    ClientWriteError::ForwardToLeader(forward)
+                    | ClientWriteError::LogEntryDiscarded(forward),
+                )) => Err(SubmitError::NotLeader {
+                    leader: forward.leader_id,
+                    address: forward.leader_node.map(|node| node.addr),
+                }),
                 Ok(Err(error)) => Err(SubmitError::Stopped(format!("raft: {error}"))),
                 Err(_) => Err(SubmitError::Stopped(
                     "the Raft engine dropped the proposal".to_owned(),
@@ -192,7 +225,7 @@ impl Sequencer for RaftSequencer {
 
     fn status(&self) -> OrderStatus {
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let role = match metrics.state {
             ServerState::Leader => "Leader",
             ServerState::Follower => "Follower",
@@ -212,7 +245,7 @@ impl Sequencer for RaftSequencer {
     /// The voters and the learners of the current membership.
     fn members(&self) -> Members {
         let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
+        let metrics = metrics.borrow_watched();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let (voters, learners) = membership
@@ -294,7 +327,7 @@ impl Sequencer for RaftSequencer {
     fn ensure_linearizable(&self) -> BoxFuture<'_, Result<(), ConsensusError>> {
         Box::pin(async move {
             self.raft
-                .ensure_linearizable()
+                .ensure_linearizable(ReadPolicy::ReadIndex)
                 .await
                 .map(|_| ())
                 .map_err(from_raft_error)
@@ -304,7 +337,7 @@ impl Sequencer for RaftSequencer {
     /// A storage error that is not clearable stops openraft: only a restart,
     /// which recovers from the ledger, repairs it.
     fn fatal(&self) -> Option<String> {
-        match &self.raft.metrics().borrow().running_state {
+        match &self.raft.metrics().borrow_watched().running_state {
             // `Stopped` is a shutdown asked for.
             Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
             Err(fatal) => Some(format!("the Raft engine stopped: {fatal}")),
@@ -321,9 +354,9 @@ impl Sequencer for RaftSequencer {
 }
 
 /// An openraft API error: `NotLeader` (with the leader, if known) or `Raft`.
-fn from_raft_error<E>(error: RaftError<u64, E>) -> ConsensusError
+fn from_raft_error<E>(error: RaftError<SteleRaft, E>) -> ConsensusError
 where
-    E: std::error::Error + TryAsRef<ForwardToLeader<u64, SteleNode>>,
+    E: std::error::Error + TryAsRef<ForwardToLeader<SteleRaft>>,
 {
     match error.forward_to_leader() {
         Some(forward) => SubmitError::NotLeader {
@@ -339,11 +372,11 @@ where
 /// replication metrics) the leader's log as it is now; removes it again
 /// if it has not within the timeout.
 async fn wait_for_learner(
-    raft: &Raft<SteleRaft>,
+    raft: &SteleRaftHandle,
     id: u64,
     timeout_ms: u64,
 ) -> Result<(), ConsensusError> {
-    let target = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let target = raft.metrics().borrow_watched().last_log_index.unwrap_or(0);
     let timeout = Duration::from_millis(timeout_ms);
     let acknowledged = raft
         .wait(Some(timeout))
@@ -366,7 +399,7 @@ async fn wait_for_learner(
         Err(WaitError::Timeout(..)) => {
             let matched = raft
                 .metrics()
-                .borrow()
+                .borrow_watched()
                 .replication
                 .as_ref()
                 .and_then(|replication| replication.get(&id).copied().flatten())
@@ -391,7 +424,7 @@ async fn wait_for_learner(
 
 /// Keeps the peer keys in step with the Raft membership: a member added by the
 /// leader can then talk to this node, a removed one no longer can.
-async fn follow_membership_keys(raft: Raft<SteleRaft>, auth: Arc<PeerAuth>) {
+async fn follow_membership_keys(raft: SteleRaftHandle, auth: Arc<PeerAuth>) {
     let mut metrics = raft.metrics();
     let mut seen = None;
     loop {
@@ -429,13 +462,13 @@ async fn follow_membership_keys(raft: Raft<SteleRaft>, auth: Arc<PeerAuth>) {
 
 /// Builds openraft's config, starts the Raft engine over `log_store` and the
 /// replica's state machine, and initialises a new cluster.
-async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
+async fn start_raft<N: SteleNetworkFactory>(
     cluster: &ClusterSetup,
     network: N,
     mut log_store: LedgerLogStore,
     replica: &Arc<Replica>,
     transfers: Transfers,
-) -> Result<Raft<SteleRaft>, ConsensusError> {
+) -> Result<SteleRaftHandle, ConsensusError> {
     let raft_error = |error: &dyn std::fmt::Display| ConsensusError::Raft(error.to_string());
     let config = openraft::Config {
         cluster_name: "stele".to_owned(),
@@ -451,6 +484,14 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
         replication_lag_threshold: LEARNER_LAG_MAX_ENTRIES,
         install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
         snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        // A restarted leader stands for a new term (see
+        // `LedgerLogStore::resign_saved_leadership`): it never resumes its old
+        // view, whose ids it may have handed out before a crash and lost.
+        enable_leader_restore: Some(false),
+        // Replicate entries once they are submitted to the log store, not at
+        // the end of the core's loop iteration: followers re-execute and fsync
+        // a batch while the leader's own group commit runs.
+        broadcast_submitted_on_append: Some(true),
         ..openraft::Config::default()
     }
     .validate()
@@ -505,7 +546,7 @@ async fn start_raft<N: RaftNetworkFactory<SteleRaft>>(
 /// crash. A restarted cluster of one (`elect_anyway`) also elects itself at
 /// once rather than after an election timeout.
 async fn new_view_at_start(
-    raft: &Raft<SteleRaft>,
+    raft: &SteleRaftHandle,
     resigned_term: Option<u64>,
     elect_anyway: bool,
 ) -> Result<(), ConsensusError> {
@@ -513,7 +554,7 @@ async fn new_view_at_start(
         return Ok(());
     }
     raft.trigger()
-        .elect()
+        .elect(false)
         .await
         .map_err(|error| ConsensusError::Raft(error.to_string()))?;
     if let Some(term) = resigned_term {

@@ -13,26 +13,30 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{
-    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, StorageError, StorageIOError,
-    StoredMembership,
-};
+use futures_util::StreamExt as _;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, StoredMembership};
+use openraft_legacy::network_v1::SnapshotReceiverFactory;
 
 use super::install::{install, Installed};
 use super::log_store::{LedgerLogReader, LogWriter};
 use super::transfer::{self, TransferHeader, TransferReader, TransferWriter};
-use super::types::{BatchApplied, SteleNode, SteleRaft};
+use super::types::{
+    BatchApplied, SteleEntry, SteleLogId, SteleRaft, SteleSnapshotMeta, SteleStoredMembership,
+};
 use crate::replica::Replica;
 use crate::ConsensusError;
 
-type StorageResult<T> = Result<T, StorageError<u64>>;
+type StorageResult<T> = Result<T, std::io::Error>;
+
+/// A snapshot as openraft hands it around: its metadata and its open file.
+pub type SteleSnapshot = openraft::type_config::alias::SnapshotOf<SteleRaft, tokio::fs::File>;
 
 /// The state machine of one node: its [`Replica`].
 pub struct ReplicaStateMachine {
     replica: Arc<Replica>,
-    last_applied: Option<LogId<u64>>,
-    membership: StoredMembership<u64, SteleNode>,
+    last_applied: Option<SteleLogId>,
+    membership: SteleStoredMembership,
     transfers: Transfers,
     /// The transfer being received, if any.
     incoming: Option<PathBuf>,
@@ -61,9 +65,7 @@ impl ReplicaStateMachine {
         }
     }
 
-    // openraft's own error type: its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    fn apply_one(&mut self, entry: Entry<SteleRaft>) -> StorageResult<BatchApplied> {
+    fn apply_one(&mut self, entry: SteleEntry) -> StorageResult<BatchApplied> {
         let log_id = entry.log_id;
         self.last_applied = Some(log_id);
         match entry.payload {
@@ -74,8 +76,8 @@ impl ReplicaStateMachine {
             }
             EntryPayload::Normal(batch) => {
                 if let Err(error) = self.replica.apply_committed(&batch) {
-                    let reason = format!("log index {}: {error}", log_id.index);
-                    return Err(StorageIOError::apply(log_id, AnyError::error(reason)).into());
+                    let reason = format!("applying log index {}: {error}", log_id.index);
+                    return Err(std::io::Error::other(reason));
                 }
                 Ok(BatchApplied {
                     view: batch.batch.view,
@@ -96,16 +98,11 @@ pub struct TransferBuilder {
     state: Result<stele_kv::Frozen, String>,
 }
 
-fn snapshot_error(reason: impl std::fmt::Display) -> StorageError<u64> {
-    StorageIOError::new(
-        ErrorSubject::Snapshot(None),
-        ErrorVerb::Write,
-        AnyError::error(reason.to_string()),
-    )
-    .into()
+fn snapshot_error(reason: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("snapshot: {reason}"))
 }
 
-fn blocking_error(error: tokio::task::JoinError) -> StorageError<u64> {
+fn blocking_error(error: tokio::task::JoinError) -> std::io::Error {
     snapshot_error(format!("the snapshot task failed: {error}"))
 }
 
@@ -124,15 +121,17 @@ fn build(
 }
 
 /// The snapshot of `header` to send, from its file open at its start.
-fn snapshot_of(file: std::fs::File, header: &TransferHeader) -> Snapshot<SteleRaft> {
+fn snapshot_of(file: std::fs::File, header: &TransferHeader) -> SteleSnapshot {
     Snapshot {
         meta: header.meta(),
-        snapshot: Box::new(tokio::fs::File::from_std(file)),
+        snapshot: tokio::fs::File::from_std(file),
     }
 }
 
 impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
-    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<SteleRaft>> {
+    type SnapshotData = tokio::fs::File;
+
+    async fn build_snapshot(&mut self) -> StorageResult<SteleSnapshot> {
         let header = self
             .header
             .clone()
@@ -182,9 +181,7 @@ impl ReplicaStateMachine {
 
     /// Records the last batch of `entries` as committed before any of them
     /// is confirmed (`high_water.rs`); a failure stops the node.
-    // openraft's own error type: its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    fn raise_high_water(&self, entries: &[Entry<SteleRaft>]) -> StorageResult<()> {
+    fn raise_high_water(&self, entries: &[SteleEntry]) -> StorageResult<()> {
         let last = entries.iter().rev().find_map(|entry| match &entry.payload {
             EntryPayload::Normal(batch) => Some((entry.log_id, batch)),
             _ => None,
@@ -195,15 +192,31 @@ impl ReplicaStateMachine {
         self.replica.raise_high_water(batch).map_err(|error| {
             let reason = format!("recording the committed tree: {error}");
             self.replica.fail(reason.clone());
-            StorageIOError::apply(log_id, AnyError::error(reason)).into()
+            std::io::Error::other(format!("applying log id {log_id}: {reason}"))
         })
+    }
+
+    /// On start, the state of this node's own newest snapshot `meta`: its log
+    /// entries, applied (the log holds them: the snapshot was built from it
+    /// or installed into it).
+    fn restore_from_log(&mut self, meta: &SteleSnapshotMeta) -> StorageResult<()> {
+        let Some(last) = meta.last_log_id else {
+            return Ok(());
+        };
+        if self.transfers.log.log_id_at(last.index) != Some(last) {
+            let reason = format!("the log does not hold {last}, the end of its newest snapshot");
+            self.replica.fail(reason.clone());
+            return Err(snapshot_error(reason));
+        }
+        self.apply_from_log(last)?;
+        self.transfers.log.release_through(last.index);
+        tracing::info!(log_id = %last, "applied the log up to the newest snapshot on start");
+        Ok(())
     }
 
     /// Applies log entries after the last applied one up to `last` (a
     /// snapshot whose entries this node's log already holds).
-    // openraft's own error type: its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    fn apply_from_log(&mut self, last: LogId<u64>) -> StorageResult<()> {
+    fn apply_from_log(&mut self, last: SteleLogId) -> StorageResult<()> {
         let start = self.last_applied.map_or(0, |id| id.index + 1);
         let entries = self
             .transfers
@@ -219,29 +232,50 @@ impl ReplicaStateMachine {
 }
 
 impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
+    type SnapshotData = tokio::fs::File;
     type SnapshotBuilder = TransferBuilder;
 
     async fn applied_state(
         &mut self,
-    ) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, SteleNode>)> {
+    ) -> StorageResult<(Option<SteleLogId>, SteleStoredMembership)> {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<BatchApplied>>
+    /// Raises the high water over the whole group first, then applies
+    /// (confirms) the entries one by one, answering each proposer.
+    async fn apply<Strm>(&mut self, entries: Strm) -> StorageResult<()>
     where
-        I: IntoIterator<Item = Entry<SteleRaft>> + openraft::OptionalSend,
-        I::IntoIter: openraft::OptionalSend,
+        Strm: futures_util::Stream<Item = Result<EntryResponder<SteleRaft>, std::io::Error>>
+            + Unpin
+            + openraft::OptionalSend,
     {
-        let entries: Vec<_> = entries.into_iter().collect();
+        let mut entries = entries;
+        let mut group = Vec::new();
+        while let Some(item) = entries.next().await {
+            group.push(item?);
+        }
+        let (entries, responders): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         self.raise_high_water(&entries)?;
-        let mut applied = Vec::new();
-        for entry in entries {
-            applied.push(self.apply_one(entry)?);
+        for (entry, responder) in entries.into_iter().zip(responders) {
+            let applied = self.apply_one(entry)?;
+            if let Some(responder) = responder {
+                responder.send(applied);
+            }
         }
         if let Some(last) = self.last_applied {
             self.transfers.log.release_through(last.index);
         }
-        Ok(applied)
+        Ok(())
+    }
+
+    /// No builder while nothing is applied (there is no state to send),
+    /// unless forced (openraft's start, when the log was purged but no
+    /// snapshot is kept: the build then fails, as it did before 0.10).
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if !force {
+            self.last_applied?;
+        }
+        Some(self.get_snapshot_builder().await)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -262,25 +296,23 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
-        let (file, path) = transfer::incoming(&self.transfers.dir).map_err(snapshot_error)?;
-        self.incoming = Some(path);
-        Ok(Box::new(tokio::fs::File::from_std(file)))
-    }
-
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, SteleNode>,
-        snapshot: Box<tokio::fs::File>,
+        meta: &SteleSnapshotMeta,
+        snapshot: tokio::fs::File,
     ) -> StorageResult<()> {
-        let path = self
-            .incoming
-            .take()
-            .ok_or_else(|| snapshot_error("a snapshot to install that was never received"))?;
+        let Some(path) = self.incoming.take() else {
+            // openraft 0.10 restores a state machine on start from its newest
+            // snapshot (one this node built or installed, so its log holds
+            // every entry up to it): applying the log up to it instead
+            // re-checks those batches against the replayed history, as a
+            // start did before.
+            return self.restore_from_log(meta);
+        };
         let mut file = snapshot.into_std().await;
         let stopping = Arc::clone(&self.replica);
         let fail = |error: ConsensusError| {
-            let reason = format!("installing the snapshot {}: {error}", meta.snapshot_id);
+            let reason = format!("installing the snapshot of {meta}: {error}");
             stopping.fail(reason.clone());
             snapshot_error(reason)
         };
@@ -321,11 +353,23 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<SteleRaft>>> {
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<SteleSnapshot>> {
         let dir = self.transfers.dir.clone();
         let newest = tokio::task::spawn_blocking(move || transfer::newest(&dir))
             .await
             .map_err(blocking_error)?;
         Ok(newest.map(|(file, header)| snapshot_of(file, &header)))
+    }
+}
+
+/// Where a chunked transfer (`/raft/snapshot`) is received: a new file in
+/// the transfer folder (openraft-legacy's chunk receiver writes into it).
+impl SnapshotReceiverFactory<SteleRaft> for ReplicaStateMachine {
+    type SnapshotReceiver = tokio::fs::File;
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<tokio::fs::File> {
+        let (file, path) = transfer::incoming(&self.transfers.dir).map_err(snapshot_error)?;
+        self.incoming = Some(path);
+        Ok(tokio::fs::File::from_std(file))
     }
 }

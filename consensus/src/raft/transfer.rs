@@ -21,14 +21,13 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use openraft::{LogId, StoredMembership};
 use serde::{Deserialize, Serialize};
 use stele_kv::Snapshot;
 use stele_ledger::frame::{checksum, encode_frame, FRAME_HEADER_BYTES};
 use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
 
 use super::meta::ControlRecord;
-use super::types::SteleNode;
+use super::types::{SteleLogId, SteleSnapshotMeta, SteleStoredMembership};
 use crate::paced::{remove_leftovers, PacedFile, DELETING_SUFFIX};
 use crate::snapshot::{delete_older, list_newest_first};
 use crate::ConsensusError;
@@ -63,9 +62,9 @@ pub const TRANSFERS_KEPT: usize = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferHeader {
     /// The last Raft log id the snapshot covers.
-    pub last_log_id: LogId<u64>,
+    pub last_log_id: SteleLogId,
     /// The membership in effect at that log id.
-    pub last_membership: StoredMembership<u64, SteleNode>,
+    pub last_membership: SteleStoredMembership,
     /// The seqno of the state: the last transaction of the last batch.
     pub seqno: u64,
     /// How many batches follow the state.
@@ -75,7 +74,7 @@ pub struct TransferHeader {
 }
 
 impl TransferHeader {
-    /// The id openraft knows the snapshot by.
+    /// The id of the snapshot (its file's name; openraft 0.10 has none).
     pub fn snapshot_id(&self) -> String {
         format!(
             "{}-{}",
@@ -84,11 +83,10 @@ impl TransferHeader {
     }
 
     /// openraft's metadata of the snapshot.
-    pub fn meta(&self) -> openraft::SnapshotMeta<u64, SteleNode> {
-        openraft::SnapshotMeta {
+    pub fn meta(&self) -> SteleSnapshotMeta {
+        SteleSnapshotMeta {
             last_log_id: Some(self.last_log_id),
             last_membership: self.last_membership.clone(),
-            snapshot_id: self.snapshot_id(),
         }
     }
 }
@@ -464,7 +462,7 @@ impl crate::raft::log_store::BatchSink for TransferWriter {
 
 #[cfg(test)]
 mod tests {
-    use openraft::CommittedLeaderId;
+    use openraft::StoredMembership;
     use stele_kv::{Store, WriteSet};
     use stele_ledger::fixture::FixtureWriter;
 
@@ -490,7 +488,7 @@ mod tests {
             store.apply(version, &write_set).unwrap();
         }
         let header = TransferHeader {
-            last_log_id: LogId::new(CommittedLeaderId::new(2, 0), batches as u64),
+            last_log_id: crate::raft::types::log_id(2, batches as u64),
             last_membership: StoredMembership::default(),
             seqno,
             batches: batches as u64,

@@ -9,15 +9,22 @@ openraft::declare_raft_types!(
     /// Stele's Raft types: node ids are `u64`, a node is a [`SteleNode`] (its
     /// HTTPS address and its peer public key), and a normal entry is one
     /// executed batch. A snapshot is a transfer file (`transfer.rs`): a KV
-    /// snapshot and the ledger up to its seqno, streamed from and to disk.
+    /// snapshot and the ledger up to its seqno, streamed from and to disk
+    /// (the state machine's `SnapshotData`).
+    ///
+    /// The leader id is standard Raft's (at most one leader per term), so a
+    /// committed log id is (term, index): what the ledger records
+    /// (`BatchEntry::view` = term). Proposals are answered through the
+    /// default `ProgressResponder` (the macro takes no generic `Responder<T>`;
+    /// `complete_only` makes it a oneshot).
     pub SteleRaft:
         D = ExecutedBatch,
         R = BatchApplied,
         NodeId = u64,
         Node = SteleNode,
-        Entry = openraft::Entry<SteleRaft>,
-        SnapshotData = tokio::fs::File,
-        AsyncRuntime = openraft::TokioRuntime,
+        Term = u64,
+        LeaderId = openraft::vote::leader_id_std::LeaderId<u64, u64>,
+        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
 );
 
 /// What applying (confirming) a batch answers the proposer: the committed range.
@@ -29,15 +36,41 @@ pub struct BatchApplied {
     pub last_seqno: u64,
 }
 
+/// A committed leader id: the term alone.
+pub type SteleCommittedLeaderId = openraft::vote::leader_id_std::CommittedLeaderId<u64>;
+/// A Raft log id: (term, index).
+pub type SteleLogId = openraft::type_config::alias::LogIdOf<SteleRaft>;
+/// A vote: (term, candidate), committed once it leads.
+pub type SteleVote = openraft::type_config::alias::VoteOf<SteleRaft>;
+/// A Raft log entry.
+pub type SteleEntry = openraft::type_config::alias::EntryOf<SteleRaft>;
+/// A membership and the log id that set it.
+pub type SteleStoredMembership = openraft::type_config::alias::StoredMembershipOf<SteleRaft>;
+/// openraft's metadata of a snapshot.
+pub type SteleSnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<SteleRaft>;
+/// openraft's metrics of a node.
+pub type SteleMetrics = openraft::RaftMetrics<SteleRaft>;
+/// The Raft engine of one node over its state machine.
+pub type SteleRaftHandle = openraft::Raft<SteleRaft, super::state_machine::ReplicaStateMachine>;
+/// The 0.9 (v1) InstallSnapshot request, kept on the wire by `openraft-legacy`.
+pub type InstallSnapshotRequest = openraft_legacy::network_v1::InstallSnapshotRequest<SteleRaft>;
+/// Its answer.
+pub type InstallSnapshotResponse = openraft_legacy::network_v1::InstallSnapshotResponse<SteleRaft>;
+
+/// The log id `(term, index)`.
+pub fn log_id(term: u64, index: u64) -> SteleLogId {
+    openraft::LogId::new(SteleCommittedLeaderId::new(term), index)
+}
+
 /// One InstallSnapshot chunk as it crosses the peer transport: openraft's
 /// request with the data as a CBOR byte string (its `Vec<u8>` would be coded
 /// as an array of integers: about twice the bytes and far slower to code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotChunk {
     /// The leader's vote.
-    pub vote: openraft::Vote<u64>,
-    /// Which snapshot.
-    pub meta: openraft::SnapshotMeta<u64, SteleNode>,
+    pub vote: SteleVote,
+    /// Which snapshot (openraft's metadata and the transfer session's id).
+    pub meta: openraft_legacy::network_v1::SnapshotMeta<SteleRaft>,
     /// Where the data goes in the snapshot.
     pub offset: u64,
     /// The bytes.
@@ -47,8 +80,8 @@ pub struct SnapshotChunk {
     pub done: bool,
 }
 
-impl From<openraft::raft::InstallSnapshotRequest<SteleRaft>> for SnapshotChunk {
-    fn from(request: openraft::raft::InstallSnapshotRequest<SteleRaft>) -> Self {
+impl From<InstallSnapshotRequest> for SnapshotChunk {
+    fn from(request: InstallSnapshotRequest) -> Self {
         SnapshotChunk {
             vote: request.vote,
             meta: request.meta,
@@ -59,9 +92,9 @@ impl From<openraft::raft::InstallSnapshotRequest<SteleRaft>> for SnapshotChunk {
     }
 }
 
-impl From<SnapshotChunk> for openraft::raft::InstallSnapshotRequest<SteleRaft> {
+impl From<SnapshotChunk> for InstallSnapshotRequest {
     fn from(chunk: SnapshotChunk) -> Self {
-        openraft::raft::InstallSnapshotRequest {
+        InstallSnapshotRequest {
             vote: chunk.vote,
             meta: chunk.meta,
             offset: chunk.offset,

@@ -17,15 +17,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stele_consensus::openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable,
-};
-use stele_consensus::openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use stele_consensus::openraft::error::{NetworkError, RPCError, RaftError, Unreachable};
+use stele_consensus::openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
 use stele_consensus::openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse,
 };
-use stele_consensus::openraft::AnyError;
+use stele_consensus::openraft_legacy::network_v1::{Adapter, InstallSnapshotError, RaftNetwork};
+use stele_consensus::raft::types::{InstallSnapshotRequest, InstallSnapshotResponse};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::{ConsensusError, Engine};
@@ -180,15 +178,17 @@ pub struct SimNetwork {
     from: u64,
 }
 
+/// The v1 client through openraft-legacy's adapter, as in production
+/// (`PeerNetwork`): one AppendEntries in flight per peer, snapshots in chunks.
 impl RaftNetworkFactory<SteleRaft> for SimNetwork {
-    type Network = SimClient;
+    type Network = Adapter<SteleRaft, SimClient, tokio::fs::File>;
 
-    async fn new_client(&mut self, target: u64, _node: &SteleNode) -> SimClient {
-        SimClient {
+    async fn new_client(&mut self, target: u64, _node: &SteleNode) -> Self::Network {
+        Adapter::new(SimClient {
             net: Arc::clone(&self.net),
             from: self.from,
             target,
-        }
+        })
     }
 }
 
@@ -214,11 +214,13 @@ impl CallError {
         kind: &str,
         from: u64,
         target: u64,
-    ) -> RPCError<u64, SteleNode, E> {
-        let context = |m| AnyError::error(format!("{kind} {from}->{target}: {m}"));
+    ) -> RPCError<SteleRaft, E> {
+        let context = |m| format!("{kind} {from}->{target}: {m}");
         match self {
-            CallError::Unreachable(m) => Unreachable::from(context(m)).into(),
-            CallError::Network(m) => NetworkError::from(context(m)).into(),
+            CallError::Unreachable(m) => {
+                RPCError::Unreachable(Unreachable::from_string(context(m)))
+            }
+            CallError::Network(m) => RPCError::Network(NetworkError::from_string(context(m))),
         }
     }
 }
@@ -308,14 +310,14 @@ impl SimClient {
     }
 }
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, SteleNode, E>>;
+type RpcResult<T, E = RaftError<SteleRaft>> = Result<T, RPCError<SteleRaft, E>>;
 
 impl RaftNetwork<SteleRaft> for SimClient {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<SteleRaft>,
         _option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<u64>> {
+    ) -> RpcResult<AppendEntriesResponse<SteleRaft>> {
         let handler =
             |engine: Arc<Engine>, rpc| async move { engine.peer_service().append(rpc).await };
         let result = self.call(&rpc, handler).await;
@@ -324,9 +326,9 @@ impl RaftNetwork<SteleRaft> for SimClient {
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<u64>,
+        rpc: VoteRequest<SteleRaft>,
         _option: RPCOption,
-    ) -> RpcResult<VoteResponse<u64>> {
+    ) -> RpcResult<VoteResponse<SteleRaft>> {
         let handler =
             |engine: Arc<Engine>, rpc| async move { engine.peer_service().vote(rpc).await };
         let result = self.call(&rpc, handler).await;
@@ -336,13 +338,18 @@ impl RaftNetwork<SteleRaft> for SimClient {
     /// One snapshot chunk (a node the leader's purged log cannot serve).
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
+        rpc: InstallSnapshotRequest,
         _option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+    ) -> RpcResult<InstallSnapshotResponse, RaftError<SteleRaft, InstallSnapshotError>> {
         self.net.stats.snapshots.fetch_add(1, Ordering::Relaxed);
         let handler =
             |engine: Arc<Engine>, rpc| async move { engine.peer_service().snapshot(rpc).await };
         let result = self.call(&rpc, handler).await;
+        if result.is_err() {
+            // As the real client: openraft-legacy's sender retries a failed
+            // chunk after 1 ms, without end.
+            tokio::time::sleep(Duration::from_millis(BACKOFF_MS)).await;
+        }
         result.map_err(|e| e.into_rpc("snapshot", self.from, self.target))
     }
 

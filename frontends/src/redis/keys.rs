@@ -59,7 +59,7 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 /// Parses lowercase hex (uppercase is refused, so every byte string has one form).
 pub(crate) fn from_hex(hex: &str) -> Option<Vec<u8>> {
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |digit: u8| match digit {

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use stele_consensus::openraft::raft::{AppendEntriesRequest, VoteRequest};
 use stele_consensus::openraft::{
-    CommittedLeaderId, Entry as RaftEntry, EntryPayload, LogId, Membership, SnapshotMeta,
-    StoredMembership, Vote,
+    Entry as RaftEntry, EntryPayload, Membership, StoredMembership, Vote,
 };
+use stele_consensus::openraft_legacy::network_v1::SnapshotMeta as LegacySnapshotMeta;
 use stele_consensus::raft::meta::ControlRecord;
 use stele_consensus::raft::transfer::{TransferHeader, TransferWriter};
-use stele_consensus::raft::types::SnapshotChunk;
+use stele_consensus::raft::types::{SnapshotChunk, SteleEntry, SteleLogId};
 use stele_consensus::raft::{ExecutedBatch, SteleNode, SteleRaft};
 use stele_history::{
     Checkpoint, CommitEvidence, LeafComponents, MerkleTree, NoteSigner, Receipt, TransactionId,
@@ -103,8 +103,8 @@ fn snapshot_at(version: u64) -> Snapshot {
 }
 
 /// A leader id and log id of term `term`.
-fn log_id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
+fn log_id(term: u64, index: u64) -> SteleLogId {
+    stele_consensus::raft::types::log_id(term, index)
 }
 
 /// Nodes 1 and 2 as voters.
@@ -116,7 +116,7 @@ fn membership() -> Membership<u64, SteleNode> {
             (id, SteleNode::new(format!("127.0.0.1:{}", 8000 + id), &key))
         })
         .collect();
-    Membership::new(vec![BTreeSet::from([1, 2])], nodes)
+    Membership::new(vec![BTreeSet::from([1, 2])], nodes).expect("a valid membership")
 }
 
 /// A transfer of the fixture ledger's batches over a small state, with a
@@ -208,7 +208,7 @@ fn cbor(value: &impl serde::Serialize) -> Vec<u8> {
 pub fn peer_message() -> Vec<Vec<u8>> {
     let (_, batches) = fixture_ledger();
     let (batch, signature) = batches[0].clone();
-    let entries: Vec<RaftEntry<SteleRaft>> = vec![
+    let entries: Vec<SteleEntry> = vec![
         RaftEntry {
             log_id: log_id(2, 3),
             payload: EntryPayload::Normal(ExecutedBatch {
@@ -232,10 +232,10 @@ pub fn peer_message() -> Vec<Vec<u8>> {
         entries,
         leader_commit: Some(log_id(1, 2)),
     };
-    let vote = VoteRequest::new(Vote::new(3, 1), Some(log_id(2, 5)));
+    let vote = VoteRequest::<SteleRaft>::new(Vote::new(3, 1), Some(log_id(2, 5)));
     let chunk = SnapshotChunk {
         vote: Vote::new_committed(2, 1),
-        meta: SnapshotMeta {
+        meta: LegacySnapshotMeta {
             last_log_id: Some(log_id(2, 5)),
             last_membership: StoredMembership::new(Some(log_id(2, 5)), membership()),
             snapshot_id: "2-5".to_owned(),
@@ -383,9 +383,10 @@ fn components(seqno: u64) -> LeafComponents {
             transaction_id: TransactionId { view: 2, seqno },
             secret: [seqno as u8; 32],
         },
-        claims_digest: stele_history::claims_digest((seqno % 2 == 0).then_some("claims")),
+        claims_digest: stele_history::claims_digest(seqno.is_multiple_of(2).then_some("claims")),
         // Leaves of both formats: 96 bytes (format 1) and 128 (format 2).
-        command_digest: (seqno % 3 != 0).then(|| stele_history::hash::sha256(&seqno.to_le_bytes())),
+        command_digest: (!seqno.is_multiple_of(3))
+            .then(|| stele_history::hash::sha256(&seqno.to_le_bytes())),
     }
 }
 

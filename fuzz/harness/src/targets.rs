@@ -277,7 +277,7 @@ pub fn peer_message(data: &[u8]) -> bool {
             decode_request::<AppendEntriesRequest<SteleRaft>>(receiver, kind, &head, body).is_ok()
         }
         PeerRpcKind::Vote => {
-            decode_request::<VoteRequest<u64>>(receiver, kind, &head, body).is_ok()
+            decode_request::<VoteRequest<SteleRaft>>(receiver, kind, &head, body).is_ok()
         }
         PeerRpcKind::Snapshot => {
             decode_request::<SnapshotChunk>(receiver, kind, &head, body).is_ok()

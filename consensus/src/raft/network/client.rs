@@ -1,20 +1,17 @@
 //! The client side: [`PeerNetwork`] (openraft's `RaftNetworkFactory`) and
-//! [`PeerClient`] (`RaftNetwork`): signs requests, checks signed answers, and
-//! talks TLS only to the holder of the target's pinned key ([`super::pinning`]).
+//! [`PeerClient`] (openraft-legacy's v1 `RaftNetwork`, turned into 0.10's
+//! network by its [`Adapter`], which sends a snapshot in chunks): signs
+//! requests, checks signed answers, and talks TLS only to the holder of the
+//! target's pinned key ([`super::pinning`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::AnyError;
+use openraft::error::{NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft_legacy::network_v1::{Adapter, InstallSnapshotError, RaftNetwork};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -24,8 +21,17 @@ use super::{
     PEER_MESSAGE_BYTES_MAX,
 };
 use crate::error::ConsensusError;
-use crate::raft::types::{SnapshotChunk, SteleNode, SteleRaft};
+use crate::raft::types::{
+    InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleNode, SteleRaft,
+};
 use crate::sync::lock;
+
+/// The wait before openraft retries a peer it could not reach, in ms.
+pub const PEER_BACKOFF_MS: u64 = 500;
+
+/// The wait after a snapshot chunk failed, before openraft-legacy's sender
+/// sends it again (it retries at once, without end).
+pub const SNAPSHOT_CHUNK_RETRY_MS: u64 = 200;
 
 /// How much of a refusal's body is quoted in the client's error.
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
@@ -116,10 +122,23 @@ fn pinned_client(target: u64, node: &SteleNode) -> Result<reqwest::Client, Strin
         .map_err(|e| format!("peer HTTPS client: {e}"))
 }
 
-impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
-    type Network = PeerClient;
+/// openraft's client of one peer: [`PeerClient`] through openraft-legacy's
+/// adapter (one AppendEntries in flight at a time; snapshots in chunks of
+/// `RPCOption::snapshot_chunk_size`, from the config's
+/// `snapshot_max_chunk_size`).
+pub type PeerAdapter = Adapter<SteleRaft, PeerClient, tokio::fs::File>;
 
-    async fn new_client(&mut self, target: u64, node: &SteleNode) -> PeerClient {
+impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
+    type Network = PeerAdapter;
+
+    async fn new_client(&mut self, target: u64, node: &SteleNode) -> PeerAdapter {
+        Adapter::new(self.peer_client(target, node))
+    }
+}
+
+impl PeerNetwork {
+    /// The v1 client of peer `target`.
+    pub fn peer_client(&self, target: u64, node: &SteleNode) -> PeerClient {
         let (url_base, http) = match &self.plain {
             Some(plain) => (format!("http://{}", node.addr), Ok(plain.clone())),
             // The URL names the peer, not its address: the name selects its
@@ -166,13 +185,13 @@ impl CallError {
         self,
         kind: PeerRpcKind,
         target: u64,
-    ) -> RPCError<u64, SteleNode, E> {
-        let context = |m| AnyError::error(format!("{} to peer {target}: {m}", kind.path()));
+    ) -> RPCError<SteleRaft, E> {
+        let context = |m| format!("{} to peer {target}: {m}", kind.path());
         match self {
             CallError::Unreachable(m) | CallError::TooLarge(m) => {
-                Unreachable::from(context(m)).into()
+                RPCError::Unreachable(Unreachable::from_string(context(m)))
             }
-            CallError::Network(m) => NetworkError::from(context(m)).into(),
+            CallError::Network(m) => RPCError::Network(NetworkError::from_string(context(m))),
         }
     }
 }
@@ -297,43 +316,55 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-type RpcResult<T, E = RaftError<u64>> = Result<T, RPCError<u64, SteleNode, E>>;
+type RpcResult<T, E = RaftError<SteleRaft>> = Result<T, RPCError<SteleRaft, E>>;
 
 impl RaftNetwork<SteleRaft> for PeerClient {
+    /// An AppendEntries; the log reader keeps one under the message limit
+    /// (0.10 has no `PayloadTooLarge` retry with fewer entries).
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<SteleRaft>,
         option: RPCOption,
-    ) -> RpcResult<AppendEntriesResponse<u64>> {
-        let (kind, entries) = (PeerRpcKind::Append, rpc.entries.len() as u64);
-        match self.call(kind, &rpc, &option).await {
-            // openraft retries at once with fewer entries.
-            Err(CallError::TooLarge(_)) if entries > 1 => {
-                Err(PayloadTooLarge::new_entries_hint(entries / 2).into())
-            }
-            result => result.map_err(|e| e.into_rpc(kind, self.target)),
-        }
+    ) -> RpcResult<AppendEntriesResponse<SteleRaft>> {
+        let kind = PeerRpcKind::Append;
+        let result = self.call(kind, &rpc, &option).await;
+        result.map_err(|e| e.into_rpc(kind, self.target))
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<u64>,
+        rpc: VoteRequest<SteleRaft>,
         option: RPCOption,
-    ) -> RpcResult<VoteResponse<u64>> {
+    ) -> RpcResult<VoteResponse<SteleRaft>> {
         let kind = PeerRpcKind::Vote;
         let result = self.call(kind, &rpc, &option).await;
         result.map_err(|e| e.into_rpc(kind, self.target))
     }
 
-    /// One snapshot chunk (openraft's default `full_snapshot` splits a snapshot
+    /// One snapshot chunk (the adapter's `full_snapshot` splits a snapshot
     /// into chunks and calls this), sent as a [`SnapshotChunk`].
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
+        rpc: InstallSnapshotRequest,
         option: RPCOption,
-    ) -> RpcResult<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+    ) -> RpcResult<InstallSnapshotResponse, RaftError<SteleRaft, InstallSnapshotError>> {
         let kind = PeerRpcKind::Snapshot;
         let result = self.call(kind, &SnapshotChunk::from(rpc), &option).await;
+        if result.is_err() {
+            // openraft-legacy's chunk sender retries a failed chunk after 1 ms,
+            // until the replication is cancelled (0.9's backed off, and gave
+            // up after 5 failures): pace it, or a peer that is down costs a
+            // chunk read and a connection attempt every millisecond.
+            tokio::time::sleep(std::time::Duration::from_millis(SNAPSHOT_CHUNK_RETRY_MS)).await;
+        }
         result.map_err(|e| e.into_rpc(kind, self.target))
+    }
+
+    /// The wait before retrying an unreachable peer: openraft 0.9's default
+    /// (openraft-legacy's is 200 ms).
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(std::time::Duration::from_millis(
+            PEER_BACKOFF_MS,
+        )))
     }
 }

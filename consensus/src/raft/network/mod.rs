@@ -76,8 +76,9 @@ pub const HEADER_SIGNATURE: &str = "stele-signature";
 pub const HEADER_TIME: &str = "stele-time";
 /// Header carrying a request's nonce (decimal u64).
 pub const HEADER_NONCE: &str = "stele-nonce";
-/// The largest request or response body either side accepts. An append larger
-/// than this is split by openraft (see [`openraft::error::PayloadTooLarge`]).
+/// The largest request or response body either side accepts. The log reader
+/// caps the entries of one append at half of it
+/// (`log_reader::REPLICATION_READ_BYTES_MAX`).
 pub const PEER_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
 /// Which Raft RPC a peer message carries.

@@ -27,10 +27,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -39,7 +36,9 @@ use super::{
     decode_request, encode_response, Partition, PeerAuth, PeerAuthError, PeerRpcKind, RequestHead,
     HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
 };
-use crate::raft::types::{SnapshotChunk, SteleRaft};
+use crate::raft::types::{
+    InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleRaft,
+};
 use crate::sequencer::BoxFuture;
 use crate::ConsensusError;
 
@@ -69,19 +68,19 @@ pub trait PeerService: Send + Sync + 'static {
     fn append(
         &self,
         rpc: AppendEntriesRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<AppendEntriesResponse<u64>, ConsensusError>>;
+    ) -> BoxFuture<'_, Result<AppendEntriesResponse<SteleRaft>, ConsensusError>>;
 
     /// A peer's RequestVote.
     fn vote(
         &self,
-        rpc: VoteRequest<u64>,
-    ) -> BoxFuture<'_, Result<VoteResponse<u64>, ConsensusError>>;
+        rpc: VoteRequest<SteleRaft>,
+    ) -> BoxFuture<'_, Result<VoteResponse<SteleRaft>, ConsensusError>>;
 
     /// A peer's InstallSnapshot chunk.
     fn snapshot(
         &self,
-        rpc: InstallSnapshotRequest<SteleRaft>,
-    ) -> BoxFuture<'_, Result<InstallSnapshotResponse<u64>, ConsensusError>>;
+        rpc: InstallSnapshotRequest,
+    ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>>;
 }
 
 /// What the peer routes share.
