@@ -1,18 +1,18 @@
 //! [`Intake`]: the bounded queue of submissions in front of the executor, and
 //! when it cuts a batch.
 //!
-//! openraft 0.9 appends one proposal at a time: its core task waits for each
-//! append to be durable before it takes the next (`append_to_log` awaits the
-//! flush). A batch proposed while the previous one is still being synced only
-//! waits in the core's queue, and costs a sync of its own. So the executor
-//! cuts a batch when this node's log has made durable everything proposed
-//! (group commit at the batch level): an idle node answers a lone submission
-//! without waiting to fill a batch, and under load a batch takes whatever
-//! arrived during the previous sync, and lingers (at most as long as the last
-//! sync took) for as many as the last batch held: those clients, answered,
-//! submit again all at once. `batch_wait_us` bounds every wait (a proposal
-//! refused before reaching the log never flushes), and `batch_entries_max`
-//! bounds the batch.
+//! Each batch costs a group-commit sync on this node's log, so the executor
+//! cuts a batch when the log has made durable everything proposed (group
+//! commit at the batch level): an idle node answers a lone submission without
+//! waiting to fill a batch, and under load a batch takes whatever arrived
+//! during the previous sync, and lingers (at most as long as the last sync
+//! took) for as many as the last batch held: those clients, answered, submit
+//! again all at once. `batch_wait_us` bounds every wait (a proposal refused
+//! before reaching the log never flushes), and `batch_entries_max` bounds the
+//! batch. The rule dates from openraft 0.9, whose core waited for each append
+//! to be durable before taking the next; with 0.10 (which does not) cutting a
+//! cluster's batches at the previous batch's commit instead was measured and
+//! did not help (BENCHMARKS.md, issue P9).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
