@@ -9,17 +9,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use stele_dispatcher::Dispatcher;
 use stele_frontends::{Command, LoggingCommand};
-use stele_history::SigningKey;
-use stele_kv::Store;
 
 use crate::config::EngineConfig;
 use crate::executor::Executor;
-use crate::history::HistoryState;
-use crate::identity::ServiceIdentity;
 use crate::intake::Intake;
-use crate::replica::{Fault, Replica};
+use crate::replica::Replica;
 use crate::sequencer::twin::TwinSequencer;
 use crate::submission::{Submission, SubmitError, SubmitResult};
 
@@ -36,20 +31,7 @@ struct Core {
 impl Core {
     /// A fresh core in which this node leads view 1.
     fn new() -> Self {
-        let identity = ServiceIdentity::new(
-            "core.example/log",
-            SigningKey::from_bytes(&[5; 32]),
-            [6; 32],
-        )
-        .expect("a valid origin");
-        let replica = Arc::new(Replica::new(
-            Store::new(),
-            HistoryState::new(),
-            identity,
-            Dispatcher::new(1).expect("one worker"),
-            Fault::None,
-            0,
-        ));
+        let replica = Arc::new(Replica::fresh_for_tests("core.example/log"));
         let intake = Arc::new(Intake::new());
         let twin = Arc::new(TwinSequencer::new(
             Arc::clone(&replica),

@@ -473,6 +473,28 @@ impl Replica {
     }
 }
 
+#[cfg(test)]
+impl Replica {
+    /// An empty replica of a test service named `origin` (fixed keys, one
+    /// worker, honest, no snapshots), for the tests that drive the core.
+    pub(crate) fn fresh_for_tests(origin: &str) -> Replica {
+        let identity = ServiceIdentity::new(
+            origin,
+            stele_history::SigningKey::from_bytes(&[5; 32]),
+            [6; 32],
+        )
+        .expect("a valid origin");
+        Replica::new(
+            Store::new(),
+            HistoryState::new(),
+            identity,
+            Dispatcher::new(1).expect("one worker"),
+            Fault::None,
+            0,
+        )
+    }
+}
+
 /// The deliberate fault: one extra write in the first transaction of a batch.
 fn corrupt(results: &mut [TxResult]) {
     if let Some(first) = results.first_mut() {

@@ -17,13 +17,19 @@ fn executed(writer: &mut FixtureWriter, txs: usize) -> ExecutedBatch {
     }
 }
 
-#[tokio::test]
-async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
+/// A new ledger of view-7 fixtures in a temporary folder and its log store.
+fn fresh_store() -> (tempfile::TempDir, FixtureWriter, LedgerLogStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut writer = FixtureWriter::new(7);
+    let writer = FixtureWriter::new(7);
     let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
         .expect("a new ledger");
-    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let store = LedgerLogStore::open(ledger).expect("the log store opens");
+    (dir, writer, store)
+}
+
+#[tokio::test]
+async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
+    let (_dir, mut writer, mut store) = fresh_store();
     let batches: Vec<ExecutedBatch> = (0..3).map(|_| executed(&mut writer, 4)).collect();
     let entries = batches
         .iter()
@@ -147,11 +153,7 @@ async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
 
 #[tokio::test]
 async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let writer = FixtureWriter::new(7);
-    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
-        .expect("a new ledger");
-    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let (_dir, _writer, mut store) = fresh_store();
     assert_eq!(store.resign_saved_leadership(1), None, "no vote saved");
     let led = Vote::new_committed(4, 1);
     store.save_vote(&led).await.expect("the vote is saved");
@@ -174,11 +176,7 @@ async fn a_saved_leadership_is_read_back_as_a_candidacy_of_the_same_term() {
 async fn appended_entries_read_back_at_once_and_truncate_after_keeps_the_last() {
     use std::sync::Mutex as StdMutex;
 
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut writer = FixtureWriter::new(7);
-    let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
-        .expect("a new ledger");
-    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let (_dir, mut writer, mut store) = fresh_store();
     let dropped: Arc<StdMutex<Vec<u64>>> = Arc::default();
     let seen = Arc::clone(&dropped);
     store.set_on_truncate(Box::new(move |batch| {

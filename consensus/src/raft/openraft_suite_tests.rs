@@ -11,19 +11,14 @@ use std::sync::Arc;
 
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;
-use stele_dispatcher::Dispatcher;
-use stele_history::SigningKey;
-use stele_kv::Store;
 use stele_ledger::fixture::FixtureWriter;
 use stele_ledger::{Ledger, LedgerConfig};
 use tempfile::TempDir;
 
-use crate::history::HistoryState;
-use crate::identity::ServiceIdentity;
 use crate::raft::state_machine::{ReplicaStateMachine, Transfers};
 use crate::raft::types::SteleRaft;
 use crate::raft::LedgerLogStore;
-use crate::replica::{Fault, Replica};
+use crate::replica::Replica;
 
 struct Builder;
 
@@ -36,20 +31,7 @@ impl StoreBuilder<SteleRaft, LedgerLogStore, ReplicaStateMachine, TempDir> for B
         let ledger = Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis())
             .expect("a new ledger");
         let store = LedgerLogStore::open(ledger).expect("the log store opens");
-        let identity = ServiceIdentity::new(
-            "suite.example/log",
-            SigningKey::from_bytes(&[5; 32]),
-            [6; 32],
-        )
-        .expect("a valid origin");
-        let replica = Arc::new(Replica::new(
-            Store::new(),
-            HistoryState::new(),
-            identity,
-            Dispatcher::new(1).expect("one worker"),
-            Fault::None,
-            0,
-        ));
+        let replica = Arc::new(Replica::fresh_for_tests("suite.example/log"));
         let transfers = Transfers {
             dir: dir.path().join("transfers"),
             reader: store.reader(),
