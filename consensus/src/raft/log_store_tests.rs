@@ -17,6 +17,18 @@ fn executed(writer: &mut FixtureWriter, txs: usize) -> ExecutedBatch {
     }
 }
 
+/// `batches` as normal log entries of `view`, at indices 0, 1, ...
+fn entries_of(view: u64, batches: &[ExecutedBatch]) -> Vec<SteleEntry> {
+    batches
+        .iter()
+        .enumerate()
+        .map(|(index, batch)| Entry {
+            log_id: log_id(view, index as u64),
+            payload: EntryPayload::Normal(batch.clone()),
+        })
+        .collect()
+}
+
 /// A new ledger of view-7 fixtures in a temporary folder and its log store.
 fn fresh_store() -> (tempfile::TempDir, FixtureWriter, LedgerLogStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -31,14 +43,7 @@ fn fresh_store() -> (tempfile::TempDir, FixtureWriter, LedgerLogStore) {
 async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
     let (_dir, mut writer, mut store) = fresh_store();
     let batches: Vec<ExecutedBatch> = (0..3).map(|_| executed(&mut writer, 4)).collect();
-    let entries = batches
-        .iter()
-        .enumerate()
-        .map(|(index, batch)| Entry {
-            log_id: log_id(writer.view, index as u64),
-            payload: EntryPayload::Normal(batch.clone()),
-        })
-        .collect();
+    let entries = entries_of(writer.view, &batches);
     store.append_and_wait(entries).await.expect("appended");
 
     // Durable but not applied: all still held.
@@ -116,11 +121,7 @@ async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
     let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
     let batches: Vec<ExecutedBatch> = (0..12).map(|_| executed(&mut writer, 5)).collect();
     // One sync per batch: a chunk closes at a sync once past its size.
-    for (index, batch) in batches.iter().enumerate() {
-        let entry = Entry {
-            log_id: log_id(writer.view, index as u64),
-            payload: EntryPayload::Normal(batch.clone()),
-        };
+    for entry in entries_of(writer.view, &batches) {
         store.append_and_wait(vec![entry]).await.expect("appended");
     }
     assert!(
@@ -183,14 +184,7 @@ async fn appended_entries_read_back_at_once_and_truncate_after_keeps_the_last() 
         crate::sync::lock(&seen).push(batch.batch.first_seqno)
     }));
     let batches: Vec<ExecutedBatch> = (0..4).map(|_| executed(&mut writer, 3)).collect();
-    let entries: Vec<SteleEntry> = batches
-        .iter()
-        .enumerate()
-        .map(|(index, batch)| Entry {
-            log_id: log_id(writer.view, index as u64),
-            payload: EntryPayload::Normal(batch.clone()),
-        })
-        .collect();
+    let entries = entries_of(writer.view, &batches);
     store
         .append(entries, IOFlushed::noop())
         .await

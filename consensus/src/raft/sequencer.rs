@@ -206,10 +206,7 @@ impl Sequencer for RaftSequencer {
                 Ok(Err(
                     ClientWriteError::ForwardToLeader(forward)
                     | ClientWriteError::LogEntryDiscarded(forward),
-                )) => Err(SubmitError::NotLeader {
-                    leader: forward.leader_id,
-                    address: forward.leader_node.map(|node| node.addr),
-                }),
+                )) => Err(not_leader(&forward)),
                 Ok(Err(error)) => Err(SubmitError::Stopped(format!("raft: {error}"))),
                 Err(_) => Err(SubmitError::Stopped(
                     "the Raft engine dropped the proposal".to_owned(),
@@ -353,17 +350,21 @@ impl Sequencer for RaftSequencer {
     }
 }
 
+/// openraft's redirect as the submitter's refusal, naming the leader if known.
+fn not_leader(forward: &ForwardToLeader<SteleRaft>) -> SubmitError {
+    SubmitError::NotLeader {
+        leader: forward.leader_id,
+        address: forward.leader_node.as_ref().map(|node| node.addr.clone()),
+    }
+}
+
 /// An openraft API error: `NotLeader` (with the leader, if known) or `Raft`.
 fn from_raft_error<E>(error: RaftError<SteleRaft, E>) -> ConsensusError
 where
     E: std::error::Error + TryAsRef<ForwardToLeader<SteleRaft>>,
 {
     match error.forward_to_leader() {
-        Some(forward) => SubmitError::NotLeader {
-            leader: forward.leader_id,
-            address: forward.leader_node.clone().map(|node| node.addr),
-        }
-        .into(),
+        Some(forward) => not_leader(forward).into(),
         None => ConsensusError::Raft(error.to_string()),
     }
 }
