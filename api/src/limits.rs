@@ -7,6 +7,13 @@
 //! with an empty body: a URI over 65534 bytes (414), more than
 //! [`HYPER_HEADERS_MAX`] headers or a head over [`HYPER_HEAD_BYTES_MAX`] (431).
 //! Ours are set below those, so that the usual refusals carry the envelope.
+//!
+//! [`http2_without_connection_header`] keeps `Connection: close` (how every
+//! layer and route here ends a request whose body it will not read) to
+//! HTTP/1: HTTP/2 forbids the header, and hyper answers a response carrying
+//! it by resetting the stream, so the client lost the refusal's status and
+//! message. An HTTP/2 stream whose body is left unread is reset by hyper
+//! itself after the response.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -97,6 +104,17 @@ pub async fn check_head(
     next.run(request).await
 }
 
+/// Middleware (outermost): drops `Connection` from the responses to HTTP/2
+/// requests (see the module's map).
+pub async fn http2_without_connection_header(request: Request, next: Next) -> Response {
+    let http2 = request.version() >= axum::http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http2 {
+        response.headers_mut().remove(header::CONNECTION);
+    }
+    response
+}
+
 /// Middleware: the request's body must arrive within
 /// [`RequestLimits::body_read_timeout`] of the head; past it, reading the body
 /// fails, and whatever the handler made of that is replaced by 408
@@ -163,5 +181,49 @@ impl http_body::Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Version;
+    use axum::routing::post;
+    use axum::Router;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn closing() -> Response {
+        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+
+    async fn answer(version: Version) -> Response {
+        let app = Router::new()
+            .route("/", post(closing))
+            .layer(axum::middleware::from_fn(http2_without_connection_header));
+        let request = Request::builder()
+            .method("POST")
+            .uri("/")
+            .version(version)
+            .body(Body::empty())
+            .expect("a valid request");
+        app.oneshot(request).await.expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn connection_close_reaches_http1_only() {
+        let http1 = answer(Version::HTTP_11).await;
+        assert_eq!(http1.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            http1.headers().get(header::CONNECTION),
+            Some(&HeaderValue::from_static("close"))
+        );
+        let http2 = answer(Version::HTTP_2).await;
+        assert_eq!(http2.status(), StatusCode::UNAUTHORIZED);
+        assert!(http2.headers().get(header::CONNECTION).is_none());
     }
 }

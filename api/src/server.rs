@@ -79,10 +79,14 @@ pub async fn serve_listener_with(
         header_bytes_max: config.header_bytes_max,
         body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
     };
-    // Outermost first: the head checks, then the body deadline.
+    // Outermost first: HTTP/2's header rule, the head checks, then the body
+    // deadline.
     let router = router
         .layer(from_fn_with_state(limits, crate::limits::read_deadline))
-        .layer(from_fn_with_state(limits, crate::limits::check_head));
+        .layer(from_fn_with_state(limits, crate::limits::check_head))
+        .layer(axum::middleware::from_fn(
+            crate::limits::http2_without_connection_header,
+        ));
     let handle = Handle::new();
     // TCP_NODELAY: a response goes out as several TLS records; with Nagle on,
     // the second waits for the client's delayed ACK of the first (40-200 ms on
