@@ -187,6 +187,7 @@ impl Node for NodeHandle {
             HistoryReadError::NotCommitted | HistoryReadError::InvalidRange => {
                 NodeError::NotFound(format!("transaction {id} is not committed"))
             }
+            HistoryReadError::Unavailable(reason) => NodeError::Unavailable(reason),
         })
     }
 

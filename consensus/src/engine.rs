@@ -56,7 +56,7 @@ pub struct NodeStatus {
 pub struct Engine {
     pub(crate) replica: Arc<Replica>,
     /// The ordering protocol, as the core sees it.
-    sequencer: Arc<dyn Sequencer>,
+    pub(crate) sequencer: Arc<dyn Sequencer>,
     /// The same protocol as the Raft backend (its peer RPCs and keys).
     raft: Arc<RaftSequencer>,
     node_id: u64,

@@ -343,9 +343,7 @@ mod tests {
                 command_digest: None,
             };
             let leaf = digests.leaf_hash(&Digest::ZERO);
-            history
-                .push_batch(1, &[digests], &[leaf], &identity)
-                .unwrap();
+            history.push_batch(1, &[leaf], &identity).unwrap();
         }
         history
     }

@@ -77,11 +77,29 @@ impl Engine {
         self.replica.read_history().size()
     }
 
-    /// The receipt of committed transaction `id`.
+    /// The receipt of committed transaction `id`. Its leaf's components are
+    /// read back from the ledger (the history keeps only the tree) with no
+    /// lock held, then checked against the tree's leaf under the history's
+    /// read lock.
     pub fn receipt(&self, id: TransactionId) -> Result<Receipt, HistoryReadError> {
+        let committed = self.committed_seqno();
+        self.replica.read_history().check_committed(id, committed)?;
+        let unavailable = |reason: String| {
+            HistoryReadError::Unavailable(format!(
+                "transaction {id}'s record could not be read from the ledger: {reason}"
+            ))
+        };
+        let batch = self
+            .sequencer
+            .logged_batch(id.seqno)
+            .map_err(|error| unavailable(error.to_string()))?
+            .ok_or_else(|| unavailable("no logged batch holds it".to_owned()))?;
+        let index = usize::try_from(id.seqno - batch.batch.first_seqno)
+            .expect("a batch holds at most BATCH_TXS_MAX transactions");
+        let digests = batch.batch.txs[index].digests(batch.batch.leaf_format);
         self.replica
             .read_history()
-            .receipt(id, self.committed_seqno(), &self.replica.identity)
+            .receipt(id, committed, &self.replica.identity, &digests)
     }
 
     /// The latest committed signed checkpoint.

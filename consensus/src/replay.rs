@@ -1,11 +1,11 @@
 //! Rebuilding the KV store and the history from the ledger when a node starts:
 //! the ledger is the truth, everything in memory is derived from it.
 
-use stele_history::{Digest, TransactionId};
+use stele_history::TransactionId;
 use stele_kv::{Store, WriteSet};
-use stele_ledger::{has_command_digest, BatchEntry, Ledger, SignatureEntry};
+use stele_ledger::{BatchEntry, Ledger, SignatureEntry};
 
-use crate::history::{HistoryState, TxDigests};
+use crate::history::HistoryState;
 use crate::identity::ServiceIdentity;
 use crate::snapshot::LoadedSnapshot;
 use crate::ConsensusError;
@@ -99,7 +99,6 @@ pub fn push_logged_batch(
     identity: &ServiceIdentity,
 ) -> Result<Vec<WriteSet>, ConsensusError> {
     let mut write_sets = Vec::with_capacity(batch.txs.len());
-    let mut digests = Vec::with_capacity(batch.txs.len());
     let mut leaf_hashes = Vec::with_capacity(batch.txs.len());
     for (index, tx) in batch.txs.iter().enumerate() {
         let id = batch.transaction_id(index);
@@ -118,18 +117,12 @@ pub fn push_logged_batch(
             ));
         }
         let leaf_format = batch.leaf_format;
-        digests.push(TxDigests {
-            write_set_digest: tx.write_set_digest(),
-            claims_digest: Digest(tx.claims_digest),
-            command_digest: has_command_digest(leaf_format).then(|| tx.command_digest()),
-        });
         // From format 2 the leaf covers the recorded command, so a rewritten
         // command fails the checkpoint check below.
         leaf_hashes.push(tx.leaf_hash(leaf_format));
     }
     history.push_replayed(
         batch.view,
-        &digests,
         &leaf_hashes,
         signature.checkpoint.clone(),
         identity,

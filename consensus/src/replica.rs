@@ -177,11 +177,10 @@ impl Replica {
         if self.fault == Fault::CorruptPrimary {
             corrupt(&mut results);
         }
-        let (records, digests, leaf_hashes) =
-            self.leaves(view, LEAF_FORMAT_CURRENT, commands, &results);
+        let (records, leaf_hashes) = self.leaves(view, LEAF_FORMAT_CURRENT, commands, &results);
         let note = self
             .write_history()
-            .push_batch(view, &digests, &leaf_hashes, &self.identity)?
+            .push_batch(view, &leaf_hashes, &self.identity)?
             .note
             .clone();
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +204,7 @@ impl Replica {
         Ok((batch, results))
     }
 
-    /// The ledger records, digests and leaf hashes of executed transactions,
+    /// The ledger records and leaf hashes of executed transactions,
     /// with leaves in `leaf_format` (a follower matches the primary's batch).
     fn leaves(
         &self,
@@ -213,9 +212,8 @@ impl Replica {
         leaf_format: u8,
         commands: &[Command],
         results: &[TxResult],
-    ) -> (Vec<TxRecord>, Vec<TxDigests>, Vec<Digest>) {
+    ) -> (Vec<TxRecord>, Vec<Digest>) {
         let mut records = Vec::with_capacity(results.len());
-        let mut digests = Vec::with_capacity(results.len());
         let mut leaf_hashes = Vec::with_capacity(results.len());
         for (command_of, result) in commands.iter().zip(results) {
             let id = TransactionId {
@@ -230,7 +228,6 @@ impl Replica {
                 command_digest: has_command_digest(leaf_format).then(|| sha256(&command)),
             };
             leaf_hashes.push(tx.leaf_hash(&evidence_digest));
-            digests.push(tx);
             records.push(TxRecord {
                 command,
                 write_set: result.write_set.canonical_bytes(),
@@ -238,7 +235,7 @@ impl Replica {
                 commit_evidence_digest: evidence_digest.0,
             });
         }
-        (records, digests, leaf_hashes)
+        (records, leaf_hashes)
     }
 
     /// True if the history holds exactly `batch` (a batch ending at its last
@@ -281,12 +278,11 @@ impl Replica {
             corrupt(&mut results);
         }
         let view = batch.batch.view;
-        let (records, digests, leaf_hashes) =
+        let (records, leaf_hashes) =
             self.leaves(view, batch.batch.leaf_format, &commands, &results);
         let compared = compare(&records, &batch.batch.txs, first).and_then(|()| {
             Ok(self.write_history().push_replayed(
                 view,
-                &digests,
                 &leaf_hashes,
                 batch.signature.checkpoint.clone(),
                 &self.identity,

@@ -92,6 +92,11 @@ pub trait Sequencer: Send + Sync {
     /// speculative state must hold after a change of view).
     fn logged_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError>;
 
+    /// The batch in this node's log that holds seqno `seqno`, or `None` past
+    /// its end: receipts read a transaction's leaf from it (the history keeps
+    /// only the tree in memory).
+    fn logged_batch(&self, seqno: u64) -> Result<Option<ExecutedBatch>, ConsensusError>;
+
     /// Role, view and leader.
     fn status(&self) -> OrderStatus;
 

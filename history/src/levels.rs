@@ -1,6 +1,5 @@
 //! [`Column`]: an append-only, truncatable sequence stored in fixed chunks;
-//! the tree's levels ([`HashColumn`]) and the consensus history's
-//! per-transaction digests are columns.
+//! the tree's levels ([`HashColumn`]) are columns.
 //!
 //! Why chunks: a single `Vec` holding hundreds of millions of hashes doubles
 //! its capacity when it grows, copying gigabytes and keeping up to twice the

@@ -14,8 +14,9 @@
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
 //! - [`identity`]: [`ServiceIdentity`] (signing key, checkpoint origin,
 //!   commit-evidence secret) and [`Genesis`], its public part in the ledger.
-//! - [`state`]: [`HistoryState`], the node's tree, per-transaction leaf
-//!   digests and per-batch signed checkpoints; receipts and proofs from them.
+//! - [`state`]: [`HistoryState`], the node's tree and per-batch signed
+//!   checkpoints; receipts (given the leaf's components, read back from the
+//!   ledger and checked against the tree) and proofs from them.
 //! - `levels`: [`Column`], a sequence in fixed 1 MiB chunks (never copied as
 //!   it grows), holding the tree's levels.
 //!

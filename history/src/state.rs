@@ -4,7 +4,7 @@
 use crate::hash::leaf_hash;
 use crate::identity::ServiceIdentity;
 use crate::{
-    leaf_bytes_of, Checkpoint, Column, Digest, HistoryError, LeafComponents, MerkleTree, Receipt,
+    leaf_bytes_of, Checkpoint, Digest, HistoryError, LeafComponents, MerkleTree, Receipt,
     TransactionId,
 };
 
@@ -56,16 +56,18 @@ pub enum HistoryReadError {
     WrongView,
     /// A consistency range outside `0 <= from <= to <= committed`.
     InvalidRange,
+    /// Committed, but its leaf could not be read back (the reason says why:
+    /// an unreadable ledger file, or a leaf that is not the tree's).
+    Unavailable(String),
 }
 
-/// Every transaction's leaf and every batch's checkpoint, in memory (32 bytes of
-/// tree and 64 of digests per transaction; see the README's gaps).
+/// The Merkle tree of every transaction and every batch's checkpoint, in
+/// memory (36 bytes of tree per transaction, plus the batch's). A leaf's
+/// components are not kept: a receipt is given them, read back from the
+/// ledger, and checks them against the tree's leaf.
 #[derive(Debug, Default)]
 pub struct HistoryState {
     tree: MerkleTree,
-    /// In chunks: a `Vec` of ~500 k digests grew in one push that held a
-    /// batch for 60-90 ms.
-    txs: Column<TxDigests>,
     batches: Vec<BatchInfo>,
 }
 
@@ -84,13 +86,11 @@ impl HistoryState {
     pub fn push_batch(
         &mut self,
         view: u64,
-        digests: &[TxDigests],
         leaf_hashes: &[Digest],
         identity: &ServiceIdentity,
     ) -> Result<&BatchInfo, HistoryError> {
         let first_seqno = self.tree.size() + 1;
         self.tree.append_leaf_hashes(leaf_hashes);
-        self.txs.extend_from_slice(digests);
         let checkpoint = Checkpoint {
             origin: identity.origin().to_owned(),
             tree_size: self.tree.size(),
@@ -113,14 +113,12 @@ impl HistoryState {
     pub fn push_replayed(
         &mut self,
         view: u64,
-        digests: &[TxDigests],
         leaf_hashes: &[Digest],
         note: String,
         identity: &ServiceIdentity,
     ) -> Result<(), HistoryError> {
         let first_seqno = self.tree.size() + 1;
         self.tree.append_leaf_hashes(leaf_hashes);
-        self.txs.extend_from_slice(digests);
         let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
         let last_seqno = self.tree.size();
         if checkpoint.tree_size != last_seqno || checkpoint.root != self.tree.root() {
@@ -166,7 +164,6 @@ impl HistoryState {
             });
         }
         self.tree.truncate(size)?;
-        self.txs.truncate(size);
         self.batches.retain(|batch| batch.last_seqno <= size);
         Ok(())
     }
@@ -206,7 +203,11 @@ impl HistoryState {
     }
 
     /// Checks that `id` names a transaction at or below `committed`.
-    fn check_committed(&self, id: TransactionId, committed: u64) -> Result<(), HistoryReadError> {
+    pub fn check_committed(
+        &self,
+        id: TransactionId,
+        committed: u64,
+    ) -> Result<(), HistoryReadError> {
         let batch = self
             .batch_of(id.seqno)
             .ok_or(HistoryReadError::NotCommitted)?;
@@ -220,22 +221,30 @@ impl HistoryState {
     }
 
     /// The receipt of committed transaction `id`, proven against the checkpoint
-    /// signed right after its batch.
+    /// signed right after its batch. `digests` are its leaf's components as
+    /// the ledger records them: the leaf they make must be the tree's.
     pub fn receipt(
         &self,
         id: TransactionId,
         committed: u64,
         identity: &ServiceIdentity,
+        digests: &TxDigests,
     ) -> Result<Receipt, HistoryReadError> {
         self.check_committed(id, committed)?;
         let batch = self.batch_of(id.seqno).expect("checked by check_committed");
-        let digests = self
-            .txs
-            .get(id.seqno - 1)
-            .expect("a committed transaction has its digests");
+        let commit_evidence = identity.commit_evidence(id);
+        let held = self
+            .tree
+            .leaf_hash(id.seqno - 1)
+            .map_err(|_| HistoryReadError::NotCommitted)?;
+        if digests.leaf_hash(&commit_evidence.digest()) != held {
+            return Err(HistoryReadError::Unavailable(format!(
+                "the ledger's record of transaction {id} does not make the leaf in the tree"
+            )));
+        }
         let components = LeafComponents {
             write_set_digest: digests.write_set_digest,
-            commit_evidence: identity.commit_evidence(id),
+            commit_evidence,
             claims_digest: digests.claims_digest,
             command_digest: digests.command_digest,
         };
@@ -313,41 +322,47 @@ mod tests {
         let identity = identity();
         let mut history = HistoryState::new();
         let (digests, leaves) = batch(1, 3, &identity);
-        history.push_batch(1, &digests, &leaves, &identity).unwrap();
+        history.push_batch(1, &leaves, &identity).unwrap();
         let id = TransactionId { view: 1, seqno: 2 };
-        let receipt = history.receipt(id, 3, &identity).unwrap();
+        let receipt = history.receipt(id, 3, &identity, &digests[1]).unwrap();
         let key = identity.signer().verifier().key().to_owned();
         assert_eq!(receipt.verify(&key).unwrap().tree_size, 3);
         assert_eq!(
-            history.receipt(id, 1, &identity),
+            history.receipt(id, 1, &identity, &digests[1]),
             Err(HistoryReadError::NotCommitted)
         );
         let other_view = TransactionId { view: 2, seqno: 2 };
         assert_eq!(
-            history.receipt(other_view, 3, &identity),
+            history.receipt(other_view, 3, &identity, &digests[1]),
             Err(HistoryReadError::WrongView)
         );
+        // Another transaction's record (a misread ledger) is refused, not
+        // turned into a receipt that fails to verify.
+        assert!(matches!(
+            history.receipt(id, 3, &identity, &digests[0]),
+            Err(HistoryReadError::Unavailable(_))
+        ));
     }
 
     #[test]
     fn a_replayed_batch_must_match_its_signed_checkpoint() {
         let identity = identity();
         let mut primary = HistoryState::new();
-        let (digests, leaves) = batch(1, 2, &identity);
+        let (_, leaves) = batch(1, 2, &identity);
         let note = primary
-            .push_batch(1, &digests, &leaves, &identity)
+            .push_batch(1, &leaves, &identity)
             .unwrap()
             .note
             .clone();
         let mut follower = HistoryState::new();
         follower
-            .push_replayed(1, &digests, &leaves, note.clone(), &identity)
+            .push_replayed(1, &leaves, note.clone(), &identity)
             .unwrap();
         assert_eq!(follower.root(), primary.root());
 
         let mut forged = HistoryState::new();
         let error = forged
-            .push_replayed(1, &digests, &leaves[..1], note, &identity)
+            .push_replayed(1, &leaves[..1], note, &identity)
             .unwrap_err();
         assert!(
             matches!(error, HistoryError::Replay { seqno: 1, .. }),
@@ -363,8 +378,8 @@ mod tests {
         let identity = identity();
         let mut history = HistoryState::new();
         for first_seqno in [1, 3] {
-            let (digests, leaves) = batch(first_seqno, 2, &identity);
-            history.push_batch(1, &digests, &leaves, &identity).unwrap();
+            let (_, leaves) = batch(first_seqno, 2, &identity);
+            history.push_batch(1, &leaves, &identity).unwrap();
         }
         let root_at_2 = history.root_at(2).unwrap();
         assert!(matches!(

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use stele_history::hash::{leaf_hash, sha256};
+use stele_history::state::TxDigests;
 use stele_history::{leaf_bytes_of, Digest, TransactionId};
 
 use crate::{LedgerError, BATCH_TXS_MAX};
@@ -84,6 +85,16 @@ impl TxRecord {
             &Digest(self.claims_digest),
             command_digest.as_ref(),
         )
+    }
+
+    /// The leaf components recorded for this transaction in `leaf_format`
+    /// (what a receipt names, without the commit evidence's secret).
+    pub fn digests(&self, leaf_format: u8) -> TxDigests {
+        TxDigests {
+            write_set_digest: self.write_set_digest(),
+            claims_digest: Digest(self.claims_digest),
+            command_digest: has_command_digest(leaf_format).then(|| self.command_digest()),
+        }
     }
 
     /// The RFC 9162 leaf hash of [`TxRecord::leaf_bytes`].

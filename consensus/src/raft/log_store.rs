@@ -247,6 +247,7 @@ impl LedgerLogStore {
         Ok(LedgerLogStore {
             reader: LedgerLogReader {
                 shared: Arc::clone(&shared),
+                listing: Arc::default(),
             },
             log: LogWriter { shared, writer },
             on_truncate: None,

@@ -220,6 +220,10 @@ impl Sequencer for RaftSequencer {
         self.reader.batches_after(seqno)
     }
 
+    fn logged_batch(&self, seqno: u64) -> Result<Option<ExecutedBatch>, ConsensusError> {
+        self.reader.batch_holding(seqno)
+    }
+
     fn status(&self) -> OrderStatus {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();

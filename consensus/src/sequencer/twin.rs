@@ -138,6 +138,14 @@ impl Sequencer for TwinSequencer {
             .collect())
     }
 
+    fn logged_batch(&self, seqno: u64) -> Result<Option<ExecutedBatch>, ConsensusError> {
+        Ok(lock(&self.state)
+            .log
+            .iter()
+            .find(|batch| batch.batch.first_seqno <= seqno && seqno <= batch.batch.last_seqno())
+            .cloned())
+    }
+
     fn status(&self) -> OrderStatus {
         let leadership = self.leadership();
         OrderStatus {
