@@ -94,9 +94,11 @@ impl Engine {
             .logged_batch(id.seqno)
             .map_err(|error| unavailable(error.to_string()))?
             .ok_or_else(|| unavailable("no logged batch holds it".to_owned()))?;
-        let index = usize::try_from(id.seqno - batch.batch.first_seqno)
-            .expect("a batch holds at most BATCH_TXS_MAX transactions");
-        let digests = batch.batch.txs[index].digests(batch.batch.leaf_format);
+        let digests = batch
+            .batch
+            .record_of(id.seqno)
+            .ok_or_else(|| unavailable("the logged batch read does not hold it".to_owned()))?
+            .digests(batch.batch.leaf_format);
         self.replica
             .read_history()
             .receipt(id, committed, &self.replica.identity, &digests)

@@ -134,6 +134,12 @@ impl BatchEntry {
         self.first_seqno + self.txs.len() as u64 - 1
     }
 
+    /// The record of the transaction at `seqno`, if this batch holds it.
+    pub fn record_of(&self, seqno: u64) -> Option<&TxRecord> {
+        let index = usize::try_from(seqno.checked_sub(self.first_seqno)?).ok()?;
+        self.txs.get(index)
+    }
+
     /// The id of the transaction at `index` in the batch.
     pub fn transaction_id(&self, index: usize) -> TransactionId {
         TransactionId {
@@ -317,5 +323,20 @@ mod tests {
         assert!(batch.check_shape().is_err());
         batch.first_seqno = u64::MAX;
         assert!(batch.check_shape().is_err());
+    }
+
+    #[test]
+    fn a_batch_gives_the_records_of_its_own_seqnos_only() {
+        let batch = BatchEntry {
+            view: 1,
+            first_seqno: 5,
+            txs: vec![record(1), record(2)],
+            leaf_format: LEAF_FORMAT_CURRENT,
+        };
+        assert_eq!(batch.record_of(4), None);
+        assert_eq!(batch.record_of(5), Some(&batch.txs[0]));
+        assert_eq!(batch.record_of(6), Some(&batch.txs[1]));
+        assert_eq!(batch.record_of(7), None);
+        assert_eq!(batch.record_of(u64::MAX), None);
     }
 }

@@ -554,25 +554,37 @@ impl Ledger {
             .expect("the index only names chunks it holds");
         let file = File::open(&chunk.path)
             .map_err(|source| LedgerError::io(&chunk.path, "open", source))?;
-        let mut bytes = vec![0; (location.end - location.offset) as usize];
-        file.read_exact_at(&mut bytes, location.offset)
-            .map_err(|source| LedgerError::io(&chunk.path, "read", source))?;
-        let corrupt = |offset: u64, reason: String| LedgerError::Corrupt {
-            file: chunk.path.clone(),
-            offset: location.offset + offset,
-            reason,
-        };
-        let mut entries = Vec::with_capacity(2);
-        for frame in Frames::starting_at(&bytes, 0) {
-            let frame = frame.map_err(|error| corrupt(error.offset, error.fault.to_string()))?;
-            let entry =
-                Entry::decode(frame.payload).map_err(|reason| corrupt(frame.offset, reason))?;
-            entries.push(entry);
-        }
-        match <[Entry; 2]>::try_from(entries) {
-            Ok([Entry::Batch(batch), Entry::Signature(signature)]) => Ok((batch, signature)),
-            _ => Err(corrupt(0, "expected a batch and its signature".to_owned())),
-        }
+        read_batch_at(&file, &chunk.path, &location)
+    }
+}
+
+/// Reads the batch at `location` in `file` (the chunk at `path`, named in
+/// errors) and the signature after it: the one decoding of a located batch,
+/// for the ledger and for readers that keep their own index.
+pub fn read_batch_at(
+    file: &File,
+    path: &Path,
+    location: &BatchLocation,
+) -> Result<(BatchEntry, SignatureEntry), LedgerError> {
+    let corrupt = |offset: u64, reason: String| LedgerError::Corrupt {
+        file: path.to_owned(),
+        offset: location.offset + offset,
+        reason,
+    };
+    let length = usize::try_from(location.end - location.offset)
+        .map_err(|error| corrupt(0, error.to_string()))?;
+    let mut bytes = vec![0; length];
+    file.read_exact_at(&mut bytes, location.offset)
+        .map_err(|source| LedgerError::io(path, "read", source))?;
+    let mut entries = Vec::with_capacity(2);
+    for frame in Frames::starting_at(&bytes, 0) {
+        let frame = frame.map_err(|error| corrupt(error.offset, error.fault.to_string()))?;
+        let entry = Entry::decode(frame.payload).map_err(|reason| corrupt(frame.offset, reason))?;
+        entries.push(entry);
+    }
+    match <[Entry; 2]>::try_from(entries) {
+        Ok([Entry::Batch(batch), Entry::Signature(signature)]) => Ok((batch, signature)),
+        _ => Err(corrupt(0, "expected a batch and its signature".to_owned())),
     }
 }
 

@@ -55,7 +55,7 @@ pub use entry::{
 };
 pub use error::{Clearable, LedgerError};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
-pub use ledger::{BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
+pub use ledger::{read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
 pub use verify::{
     verify_ledger, verify_ledger_against, KeySource, Progress, VerifyFailure, VerifySummary,
 };

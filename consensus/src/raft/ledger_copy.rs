@@ -101,7 +101,7 @@ fn copy_run(
     chunks: &mut Chunks,
     sink: &mut impl BatchSink,
 ) -> Result<(), ConsensusError> {
-    let file = open_chunk(dir, run.chunk_first, chunks)?;
+    let (file, _) = open_chunk(dir, run.chunk_first, chunks)?;
     let fail = |error: std::io::Error| ConsensusError::RaftStorage {
         path: dir.to_owned(),
         reason: format!("copying the chunk from seqno {}: {error}", run.chunk_first),

@@ -14,13 +14,11 @@
 
 use std::fs::File;
 use std::ops::{Bound, RangeBounds};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::RaftLogReader;
 use openraft::{Entry, EntryPayload};
-use stele_ledger::frame::Frames;
 use stele_ledger::{chunk, BatchLocation};
 
 use super::{io_error, lock, log_id, Shared, Slot, StorageResult};
@@ -47,27 +45,13 @@ fn read_location(
     location: &BatchLocation,
     chunks: &mut Chunks,
 ) -> Result<ExecutedBatchParts, ConsensusError> {
-    let fail = |reason: String| ConsensusError::RaftStorage {
-        path: dir.to_owned(),
-        reason,
-    };
-    let file = open_chunk(dir, location.chunk_first, chunks)?;
-    let length =
-        usize::try_from(location.end - location.offset).map_err(|error| fail(error.to_string()))?;
-    let mut bytes = vec![0; length];
-    file.read_exact_at(&mut bytes, location.offset)
-        .map_err(|error| fail(error.to_string()))?;
-    let mut entries = Vec::with_capacity(2);
-    for frame in Frames::starting_at(&bytes, 0) {
-        let frame = frame.map_err(|error| fail(error.fault.to_string()))?;
-        entries.push(stele_ledger::Entry::decode(frame.payload).map_err(fail)?);
-    }
-    match <[stele_ledger::Entry; 2]>::try_from(entries) {
-        Ok([stele_ledger::Entry::Batch(batch), stele_ledger::Entry::Signature(signature)]) => {
-            Ok((batch, signature))
+    let (file, path) = open_chunk(dir, location.chunk_first, chunks)?;
+    stele_ledger::read_batch_at(&file, &path, location).map_err(|error| {
+        ConsensusError::RaftStorage {
+            path: dir.to_owned(),
+            reason: error.to_string(),
         }
-        _ => Err(fail("expected a batch and its signature".to_owned())),
-    }
+    })
 }
 
 /// Opens the chunk starting at `chunk_first`. A chunk is renamed when it
@@ -77,7 +61,7 @@ pub(super) fn open_chunk(
     dir: &Path,
     chunk_first: u64,
     chunks: &mut Chunks,
-) -> Result<File, ConsensusError> {
+) -> Result<(File, PathBuf), ConsensusError> {
     for attempt in 0..3 {
         if attempt > 0 || !chunks.iter().any(|(name, _)| name.first == chunk_first) {
             *chunks = chunk::list(dir)?;
@@ -86,7 +70,7 @@ pub(super) fn open_chunk(
             break;
         };
         match File::open(path) {
-            Ok(file) => return Ok(file),
+            Ok(file) => return Ok((file, path.clone())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(error) => {
                 return Err(ConsensusError::RaftStorage {
@@ -193,8 +177,7 @@ impl LedgerLogReader {
         let batch = self.batch_of(&dir, &slot, &mut chunks);
         *crate::sync::lock(&self.listing) = chunks;
         let batch = batch?;
-        let holds = batch.batch.first_seqno <= seqno && seqno <= batch.batch.last_seqno();
-        Ok(holds.then_some(batch))
+        Ok(batch.batch.record_of(seqno).is_some().then_some(batch))
     }
 
     fn entries(&self, start: u64, end: u64) -> Result<Vec<SteleEntry>, ConsensusError> {

@@ -142,7 +142,7 @@ impl Sequencer for TwinSequencer {
         Ok(lock(&self.state)
             .log
             .iter()
-            .find(|batch| batch.batch.first_seqno <= seqno && seqno <= batch.batch.last_seqno())
+            .find(|batch| batch.batch.record_of(seqno).is_some())
             .cloned())
     }
 
