@@ -27,6 +27,7 @@
 //!
 //! [ledger]
 //! chunk_bytes = 67108864
+//! leaves_in_memory = 65536              # older leaves are read back from the ledger
 //!
 //! [cluster]                           # absent: a cluster of one
 //! node_id = 1
@@ -378,12 +379,17 @@ impl RespSection {
 pub struct LedgerSection {
     /// Size past which a chunk is closed.
     pub chunk_bytes: u64,
+    /// Committed leaves of the Merkle tree kept in memory (32-64 bytes each);
+    /// receipts and proofs of older ones read their leaves back from the
+    /// ledger, 256 at a time.
+    pub leaves_in_memory: u64,
 }
 
 impl Default for LedgerSection {
     fn default() -> Self {
         LedgerSection {
             chunk_bytes: stele_ledger::CHUNK_BYTES_DEFAULT,
+            leaves_in_memory: stele_history::state::LEAVES_COMMITTED_KEPT_DEFAULT,
         }
     }
 }

@@ -188,6 +188,9 @@ impl Node for NodeHandle {
                 NodeError::NotFound(format!("transaction {id} is not committed"))
             }
             HistoryReadError::Unavailable(reason) => NodeError::Unavailable(reason),
+            HistoryReadError::NeedsTile(tile) => NodeError::Unavailable(format!(
+                "the proof needs tile {tile} of old leaves, which was not read back"
+            )),
         })
     }
 
@@ -196,13 +199,22 @@ impl Node for NodeHandle {
     }
 
     fn consistency(&self, from: u64, to: u64) -> Result<Vec<Digest>, NodeError> {
-        self.engine.consistency(from, to).map_err(|_| NodeError::BadRequest {
-            code: stele_api::codes::INVALID_RANGE,
-            message: format!(
-                "no consistency proof from {from} to {to}: it needs from <= to <= {} (the committed tree size)",
-                self.engine.committed_seqno()
-            ),
-        })
+        self.engine
+            .consistency(from, to)
+            .map_err(|error| match error {
+                HistoryReadError::Unavailable(reason) => NodeError::Unavailable(reason),
+                HistoryReadError::NeedsTile(tile) => NodeError::Unavailable(format!(
+                    "the proof needs tile {tile} of old leaves, which was not read back"
+                )),
+                _ => NodeError::BadRequest {
+                    code: stele_api::codes::INVALID_RANGE,
+                    message: format!(
+                        "no consistency proof from {from} to {to}: it needs from <= to <= {} \
+                         (the committed tree size)",
+                        self.engine.committed_seqno()
+                    ),
+                },
+            })
     }
 
     fn public_key(&self) -> PublicKeyInfo {
@@ -239,6 +251,7 @@ impl Node for NodeHandle {
             divergences: raft.divergences,
             last_divergence: raft.last_divergence,
             snapshots_installed: raft.snapshots_installed,
+            leaves_in_memory_from: self.engine.leaves_in_memory_from(),
             storage: self
                 .engine
                 .storage_condition()

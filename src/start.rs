@@ -74,6 +74,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
         snapshot_interval_tx: config
             .snapshot_interval_tx
             .unwrap_or(crate::config::SNAPSHOT_INTERVAL_TX_DEFAULT),
+        history_leaves_kept: config.ledger.leaves_in_memory,
     };
     let cluster = cluster_setup(&config, &dir, listen)?;
     let users = users(&dir, &config)?;

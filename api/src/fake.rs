@@ -245,6 +245,7 @@ impl Node for FakeNode {
             divergences: 0,
             last_divergence: None,
             snapshots_installed: 0,
+            leaves_in_memory_from: 0,
             storage: None,
         }
     }

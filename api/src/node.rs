@@ -83,6 +83,9 @@ pub struct NodeState {
     pub last_divergence: Option<String>,
     /// Snapshot transfers this node caught up from since it started.
     pub snapshots_installed: u64,
+    /// The first leaf (seqno - 1) whose part of the Merkle tree is in memory:
+    /// proofs about older transactions read their leaves back from the ledger.
+    pub leaves_in_memory_from: u64,
     /// Why ledger writes are held back (a full disk, too many open files), if
     /// they are: writes are refused until it clears, then resume by themselves.
     /// Absent when all is well.

@@ -363,7 +363,7 @@ async fn node_routes() {
             "node_id": "n0", "role": "Primary", "view": 2, "last_committed": "2.3",
             "ledger_seqno": 3, "ledger_bytes": 126, "raft_node_id": 1, "leader": 1,
             "leader_address": null, "divergences": 0, "last_divergence": null,
-            "snapshots_installed": 0,
+            "snapshots_installed": 0, "leaves_in_memory_from": 0,
         })
     );
 }

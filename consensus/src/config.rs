@@ -21,6 +21,9 @@ pub struct EngineConfig {
     pub snapshot_dir: Option<std::path::PathBuf>,
     /// Committed transactions between snapshots (0: no snapshots).
     pub snapshot_interval_tx: u64,
+    /// Committed leaves of the Merkle tree kept in memory; older ones are
+    /// read back from the ledger when a receipt or proof needs them.
+    pub history_leaves_kept: u64,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +35,7 @@ impl Default for EngineConfig {
             fault: Fault::None,
             snapshot_dir: None,
             snapshot_interval_tx: 0,
+            history_leaves_kept: stele_history::state::LEAVES_COMMITTED_KEPT_DEFAULT,
         }
     }
 }

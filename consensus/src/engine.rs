@@ -129,6 +129,7 @@ impl Engine {
             dispatcher,
             config.fault,
             config.snapshot_interval_tx,
+            config.history_leaves_kept,
         ));
         *lock(&replica.high_water) = Some(high_water);
         let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, &config)?;

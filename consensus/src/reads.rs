@@ -3,12 +3,17 @@
 //! committed state only, under the store's or the history's read lock, held
 //! briefly (the executor and the follower check wait for it to write).
 
-use stele_history::{Digest, Receipt, TransactionId};
+use stele_history::{Digest, HistoryState, Receipt, Tiles, TransactionId, TILE_LEAVES};
 
 use crate::history::HistoryReadError;
 use crate::identity::ServiceIdentity;
 use crate::submission::TxState;
 use crate::Engine;
+
+/// Tiles of old leaves one read may need: an inclusion proof needs the
+/// leaf's and the one at its checkpoint's edge, a consistency proof those at
+/// its two edges.
+const TILES_PER_READ_MAX: usize = 4;
 
 impl Engine {
     /// The committed value of `key` in `map` and the id of its writer.
@@ -72,15 +77,21 @@ impl Engine {
             .transaction_id(self.committed_seqno())
     }
 
+    /// The first leaf whose part of the tree is held in memory.
+    pub fn leaves_in_memory_from(&self) -> u64 {
+        self.replica.read_history().leaves_in_memory_from()
+    }
+
     /// Seqno of the last executed transaction.
     pub fn executed_seqno(&self) -> u64 {
         self.replica.read_history().size()
     }
 
-    /// The receipt of committed transaction `id`. Its leaf's components are
-    /// read back from the ledger (the history keeps only the tree) with no
-    /// lock held, then checked against the tree's leaf under the history's
-    /// read lock.
+    /// The receipt of committed transaction `id`. Its leaf's components and
+    /// its batch's signed checkpoint are read back from the ledger (the
+    /// history keeps only the tree) with no lock held, then checked against
+    /// the tree under the history's read lock; so are the tiles of old leaves
+    /// the proof needs ([`Engine::with_tiles`]).
     pub fn receipt(&self, id: TransactionId) -> Result<Receipt, HistoryReadError> {
         let committed = self.committed_seqno();
         self.replica.read_history().check_committed(id, committed)?;
@@ -99,9 +110,10 @@ impl Engine {
             .record_of(id.seqno)
             .ok_or_else(|| unavailable("the logged batch read does not hold it".to_owned()))?
             .digests(batch.batch.leaf_format);
-        self.replica
-            .read_history()
-            .receipt(id, committed, &self.replica.identity, &digests)
+        let note = &batch.signature.checkpoint;
+        self.with_tiles(|history, tiles| {
+            history.receipt(id, committed, &self.replica.identity, &digests, note, tiles)
+        })
     }
 
     /// The latest committed signed checkpoint.
@@ -109,14 +121,67 @@ impl Engine {
         self.replica
             .read_history()
             .latest_checkpoint(self.committed_seqno())
-            .map(|batch| batch.note.clone())
+            .map(str::to_owned)
     }
 
     /// The consistency proof between two committed tree sizes.
     pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Digest>, HistoryReadError> {
-        self.replica
-            .read_history()
-            .consistency(from, to, self.committed_seqno())
+        let committed = self.committed_seqno();
+        self.with_tiles(|history, tiles| history.consistency(from, to, committed, tiles))
+    }
+
+    /// Runs `read` under the history's read lock; each time it needs a tile of
+    /// old leaves, reads that tile back from the ledger with the lock
+    /// released, has the history check it, and runs `read` again.
+    fn with_tiles<R>(
+        &self,
+        read: impl Fn(&HistoryState, &Tiles) -> Result<R, HistoryReadError>,
+    ) -> Result<R, HistoryReadError> {
+        let mut tiles = Tiles::none();
+        loop {
+            let answer = read(&self.replica.read_history(), &tiles);
+            let Err(HistoryReadError::NeedsTile(tile)) = answer else {
+                return answer;
+            };
+            if tiles.len() >= TILES_PER_READ_MAX {
+                return Err(HistoryReadError::Unavailable(format!(
+                    "the proof needs more than {TILES_PER_READ_MAX} tiles of old leaves"
+                )));
+            }
+            let leaves = self.tile_leaves(tile).map_err(|reason| {
+                HistoryReadError::Unavailable(format!(
+                    "the leaves of tile {tile} could not be read from the ledger: {reason}"
+                ))
+            })?;
+            self.replica
+                .read_history()
+                .admit_tile(&mut tiles, tile, leaves)?;
+        }
+    }
+
+    /// The leaf hashes of tile `tile`, made from the ledger's records.
+    fn tile_leaves(&self, tile: u64) -> Result<Vec<Digest>, String> {
+        let first = tile * TILE_LEAVES + 1;
+        let last = first + TILE_LEAVES - 1;
+        let mut leaves = Vec::with_capacity(TILE_LEAVES as usize);
+        let mut seqno = first;
+        while seqno <= last {
+            let batch = self
+                .sequencer
+                .logged_batch(seqno)
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| format!("no logged batch holds seqno {seqno}"))?;
+            let entry = &batch.batch;
+            let end = entry.last_seqno().min(last);
+            for held in seqno..=end {
+                let record = entry
+                    .record_of(held)
+                    .ok_or_else(|| format!("the batch read for seqno {held} does not hold it"))?;
+                leaves.push(record.leaf_hash(entry.leaf_format));
+            }
+            seqno = end + 1;
+        }
+        Ok(leaves)
     }
 
     /// The service identity.

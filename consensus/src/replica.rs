@@ -83,6 +83,8 @@ pub struct Replica {
     /// Wakes the snapshot thread with a committed seqno.
     pub(crate) snapshots: Mutex<Option<SyncSender<u64>>>,
     pub(crate) snapshot_interval_tx: u64,
+    /// Committed leaves the history keeps in memory (`HistoryState::release`).
+    history_leaves_kept: u64,
     last_snapshot_seqno: AtomicU64,
     /// Submitters waiting for the commit of their batch.
     pub(crate) waiters: Waiters,
@@ -100,6 +102,7 @@ impl Replica {
         dispatcher: Dispatcher,
         fault: Fault,
         snapshot_interval_tx: u64,
+        history_leaves_kept: u64,
     ) -> Self {
         let committed = store.committed_version();
         Replica {
@@ -114,6 +117,7 @@ impl Replica {
             fault,
             snapshots: Mutex::new(None),
             snapshot_interval_tx,
+            history_leaves_kept,
             last_snapshot_seqno: AtomicU64::new(committed),
             waiters: Waiters::default(),
             high_water: Mutex::new(None),
@@ -181,8 +185,7 @@ impl Replica {
         let note = self
             .write_history()
             .push_batch(view, &leaf_hashes, &self.identity)?
-            .note
-            .clone();
+            .to_owned();
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters
             .transactions
@@ -241,9 +244,29 @@ impl Replica {
     /// True if the history holds exactly `batch` (a batch ending at its last
     /// seqno with the same signed checkpoint).
     pub(crate) fn holds(&self, batch: &ExecutedBatch) -> bool {
-        self.read_history()
-            .batch_ending_at(batch.batch.last_seqno())
-            .is_some_and(|held| held.note == batch.signature.checkpoint)
+        self.holds_checkpoint(
+            batch.batch.last_seqno(),
+            batch.batch.view,
+            &batch.signature.checkpoint,
+        )
+    }
+
+    /// True if the history holds a batch of `view` ending at `last` whose signed
+    /// checkpoint is `note`. The notes of old committed batches are released
+    /// (`HistoryState::release`); for those, a committed batch of the same view
+    /// ending there is the one: committed log entries never change (Raft's log
+    /// matching), and this one was compared when it was checked or replayed.
+    pub(crate) fn holds_checkpoint(&self, last: u64, view: u64, note: &str) -> bool {
+        let history = self.read_history();
+        match history.note_ending_at(last) {
+            Some(held) => held == note,
+            None => {
+                last <= self.committed_seqno()
+                    && history
+                        .batch_ending_at(last)
+                        .is_some_and(|held| held.view == view)
+            }
+        }
     }
 
     /// Follower: re-executes `batch` on top of the current speculative state
@@ -451,6 +474,8 @@ impl Replica {
             return;
         }
         self.committed_seqno.store(seqno, Ordering::Release);
+        self.write_history()
+            .release(seqno, self.history_leaves_kept);
         self.counters
             .committed
             .fetch_add(transactions, Ordering::Relaxed);
@@ -487,6 +512,7 @@ impl Replica {
             Dispatcher::new(1).expect("one worker"),
             Fault::None,
             0,
+            stele_history::state::LEAVES_COMMITTED_KEPT_DEFAULT,
         )
     }
 }

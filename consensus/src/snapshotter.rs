@@ -60,8 +60,8 @@ fn write_snapshot(replica: &Replica, dir: &std::path::Path) {
     };
     let note = replica
         .read_history()
-        .batch_ending_at(snapshot.version())
-        .map(|batch| batch.note.clone());
+        .note_ending_at(snapshot.version())
+        .map(str::to_owned);
     let Some(note) = note else {
         tracing::warn!(
             seqno = snapshot.version(),

@@ -89,4 +89,32 @@ pub enum HistoryError {
         /// What.
         reason: String,
     },
+    /// A node below the tree's in-memory window: the caller reads tile
+    /// `tile`'s leaves back, admits them and asks again.
+    #[error(
+        "leaves {first} to {last} are not in memory: tile {tile} must be read back",
+        first = tile * crate::tree::TILE_LEAVES,
+        last = (tile + 1) * crate::tree::TILE_LEAVES - 1
+    )]
+    TileMissing {
+        /// The tile (leaves `[tile * 256, (tile + 1) * 256)`).
+        tile: u64,
+    },
+    /// Leaf hashes read back for a tile that are not the tree's.
+    #[error("the leaves read back for tile {tile} are refused: {reason}")]
+    TileMismatch {
+        /// The tile.
+        tile: u64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A rollback below the part of the tree still held in memory (only
+    /// committed transactions are forgotten, and those are never rolled back).
+    #[error("cannot roll the tree back to size {size}: only sizes from {window} are held")]
+    TruncateBelowWindow {
+        /// The size asked for.
+        size: u64,
+        /// The first size that can be rolled back to.
+        window: u64,
+    },
 }

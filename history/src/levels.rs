@@ -1,5 +1,6 @@
-//! [`Column`]: an append-only, truncatable sequence stored in fixed chunks;
-//! the tree's levels ([`HashColumn`]) are columns.
+//! [`Column`]: an append-only, truncatable sequence stored in fixed chunks,
+//! whose oldest chunks can be forgotten; the tree's levels ([`HashColumn`])
+//! are columns.
 //!
 //! Why chunks: a single `Vec` holding hundreds of millions of hashes doubles
 //! its capacity when it grows, copying gigabytes and keeping up to twice the
@@ -10,16 +11,21 @@
 
 use crate::Digest;
 
-/// Bytes per chunk (1 MiB): 32 Ki digests.
-const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes per chunk (64 KiB): 2 Ki digests. Small enough that forgetting
+/// whole chunks keeps little more than asked; large enough that the list of
+/// chunks stays short (about 300 of them per GiB).
+const CHUNK_BYTES: usize = 1 << 16;
 
 /// The tree's levels: columns of digests.
 pub(crate) type HashColumn = Column<Digest>;
 
-/// An append-only, truncatable sequence of `T`, in chunks of about 1 MiB.
+/// An append-only, truncatable sequence of `T`, in chunks of about 64 KiB.
+/// Chunk `k` holds indices `[k * CHUNK_LEN, (k + 1) * CHUNK_LEN)`; the chunks
+/// before `first_chunk` were forgotten ([`Column::forget_before`]).
 #[derive(Debug, Clone)]
 pub struct Column<T> {
     chunks: Vec<Vec<T>>,
+    first_chunk: u64,
     len: u64,
 }
 
@@ -27,6 +33,7 @@ impl<T> Default for Column<T> {
     fn default() -> Self {
         Column {
             chunks: Vec::new(),
+            first_chunk: 0,
             len: 0,
         }
     }
@@ -43,9 +50,14 @@ impl<T: Copy> Column<T> {
         }
     };
 
-    /// Number of items held.
+    /// Number of items appended (forgotten ones included).
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The first index still held (0 unless chunks were forgotten).
+    pub fn first_held(&self) -> u64 {
+        (self.first_chunk * Self::CHUNK_LEN as u64).min(self.len)
     }
 
     /// Whether it holds nothing.
@@ -53,13 +65,44 @@ impl<T: Copy> Column<T> {
         self.len == 0
     }
 
-    /// The item at `index`, if `index < len()`.
+    /// The item at `index`, if it is held (`first_held() <= index < len()`).
     pub fn get(&self, index: u64) -> Option<T> {
         if index >= self.len {
             return None;
         }
-        let index = usize::try_from(index).ok()?;
-        Some(self.chunks[index / Self::CHUNK_LEN][index % Self::CHUNK_LEN])
+        let chunk = (index / Self::CHUNK_LEN as u64).checked_sub(self.first_chunk)?;
+        let chunk = usize::try_from(chunk).ok()?;
+        Some(self.chunks[chunk][(index % Self::CHUNK_LEN as u64) as usize])
+    }
+
+    /// The first index in `[first_held(), len())` whose item fails `pred`
+    /// (`len()` if none), for a `pred` true on a prefix: a binary search.
+    pub fn partition_point(&self, pred: impl Fn(&T) -> bool) -> u64 {
+        let (mut low, mut high) = (self.first_held(), self.len);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if pred(&self.get(middle).expect("first_held <= middle < len")) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
+
+    /// Frees the whole chunks below `index` (never the one holding it, nor
+    /// the last chunk): memory bounded by what is still held.
+    pub fn forget_before(&mut self, index: u64) {
+        let index = index.min(self.len);
+        let target = index / Self::CHUNK_LEN as u64;
+        let last_chunk = self.first_chunk + self.chunks.len() as u64;
+        let target = target.min(last_chunk.saturating_sub(1));
+        if target <= self.first_chunk {
+            return;
+        }
+        let dropped = usize::try_from(target - self.first_chunk).expect("fewer chunks than memory");
+        self.chunks.drain(..dropped);
+        self.first_chunk = target;
     }
 
     /// Appends `items` in order.
@@ -82,17 +125,23 @@ impl<T: Copy> Column<T> {
         }
     }
 
-    /// Keeps the first `len` items and frees the chunks past them.
+    /// Keeps the first `len` items and frees the chunks past them. `len`
+    /// must not be below [`Column::first_held`] (the caller checks it).
     pub fn truncate(&mut self, len: u64) {
         if len >= self.len {
             return;
         }
-        let len_usize = usize::try_from(len).expect("len < self.len, which fits in memory");
-        let chunks_kept = len_usize.div_ceil(Self::CHUNK_LEN);
-        self.chunks.truncate(chunks_kept);
+        debug_assert!(len >= self.first_held(), "truncating into forgotten chunks");
+        let chunk_len = Self::CHUNK_LEN as u64;
+        let chunks_kept = len.div_ceil(chunk_len).saturating_sub(self.first_chunk);
+        self.chunks
+            .truncate(usize::try_from(chunks_kept).expect("fewer chunks than memory"));
         if let Some(last) = self.chunks.last_mut() {
-            let in_last = len_usize - (chunks_kept - 1) * Self::CHUNK_LEN;
-            last.truncate(in_last);
+            let in_last = len - (self.first_chunk + chunks_kept - 1) * chunk_len;
+            last.truncate(usize::try_from(in_last).expect("within one chunk"));
+        }
+        if self.chunks.is_empty() {
+            self.first_chunk = len / chunk_len;
         }
         self.len = len;
     }
@@ -112,7 +161,7 @@ mod tests {
     fn extends_across_chunks_and_truncates_back() {
         let mut column = HashColumn::default();
         let chunk = HashColumn::CHUNK_LEN;
-        assert_eq!(chunk, 1 << 15);
+        assert_eq!(chunk, 1 << 11);
         let all: Vec<Digest> = (0..(2 * chunk as u64 + 7)).map(digest).collect();
         column.extend_from_slice(&all[..5]);
         column.extend_from_slice(&all[5..]);
@@ -129,5 +178,38 @@ mod tests {
         column.truncate(0);
         assert_eq!(column.len(), 0);
         assert!(column.chunks.is_empty());
+    }
+
+    #[test]
+    fn forgets_whole_chunks_only_and_keeps_the_rest() {
+        let mut column = HashColumn::default();
+        let chunk = HashColumn::CHUNK_LEN as u64;
+        let all: Vec<Digest> = (0..(3 * chunk + 5)).map(digest).collect();
+        column.extend_from_slice(&all);
+        column.forget_before(chunk - 1);
+        assert_eq!(column.first_held(), 0, "the chunk holding the index stays");
+        column.forget_before(2 * chunk + 1);
+        assert_eq!(column.first_held(), 2 * chunk);
+        assert_eq!(column.chunks.len(), 2);
+        assert_eq!(column.get(2 * chunk - 1), None, "forgotten");
+        assert_eq!(column.get(2 * chunk), Some(all[2 * chunk as usize]));
+        assert_eq!(column.len(), all.len() as u64);
+        let value = |d: &Digest| u64::from_le_bytes(d.0[..8].try_into().unwrap());
+        assert_eq!(column.partition_point(|d| value(d) < 3 * chunk), 3 * chunk);
+        assert_eq!(
+            column.partition_point(|d| value(d) < 5),
+            2 * chunk,
+            "from the held start"
+        );
+        // Forgetting everything keeps the last chunk.
+        column.forget_before(u64::MAX);
+        assert_eq!(column.first_held(), 3 * chunk);
+        assert_eq!(column.get(3 * chunk + 4), Some(all[all.len() - 1]));
+        // Truncating to the held start, then appending, lands at the right index.
+        column.truncate(3 * chunk);
+        assert_eq!(column.len(), 3 * chunk);
+        column.extend_from_slice(&[digest(7)]);
+        assert_eq!(column.get(3 * chunk), Some(digest(7)));
+        assert_eq!(column.first_held(), 3 * chunk);
     }
 }

@@ -5,7 +5,9 @@
 //! - [`hash`]: RFC 9162 hashing (leaf = SHA-256(0x00 || leaf), node =
 //!   SHA-256(0x01 || left || right), empty tree = SHA-256("")) and [`Digest`].
 //! - [`tree`]: [`MerkleTree`], append-only (one leaf or a rayon-parallel batch),
-//!   roots, inclusion and consistency proofs against any past size, truncation.
+//!   roots, inclusion and consistency proofs against any past size, truncation;
+//!   its levels below the 256-leaf tiles kept for a recent window only, older
+//!   nodes from [`Tiles`] of leaves the caller reads back.
 //! - [`proof`]: verification of those proofs, as an auditor runs it.
 //! - [`note`]: C2SP signed notes with Ed25519, verifier keys.
 //! - [`checkpoint`]: C2SP tlog checkpoints (origin, size, root) signed as notes.
@@ -14,10 +16,11 @@
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
 //! - [`identity`]: [`ServiceIdentity`] (signing key, checkpoint origin,
 //!   commit-evidence secret) and [`Genesis`], its public part in the ledger.
-//! - [`state`]: [`HistoryState`], the node's tree and per-batch signed
-//!   checkpoints; receipts (given the leaf's components, read back from the
-//!   ledger and checked against the tree) and proofs from them.
-//! - `levels`: [`Column`], a sequence in fixed 1 MiB chunks (never copied as
+//! - [`state`]: [`HistoryState`], the node's tree, every batch's span and the
+//!   recent batches' signed checkpoints; receipts (given the leaf's
+//!   components and the checkpoint, read back from the ledger and checked
+//!   against the tree) and proofs from them.
+//! - `levels`: [`Column`], a sequence in fixed 64 KiB chunks (never copied as
 //!   it grows), holding the tree's levels.
 //!
 //! Invariants:
@@ -26,7 +29,10 @@
 //!   and a direct recursive MTH).
 //! - Appending never changes a node that exists: the root at size `n` is the
 //!   same before and after later appends (until a `truncate` below `n`).
-//! - Memory: 36 bytes per leaf (leaf hashes plus levels 4 and up).
+//! - Memory: about 0.25 bytes per leaf (levels 8 and up) and 16 per batch,
+//!   plus a bounded window of recent leaves ([`HistoryState::release`]).
+//! - A tile of leaves read back is used only if it hashes to the stored node
+//!   above it: a misread ledger gives an error, never a wrong proof.
 //! - Text forms are canonical (lowercase hex, decimal without leading zeros,
 //!   strict base64): a changed character never parses to the same value.
 //! - Bad input is a [`HistoryError`], never a panic.
@@ -54,4 +60,4 @@ pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use receipt::Receipt;
 pub use state::HistoryState;
-pub use tree::MerkleTree;
+pub use tree::{MerkleTree, Tiles, TILE_LEAVES};

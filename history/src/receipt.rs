@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::Checkpoint;
 use crate::leaf::{CommitEvidence, LeafComponents, TransactionId};
 use crate::proof::verify_inclusion;
-use crate::tree::MerkleTree;
+use crate::tree::{MerkleTree, Tiles};
 use crate::{Digest, HistoryError};
 
 /// A transaction's receipt: its leaf components, the inclusion path of its
@@ -49,17 +49,18 @@ impl Receipt {
     /// the signed `checkpoint` names (which must be `tree`'s root at that size).
     pub fn build(
         tree: &MerkleTree,
+        tiles: &Tiles,
         leaf_index: u64,
         components: &LeafComponents,
         checkpoint: &Checkpoint,
         checkpoint_note: String,
     ) -> Result<Receipt, HistoryError> {
-        if tree.root_at(checkpoint.tree_size)? != checkpoint.root {
+        if tree.root_at_with(checkpoint.tree_size, tiles)? != checkpoint.root {
             return Err(HistoryError::ReceiptMismatch(
                 "the checkpoint's root is not this tree's root at its size",
             ));
         }
-        if tree.leaf_hash(leaf_index)? != components.leaf_hash() {
+        if tree.leaf_hash_with(leaf_index, tiles)? != components.leaf_hash() {
             return Err(HistoryError::ReceiptMismatch(
                 "the components do not hash to this leaf",
             ));
@@ -71,7 +72,7 @@ impl Receipt {
             commit_evidence: components.commit_evidence,
             claims_digest: components.claims_digest,
             command_digest: components.command_digest,
-            proof: tree.inclusion_proof(leaf_index, checkpoint.tree_size)?,
+            proof: tree.inclusion_proof_with(leaf_index, checkpoint.tree_size, tiles)?,
             tree_size: checkpoint.tree_size,
             root: checkpoint.root,
             checkpoint: checkpoint_note,

@@ -1,8 +1,12 @@
-//! [`HistoryState`]: the Merkle tree of every transaction, the leaf components a
-//! receipt needs, and the signed checkpoint after every batch.
+//! [`HistoryState`]: the Merkle tree of every transaction, every batch's span,
+//! and the signed checkpoints of the recent batches.
+
+use std::collections::VecDeque;
 
 use crate::hash::leaf_hash;
 use crate::identity::ServiceIdentity;
+use crate::levels::Column;
+use crate::tree::Tiles;
 use crate::{
     leaf_bytes_of, Checkpoint, Digest, HistoryError, LeafComponents, MerkleTree, Receipt,
     TransactionId,
@@ -32,20 +36,33 @@ impl TxDigests {
     }
 }
 
-/// One batch: its seqnos, view and signed checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchInfo {
+/// One batch: its seqnos and the view that ordered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
     /// First seqno.
     pub first_seqno: u64,
-    /// Last seqno (= the checkpoint's tree size).
+    /// Last seqno (= the tree size its checkpoint signs).
     pub last_seqno: u64,
     /// The view that ordered it.
     pub view: u64,
-    /// The checkpoint over the tree ending with it.
-    pub checkpoint: Checkpoint,
-    /// That checkpoint as a signed note.
-    pub note: String,
 }
+
+/// What is kept of every batch: 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchEnd {
+    last_seqno: u64,
+    view: u64,
+}
+
+/// Signed checkpoints kept in memory for batches at or below the commit point
+/// (the newest ones: `/checkpoint`, snapshots and the follower's comparisons
+/// use those); every batch above it keeps its own until it is committed.
+pub const NOTES_COMMITTED_KEPT: usize = 1024;
+
+/// Leaves kept in memory below the commit point by default (4 MiB of tree
+/// levels); older ones are read back from the ledger, a tile at a time, for
+/// receipts and proofs.
+pub const LEAVES_COMMITTED_KEPT_DEFAULT: u64 = 1 << 16;
 
 /// Why a history read was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,16 +76,36 @@ pub enum HistoryReadError {
     /// Committed, but its leaf could not be read back (the reason says why:
     /// an unreadable ledger file, or a leaf that is not the tree's).
     Unavailable(String),
+    /// The answer needs the leaves of this tile, below the window held in
+    /// memory: the caller reads them back, admits them
+    /// ([`HistoryState::admit_tile`]) and asks again.
+    NeedsTile(u64),
 }
 
-/// The Merkle tree of every transaction and every batch's checkpoint, in
-/// memory (36 bytes of tree per transaction, plus the batch's). A leaf's
-/// components are not kept: a receipt is given them, read back from the
-/// ledger, and checks them against the tree's leaf.
+impl HistoryReadError {
+    /// A tree error on a read: a tile to read back, else a range the tree
+    /// does not have.
+    fn from_tree(error: HistoryError, otherwise: HistoryReadError) -> HistoryReadError {
+        match error {
+            HistoryError::TileMissing { tile } => HistoryReadError::NeedsTile(tile),
+            _ => otherwise,
+        }
+    }
+}
+
+/// The Merkle tree of every transaction, every batch's span and the recent
+/// batches' signed checkpoints. Memory grows by about 0.25 bytes per
+/// transaction and 16 per batch: the tree's lower levels and the older
+/// checkpoints are released once committed ([`HistoryState::release`]) and
+/// read back from the ledger when a receipt needs them. A leaf's components
+/// are not kept either: a receipt is given them, read back from the ledger,
+/// and checks them against the tree's leaf.
 #[derive(Debug, Default)]
 pub struct HistoryState {
     tree: MerkleTree,
-    batches: Vec<BatchInfo>,
+    batches: Column<BatchEnd>,
+    /// `(last seqno, signed checkpoint)` of the recent batches, in order.
+    notes: VecDeque<(u64, String)>,
 }
 
 impl HistoryState {
@@ -82,14 +119,14 @@ impl HistoryState {
         self.tree.size()
     }
 
-    /// Appends one batch's leaves and signs the checkpoint over the new tree.
+    /// Appends one batch's leaves and signs the checkpoint over the new tree;
+    /// returns that signed note.
     pub fn push_batch(
         &mut self,
         view: u64,
         leaf_hashes: &[Digest],
         identity: &ServiceIdentity,
-    ) -> Result<&BatchInfo, HistoryError> {
-        let first_seqno = self.tree.size() + 1;
+    ) -> Result<&str, HistoryError> {
         self.tree.append_leaf_hashes(leaf_hashes);
         let checkpoint = Checkpoint {
             origin: identity.origin().to_owned(),
@@ -98,14 +135,15 @@ impl HistoryState {
             view: Some(view),
         };
         let note = checkpoint.sign(identity.signer())?;
-        self.batches.push(BatchInfo {
-            first_seqno,
-            last_seqno: checkpoint.tree_size,
-            view,
-            checkpoint,
-            note,
-        });
-        Ok(self.batches.last().expect("just pushed"))
+        Ok(self.push_end(view, note))
+    }
+
+    fn push_end(&mut self, view: u64, note: String) -> &str {
+        let last_seqno = self.tree.size();
+        self.batches
+            .extend_from_slice(&[BatchEnd { last_seqno, view }]);
+        self.notes.push_back((last_seqno, note));
+        &self.notes.back().expect("just pushed").1
     }
 
     /// Appends a batch read back from the ledger, checking that its signed
@@ -117,7 +155,6 @@ impl HistoryState {
         note: String,
         identity: &ServiceIdentity,
     ) -> Result<(), HistoryError> {
-        let first_seqno = self.tree.size() + 1;
         self.tree.append_leaf_hashes(leaf_hashes);
         let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
         let last_seqno = self.tree.size();
@@ -137,18 +174,13 @@ impl HistoryState {
                 ),
             });
         }
-        self.batches.push(BatchInfo {
-            first_seqno,
-            last_seqno,
-            view,
-            checkpoint,
-            note,
-        });
+        self.push_end(view, note);
         Ok(())
     }
 
     /// Drops every transaction after `size` and the batches ending after it (a
-    /// rollback of speculative batches; `size` must end a batch).
+    /// rollback of speculative batches; `size` must end a batch and not be
+    /// below what was released).
     pub fn truncate(&mut self, size: u64) -> Result<(), HistoryError> {
         if size > self.size() {
             return Ok(());
@@ -164,8 +196,32 @@ impl HistoryState {
             });
         }
         self.tree.truncate(size)?;
-        self.batches.retain(|batch| batch.last_seqno <= size);
+        let kept = self.batches.partition_point(|end| end.last_seqno <= size);
+        self.batches.truncate(kept);
+        while self.notes.back().is_some_and(|(last, _)| *last > size) {
+            self.notes.pop_back();
+        }
         Ok(())
+    }
+
+    /// Frees what a node no longer needs in memory once `committed` is
+    /// committed: the tree's lower levels more than `leaves_kept` leaves
+    /// below it (in whole 64 KiB chunks), and the signed checkpoints older
+    /// than the last [`NOTES_COMMITTED_KEPT`] committed batches. Cheap when
+    /// there is nothing to free.
+    pub fn release(&mut self, committed: u64, leaves_kept: u64) {
+        let committed = committed.min(self.size());
+        self.tree
+            .forget_before(committed.saturating_sub(leaves_kept));
+        let committed_notes = self.notes.partition_point(|(last, _)| *last <= committed);
+        let excess = committed_notes.saturating_sub(NOTES_COMMITTED_KEPT);
+        self.notes.drain(..excess);
+    }
+
+    /// The first leaf from which the tree's every level is in memory; proofs
+    /// about older leaves need their tiles ([`HistoryReadError::NeedsTile`]).
+    pub fn leaves_in_memory_from(&self) -> u64 {
+        self.tree.window_start()
     }
 
     /// The root of the tree (the empty-tree root when empty).
@@ -173,25 +229,41 @@ impl HistoryState {
         self.tree.root()
     }
 
-    /// The root of the tree's first `size` leaves, if it has that many.
+    /// The root of the tree's first `size` leaves, if it has that many and
+    /// they are within the window held in memory.
     pub fn root_at(&self, size: u64) -> Option<Digest> {
         self.tree.root_at(size).ok()
     }
 
     /// The batch ending exactly at `seqno`, if one does.
-    pub fn batch_ending_at(&self, seqno: u64) -> Option<&BatchInfo> {
+    pub fn batch_ending_at(&self, seqno: u64) -> Option<BatchSpan> {
         self.batch_of(seqno)
             .filter(|batch| batch.last_seqno == seqno)
     }
 
-    /// The batch holding `seqno`.
-    pub fn batch_of(&self, seqno: u64) -> Option<&BatchInfo> {
-        let position = self
-            .batches
-            .partition_point(|batch| batch.last_seqno < seqno);
-        self.batches
+    /// The signed checkpoint of the batch ending at `seqno`, if it is one of
+    /// the recent ones held in memory.
+    pub fn note_ending_at(&self, seqno: u64) -> Option<&str> {
+        let position = self.notes.partition_point(|(last, _)| *last < seqno);
+        self.notes
             .get(position)
-            .filter(|batch| seqno >= batch.first_seqno)
+            .filter(|(last, _)| *last == seqno)
+            .map(|(_, note)| note.as_str())
+    }
+
+    /// The batch holding `seqno`.
+    pub fn batch_of(&self, seqno: u64) -> Option<BatchSpan> {
+        let position = self.batches.partition_point(|end| end.last_seqno < seqno);
+        let end = self.batches.get(position)?;
+        let first_seqno = match position.checked_sub(1) {
+            Some(before) => self.batches.get(before)?.last_seqno + 1,
+            None => 1,
+        };
+        (seqno >= first_seqno).then_some(BatchSpan {
+            first_seqno,
+            last_seqno: end.last_seqno,
+            view: end.view,
+        })
     }
 
     /// The id of the transaction at `seqno`, if it exists.
@@ -207,7 +279,7 @@ impl HistoryState {
         &self,
         id: TransactionId,
         committed: u64,
-    ) -> Result<(), HistoryReadError> {
+    ) -> Result<BatchSpan, HistoryReadError> {
         let batch = self
             .batch_of(id.seqno)
             .ok_or(HistoryReadError::NotCommitted)?;
@@ -217,26 +289,41 @@ impl HistoryState {
         if id.seqno > committed {
             return Err(HistoryReadError::NotCommitted);
         }
-        Ok(())
+        Ok(batch)
+    }
+
+    /// Checks `leaves`, read back for `tile`, against the tree and adds them
+    /// to `tiles` for the next attempt of a read.
+    pub fn admit_tile(
+        &self,
+        tiles: &mut Tiles,
+        tile: u64,
+        leaves: Vec<Digest>,
+    ) -> Result<(), HistoryReadError> {
+        self.tree
+            .admit_tile(tiles, tile, leaves)
+            .map_err(|error| HistoryReadError::Unavailable(error.to_string()))
     }
 
     /// The receipt of committed transaction `id`, proven against the checkpoint
-    /// signed right after its batch. `digests` are its leaf's components as
-    /// the ledger records them: the leaf they make must be the tree's.
+    /// signed right after its batch. `digests` are its leaf's components and
+    /// `note` that batch's signed checkpoint, as the ledger records them: the
+    /// leaf they make must be the tree's, and the note must sign the tree.
     pub fn receipt(
         &self,
         id: TransactionId,
         committed: u64,
         identity: &ServiceIdentity,
         digests: &TxDigests,
+        note: &str,
+        tiles: &Tiles,
     ) -> Result<Receipt, HistoryReadError> {
-        self.check_committed(id, committed)?;
-        let batch = self.batch_of(id.seqno).expect("checked by check_committed");
+        let batch = self.check_committed(id, committed)?;
         let commit_evidence = identity.commit_evidence(id);
         let held = self
             .tree
-            .leaf_hash(id.seqno - 1)
-            .map_err(|_| HistoryReadError::NotCommitted)?;
+            .leaf_hash_with(id.seqno - 1, tiles)
+            .map_err(|error| HistoryReadError::from_tree(error, HistoryReadError::NotCommitted))?;
         if digests.leaf_hash(&commit_evidence.digest()) != held {
             return Err(HistoryReadError::Unavailable(format!(
                 "the ledger's record of transaction {id} does not make the leaf in the tree"
@@ -248,14 +335,44 @@ impl HistoryState {
             claims_digest: digests.claims_digest,
             command_digest: digests.command_digest,
         };
+        // A note held in memory was signed or checked here already: parsing
+        // its body is enough. One read back from the ledger is verified now
+        // (its signature, and below, that it signs this tree).
+        let held_note = self.note_ending_at(batch.last_seqno);
+        let note = held_note.unwrap_or(note);
+        let opened = match held_note {
+            Some(held) => held
+                .split_once("\n\n")
+                .ok_or(HistoryError::MalformedNote("no blank line"))
+                .and_then(|(body, _)| Checkpoint::parse_body(&format!("{body}\n"))),
+            None => Checkpoint::open(note, &identity.signer().verifier()),
+        };
+        let checkpoint = opened.map_err(|error| {
+            HistoryReadError::Unavailable(format!(
+                "the signed checkpoint after transaction {id} does not open: {error}"
+            ))
+        })?;
+        if checkpoint.tree_size != batch.last_seqno {
+            return Err(HistoryReadError::Unavailable(format!(
+                "the signed checkpoint after transaction {id} is for tree size {}, not {}",
+                checkpoint.tree_size, batch.last_seqno
+            )));
+        }
         Receipt::build(
             &self.tree,
+            tiles,
             id.seqno - 1,
             &components,
-            &batch.checkpoint,
-            batch.note.clone(),
+            &checkpoint,
+            note.to_owned(),
         )
-        .map_err(|_| HistoryReadError::NotCommitted)
+        .map_err(|error| match error {
+            HistoryError::TileMissing { tile } => HistoryReadError::NeedsTile(tile),
+            HistoryError::ReceiptMismatch(reason) => HistoryReadError::Unavailable(format!(
+                "the ledger's signed checkpoint after transaction {id} is not this tree's: {reason}"
+            )),
+            _ => HistoryReadError::NotCommitted,
+        })
     }
 
     /// The consistency proof between the trees of sizes `from` and `to`.
@@ -264,21 +381,22 @@ impl HistoryState {
         from: u64,
         to: u64,
         committed: u64,
+        tiles: &Tiles,
     ) -> Result<Vec<Digest>, HistoryReadError> {
         if from > to || to > committed {
             return Err(HistoryReadError::InvalidRange);
         }
         self.tree
-            .consistency_proof(from, to)
-            .map_err(|_| HistoryReadError::InvalidRange)
+            .consistency_proof_with(from, to, tiles)
+            .map_err(|error| HistoryReadError::from_tree(error, HistoryReadError::InvalidRange))
     }
 
     /// The signed checkpoint of the last batch at or below `committed`.
-    pub fn latest_checkpoint(&self, committed: u64) -> Option<&BatchInfo> {
-        let position = self
-            .batches
-            .partition_point(|batch| batch.last_seqno <= committed);
-        position.checked_sub(1).map(|index| &self.batches[index])
+    pub fn latest_checkpoint(&self, committed: u64) -> Option<&str> {
+        let position = self.notes.partition_point(|(last, _)| *last <= committed);
+        position
+            .checked_sub(1)
+            .map(|index| self.notes[index].1.as_str())
     }
 }
 
@@ -286,7 +404,7 @@ impl HistoryState {
 mod tests {
     use super::*;
     use crate::hash::sha256;
-    use crate::SigningKey;
+    use crate::{SigningKey, TILE_LEAVES};
 
     fn identity() -> ServiceIdentity {
         ServiceIdentity::new(
@@ -322,26 +440,107 @@ mod tests {
         let identity = identity();
         let mut history = HistoryState::new();
         let (digests, leaves) = batch(1, 3, &identity);
-        history.push_batch(1, &leaves, &identity).unwrap();
+        let note = history
+            .push_batch(1, &leaves, &identity)
+            .unwrap()
+            .to_owned();
         let id = TransactionId { view: 1, seqno: 2 };
-        let receipt = history.receipt(id, 3, &identity, &digests[1]).unwrap();
+        let none = Tiles::none();
+        let receipt = history
+            .receipt(id, 3, &identity, &digests[1], &note, &none)
+            .unwrap();
         let key = identity.signer().verifier().key().to_owned();
         assert_eq!(receipt.verify(&key).unwrap().tree_size, 3);
         assert_eq!(
-            history.receipt(id, 1, &identity, &digests[1]),
+            history.receipt(id, 1, &identity, &digests[1], &note, &none),
             Err(HistoryReadError::NotCommitted)
         );
         let other_view = TransactionId { view: 2, seqno: 2 };
         assert_eq!(
-            history.receipt(other_view, 3, &identity, &digests[1]),
+            history.receipt(other_view, 3, &identity, &digests[1], &note, &none),
             Err(HistoryReadError::WrongView)
         );
         // Another transaction's record (a misread ledger) is refused, not
         // turned into a receipt that fails to verify.
         assert!(matches!(
-            history.receipt(id, 3, &identity, &digests[0]),
+            history.receipt(id, 3, &identity, &digests[0], &note, &none),
             Err(HistoryReadError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn released_batches_give_the_same_receipts_from_what_the_ledger_holds() {
+        let identity = identity();
+        let mut history = HistoryState::new();
+        let mut digests = Vec::new();
+        let mut leaves = Vec::new();
+        let mut notes = Vec::new();
+        let batch_len = 100;
+        let total = 3 * LEAVES_COMMITTED_KEPT_DEFAULT;
+        for first in (1..=total).step_by(batch_len as usize) {
+            let (batch_digests, batch_leaves) = batch(first, batch_len, &identity);
+            notes.push(
+                history
+                    .push_batch(1, &batch_leaves, &identity)
+                    .unwrap()
+                    .to_owned(),
+            );
+            digests.extend(batch_digests);
+            leaves.extend(batch_leaves);
+        }
+        let size = history.size();
+        let id = TransactionId {
+            view: 1,
+            seqno: 1_500,
+        };
+        let none = Tiles::none();
+        let before = history
+            .receipt(id, size, &identity, &digests[1_499], &notes[14], &none)
+            .unwrap();
+        history.release(size, LEAVES_COMMITTED_KEPT_DEFAULT);
+        assert!(history.notes.len() <= NOTES_COMMITTED_KEPT);
+        assert!(history.note_ending_at(1_500).is_none());
+        assert_eq!(
+            history.latest_checkpoint(size),
+            notes.last().map(String::as_str)
+        );
+        assert_eq!(
+            history.batch_of(1_500).map(|span| span.first_seqno),
+            Some(1_401)
+        );
+        // The tile of leaf 1 499 is read back, as a node reads it from its ledger.
+        let needed = history.receipt(id, size, &identity, &digests[1_499], &notes[14], &none);
+        let Err(HistoryReadError::NeedsTile(tile)) = needed else {
+            panic!("expected a tile request, got {needed:?}");
+        };
+        assert_eq!(tile, 1_499 / TILE_LEAVES);
+        let mut tiles = Tiles::none();
+        let range = (tile * TILE_LEAVES) as usize..((tile + 1) * TILE_LEAVES) as usize;
+        let mut forged = leaves[range.clone()].to_vec();
+        forged[0] = Digest::ZERO;
+        assert!(matches!(
+            history.admit_tile(&mut tiles, tile, forged),
+            Err(HistoryReadError::Unavailable(_))
+        ));
+        history
+            .admit_tile(&mut tiles, tile, leaves[range].to_vec())
+            .unwrap();
+        let after = history
+            .receipt(id, size, &identity, &digests[1_499], &notes[14], &tiles)
+            .unwrap();
+        assert_eq!(after, before);
+        // A note read back that is not the batch's is refused.
+        assert!(matches!(
+            history.receipt(id, size, &identity, &digests[1_499], &notes[15], &tiles),
+            Err(HistoryReadError::Unavailable(_))
+        ));
+        // Rolling back into released history is refused; at the edge it works.
+        assert!(history.truncate(2_000).is_err());
+        history.truncate(size - batch_len).unwrap();
+        assert_eq!(
+            history.latest_checkpoint(size),
+            Some(notes[notes.len() - 2].as_str())
+        );
     }
 
     #[test]
@@ -352,8 +551,7 @@ mod tests {
         let note = primary
             .push_batch(1, &leaves, &identity)
             .unwrap()
-            .note
-            .clone();
+            .to_owned();
         let mut follower = HistoryState::new();
         follower
             .push_replayed(1, &leaves, note.clone(), &identity)

@@ -1,11 +1,13 @@
 //! [`MerkleTree`]: the append-only RFC 9162 tree, its roots and its proofs.
 //!
-//! Storage: level 0 (the leaf hashes) and every level from
-//! [`STORED_LEVEL_MIN`] up are kept; levels 1 to `STORED_LEVEL_MIN - 1` are
-//! recomputed on demand from the leaves (at most 7 hashes per node). That is
-//! 32 + 32/16 + 32/32 + ... = 36 bytes per leaf, and any node of any past tree
-//! is at most a handful of hashes away, so proofs against any past size cost
-//! microseconds.
+//! Storage: every level from [`TILE_HEIGHT`] up is kept (1/256 of a hash
+//! per leaf, about 0.25 bytes); the levels below it (the leaf hashes and
+//! the nodes inside each tile of [`TILE_LEAVES`] leaves) are kept only for
+//! a recent window ([`MerkleTree::forget_before`] frees the older part).
+//! A proof or root that needs a node below the window asks for its tile
+//! ([`HistoryError::TileMissing`]); the caller reads those leaves back
+//! (from the ledger), has them checked against the stored node above the
+//! tile ([`MerkleTree::admit_tile`]) and asks again with them in [`Tiles`].
 //!
 //! Node `(level, index)` is the root of the perfect subtree over leaves
 //! `[index << level, (index + 1) << level)`; it exists once the tree has that
@@ -18,8 +20,12 @@ use crate::hash::{empty_root, leaf_hash, node_hash};
 use crate::levels::HashColumn;
 use crate::{Digest, HistoryError};
 
-/// The lowest interior level kept in memory (see the module doc).
-pub const STORED_LEVEL_MIN: u32 = 4;
+/// Height of a tile: the levels below it can be forgotten, the ones from it
+/// up are always kept.
+pub const TILE_HEIGHT: u32 = 8;
+
+/// Leaves per tile.
+pub const TILE_LEAVES: u64 = 1 << TILE_HEIGHT;
 
 /// Below this many hashes a level is hashed on the calling thread: splitting
 /// work across rayon costs more than a few hundred hashes.
@@ -28,11 +34,42 @@ const PARALLEL_HASHES_MIN: usize = 64;
 /// Levels of a tree of fewer than 2^64 leaves: 0 (leaves) to 63.
 const LEVELS_MAX: u32 = 64;
 
+/// Leaf hashes of whole tiles below the tree's window, read back by the
+/// caller and checked by [`MerkleTree::admit_tile`].
+#[derive(Debug, Default, Clone)]
+pub struct Tiles {
+    held: Vec<(u64, Vec<Digest>)>,
+}
+
+impl Tiles {
+    /// No tiles: enough for anything inside the window.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, tile: u64) -> Option<&[Digest]> {
+        self.held
+            .iter()
+            .find(|(held, _)| *held == tile)
+            .map(|(_, leaves)| leaves.as_slice())
+    }
+
+    /// Number of tiles held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
 /// An append-only Merkle tree with RFC 9162 hashing and shape.
 #[derive(Debug, Clone)]
 pub struct MerkleTree {
-    /// `levels[l]` holds the complete nodes of level `l`; levels 1 to
-    /// `STORED_LEVEL_MIN - 1` stay empty.
+    /// `levels[l]` holds the complete nodes of level `l`; below
+    /// [`TILE_HEIGHT`], only from its `first_held()` on.
     levels: Vec<HashColumn>,
 }
 
@@ -88,8 +125,10 @@ impl MerkleTree {
                     below[usize::try_from(index - below_start).expect("index within batch")]
                 } else {
                     // Only the left sibling of the batch's first node can be
-                    // older than the batch.
-                    self.node(level - 1, index)
+                    // older than the batch, and the window always holds the
+                    // tile of the tree's last leaf.
+                    self.node(level - 1, index, &Tiles::none())
+                        .expect("the window holds the right edge")
                 }
             };
             let count = usize::try_from(end - start).expect("new nodes fit in memory");
@@ -97,13 +136,11 @@ impl MerkleTree {
                 let index = start + i as u64;
                 node_hash(&child(2 * index), &child(2 * index + 1))
             });
-            if level >= STORED_LEVEL_MIN {
-                if self.levels.len() <= level as usize {
-                    self.levels
-                        .resize_with(level as usize + 1, HashColumn::default);
-                }
-                self.levels[level as usize].extend_from_slice(&created);
+            if self.levels.len() <= level as usize {
+                self.levels
+                    .resize_with(level as usize + 1, HashColumn::default);
             }
+            self.levels[level as usize].extend_from_slice(&created);
             below = created;
             below_start = start;
         }
@@ -114,6 +151,10 @@ impl MerkleTree {
     /// suffix). The tree is then exactly the tree of its first `size` leaves.
     pub fn truncate(&mut self, size: u64) -> Result<(), HistoryError> {
         self.check_size(size)?;
+        let window = self.window_start();
+        if size < window {
+            return Err(HistoryError::TruncateBelowWindow { size, window });
+        }
         for (level, column) in self.levels.iter_mut().enumerate() {
             column.truncate(size >> level);
         }
@@ -123,29 +164,37 @@ impl MerkleTree {
     /// The root of the current tree.
     pub fn root(&self) -> Digest {
         self.root_at(self.size())
-            .expect("the current size is never beyond the tree")
+            .expect("the current size is never beyond the tree, and its edge is held")
     }
 
     /// The root of the tree of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Digest, HistoryError> {
+        self.root_at_with(size, &Tiles::none())
+    }
+
+    /// [`MerkleTree::root_at`], with `tiles` for what is below the window.
+    pub fn root_at_with(&self, size: u64, tiles: &Tiles) -> Result<Digest, HistoryError> {
         self.check_size(size)?;
         if size == 0 {
             return Ok(empty_root());
         }
-        Ok(self.subtree(0, size))
+        self.subtree(0, size, tiles)
     }
 
     /// The leaf hash at `leaf_index`.
     pub fn leaf_hash(&self, leaf_index: u64) -> Result<Digest, HistoryError> {
+        self.leaf_hash_with(leaf_index, &Tiles::none())
+    }
+
+    /// [`MerkleTree::leaf_hash`], with `tiles` for what is below the window.
+    pub fn leaf_hash_with(&self, leaf_index: u64, tiles: &Tiles) -> Result<Digest, HistoryError> {
         if leaf_index >= self.size() {
             return Err(HistoryError::LeafIndexOutOfRange {
                 leaf_index,
                 tree_size: self.size(),
             });
         }
-        Ok(self.levels[0]
-            .get(leaf_index)
-            .expect("leaf_index < size, checked above"))
+        self.node(0, leaf_index, tiles)
     }
 
     /// The RFC 9162 inclusion path of leaf `leaf_index` in the tree of the
@@ -155,6 +204,16 @@ impl MerkleTree {
         leaf_index: u64,
         tree_size: u64,
     ) -> Result<Vec<Digest>, HistoryError> {
+        self.inclusion_proof_with(leaf_index, tree_size, &Tiles::none())
+    }
+
+    /// [`MerkleTree::inclusion_proof`], with `tiles` for what is below the window.
+    pub fn inclusion_proof_with(
+        &self,
+        leaf_index: u64,
+        tree_size: u64,
+        tiles: &Tiles,
+    ) -> Result<Vec<Digest>, HistoryError> {
         self.check_size(tree_size)?;
         if leaf_index >= tree_size {
             return Err(HistoryError::LeafIndexOutOfRange {
@@ -163,7 +222,7 @@ impl MerkleTree {
             });
         }
         let mut path = Vec::with_capacity(64);
-        self.path(leaf_index, 0, tree_size, &mut path);
+        self.path(leaf_index, 0, tree_size, tiles, &mut path)?;
         Ok(path)
     }
 
@@ -171,15 +230,91 @@ impl MerkleTree {
     /// `to`. It is empty when `from == to` or `from == 0` (every tree extends
     /// the empty tree).
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Digest>, HistoryError> {
+        self.consistency_proof_with(from, to, &Tiles::none())
+    }
+
+    /// [`MerkleTree::consistency_proof`], with `tiles` for what is below the
+    /// window.
+    pub fn consistency_proof_with(
+        &self,
+        from: u64,
+        to: u64,
+        tiles: &Tiles,
+    ) -> Result<Vec<Digest>, HistoryError> {
         self.check_size(to)?;
         if from > to {
             return Err(HistoryError::ConsistencyRange { from, to });
         }
         let mut proof = Vec::with_capacity(64);
         if from > 0 && from < to {
-            self.subproof(from, 0, to, true, &mut proof);
+            self.subproof(from, 0, to, true, tiles, &mut proof)?;
         }
         Ok(proof)
+    }
+
+    /// The first leaf from which every level is held: proofs and roots that
+    /// touch only leaves from here on need no tile.
+    pub fn window_start(&self) -> u64 {
+        self.levels
+            .iter()
+            .take(TILE_HEIGHT as usize)
+            .enumerate()
+            .map(|(level, column)| column.first_held() << level)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Frees the levels below [`TILE_HEIGHT`] under `leaf_index` (rounded
+    /// down to whole memory chunks, and never past the tile of the last
+    /// leaf, which appends need). Nodes there are then read from tiles.
+    pub fn forget_before(&mut self, leaf_index: u64) {
+        let last_tile_start = self.size() / TILE_LEAVES * TILE_LEAVES;
+        let floor = leaf_index.min(last_tile_start) / TILE_LEAVES * TILE_LEAVES;
+        for (level, column) in self
+            .levels
+            .iter_mut()
+            .take(TILE_HEIGHT as usize)
+            .enumerate()
+        {
+            column.forget_before(floor >> level);
+        }
+        debug_assert!(self.window_start() <= last_tile_start);
+    }
+
+    /// Checks that `leaves` are the leaf hashes of complete tile `tile` (their
+    /// root is the stored node above it) and adds them to `tiles`.
+    pub fn admit_tile(
+        &self,
+        tiles: &mut Tiles,
+        tile: u64,
+        leaves: Vec<Digest>,
+    ) -> Result<(), HistoryError> {
+        let stored = self
+            .levels
+            .get(TILE_HEIGHT as usize)
+            .and_then(|column| column.get(tile));
+        let Some(stored) = stored else {
+            return Err(HistoryError::TileMismatch {
+                tile,
+                reason: "the tree has no complete tile there",
+            });
+        };
+        if leaves.len() as u64 != TILE_LEAVES {
+            return Err(HistoryError::TileMismatch {
+                tile,
+                reason: "not one leaf hash per leaf of the tile",
+            });
+        }
+        if perfect_root(&leaves) != stored {
+            return Err(HistoryError::TileMismatch {
+                tile,
+                reason: "its leaves do not hash to the tree's node above it",
+            });
+        }
+        if tiles.get(tile).is_none() {
+            tiles.held.push((tile, leaves));
+        }
+        Ok(())
     }
 
     fn check_size(&self, requested: u64) -> Result<(), HistoryError> {
@@ -192,71 +327,105 @@ impl MerkleTree {
         Ok(())
     }
 
-    /// Node `(level, index)`, which must be complete.
-    fn node(&self, level: u32, index: u64) -> Digest {
-        if level == 0 || level >= STORED_LEVEL_MIN {
-            // A node out of range is a bug in the index arithmetic.
-            self.levels[level as usize]
-                .get(index)
-                .expect("a complete node is stored")
-        } else {
-            node_hash(
-                &self.node(level - 1, 2 * index),
-                &self.node(level - 1, 2 * index + 1),
-            )
+    /// Node `(level, index)`, which must be complete: from the levels held,
+    /// else (below the window) from its tile in `tiles`.
+    fn node(&self, level: u32, index: u64, tiles: &Tiles) -> Result<Digest, HistoryError> {
+        if let Some(held) = self.levels.get(level as usize).and_then(|c| c.get(index)) {
+            return Ok(held);
         }
+        // Levels from TILE_HEIGHT up are never forgotten: a miss there is a
+        // bug in the index arithmetic.
+        assert!(
+            level < TILE_HEIGHT,
+            "a complete node at level {level} is stored"
+        );
+        let first_leaf = index << level;
+        let tile = first_leaf / TILE_LEAVES;
+        let leaves = tiles.get(tile).ok_or(HistoryError::TileMissing { tile })?;
+        let start = usize::try_from(first_leaf - tile * TILE_LEAVES).expect("within a tile");
+        Ok(perfect_root(&leaves[start..start + (1 << level)]))
     }
 
     /// MTH(D[start:end]) for a range the RFC recursion produces: `start` is a
     /// multiple of the smallest power of two >= `end - start`.
-    fn subtree(&self, start: u64, end: u64) -> Digest {
+    fn subtree(&self, start: u64, end: u64, tiles: &Tiles) -> Result<Digest, HistoryError> {
         let width = end - start;
         debug_assert!(width > 0 && start.is_multiple_of(width.next_power_of_two()));
         if width.is_power_of_two() {
             let level = width.trailing_zeros();
-            return self.node(level, start >> level);
+            return self.node(level, start >> level, tiles);
         }
         let split = split_point(width);
-        node_hash(
-            &self.subtree(start, start + split),
-            &self.subtree(start + split, end),
-        )
+        Ok(node_hash(
+            &self.subtree(start, start + split, tiles)?,
+            &self.subtree(start + split, end, tiles)?,
+        ))
     }
 
     /// PATH(m, D[start:end]) of RFC 9162 2.1.3.1, `m` relative to `start`.
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Digest>) {
+    fn path(
+        &self,
+        m: u64,
+        start: u64,
+        end: u64,
+        tiles: &Tiles,
+        out: &mut Vec<Digest>,
+    ) -> Result<(), HistoryError> {
         let width = end - start;
         if width <= 1 {
-            return;
+            return Ok(());
         }
         let split = split_point(width);
         if m < split {
-            self.path(m, start, start + split, out);
-            out.push(self.subtree(start + split, end));
+            self.path(m, start, start + split, tiles, out)?;
+            out.push(self.subtree(start + split, end, tiles)?);
         } else {
-            self.path(m - split, start + split, end, out);
-            out.push(self.subtree(start, start + split));
+            self.path(m - split, start + split, end, tiles, out)?;
+            out.push(self.subtree(start, start + split, tiles)?);
         }
+        Ok(())
     }
 
     /// SUBPROOF(m, D[start:end], b) of RFC 9162 2.1.4.1, `m` relative to `start`.
-    fn subproof(&self, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Digest>) {
+    fn subproof(
+        &self,
+        m: u64,
+        start: u64,
+        end: u64,
+        whole: bool,
+        tiles: &Tiles,
+        out: &mut Vec<Digest>,
+    ) -> Result<(), HistoryError> {
         let width = end - start;
         if m == width {
             if !whole {
-                out.push(self.subtree(start, end));
+                out.push(self.subtree(start, end, tiles)?);
             }
-            return;
+            return Ok(());
         }
         let split = split_point(width);
         if m <= split {
-            self.subproof(m, start, start + split, whole, out);
-            out.push(self.subtree(start + split, end));
+            self.subproof(m, start, start + split, whole, tiles, out)?;
+            out.push(self.subtree(start + split, end, tiles)?);
         } else {
-            self.subproof(m - split, start + split, end, false, out);
-            out.push(self.subtree(start, start + split));
+            self.subproof(m - split, start + split, end, false, tiles, out)?;
+            out.push(self.subtree(start, start + split, tiles)?);
         }
+        Ok(())
     }
+}
+
+/// The root of a perfect subtree given its leaf hashes (a power of two of them).
+fn perfect_root(leaves: &[Digest]) -> Digest {
+    debug_assert!(leaves.len().is_power_of_two());
+    let mut level: Vec<Digest> = leaves.to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|pair| node_hash(&pair[0], &pair[1]))
+            .collect();
+    }
+    level[0]
 }
 
 /// The largest power of two smaller than `width` (RFC 9162's `k`), width >= 2.
@@ -340,5 +509,110 @@ mod tests {
             tree.inclusion_proof(3, 1000).unwrap(),
             straight.inclusion_proof(3, 1000).unwrap()
         );
+    }
+
+    /// Runs `query` on `tree`, reading each missing tile from `leaves` (as a
+    /// node reads them from its ledger), and returns the answer and the
+    /// number of tiles it needed.
+    fn with_tiles<R>(
+        tree: &MerkleTree,
+        leaves: &[Digest],
+        query: impl Fn(&Tiles) -> Result<R, HistoryError>,
+    ) -> (R, usize) {
+        let mut tiles = Tiles::none();
+        loop {
+            match query(&tiles) {
+                Err(HistoryError::TileMissing { tile }) => {
+                    let start = (tile * TILE_LEAVES) as usize;
+                    let read = leaves[start..start + TILE_LEAVES as usize].to_vec();
+                    tree.admit_tile(&mut tiles, tile, read).unwrap();
+                }
+                other => return (other.unwrap(), tiles.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_tree_that_forgot_its_old_leaves_answers_the_same_with_tiles() {
+        let count = 3 * 32_768 + 1_000;
+        let leaves: Vec<Digest> = (0u32..count).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut full = MerkleTree::new();
+        full.append_leaf_hashes(&leaves);
+        let mut forgetful = full.clone();
+        forgetful.forget_before(2 * 32_768 + 300);
+        let window = forgetful.window_start();
+        assert_eq!(window, 2 * 32_768, "whole chunks of leaves are freed");
+        assert!(matches!(
+            forgetful.leaf_hash(5),
+            Err(HistoryError::TileMissing { tile: 0 })
+        ));
+        let size = u64::from(count);
+        for (leaf, tree_size) in [
+            (5, size),
+            (300, 301),
+            (70_000, 70_001),
+            (65_535, size),
+            (size - 1, size),
+        ] {
+            let (proof, tiles) = with_tiles(&forgetful, &leaves, |tiles| {
+                forgetful.inclusion_proof_with(leaf, tree_size, tiles)
+            });
+            assert_eq!(proof, full.inclusion_proof(leaf, tree_size).unwrap());
+            assert!(tiles <= 2, "one tile for the leaf, one for an old edge");
+            let (hash, _) = with_tiles(&forgetful, &leaves, |tiles| {
+                forgetful.leaf_hash_with(leaf, tiles)
+            });
+            assert_eq!(hash, leaves[leaf as usize]);
+        }
+        for (from, to) in [(1, size), (257, 1_000), (1_000, 70_001), (70_001, size)] {
+            let (proof, _) = with_tiles(&forgetful, &leaves, |tiles| {
+                forgetful.consistency_proof_with(from, to, tiles)
+            });
+            assert_eq!(proof, full.consistency_proof(from, to).unwrap());
+            let (root, _) = with_tiles(&forgetful, &leaves, |tiles| {
+                forgetful.root_at_with(from, tiles)
+            });
+            assert_eq!(root, full.root_at(from).unwrap());
+        }
+        // Appending and rolling back still work at the edge; not below the window.
+        forgetful.append_leaf_hashes(&leaves[..10]);
+        full.append_leaf_hashes(&leaves[..10]);
+        assert_eq!(forgetful.root(), full.root());
+        forgetful.truncate(size).unwrap();
+        assert_eq!(
+            forgetful.truncate(window - 1),
+            Err(HistoryError::TruncateBelowWindow {
+                size: window - 1,
+                window
+            })
+        );
+    }
+
+    #[test]
+    fn a_tile_that_is_not_the_trees_is_refused() {
+        let leaves: Vec<Digest> = (0u32..600).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut tree = MerkleTree::new();
+        tree.append_leaf_hashes(&leaves);
+        let mut tiles = Tiles::none();
+        let mut forged = leaves[..256].to_vec();
+        forged[17] = leaf_hash(b"another transaction");
+        assert!(matches!(
+            tree.admit_tile(&mut tiles, 0, forged),
+            Err(HistoryError::TileMismatch { tile: 0, .. })
+        ));
+        assert!(matches!(
+            tree.admit_tile(&mut tiles, 0, leaves[..255].to_vec()),
+            Err(HistoryError::TileMismatch { tile: 0, .. })
+        ));
+        assert!(
+            matches!(
+                tree.admit_tile(&mut tiles, 2, leaves[512..].to_vec()),
+                Err(HistoryError::TileMismatch { tile: 2, .. })
+            ),
+            "tile 2 is not complete"
+        );
+        tree.admit_tile(&mut tiles, 1, leaves[256..512].to_vec())
+            .unwrap();
+        assert_eq!(tiles.len(), 1);
     }
 }

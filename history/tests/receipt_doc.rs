@@ -38,7 +38,15 @@ fn example() -> Vec<(&'static str, String)> {
         view: Some(1),
     };
     let note = checkpoint.sign(&signer).unwrap();
-    let receipt = Receipt::build(&tree, 1, &components[1], &checkpoint, note.clone()).unwrap();
+    let receipt = Receipt::build(
+        &tree,
+        &stele_history::Tiles::none(),
+        1,
+        &components[1],
+        &checkpoint,
+        note.clone(),
+    )
+    .unwrap();
     receipt.verify(&key.verifying_key()).unwrap();
     let evidence = components[1].commit_evidence.to_string();
     vec![

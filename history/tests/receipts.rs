@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use stele_history::hash::sha256;
 use stele_history::{
     claims_digest, Checkpoint, CommitEvidence, LeafComponents, MerkleTree, NoteSigner, Receipt,
-    SigningKey, TransactionId,
+    SigningKey, Tiles, TransactionId,
 };
 
 const ORIGIN: &str = "stele.example/test";
@@ -48,7 +48,8 @@ fn receipt_of(components: fn(u64) -> LeafComponents, view: Option<u64>) -> (Rece
         view,
     };
     let note = checkpoint.sign(&signer).unwrap();
-    let receipt = Receipt::build(&tree, 5, &components(6), &checkpoint, note).unwrap();
+    let receipt =
+        Receipt::build(&tree, &Tiles::none(), 5, &components(6), &checkpoint, note).unwrap();
     (receipt, key)
 }
 
@@ -205,13 +206,29 @@ fn build_refuses_components_or_checkpoints_of_another_tree() {
         view: Some(2),
     };
     let note = checkpoint.sign(&signer).unwrap();
-    assert!(Receipt::build(&tree, 0, &components(2), &checkpoint, note.clone()).is_err());
+    assert!(Receipt::build(
+        &tree,
+        &Tiles::none(),
+        0,
+        &components(2),
+        &checkpoint,
+        note.clone()
+    )
+    .is_err());
     let wrong_root = Checkpoint {
         root: sha256(b"x"),
         ..checkpoint.clone()
     };
-    assert!(Receipt::build(&tree, 0, &components(1), &wrong_root, note.clone()).is_err());
-    assert!(Receipt::build(&tree, 2, &components(1), &checkpoint, note).is_err());
+    assert!(Receipt::build(
+        &tree,
+        &Tiles::none(),
+        0,
+        &components(1),
+        &wrong_root,
+        note.clone()
+    )
+    .is_err());
+    assert!(Receipt::build(&tree, &Tiles::none(), 2, &components(1), &checkpoint, note).is_err());
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //!   between two checkpoints, the public key, metrics.
 //! - t30: writes without a valid token are refused; auditor endpoints need none.
 //! - t40: SIGTERM exits 0; a restart serves the same commit, receipts and values.
+//! - t50: with `[ledger] leaves_in_memory = 0`, receipts and consistency proofs
+//!   of transactions whose leaves and checkpoints left memory are the same as
+//!   when they were recent (read back from the ledger), after a restart too.
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -527,4 +530,71 @@ fn t40_sigterm_exits_zero_and_a_restart_serves_the_same_state() {
     assert!(next.seqno > commit.seqno, "{next} after {commit}");
     assert!(next.view >= commit.view, "{next} after {commit}");
     node.receipt(next).verify(&key).unwrap();
+}
+
+/// Writers and transactions each in t50: past one 2 048-leaf memory chunk of
+/// the tree and past the 1 024 committed checkpoints kept in memory.
+const T50_WRITERS: usize = 2;
+const T50_PUTS_PER_WRITER: usize = 1_600;
+
+#[test]
+fn t50_receipts_of_transactions_released_from_memory_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stele.toml");
+    std::fs::write(&config, "[ledger]\nleaves_in_memory = 0\n").unwrap();
+    let mut node_config = stele_tests::NodeConfig::new(Path::new(BIN), &dir.path().join("data"));
+    node_config.extra_args = vec!["--config".to_owned(), config.display().to_string()];
+    let mut node = TestNode::start_with(node_config);
+    let key = node.public_key();
+    let early: Vec<TransactionId> = (0..5)
+        .map(|index| node.put("early", &format!("k{index}"), "v"))
+        .collect();
+    let receipts: Vec<Receipt> = early.iter().map(|id| node.receipt(*id)).collect();
+    let old = Checkpoint::open_with_key(&node.checkpoint(), &key).unwrap();
+    let state = node.get_public("/node/state").expect_json(200);
+    assert_eq!(state["leaves_in_memory_from"], 0, "{state}");
+
+    std::thread::scope(|scope| {
+        for writer in 0..T50_WRITERS {
+            let node = &node;
+            scope.spawn(move || {
+                for index in 0..T50_PUTS_PER_WRITER {
+                    node.put("later", &format!("w{writer}-{index}"), "v");
+                }
+            });
+        }
+    });
+    let state = node.get_public("/node/state").expect_json(200);
+    let held_from = state["leaves_in_memory_from"].as_u64().unwrap();
+    assert!(
+        held_from > early.last().unwrap().seqno,
+        "the early leaves are still in memory: {state}"
+    );
+
+    let check = |node: &TestNode, when: &str| {
+        for (id, receipt) in early.iter().zip(&receipts) {
+            let again = node.receipt(*id);
+            assert_eq!(&again, receipt, "the receipt of {id} changed {when}");
+            again.verify(&key).unwrap();
+        }
+        let new = Checkpoint::open_with_key(&node.checkpoint(), &key).unwrap();
+        let reply = node
+            .get_public(&format!(
+                "/node/consistency?from={}&to={}",
+                old.tree_size, new.tree_size
+            ))
+            .expect_json(200);
+        let proof: Vec<Digest> = reply["proof"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no proof array: {reply}"))
+            .iter()
+            .map(|hash| Digest::from_hex(hash.as_str().unwrap_or(""), "proof").unwrap())
+            .collect();
+        verify_consistency(old.tree_size, new.tree_size, &old.root, &new.root, &proof)
+            .unwrap_or_else(|error| panic!("consistency {when} {old:?} -> {new:?}: {error}"));
+    };
+    check(&node, "once its leaves left memory");
+    node.terminate();
+    node.restart();
+    check(&node, "after a restart");
 }

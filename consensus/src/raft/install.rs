@@ -145,10 +145,7 @@ fn receive(
         if index < first_new {
             // Committed here already: it must be this node's own batch.
             let same = last <= committed
-                && replica
-                    .read_history()
-                    .batch_ending_at(last)
-                    .is_some_and(|held| held.note == signature.checkpoint);
+                && replica.holds_checkpoint(last, batch.view, &signature.checkpoint);
             if !same {
                 return Err(refused(
                     last,

@@ -422,6 +422,7 @@ pub fn receipt() -> Vec<Vec<u8>> {
         .map(|seqno| {
             let receipt = Receipt::build(
                 &tree,
+                &stele_history::Tiles::none(),
                 seqno - 1,
                 &components(seqno),
                 &checkpoint,
