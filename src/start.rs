@@ -355,8 +355,15 @@ fn open_ledger(
     let ledger_config = LedgerConfig {
         chunk_bytes: config.ledger.chunk_bytes,
     };
+    let started = std::time::Instant::now();
     match Ledger::open(&dir.ledger(), ledger_config) {
         Ok((ledger, recovery)) => {
+            tracing::info!(
+                batches = ledger.batches().len(),
+                last_seqno = ledger.last_seqno(),
+                open_ms = started.elapsed().as_millis() as u64,
+                "opened the ledger"
+            );
             if let Some(torn) = recovery.torn {
                 tracing::warn!(
                     file = %torn.file.display(),

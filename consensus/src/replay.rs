@@ -1,11 +1,12 @@
 //! Rebuilding the KV store and the history from the ledger when a node starts:
 //! the ledger is the truth, everything in memory is derived from it.
 
-use stele_history::TransactionId;
+use rayon::prelude::*;
+use stele_history::{Checkpoint, Digest, TransactionId};
 use stele_kv::{Store, WriteSet};
 use stele_ledger::{BatchEntry, Ledger, SignatureEntry};
 
-use crate::history::HistoryState;
+use crate::history::{BatchSpan, HistoryState};
 use crate::identity::ServiceIdentity;
 use crate::snapshot::LoadedSnapshot;
 use crate::ConsensusError;
@@ -32,8 +33,11 @@ pub fn check_genesis(ledger: &Ledger, identity: &ServiceIdentity) -> Result<(), 
 /// are committed; the rest stay speculative.
 ///
 /// With `base`, the store starts from that snapshot: write sets up to its version
-/// are not applied (their leaves are still rebuilt), and the snapshot's checkpoint
-/// must be the signature the ledger holds after the batch ending at its version.
+/// are not applied, and the snapshot's checkpoint must be the signature the
+/// ledger holds after the batch ending at its version. With the snapshot's
+/// tree frontier (version 2 files), the history is restored from it and the
+/// ledger's index, and only the batches after it are read: O(suffix).
+/// Without one, every leaf is rebuilt from the ledger.
 pub fn replay(
     ledger: &Ledger,
     store: &mut Store,
@@ -43,39 +47,73 @@ pub fn replay(
     committed: u64,
 ) -> Result<(), ConsensusError> {
     check_genesis(ledger, identity)?;
-    let (base_seqno, base_note) = match base {
+    let (base_seqno, base_note, frontier) = match base {
         Some(loaded) => {
             let seqno = loaded.snapshot.version();
             *store = Store::from_snapshot(loaded.snapshot);
-            (seqno, Some(loaded.note))
+            (seqno, Some(loaded.note), loaded.frontier)
         }
-        None => (0, None),
+        None => (0, None, None),
     };
+    let batches = ledger.batches();
+    let base_position = batches.partition_point(|batch| batch.last_seqno < base_seqno);
     if base_seqno > 0
-        && !ledger
-            .batches()
-            .iter()
-            .any(|batch| batch.last_seqno == base_seqno)
+        && batches
+            .get(base_position)
+            .is_none_or(|batch| batch.last_seqno != base_seqno)
     {
         return Err(ConsensusError::Replay {
             seqno: base_seqno,
             reason: "the snapshot does not end at a batch of this ledger".to_owned(),
         });
     }
-    for location in ledger.batches() {
-        let (batch, signature) = ledger.read_batch(location.first_seqno)?;
-        if batch.last_seqno() == base_seqno && base_note.as_deref() != Some(&signature.checkpoint) {
-            return Err(ConsensusError::Replay {
-                seqno: base_seqno,
-                reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
-                    .to_owned(),
+    let mut replay_from = 0;
+    if let (Some(frontier), Some(note)) = (frontier.as_ref(), base_note.as_ref()) {
+        if base_seqno > 0 {
+            let (_, signature) = ledger.read_batch(batches[base_position].first_seqno)?;
+            if signature.checkpoint != *note {
+                return Err(ConsensusError::Replay {
+                    seqno: base_seqno,
+                    reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
+                        .to_owned(),
+                });
+            }
+            let spans = batches[..=base_position].iter().map(|batch| BatchSpan {
+                first_seqno: batch.first_seqno,
+                last_seqno: batch.last_seqno,
+                view: batch.view,
             });
+            *history = HistoryState::restore(spans, frontier, note.clone(), identity)?;
+            replay_from = base_position + 1;
         }
-        let write_sets = push_logged_batch(&batch, &signature, history, identity)?;
-        for (offset, write_set) in write_sets.iter().enumerate() {
-            let seqno = batch.first_seqno + offset as u64;
-            if seqno > base_seqno {
-                store.apply(seqno, write_set)?;
+    }
+    // Reading, decoding and checking a batch (its write sets, leaves and
+    // signed checkpoint) needs nothing from the batches before it: done in
+    // parallel, a window at a time; the tree and the store take them in order.
+    for window in batches[replay_from..].chunks(REPLAY_WINDOW_BATCHES) {
+        let checked = window
+            .par_iter()
+            .map(|location| {
+                let (batch, signature) = ledger.read_batch(location.first_seqno)?;
+                let checked = check_logged_batch(&batch, &signature, identity)?;
+                Ok((batch.first_seqno, signature.checkpoint, checked))
+            })
+            .collect::<Result<Vec<_>, ConsensusError>>()?;
+        for (first_seqno, note, checked) in checked {
+            let last_seqno = first_seqno + checked.write_sets.len() as u64 - 1;
+            if last_seqno == base_seqno && base_note.as_deref() != Some(note.as_str()) {
+                return Err(ConsensusError::Replay {
+                    seqno: base_seqno,
+                    reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
+                        .to_owned(),
+                });
+            }
+            history.push_opened(checked.view, &checked.leaf_hashes, note, checked.checkpoint)?;
+            for (offset, write_set) in checked.write_sets.iter().enumerate() {
+                let seqno = first_seqno + offset as u64;
+                if seqno > base_seqno {
+                    store.apply(seqno, write_set)?;
+                }
             }
         }
     }
@@ -88,6 +126,22 @@ pub fn replay(
     Ok(())
 }
 
+/// Batches read and checked in parallel at a time by a replay.
+const REPLAY_WINDOW_BATCHES: usize = 256;
+
+/// A logged batch checked on its own ([`check_logged_batch`]), ready to be
+/// folded into the history in order.
+pub struct CheckedBatch {
+    /// Its view.
+    pub view: u64,
+    /// Its leaves.
+    pub leaf_hashes: Vec<Digest>,
+    /// Its write sets, decoded.
+    pub write_sets: Vec<WriteSet>,
+    /// Its signed checkpoint, opened with the service key.
+    pub checkpoint: Checkpoint,
+}
+
 /// Checks one logged batch — each write set's encoding, each commit-evidence
 /// digest against `identity` — and folds its leaves into `history`, which
 /// checks the signed checkpoint against the tree (same origin, size and root).
@@ -98,6 +152,24 @@ pub fn push_logged_batch(
     history: &mut HistoryState,
     identity: &ServiceIdentity,
 ) -> Result<Vec<WriteSet>, ConsensusError> {
+    let checked = check_logged_batch(batch, signature, identity)?;
+    history.push_opened(
+        checked.view,
+        &checked.leaf_hashes,
+        signature.checkpoint.clone(),
+        checked.checkpoint,
+    )?;
+    Ok(checked.write_sets)
+}
+
+/// What [`push_logged_batch`] checks without the history: the write sets'
+/// encoding, the commit-evidence digests, and the signed checkpoint's
+/// signature (its size and root are checked when it is pushed).
+pub fn check_logged_batch(
+    batch: &BatchEntry,
+    signature: &SignatureEntry,
+    identity: &ServiceIdentity,
+) -> Result<CheckedBatch, ConsensusError> {
     let mut write_sets = Vec::with_capacity(batch.txs.len());
     let mut leaf_hashes = Vec::with_capacity(batch.txs.len());
     for (index, tx) in batch.txs.iter().enumerate() {
@@ -121,13 +193,17 @@ pub fn push_logged_batch(
         // command fails the checkpoint check below.
         leaf_hashes.push(tx.leaf_hash(leaf_format));
     }
-    history.push_replayed(
-        batch.view,
-        &leaf_hashes,
-        signature.checkpoint.clone(),
-        identity,
-    )?;
-    Ok(write_sets)
+    let checkpoint = Checkpoint::open(&signature.checkpoint, &identity.signer().verifier())
+        .map_err(|error| ConsensusError::Replay {
+            seqno: batch.last_seqno(),
+            reason: format!("the batch's signed checkpoint: {error}"),
+        })?;
+    Ok(CheckedBatch {
+        view: batch.view,
+        leaf_hashes,
+        write_sets,
+        checkpoint,
+    })
 }
 
 /// The id of the last transaction in `history`.
@@ -143,8 +219,15 @@ pub(crate) fn recover(
     snapshot_dir: Option<&std::path::Path>,
     committed: u64,
 ) -> Result<(Store, HistoryState, Option<u64>), ConsensusError> {
+    let started = std::time::Instant::now();
     if let Some(loaded) = snapshot_dir.and_then(|dir| crate::snapshot::newest(dir, identity)) {
         let seqno = loaded.snapshot.version();
+        let tree = if loaded.frontier.is_some() {
+            "restored from the snapshot"
+        } else {
+            "rebuilt from the ledger (a version 1 snapshot)"
+        };
+        let loaded_ms = started.elapsed().as_millis() as u64;
         let mut store = Store::new();
         let mut history = HistoryState::new();
         match replay(
@@ -158,6 +241,9 @@ pub(crate) fn recover(
             Ok(()) => {
                 tracing::info!(
                     seqno,
+                    tree,
+                    snapshot_load_ms = loaded_ms,
+                    total_ms = started.elapsed().as_millis() as u64,
                     "state restored from a snapshot and the ledger suffix"
                 );
                 return Ok((store, history, Some(seqno)));

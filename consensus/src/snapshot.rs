@@ -2,8 +2,16 @@
 //! `snapshot_interval_tx` transactions ([`geometric_due`]), so that a restart
 //! applies only the ledger suffix after the newest one.
 //!
-//! File `snapshot_<seqno>` = `u32 BE length || signed checkpoint note of the batch
-//! ending at <seqno> || stele-kv snapshot bytes (which end with their SHA-256)`.
+//! File `snapshot_<seqno>`, version 2 (written since issue P10):
+//! `"stele-snapshot 2\n" || u32 BE length || signed checkpoint note of the
+//! batch ending at <seqno> || u64 BE tile count || that many 32-byte level-8
+//! tree nodes || u32 BE edge count || that many 32-byte leaf hashes || stele-kv
+//! snapshot bytes (which end with their SHA-256)`. The tile nodes and edge
+//! leaves are the tree's [`Frontier`] at <seqno>: a restart rebuilds the tree
+//! from them (checked against the note's root) instead of from the ledger
+//! before <seqno>. Version 1 (no magic line, no frontier) still loads; its
+//! restart rebuilds the tree from the whole ledger.
+//!
 //! On load the note must verify under the service key, name tree size = the
 //! snapshot's version, and be the very signature the ledger holds after that
 //! batch; otherwise the snapshot is skipped (logged) and the ledger replayed in
@@ -13,7 +21,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use stele_history::Checkpoint;
+use stele_history::{Checkpoint, Digest, Frontier};
 use stele_kv::Snapshot;
 
 use crate::identity::ServiceIdentity;
@@ -43,6 +51,9 @@ pub fn geometric_due(done: u64, covered: u64, every: u64) -> bool {
 /// Longest checkpoint note accepted in a snapshot file.
 const NOTE_BYTES_MAX: usize = 64 * 1024;
 
+/// The first line of a version 2 snapshot file.
+const MAGIC_V2: &[u8] = b"stele-snapshot 2\n";
+
 /// A snapshot read back and checked against the service key.
 #[derive(Debug)]
 pub struct LoadedSnapshot {
@@ -50,6 +61,8 @@ pub struct LoadedSnapshot {
     pub snapshot: Snapshot,
     /// The signed checkpoint of the batch it ends with.
     pub note: String,
+    /// The tree's frontier at its version (`None` in a version 1 file).
+    pub frontier: Option<Frontier>,
 }
 
 /// Mode of the snapshot folder: snapshots hold the whole state, for the owner only.
@@ -61,7 +74,12 @@ pub const SNAPSHOT_FILE_MODE: u32 = 0o600;
 /// Writes `snapshot` with its `note` atomically (temporary file, fsync, rename).
 /// A failed write removes its temporary file: on a full disk it would otherwise
 /// hold the space the ledger needs to resume.
-pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<PathBuf> {
+pub fn write(
+    dir: &Path,
+    snapshot: &Snapshot,
+    note: &str,
+    frontier: &Frontier,
+) -> std::io::Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(SNAPSHOT_DIR_MODE)
@@ -70,7 +88,7 @@ pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<Pat
     remove_leftovers(dir, &[".tmp", DELETING_SUFFIX]);
     let path = dir.join(format!("{SNAPSHOT_PREFIX}{}", snapshot.version()));
     let temporary = path.with_extension("tmp");
-    let written = write_temporary(&temporary, snapshot, note);
+    let written = write_temporary(&temporary, snapshot, note, frontier);
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
@@ -82,7 +100,12 @@ pub fn write(dir: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<Pat
 }
 
 /// Writes and syncs the snapshot file at `temporary`.
-fn write_temporary(temporary: &Path, snapshot: &Snapshot, note: &str) -> std::io::Result<()> {
+fn write_temporary(
+    temporary: &Path,
+    snapshot: &Snapshot,
+    note: &str,
+    frontier: &Frontier,
+) -> std::io::Result<()> {
     let created = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -91,8 +114,18 @@ fn write_temporary(temporary: &Path, snapshot: &Snapshot, note: &str) -> std::io
         .open(temporary)?;
     let mut file = std::io::BufWriter::new(PacedFile::new(created));
     let length = u32::try_from(note.len()).unwrap_or(u32::MAX);
+    file.write_all(MAGIC_V2)?;
     file.write_all(&length.to_be_bytes())?;
     file.write_all(note.as_bytes())?;
+    file.write_all(&(frontier.tiles.len() as u64).to_be_bytes())?;
+    for node in &frontier.tiles {
+        file.write_all(node.as_bytes())?;
+    }
+    let edge = u32::try_from(frontier.edge.len()).unwrap_or(u32::MAX);
+    file.write_all(&edge.to_be_bytes())?;
+    for leaf in &frontier.edge {
+        file.write_all(leaf.as_bytes())?;
+    }
     snapshot.write_to(&mut file)?;
     file.into_inner()
         .map_err(|error| error.into_error())?
@@ -139,23 +172,47 @@ fn prune(dir: &Path) {
     delete_older(list(dir), SNAPSHOTS_KEPT);
 }
 
-/// Reads and checks one snapshot file.
+/// Reads and checks one snapshot file (version 2, or 1 without a frontier).
 pub fn load(path: &Path, identity: &ServiceIdentity) -> Result<LoadedSnapshot, String> {
     let bytes = std::fs::read(path).map_err(|error| format!("cannot read: {error}"))?;
-    let length = bytes
-        .get(..4)
-        .map(|prefix| u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize)
-        .ok_or("shorter than its header")?;
-    if length > NOTE_BYTES_MAX || bytes.len() < 4 + length {
+    let mut reader = Reader { bytes: &bytes };
+    let v2 = reader.bytes.starts_with(MAGIC_V2);
+    if v2 {
+        reader.take(MAGIC_V2.len())?;
+    }
+    let length = reader.u32()? as usize;
+    if length > NOTE_BYTES_MAX {
         return Err("bad checkpoint length".to_owned());
     }
-    let note = std::str::from_utf8(&bytes[4..4 + length])
+    let note = std::str::from_utf8(reader.take(length)?)
         .map_err(|_| "the checkpoint is not UTF-8".to_owned())?
         .to_owned();
     let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())
         .map_err(|error| format!("checkpoint: {error}"))?;
-    let snapshot =
-        Snapshot::from_bytes(&bytes[4 + length..]).map_err(|error| format!("state: {error}"))?;
+    let frontier = if v2 {
+        let tiles = reader.u64()?;
+        if tiles > checkpoint.tree_size / stele_history::TILE_LEAVES {
+            return Err(format!(
+                "{tiles} tree tiles for tree size {}",
+                checkpoint.tree_size
+            ));
+        }
+        let tiles = reader.digests(usize::try_from(tiles).map_err(|_| "too many tiles")?)?;
+        let edge = reader.u32()? as usize;
+        let edge = reader.digests(edge)?;
+        let frontier = Frontier { tiles, edge };
+        if frontier.size() != checkpoint.tree_size {
+            return Err(format!(
+                "the tree frontier is for size {} but the checkpoint for {}",
+                frontier.size(),
+                checkpoint.tree_size
+            ));
+        }
+        Some(frontier)
+    } else {
+        None
+    };
+    let snapshot = Snapshot::from_bytes(reader.bytes).map_err(|error| format!("state: {error}"))?;
     if checkpoint.tree_size != snapshot.version() {
         return Err(format!(
             "the checkpoint is for tree size {} but the state for seqno {}",
@@ -163,7 +220,47 @@ pub fn load(path: &Path, identity: &ServiceIdentity) -> Result<LoadedSnapshot, S
             snapshot.version()
         ));
     }
-    Ok(LoadedSnapshot { snapshot, note })
+    Ok(LoadedSnapshot {
+        snapshot,
+        note,
+        frontier,
+    })
+}
+
+/// Reads a snapshot file's header fields front to back.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < count {
+            return Err("shorter than its header says".to_owned());
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn digests(&mut self, count: usize) -> Result<Vec<Digest>, String> {
+        let bytes = self.take(count.checked_mul(32).ok_or("too many hashes")?)?;
+        Ok(bytes
+            .chunks_exact(32)
+            .map(|chunk| Digest(chunk.try_into().expect("32 bytes")))
+            .collect())
+    }
 }
 
 /// The newest snapshot in `dir` that loads and checks, skipping (and logging)

@@ -58,18 +58,21 @@ fn write_snapshot(replica: &Replica, dir: &std::path::Path) {
             return;
         }
     };
-    let note = replica
-        .read_history()
-        .note_ending_at(snapshot.version())
-        .map(str::to_owned);
-    let Some(note) = note else {
+    let held = {
+        let history = replica.read_history();
+        history
+            .note_ending_at(snapshot.version())
+            .map(str::to_owned)
+            .zip(history.frontier_at(snapshot.version()))
+    };
+    let Some((note, frontier)) = held else {
         tracing::warn!(
             seqno = snapshot.version(),
-            "no checkpoint ends at the snapshot's seqno"
+            "no checkpoint ends at the snapshot's seqno, or its tree edge left memory"
         );
         return;
     };
-    match crate::snapshot::write(dir, &snapshot, &note) {
+    match crate::snapshot::write(dir, &snapshot, &note, &frontier) {
         Ok(path) => {
             tracing::info!(seqno = snapshot.version(), path = %path.display(), "wrote a snapshot")
         }

@@ -295,6 +295,124 @@ fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
     assert_eq!(replayed, expected);
 }
 
+/// Rewrites a version 2 snapshot file as version 1 (no magic line, no tree
+/// frontier): what nodes before issue P10 wrote.
+fn as_version_1(bytes: &[u8]) -> Vec<u8> {
+    let magic = b"stele-snapshot 2\n";
+    assert!(bytes.starts_with(magic), "a version 2 snapshot");
+    let rest = &bytes[magic.len()..];
+    let note_len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+    let (head, rest) = rest.split_at(4 + note_len);
+    let tiles = u64::from_be_bytes(rest[..8].try_into().unwrap()) as usize;
+    let rest = &rest[8 + 32 * tiles..];
+    let edge = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+    let state = &rest[4 + 32 * edge..];
+    [head, state].concat()
+}
+
+/// Submits `count` puts at once and waits for all of them; returns their ids.
+fn submit_many(engine: &Engine, prefix: &str, count: usize) -> Vec<TransactionId> {
+    let (sender, receiver) = mpsc::channel();
+    for index in 0..count {
+        let sender = sender.clone();
+        engine
+            .submit(Submission {
+                command: put(&format!("{prefix}{}", index % 50), &format!("v{index}")),
+                wait: true,
+                reply: Box::new(move |result| sender.send(result).unwrap()),
+            })
+            .unwrap();
+    }
+    (0..count)
+        .map(|_| {
+            let result = receiver.recv().unwrap().unwrap();
+            assert!(result.committed);
+            result.transaction_id
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_restores_the_tree_without_the_ledger_before_it_and_old_files_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_dir = dir.path().join("ledger");
+    let snapshot_dir = dir.path().join("snapshots");
+    let key = identity().signer().verifier().key().to_owned();
+    let config = EngineConfig {
+        snapshot_dir: Some(snapshot_dir.clone()),
+        snapshot_interval_tx: 400,
+        ..EngineConfig::default()
+    };
+    let start_with = |config: EngineConfig| {
+        let identity = identity();
+        let ledger = if ledger_dir.exists() {
+            Ledger::open(&ledger_dir, LedgerConfig::default())
+                .unwrap()
+                .0
+        } else {
+            Ledger::create(&ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
+        };
+        run_engine(ledger, identity, config)
+    };
+    let engine = start_with(config.clone());
+    let mut ids = submit_many(&engine, "a", 500);
+    ids.sort();
+    let sampled: Vec<TransactionId> = ids.iter().step_by(37).copied().collect();
+    let receipts: Vec<_> = sampled
+        .iter()
+        .map(|id| engine.receipt(*id).unwrap())
+        .collect();
+    let last = engine.last_committed().unwrap();
+    let checkpoint = engine.checkpoint().unwrap();
+    let consistency = engine.consistency(3, last.seqno).unwrap();
+    let values: Vec<_> = (0..50)
+        .map(|key| engine.kv_get("m", &format!("a{key}")).unwrap())
+        .collect();
+    engine.shutdown();
+    let snapshot = std::fs::read_dir(&snapshot_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !path.to_string_lossy().ends_with(".tmp"))
+        .max()
+        .expect("a snapshot was written");
+
+    let check = |engine: &Running, when: &str| {
+        assert_eq!(engine.last_committed(), Some(last), "{when}");
+        assert_eq!(engine.checkpoint().unwrap(), checkpoint, "{when}");
+        for (id, receipt) in sampled.iter().zip(&receipts) {
+            let again = engine.receipt(*id).unwrap();
+            assert_eq!(&again, receipt, "the receipt of {id} {when}");
+            again.verify(&key).unwrap();
+        }
+        assert_eq!(
+            engine.consistency(3, last.seqno).unwrap(),
+            consistency,
+            "{when}"
+        );
+        let again: Vec<_> = (0..50)
+            .map(|key| engine.kv_get("m", &format!("a{key}")).unwrap())
+            .collect();
+        assert_eq!(again, values, "{when}");
+    };
+    let engine = start_with(config.clone());
+    let restored = engine.restored_from_snapshot().unwrap();
+    assert!(restored >= 400, "{restored}");
+    // The tree came from the snapshot's frontier: the lower levels before its
+    // last tile were never rebuilt (they are read back for old receipts).
+    assert_eq!(engine.leaves_in_memory_from(), restored / 256 * 256);
+    check(&engine, "after a restart from a version 2 snapshot");
+    engine.shutdown();
+
+    // The same snapshot in the version 1 format still restores the state; the
+    // tree is then rebuilt from the whole ledger.
+    let bytes = std::fs::read(&snapshot).unwrap();
+    std::fs::write(&snapshot, as_version_1(&bytes)).unwrap();
+    let engine = start_with(config);
+    assert_eq!(engine.restored_from_snapshot(), Some(restored));
+    assert_eq!(engine.leaves_in_memory_from(), 0);
+    check(&engine, "after a restart from a version 1 snapshot");
+}
+
 #[test]
 fn every_restart_is_a_new_view_and_older_views_past_the_log_are_invalid() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,12 +20,12 @@ const CHUNK_BYTES: usize = 1 << 16;
 pub(crate) type HashColumn = Column<Digest>;
 
 /// An append-only, truncatable sequence of `T`, in chunks of about 64 KiB.
-/// Chunk `k` holds indices `[k * CHUNK_LEN, (k + 1) * CHUNK_LEN)`; the chunks
-/// before `first_chunk` were forgotten ([`Column::forget_before`]).
+/// `chunks[0][0]` is item `base`: the items before it were forgotten
+/// ([`Column::forget_before`]) or never held ([`Column::starting_at`]).
 #[derive(Debug, Clone)]
 pub struct Column<T> {
     chunks: Vec<Vec<T>>,
-    first_chunk: u64,
+    base: u64,
     len: u64,
 }
 
@@ -33,7 +33,7 @@ impl<T> Default for Column<T> {
     fn default() -> Self {
         Column {
             chunks: Vec::new(),
-            first_chunk: 0,
+            base: 0,
             len: 0,
         }
     }
@@ -50,14 +50,24 @@ impl<T: Copy> Column<T> {
         }
     };
 
+    /// A column of `len` items none of which is held: the next one appended
+    /// is item `len` (a tree restored from a snapshot's frontier).
+    pub fn starting_at(len: u64) -> Self {
+        Column {
+            chunks: Vec::new(),
+            base: len,
+            len,
+        }
+    }
+
     /// Number of items appended (forgotten ones included).
     pub fn len(&self) -> u64 {
         self.len
     }
 
-    /// The first index still held (0 unless chunks were forgotten).
+    /// The first index still held.
     pub fn first_held(&self) -> u64 {
-        (self.first_chunk * Self::CHUNK_LEN as u64).min(self.len)
+        self.base
     }
 
     /// Whether it holds nothing.
@@ -70,15 +80,14 @@ impl<T: Copy> Column<T> {
         if index >= self.len {
             return None;
         }
-        let chunk = (index / Self::CHUNK_LEN as u64).checked_sub(self.first_chunk)?;
-        let chunk = usize::try_from(chunk).ok()?;
-        Some(self.chunks[chunk][(index % Self::CHUNK_LEN as u64) as usize])
+        let offset = usize::try_from(index.checked_sub(self.base)?).ok()?;
+        Some(self.chunks[offset / Self::CHUNK_LEN][offset % Self::CHUNK_LEN])
     }
 
     /// The first index in `[first_held(), len())` whose item fails `pred`
     /// (`len()` if none), for a `pred` true on a prefix: a binary search.
     pub fn partition_point(&self, pred: impl Fn(&T) -> bool) -> u64 {
-        let (mut low, mut high) = (self.first_held(), self.len);
+        let (mut low, mut high) = (self.base, self.len);
         while low < high {
             let middle = low + (high - low) / 2;
             if pred(&self.get(middle).expect("first_held <= middle < len")) {
@@ -93,16 +102,15 @@ impl<T: Copy> Column<T> {
     /// Frees the whole chunks below `index` (never the one holding it, nor
     /// the last chunk): memory bounded by what is still held.
     pub fn forget_before(&mut self, index: u64) {
-        let index = index.min(self.len);
-        let target = index / Self::CHUNK_LEN as u64;
-        let last_chunk = self.first_chunk + self.chunks.len() as u64;
-        let target = target.min(last_chunk.saturating_sub(1));
-        if target <= self.first_chunk {
+        let offset = index.min(self.len).saturating_sub(self.base);
+        let whole =
+            usize::try_from(offset / Self::CHUNK_LEN as u64).expect("fewer chunks than memory");
+        let dropped = whole.min(self.chunks.len().saturating_sub(1));
+        if dropped == 0 {
             return;
         }
-        let dropped = usize::try_from(target - self.first_chunk).expect("fewer chunks than memory");
         self.chunks.drain(..dropped);
-        self.first_chunk = target;
+        self.base += (dropped * Self::CHUNK_LEN) as u64;
     }
 
     /// Appends `items` in order.
@@ -131,19 +139,15 @@ impl<T: Copy> Column<T> {
         if len >= self.len {
             return;
         }
-        debug_assert!(len >= self.first_held(), "truncating into forgotten chunks");
-        let chunk_len = Self::CHUNK_LEN as u64;
-        let chunks_kept = len.div_ceil(chunk_len).saturating_sub(self.first_chunk);
-        self.chunks
-            .truncate(usize::try_from(chunks_kept).expect("fewer chunks than memory"));
+        debug_assert!(len >= self.base, "truncating into forgotten chunks");
+        let offset =
+            usize::try_from(len.saturating_sub(self.base)).expect("held items fit in memory");
+        let chunks_kept = offset.div_ceil(Self::CHUNK_LEN);
+        self.chunks.truncate(chunks_kept);
         if let Some(last) = self.chunks.last_mut() {
-            let in_last = len - (self.first_chunk + chunks_kept - 1) * chunk_len;
-            last.truncate(usize::try_from(in_last).expect("within one chunk"));
+            last.truncate(offset - (chunks_kept - 1) * Self::CHUNK_LEN);
         }
-        if self.chunks.is_empty() {
-            self.first_chunk = len / chunk_len;
-        }
-        self.len = len;
+        self.len = len.max(self.base);
     }
 }
 

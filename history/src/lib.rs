@@ -60,4 +60,4 @@ pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
 pub use receipt::Receipt;
 pub use state::HistoryState;
-pub use tree::{MerkleTree, Tiles, TILE_LEAVES};
+pub use tree::{Frontier, MerkleTree, Tiles, TILE_LEAVES};

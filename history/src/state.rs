@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::hash::leaf_hash;
 use crate::identity::ServiceIdentity;
 use crate::levels::Column;
-use crate::tree::Tiles;
+use crate::tree::{Frontier, Tiles};
 use crate::{
     leaf_bytes_of, Checkpoint, Digest, HistoryError, LeafComponents, MerkleTree, Receipt,
     TransactionId,
@@ -114,6 +114,60 @@ impl HistoryState {
         Self::default()
     }
 
+    /// The history a snapshot describes, without reading the ledger before it:
+    /// the tree from `frontier`, the batches from `spans` (from the ledger's
+    /// index, in order), and `note`, the signed checkpoint of the last batch,
+    /// which must verify and sign this tree's size and root.
+    pub fn restore(
+        spans: impl IntoIterator<Item = BatchSpan>,
+        frontier: &Frontier,
+        note: String,
+        identity: &ServiceIdentity,
+    ) -> Result<HistoryState, HistoryError> {
+        let refused = |reason: String| HistoryError::Replay {
+            seqno: frontier.size(),
+            reason,
+        };
+        let tree = MerkleTree::from_frontier(frontier)?;
+        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        if checkpoint.tree_size != tree.size() || checkpoint.root != tree.root() {
+            return Err(refused(
+                "the snapshot's tree frontier does not make its signed checkpoint's root"
+                    .to_owned(),
+            ));
+        }
+        let mut batches = Column::default();
+        let mut next = 1;
+        for span in spans {
+            if span.first_seqno != next || span.last_seqno < span.first_seqno {
+                return Err(refused(format!(
+                    "the ledger's batches are not contiguous at seqno {next}"
+                )));
+            }
+            batches.extend_from_slice(&[BatchEnd {
+                last_seqno: span.last_seqno,
+                view: span.view,
+            }]);
+            next = span.last_seqno + 1;
+        }
+        if next != tree.size() + 1 {
+            return Err(refused(format!(
+                "the ledger's batches end at seqno {}, not at the snapshot's",
+                next - 1
+            )));
+        }
+        Ok(HistoryState {
+            tree,
+            batches,
+            notes: VecDeque::from([(checkpoint.tree_size, note)]),
+        })
+    }
+
+    /// The tree's frontier at `size` (for a snapshot), if its edge is held.
+    pub fn frontier_at(&self, size: u64) -> Option<Frontier> {
+        self.tree.frontier(size).ok()
+    }
+
     /// Number of transactions.
     pub fn size(&self) -> u64 {
         self.tree.size()
@@ -155,8 +209,20 @@ impl HistoryState {
         note: String,
         identity: &ServiceIdentity,
     ) -> Result<(), HistoryError> {
-        self.tree.append_leaf_hashes(leaf_hashes);
         let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        self.push_opened(view, leaf_hashes, note, checkpoint)
+    }
+
+    /// [`HistoryState::push_replayed`] with `note` already opened (its
+    /// signature verified, in parallel with other batches') as `checkpoint`.
+    pub fn push_opened(
+        &mut self,
+        view: u64,
+        leaf_hashes: &[Digest],
+        note: String,
+        checkpoint: Checkpoint,
+    ) -> Result<(), HistoryError> {
+        self.tree.append_leaf_hashes(leaf_hashes);
         let last_seqno = self.tree.size();
         if checkpoint.tree_size != last_seqno || checkpoint.root != self.tree.root() {
             return Err(HistoryError::Replay {
@@ -588,5 +654,64 @@ mod tests {
         assert_eq!(history.size(), 2);
         assert_eq!(history.root(), root_at_2);
         assert!(history.batch_of(3).is_none());
+    }
+
+    #[test]
+    fn a_restored_history_serves_like_the_one_it_was_saved_from() {
+        let identity = identity();
+        let mut history = HistoryState::new();
+        let mut spans = Vec::new();
+        let mut all = Vec::new();
+        let mut notes = Vec::new();
+        for first_seqno in (1..=1_000).step_by(100) {
+            let (digests, leaves) = batch(first_seqno, 100, &identity);
+            notes.push(
+                history
+                    .push_batch(1, &leaves, &identity)
+                    .unwrap()
+                    .to_owned(),
+            );
+            spans.push(BatchSpan {
+                first_seqno,
+                last_seqno: first_seqno + 99,
+                view: 1,
+            });
+            all.extend(digests.into_iter().zip(leaves));
+        }
+        let frontier = history.frontier_at(700).unwrap();
+        let restored =
+            HistoryState::restore(spans[..7].to_vec(), &frontier, notes[6].clone(), &identity)
+                .unwrap();
+        assert_eq!(restored.size(), 700);
+        assert_eq!(restored.root(), history.root_at(700).unwrap());
+        assert_eq!(restored.latest_checkpoint(700), Some(notes[6].as_str()));
+        assert_eq!(restored.batch_of(250), history.batch_of(250));
+        // An old receipt, with its tile read back, is the original's.
+        let id = TransactionId { view: 1, seqno: 5 };
+        let expected = history
+            .receipt(id, 700, &identity, &all[4].0, &notes[0], &Tiles::none())
+            .unwrap();
+        let mut tiles = Tiles::none();
+        let leaves: Vec<Digest> = all[..256].iter().map(|(_, leaf)| *leaf).collect();
+        restored.admit_tile(&mut tiles, 0, leaves).unwrap();
+        let served = restored
+            .receipt(id, 700, &identity, &all[4].0, &notes[0], &tiles)
+            .unwrap();
+        assert_eq!(served, expected);
+        // A frontier or a note of another size, or spans that do not reach it,
+        // are refused.
+        assert!(
+            HistoryState::restore(spans[..7].to_vec(), &frontier, notes[5].clone(), &identity)
+                .is_err()
+        );
+        assert!(
+            HistoryState::restore(spans[..6].to_vec(), &frontier, notes[6].clone(), &identity)
+                .is_err()
+        );
+        let mut bent = frontier.clone();
+        bent.tiles[1] = Digest::ZERO;
+        assert!(
+            HistoryState::restore(spans[..7].to_vec(), &bent, notes[6].clone(), &identity).is_err()
+        );
     }
 }

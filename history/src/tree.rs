@@ -65,6 +65,25 @@ impl Tiles {
     }
 }
 
+/// What a snapshot keeps of the tree of its size: the nodes above every
+/// complete tile (level [`TILE_HEIGHT`]) and the leaves after the last one.
+/// Enough to rebuild a tree with the same root that appends and proves like
+/// the original ([`MerkleTree::from_frontier`]); older leaves come from tiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontier {
+    /// Node `(TILE_HEIGHT, i)` for every complete tile `i`.
+    pub tiles: Vec<Digest>,
+    /// The leaf hashes after the last complete tile (fewer than a tile).
+    pub edge: Vec<Digest>,
+}
+
+impl Frontier {
+    /// The tree size it describes.
+    pub fn size(&self) -> u64 {
+        self.tiles.len() as u64 * TILE_LEAVES + self.edge.len() as u64
+    }
+}
+
 /// An append-only Merkle tree with RFC 9162 hashing and shape.
 #[derive(Debug, Clone)]
 pub struct MerkleTree {
@@ -85,6 +104,65 @@ impl MerkleTree {
         MerkleTree {
             levels: vec![HashColumn::default()],
         }
+    }
+
+    /// The tree of `frontier.size()` leaves that `frontier` describes: levels
+    /// from [`TILE_HEIGHT`] up rebuilt from its tile nodes, the lower levels
+    /// held from its edge on. The caller checks its root against a signed
+    /// checkpoint.
+    pub fn from_frontier(frontier: &Frontier) -> Result<MerkleTree, HistoryError> {
+        if frontier.edge.len() as u64 >= TILE_LEAVES {
+            return Err(HistoryError::TileMismatch {
+                tile: frontier.tiles.len() as u64,
+                reason: "a frontier's edge holds fewer leaves than a tile",
+            });
+        }
+        let edge_start = frontier.tiles.len() as u64 * TILE_LEAVES;
+        let mut levels: Vec<HashColumn> = (0..TILE_HEIGHT)
+            .map(|level| HashColumn::starting_at(edge_start >> level))
+            .collect();
+        let mut below = frontier.tiles.clone();
+        loop {
+            let mut column = HashColumn::default();
+            column.extend_from_slice(&below);
+            levels.push(column);
+            if below.len() < 2 {
+                break;
+            }
+            below = below
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        let mut tree = MerkleTree { levels };
+        tree.append_leaf_hashes(&frontier.edge);
+        debug_assert_eq!(tree.size(), frontier.size());
+        Ok(tree)
+    }
+
+    /// The frontier of the tree of the first `size` leaves (its edge must be
+    /// held: [`HistoryError::TileMissing`] otherwise).
+    pub fn frontier(&self, size: u64) -> Result<Frontier, HistoryError> {
+        self.check_size(size)?;
+        let complete = size / TILE_LEAVES;
+        let tiles = match self.levels.get(TILE_HEIGHT as usize) {
+            Some(column) => (0..complete)
+                .map(|tile| {
+                    column
+                        .get(tile)
+                        .expect("levels from TILE_HEIGHT are all held")
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let edge = (complete * TILE_LEAVES..size)
+            .map(|leaf| {
+                self.levels[0]
+                    .get(leaf)
+                    .ok_or(HistoryError::TileMissing { tile: complete })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Frontier { tiles, edge })
     }
 
     /// Number of leaves.
@@ -614,5 +692,34 @@ mod tests {
         tree.admit_tile(&mut tiles, 1, leaves[256..512].to_vec())
             .unwrap();
         assert_eq!(tiles.len(), 1);
+    }
+
+    #[test]
+    fn a_tree_rebuilt_from_its_frontier_has_the_same_root_and_proofs() {
+        let leaves: Vec<Digest> = (0u32..5_000).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for size in [0, 1, 255, 256, 257, 4_000] {
+            let mut full = MerkleTree::new();
+            full.append_leaf_hashes(&leaves[..size]);
+            let frontier = full.frontier(size as u64).unwrap();
+            assert_eq!(frontier.size(), size as u64);
+            let mut rebuilt = MerkleTree::from_frontier(&frontier).unwrap();
+            assert_eq!(rebuilt.size(), size as u64);
+            assert_eq!(rebuilt.root(), full.root(), "size {size}");
+            // It goes on appending like the original.
+            full.append_leaf_hashes(&leaves[size..]);
+            rebuilt.append_leaf_hashes(&leaves[size..]);
+            assert_eq!(rebuilt.root(), full.root(), "size {size}, appended");
+            let (proof, _) = with_tiles(&rebuilt, &leaves, |tiles| {
+                rebuilt.inclusion_proof_with(3, 4_500, tiles)
+            });
+            assert_eq!(proof, full.inclusion_proof(3, 4_500).unwrap());
+            assert!(rebuilt.truncate(size as u64).is_ok());
+            assert_eq!(rebuilt.root(), full.root_at(size as u64).unwrap());
+        }
+        let too_long = Frontier {
+            tiles: Vec::new(),
+            edge: leaves[..256].to_vec(),
+        };
+        assert!(MerkleTree::from_frontier(&too_long).is_err());
     }
 }

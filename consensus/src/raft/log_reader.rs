@@ -118,6 +118,25 @@ impl LedgerLogReader {
         self.entries(start, end)
     }
 
+    /// The first log index in `start..end` holding a batch that ends after
+    /// `seqno` (`end` if none), and the Raft-only entries before it: what a
+    /// start may skip reading when the state already holds those batches.
+    pub(crate) fn skippable(&self, seqno: u64, start: u64, end: u64) -> (u64, Vec<SteleEntry>) {
+        let state = lock(&self.shared);
+        let end = end.min(state.slots.len() as u64);
+        let mut controls = Vec::new();
+        for index in start.min(end)..end {
+            match &state.slots[index as usize] {
+                Slot::Control(entry) => controls.push((**entry).clone()),
+                slot if slot.last_seqno().is_none_or(|last| last > seqno) => {
+                    return (index, controls)
+                }
+                _ => {}
+            }
+        }
+        (end, controls)
+    }
+
     /// Every logged batch ending after `seqno`, in log order (the uncommitted
     /// tail when `seqno` is the commit point).
     pub fn batches_after(&self, seqno: u64) -> Result<Vec<ExecutedBatch>, ConsensusError> {

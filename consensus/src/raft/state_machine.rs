@@ -217,7 +217,30 @@ impl ReplicaStateMachine {
     /// Applies log entries after the last applied one up to `last` (a
     /// snapshot whose entries this node's log already holds).
     fn apply_from_log(&mut self, last: SteleLogId) -> StorageResult<()> {
-        let start = self.last_applied.map_or(0, |id| id.index + 1);
+        let mut start = self.last_applied.map_or(0, |id| id.index + 1);
+        // The batches the replica already holds committed (replayed, or
+        // restored from a KV snapshot) are not read back: applying them
+        // would only find them held. The last of them is, to raise the high
+        // water to it; the Raft-only entries before it are applied in order.
+        let committed = self.replica.committed_seqno();
+        let (first_needed, controls) =
+            self.transfers
+                .reader
+                .skippable(committed, start, last.index + 1);
+        let resume = first_needed.saturating_sub(1).max(start);
+        for control in controls
+            .into_iter()
+            .filter(|entry| entry.log_id.index < resume)
+        {
+            self.apply_one(control)?;
+        }
+        if resume > start {
+            let before = self.transfers.log.log_id_at(resume - 1).ok_or_else(|| {
+                snapshot_error(format!("the log holds no entry at index {}", resume - 1))
+            })?;
+            self.last_applied = Some(before);
+            start = resume;
+        }
         let entries = self
             .transfers
             .reader

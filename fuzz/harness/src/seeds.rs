@@ -192,7 +192,13 @@ pub fn snapshot_file() -> Vec<Vec<u8>> {
     .sign(identity().signer())
     .expect("the origin is the signer's name");
     let dir = scratch::empty_dir("snapshot-seed");
-    let path = stele_consensus::snapshot::write(&dir, &snapshot_at(version), &note)
+    let frontier = stele_history::Frontier {
+        tiles: Vec::new(),
+        edge: (0..version)
+            .map(|leaf| stele_history::hash::sha256(&leaf.to_be_bytes()))
+            .collect(),
+    };
+    let path = stele_consensus::snapshot::write(&dir, &snapshot_at(version), &note, &frontier)
         .expect("a snapshot in the scratch folder");
     vec![std::fs::read(path).expect("the snapshot just written")]
 }
