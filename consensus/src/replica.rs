@@ -473,9 +473,13 @@ impl Replica {
             self.fail(format!("committing seqno {seqno}: {error}"));
             return;
         }
-        self.committed_seqno.store(seqno, Ordering::Release);
-        self.write_history()
-            .release(seqno, self.history_leaves_kept);
+        let before = self.committed_seqno.swap(seqno, Ordering::AcqRel);
+        // Freeing history memory takes the history's write lock: once per
+        // RELEASE_EVERY_TX committed transactions, not per batch.
+        if seqno / RELEASE_EVERY_TX != before / RELEASE_EVERY_TX {
+            self.write_history()
+                .release(seqno, self.history_leaves_kept);
+        }
         self.counters
             .committed
             .fetch_add(transactions, Ordering::Relaxed);
@@ -516,6 +520,10 @@ impl Replica {
         )
     }
 }
+
+/// Committed transactions between two releases of history memory
+/// (`HistoryState::release`).
+const RELEASE_EVERY_TX: u64 = 1024;
 
 /// The deliberate fault: one extra write in the first transaction of a batch.
 fn corrupt(results: &mut [TxResult]) {
