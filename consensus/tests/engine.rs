@@ -222,6 +222,17 @@ fn not_waiting_replies_pending_and_failed_checks_write_nothing() {
     assert_eq!(engine.kv_get("m", "a").unwrap().0, b"1");
 }
 
+/// Runs an engine on the ledger in `ledger_dir`, created on the first call.
+fn start_on_ledger(ledger_dir: &Path, config: EngineConfig) -> Running {
+    let identity = identity();
+    let ledger = if ledger_dir.exists() {
+        Ledger::open(ledger_dir, LedgerConfig::default()).unwrap().0
+    } else {
+        Ledger::create(ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
+    };
+    run_engine(ledger, identity, config)
+}
+
 #[test]
 fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,17 +244,7 @@ fn restarts_from_a_snapshot_and_ignores_a_corrupt_one() {
         snapshot_interval_tx: 10,
         ..EngineConfig::default()
     };
-    let start_with = |config: EngineConfig| {
-        let identity = identity();
-        let ledger = if ledger_dir.exists() {
-            Ledger::open(&ledger_dir, LedgerConfig::default())
-                .unwrap()
-                .0
-        } else {
-            Ledger::create(&ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
-        };
-        run_engine(ledger, identity, config)
-    };
+    let start_with = |config: EngineConfig| start_on_ledger(&ledger_dir, config);
     let engine = start_with(config.clone());
     assert_eq!(engine.restored_from_snapshot(), None);
     for index in 0..45 {
@@ -343,17 +344,7 @@ fn a_snapshot_restores_the_tree_without_the_ledger_before_it_and_old_files_still
         snapshot_interval_tx: 400,
         ..EngineConfig::default()
     };
-    let start_with = |config: EngineConfig| {
-        let identity = identity();
-        let ledger = if ledger_dir.exists() {
-            Ledger::open(&ledger_dir, LedgerConfig::default())
-                .unwrap()
-                .0
-        } else {
-            Ledger::create(&ledger_dir, LedgerConfig::default(), &identity.genesis()).unwrap()
-        };
-        run_engine(ledger, identity, config)
-    };
+    let start_with = |config: EngineConfig| start_on_ledger(&ledger_dir, config);
     let engine = start_with(config.clone());
     let mut ids = submit_many(&engine, "a", 500);
     ids.sort();
