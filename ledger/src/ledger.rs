@@ -175,11 +175,36 @@ impl Ledger {
         let mut chunks = Vec::with_capacity(names.len());
         let mut recovery = Recovery::default();
         let count = names.len();
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))
+        };
+        // Chunks 1 .. count-1 (all but the first and the last) are closed and
+        // self-contained: once the first chunk gave the genesis entry, they are
+        // scanned in parallel, each from the seqno its name gives, and joined
+        // in order. The first and the last (maybe open, maybe torn) are
+        // scanned in sequence.
+        let middle_names = names
+            .get(1..count.saturating_sub(1))
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        let mut middle = Vec::new();
         for (position, (name, path)) in names.into_iter().enumerate() {
             let is_tail = position + 1 == count && name.last.is_none();
-            let bytes =
-                std::fs::read(&path).map_err(|source| LedgerError::io(&path, "read", source))?;
-            let kept = scan.chunk(&name, &path, &bytes, is_tail)?;
+            if position == 1 {
+                if let Some(genesis) = &scan.genesis {
+                    middle = crate::recovery::scan_apart(&middle_names, genesis)?;
+                }
+            }
+            let kept = match middle
+                .get_mut(position.wrapping_sub(1))
+                .and_then(Option::take)
+            {
+                Some((kept, own)) => {
+                    scan.join(own, &path)?;
+                    kept
+                }
+                None => scan.chunk(&name, &path, &read(&path)?, is_tail)?,
+            };
             if let Some(torn) = kept.torn {
                 cut_file(&path, torn.offset)?;
                 recovery.torn = Some(torn);

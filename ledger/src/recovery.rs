@@ -2,7 +2,9 @@
 //! entries chunk by chunk, rebuilds the index, and finds a torn tail of the open
 //! chunk (which `open` then cuts off).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::chunk::ChunkName;
 use crate::frame::{self, Frames, CHUNK_MAGIC};
@@ -17,6 +19,28 @@ pub(crate) struct Scan {
     pub(crate) index: Vec<BatchLocation>,
     /// A batch read whose signature has not been seen yet.
     pending: Option<BatchLocation>,
+    /// The seqno expected first when `index` is empty (1, or the first of
+    /// the chunk a separate scan starts at).
+    first_seqno: Option<u64>,
+}
+
+/// Scans closed chunks apart, in parallel, each from the seqno its name
+/// gives ([`Scan::starting_at`]): what each keeps and its scan, to be joined in
+/// order ([`Scan::join`]).
+pub(crate) fn scan_apart(
+    names: &[(ChunkName, PathBuf)],
+    genesis: &Genesis,
+) -> Result<Vec<Option<(Kept, Scan)>>, LedgerError> {
+    names
+        .par_iter()
+        .map(|(name, path)| {
+            let bytes =
+                std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))?;
+            let mut own = Scan::starting_at(genesis.clone(), name.first);
+            let kept = own.chunk(name, path, &bytes, false)?;
+            Ok(Some((kept, own)))
+        })
+        .collect()
 }
 
 /// What to keep of one chunk.
@@ -26,10 +50,41 @@ pub(crate) struct Kept {
 }
 
 impl Scan {
+    /// A scan of the chunks from one that starts at `first_seqno`, after the
+    /// genesis entry: closed chunks are self-contained, so they are scanned
+    /// apart (in parallel) and their indexes joined in order ([`Scan::join`]).
+    pub(crate) fn starting_at(genesis: Genesis, first_seqno: u64) -> Scan {
+        Scan {
+            genesis: Some(genesis),
+            first_seqno: Some(first_seqno),
+            ..Scan::default()
+        }
+    }
+
+    /// Appends the index of `later`, a scan of the chunks right after these.
+    /// Each chunk's scan checked that it starts at the seqno its name gives
+    /// and ends at the one its name gives; this checks that they follow.
+    pub(crate) fn join(&mut self, later: Scan, path: &Path) -> Result<(), LedgerError> {
+        if later.first_seqno != Some(self.next_seqno()) || self.pending.is_some() {
+            return Err(LedgerError::Corrupt {
+                file: path.to_owned(),
+                offset: 0,
+                reason: format!(
+                    "chunk does not continue the ledger at seqno {}",
+                    self.next_seqno()
+                ),
+            });
+        }
+        self.index.extend(later.index);
+        Ok(())
+    }
+
     fn next_seqno(&self) -> u64 {
         self.index
             .last()
-            .map_or(1, |location| location.last_seqno + 1)
+            .map_or(self.first_seqno.unwrap_or(1), |location| {
+                location.last_seqno + 1
+            })
     }
 
     /// Checks one chunk. `is_tail`: it is the open chunk, the only place a torn

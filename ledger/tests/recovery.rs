@@ -295,3 +295,48 @@ fn group_commit_covers_many_appends_with_one_sync() {
     assert_eq!(ledger.last_seqno(), 20);
     assert_eq!(ledger.committed_seqno(), 10);
 }
+
+/// The chunks between the first and the last are scanned apart (in
+/// parallel): damage in one is still named with its file, and a missing one
+/// is still refused, as when they were scanned in order.
+#[test]
+fn middle_chunks_scanned_apart_still_name_damage_and_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(4);
+    let mut ledger = new_ledger(dir.path(), &writer);
+    append_all(&mut ledger, &mut writer, &[5; 40]);
+    let chunks = ledger.chunk_count();
+    assert!(chunks >= 5, "small chunks rotate: {chunks}");
+    let index: Vec<_> = ledger.batches().to_vec();
+    drop(ledger);
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.batches(), index.as_slice(), "the same index");
+    drop(reopened);
+
+    let files = chunk_files(dir.path());
+    let third = &files[2];
+    let mut bytes = std::fs::read(third).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(third, &bytes).unwrap();
+    match Ledger::open(dir.path(), SMALL) {
+        Err(LedgerError::Corrupt { file, offset, .. }) => {
+            assert_eq!(&file, third);
+            assert!(offset <= middle as u64);
+        }
+        other => panic!("expected corruption in {}, got {other:?}", third.display()),
+    }
+    bytes[middle] ^= 0x40;
+    std::fs::write(third, &bytes).unwrap();
+
+    let aside = dir.path().join("aside");
+    std::fs::rename(third, &aside).unwrap();
+    match Ledger::open(dir.path(), SMALL) {
+        Err(LedgerError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("starts at seqno"), "{reason}");
+        }
+        other => panic!("expected a gap to be refused, got {other:?}"),
+    }
+    std::fs::rename(&aside, third).unwrap();
+    assert!(Ledger::open(dir.path(), SMALL).is_ok());
+}

@@ -7,7 +7,8 @@
 //! says `Committed`, `/app/kv` returns its value written by exactly that id (keys are
 //! never rewritten), and its receipt verifies against the service key. After a
 //! graceful stop, `stele verify` passes on the ledger folder. Three rounds, each
-//! checking the transactions of all earlier rounds too.
+//! checking the transactions of all earlier rounds too; once with the default
+//! configuration, once with frequent KV snapshots and no old leaves in memory.
 
 // Helpers outside #[test] functions may unwrap too: a panic is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -231,9 +232,30 @@ fn check_all(node: &TestNode, key: &VerifyingKey, records: &[Record], round: usi
 
 #[test]
 fn committed_transactions_survive_kill_9_and_the_ledger_verifies() {
+    survive_kill_9(None);
+}
+
+/// The same with KV snapshots every 50 transactions or more and no old
+/// leaves in memory: kills land during and between snapshot builds, restarts
+/// restore the tree from a snapshot's frontier and replay only the suffix,
+/// and the receipts of older rounds read their leaves back from the ledger.
+#[test]
+fn committed_transactions_survive_kill_9_with_snapshots_and_leaves_on_disk() {
+    survive_kill_9(Some(
+        "snapshot_interval_tx = 50\n[ledger]\nleaves_in_memory = 0\n",
+    ));
+}
+
+fn survive_kill_9(config: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(BIN);
-    let mut node = TestNode::start(bin, dir.path());
+    let mut node_config = stele_tests::NodeConfig::new(bin, &dir.path().join("data"));
+    if let Some(config) = config {
+        let path = dir.path().join("stele.toml");
+        std::fs::write(&path, config).unwrap();
+        node_config.extra_args = vec!["--config".to_owned(), path.display().to_string()];
+    }
+    let mut node = TestNode::start_with(node_config);
     let key = node.public_key();
     let key_hex = Digest(key.to_bytes()).to_hex();
     let ledger = node.ledger_dir();

@@ -502,7 +502,8 @@ async fn start_raft<N: SteleNetworkFactory>(
     .validate()
     .map_err(|error| raft_error(&error))?;
     let resigned_term = log_store.resign_saved_leadership(cluster.node_id);
-    let state_machine = ReplicaStateMachine::new(Arc::clone(replica), transfers);
+    let mut state_machine = ReplicaStateMachine::new(Arc::clone(replica), transfers);
+    state_machine.resume_from_replica();
     let raft = Raft::new(
         cluster.node_id,
         Arc::new(config),

@@ -65,6 +65,42 @@ impl ReplicaStateMachine {
         }
     }
 
+    /// On start: the replica already holds every committed batch it replayed
+    /// (from its ledger, or a KV snapshot and the ledger after it), so the
+    /// state machine starts as applied through the last of them, with the
+    /// membership the log records up to there. openraft then neither
+    /// restores its newest snapshot nor re-applies those entries, each of
+    /// which it would read back from the ledger only to find it held.
+    pub(crate) fn resume_from_replica(&mut self) {
+        let committed = self.replica.committed_seqno();
+        if committed == 0 {
+            return;
+        }
+        let (first_needed, controls) = self.transfers.reader.skippable(committed, 0, u64::MAX);
+        // The last held batch, not a Raft-only entry after it: those may not
+        // be committed yet (everything before a committed batch is).
+        let control_indices: std::collections::HashSet<u64> = controls
+            .iter()
+            .map(|control| control.log_id.index)
+            .collect();
+        let last_batch = (0..first_needed)
+            .rev()
+            .find(|index| !control_indices.contains(index));
+        let Some(last) = last_batch.and_then(|index| self.transfers.log.log_id_at(index)) else {
+            return;
+        };
+        for control in controls
+            .into_iter()
+            .filter(|control| control.log_id.index < last.index)
+        {
+            if let EntryPayload::Membership(membership) = control.payload {
+                self.membership = StoredMembership::new(Some(control.log_id), membership);
+            }
+        }
+        self.last_applied = Some(last);
+        tracing::info!(log_id = %last, "the replayed state stands for the log up to here");
+    }
+
     fn apply_one(&mut self, entry: SteleEntry) -> StorageResult<BatchApplied> {
         let log_id = entry.log_id;
         self.last_applied = Some(log_id);
