@@ -45,15 +45,15 @@ seqno() {
     --duration-s $((DURATION_S + WARMUP_S)) --json > "$WORK/bench.json" 2> "$WORK/bench.log" &
 bench_pid=$!
 sleep "$WARMUP_S"
-printf 'seconds\tseqno\trss_kib\n'
+printf 'seconds\tseqno\trss_kib\n' | tee "$WORK/rows.tsv"
 start=$(date +%s)
 first_seqno=$(seqno); first_rss=$(rss_kib)
-printf '0\t%s\t%s\n' "$first_seqno" "$first_rss"
+printf '0\t%s\t%s\n' "$first_seqno" "$first_rss" | tee -a "$WORK/rows.tsv"
 last_seqno=$first_seqno; last_rss=$first_rss
 while (($(date +%s) - start < DURATION_S)); do
     sleep "$STEP_S"
     last_seqno=$(seqno); last_rss=$(rss_kib)
-    printf '%s\t%s\t%s\n' $(($(date +%s) - start)) "$last_seqno" "$last_rss"
+    printf '%s\t%s\t%s\n' $(($(date +%s) - start)) "$last_seqno" "$last_rss" | tee -a "$WORK/rows.tsv"
 done
 kill "$bench_pid" 2>/dev/null || true
 wait "$bench_pid" 2>/dev/null || true
@@ -63,3 +63,10 @@ if ((txs <= 0)); then
     exit 1
 fi
 echo "growth: $(((last_rss - first_rss) * 1024 / txs)) bytes per committed transaction over $txs transactions (RSS ${first_rss} -> ${last_rss} KiB)" >&2
+# The least-squares slope over every sample: less sensitive than the two
+# ends to a transient (a snapshot build holds tens of MB for a while).
+awk -F'\t' 'NR > 1 { n++; x[n] = $2; y[n] = $3 * 1024; sx += $2; sy += $3 * 1024 }
+    END { mx = sx / n; my = sy / n
+          for (i = 1; i <= n; i++) { num += (x[i] - mx) * (y[i] - my); den += (x[i] - mx) ^ 2 }
+          if (den > 0) printf "slope: %.1f bytes per committed transaction (least squares over %d samples)\n", num / den, n }' \
+    "$WORK/rows.tsv" >&2

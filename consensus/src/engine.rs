@@ -66,6 +66,8 @@ pub struct Engine {
     restored_from: Option<u64>,
     snapshotter: Option<JoinHandle<()>>,
     storage: Arc<stele_ledger::StorageHealth>,
+    /// Leaves of old tiles recently read back from the ledger.
+    pub(crate) tiles_read: crate::reads::TileCache,
 }
 
 impl Drop for Engine {
@@ -175,6 +177,7 @@ impl Engine {
             restored_from,
             snapshotter,
             storage,
+            tiles_read: crate::reads::TileCache::default(),
         })
     }
 

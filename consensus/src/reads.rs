@@ -15,6 +15,38 @@ use crate::Engine;
 /// its two edges.
 const TILES_PER_READ_MAX: usize = 4;
 
+/// Tiles whose leaves are kept after being read back (8 KiB each).
+const TILES_CACHED_MAX: usize = 64;
+
+/// The leaves of the tiles read back most recently, newest last. They are
+/// checked against the tree again at each use ([`HistoryState::admit_tile`]),
+/// so the cache saves the ledger reads and the hashing, never a check.
+#[derive(Debug, Default)]
+pub(crate) struct TileCache {
+    tiles: std::sync::Mutex<std::collections::VecDeque<(u64, Vec<Digest>)>>,
+}
+
+impl TileCache {
+    fn get(&self, tile: u64) -> Option<Vec<Digest>> {
+        let tiles = crate::sync::lock(&self.tiles);
+        tiles
+            .iter()
+            .find(|(held, _)| *held == tile)
+            .map(|(_, leaves)| leaves.clone())
+    }
+
+    fn put(&self, tile: u64, leaves: Vec<Digest>) {
+        let mut tiles = crate::sync::lock(&self.tiles);
+        if tiles.iter().any(|(held, _)| *held == tile) {
+            return;
+        }
+        if tiles.len() >= TILES_CACHED_MAX {
+            tiles.pop_front();
+        }
+        tiles.push_back((tile, leaves));
+    }
+}
+
 impl Engine {
     /// The committed value of `key` in `map` and the id of its writer.
     pub fn kv_get(&self, map: &str, key: &str) -> Option<(Vec<u8>, TransactionId)> {
@@ -148,14 +180,23 @@ impl Engine {
                     "the proof needs more than {TILES_PER_READ_MAX} tiles of old leaves"
                 )));
             }
-            let leaves = self.tile_leaves(tile).map_err(|reason| {
-                HistoryReadError::Unavailable(format!(
-                    "the leaves of tile {tile} could not be read from the ledger: {reason}"
-                ))
-            })?;
+            let (leaves, cached) = match self.tiles_read.get(tile) {
+                Some(leaves) => (leaves, true),
+                None => (
+                    self.tile_leaves(tile).map_err(|reason| {
+                        HistoryReadError::Unavailable(format!(
+                            "the leaves of tile {tile} could not be read from the ledger: {reason}"
+                        ))
+                    })?,
+                    false,
+                ),
+            };
             self.replica
                 .read_history()
-                .admit_tile(&mut tiles, tile, leaves)?;
+                .admit_tile(&mut tiles, tile, leaves.clone())?;
+            if !cached {
+                self.tiles_read.put(tile, leaves);
+            }
         }
     }
 
@@ -187,5 +228,30 @@ impl Engine {
     /// The service identity.
     pub fn identity(&self) -> &ServiceIdentity {
         &self.replica.identity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tile_cache_keeps_the_newest_tiles_only() {
+        let cache = TileCache::default();
+        let leaves = |tile: u64| vec![Digest([tile as u8; 32]); 2];
+        for tile in 0..(TILES_CACHED_MAX as u64 + 3) {
+            cache.put(tile, leaves(tile));
+        }
+        assert_eq!(cache.get(0), None, "the oldest were evicted");
+        assert_eq!(cache.get(2), None);
+        assert_eq!(cache.get(3), Some(leaves(3)));
+        let newest = TILES_CACHED_MAX as u64 + 2;
+        assert_eq!(cache.get(newest), Some(leaves(newest)));
+        cache.put(newest, leaves(0));
+        assert_eq!(
+            cache.get(newest),
+            Some(leaves(newest)),
+            "a tile is kept once"
+        );
     }
 }
