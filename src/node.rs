@@ -187,10 +187,9 @@ impl Node for NodeHandle {
             HistoryReadError::NotCommitted | HistoryReadError::InvalidRange => {
                 NodeError::NotFound(format!("transaction {id} is not committed"))
             }
-            HistoryReadError::Unavailable(reason) => NodeError::Unavailable(reason),
-            HistoryReadError::NeedsTile(tile) => NodeError::Unavailable(format!(
-                "the proof needs tile {tile} of old leaves, which was not read back"
-            )),
+            HistoryReadError::Unavailable(_) | HistoryReadError::NeedsTile(_) => {
+                NodeError::Unavailable(error.to_string())
+            }
         })
     }
 
@@ -202,10 +201,9 @@ impl Node for NodeHandle {
         self.engine
             .consistency(from, to)
             .map_err(|error| match error {
-                HistoryReadError::Unavailable(reason) => NodeError::Unavailable(reason),
-                HistoryReadError::NeedsTile(tile) => NodeError::Unavailable(format!(
-                    "the proof needs tile {tile} of old leaves, which was not read back"
-                )),
+                HistoryReadError::Unavailable(_) | HistoryReadError::NeedsTile(_) => {
+                    NodeError::Unavailable(error.to_string())
+                }
                 _ => NodeError::BadRequest {
                     code: stele_api::codes::INVALID_RANGE,
                     message: format!(

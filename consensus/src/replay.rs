@@ -67,16 +67,16 @@ pub fn replay(
             reason: "the snapshot does not end at a batch of this ledger".to_owned(),
         });
     }
+    let note_differs = || ConsensusError::Replay {
+        seqno: base_seqno,
+        reason: "the snapshot's checkpoint is not the ledger's signature at its seqno".to_owned(),
+    };
     let mut replay_from = 0;
     if let (Some(frontier), Some(note)) = (frontier.as_ref(), base_note.as_ref()) {
         if base_seqno > 0 {
             let (_, signature) = ledger.read_batch(batches[base_position].first_seqno)?;
             if signature.checkpoint != *note {
-                return Err(ConsensusError::Replay {
-                    seqno: base_seqno,
-                    reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
-                        .to_owned(),
-                });
+                return Err(note_differs());
             }
             let spans = batches[..=base_position].iter().map(|batch| BatchSpan {
                 first_seqno: batch.first_seqno,
@@ -102,11 +102,7 @@ pub fn replay(
         for (first_seqno, note, checked) in checked {
             let last_seqno = first_seqno + checked.write_sets.len() as u64 - 1;
             if last_seqno == base_seqno && base_note.as_deref() != Some(note.as_str()) {
-                return Err(ConsensusError::Replay {
-                    seqno: base_seqno,
-                    reason: "the snapshot's checkpoint is not the ledger's signature at its seqno"
-                        .to_owned(),
-                });
+                return Err(note_differs());
             }
             history.push_opened(checked.view, &checked.leaf_hashes, note, checked.checkpoint)?;
             for (offset, write_set) in checked.write_sets.iter().enumerate() {

@@ -221,6 +221,12 @@ fn check_note_text(text: &str) -> Result<(), HistoryError> {
     Ok(())
 }
 
+/// The text of a well-formed note, its signatures not verified: for a note
+/// this process signed or verified before (kept in memory).
+pub fn unverified_text(note: &str) -> Result<&str, HistoryError> {
+    split_note(note).map(|(text, _)| text)
+}
+
 /// Splits a note into its text and its signature lines (without newlines).
 fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
     if note.len() > NOTE_BYTES_MAX {

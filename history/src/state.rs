@@ -65,20 +65,25 @@ pub const NOTES_COMMITTED_KEPT: usize = 1024;
 pub const LEAVES_COMMITTED_KEPT_DEFAULT: u64 = 1 << 16;
 
 /// Why a history read was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryReadError {
     /// Not (yet) committed, or never assigned.
+    #[error("not committed")]
     NotCommitted,
     /// The seqno exists with another view.
+    #[error("the seqno belongs to another view")]
     WrongView,
     /// A consistency range outside `0 <= from <= to <= committed`.
+    #[error("the range is not within the committed tree")]
     InvalidRange,
     /// Committed, but its leaf could not be read back (the reason says why:
     /// an unreadable ledger file, or a leaf that is not the tree's).
+    #[error("{0}")]
     Unavailable(String),
     /// The answer needs the leaves of this tile, below the window held in
     /// memory: the caller reads them back, admits them
     /// ([`HistoryState::admit_tile`]) and asks again.
+    #[error("the proof needs tile {0} of old leaves, which was not read back")]
     NeedsTile(u64),
 }
 
@@ -407,10 +412,7 @@ impl HistoryState {
         let held_note = self.note_ending_at(batch.last_seqno);
         let note = held_note.unwrap_or(note);
         let opened = match held_note {
-            Some(held) => held
-                .split_once("\n\n")
-                .ok_or(HistoryError::MalformedNote("no blank line"))
-                .and_then(|(body, _)| Checkpoint::parse_body(&format!("{body}\n"))),
+            Some(held) => Checkpoint::parse_unverified(held),
             None => Checkpoint::open(note, &identity.signer().verifier()),
         };
         let checkpoint = opened.map_err(|error| {
@@ -433,11 +435,10 @@ impl HistoryState {
             note.to_owned(),
         )
         .map_err(|error| match error {
-            HistoryError::TileMissing { tile } => HistoryReadError::NeedsTile(tile),
             HistoryError::ReceiptMismatch(reason) => HistoryReadError::Unavailable(format!(
                 "the ledger's signed checkpoint after transaction {id} is not this tree's: {reason}"
             )),
-            _ => HistoryReadError::NotCommitted,
+            other => HistoryReadError::from_tree(other, HistoryReadError::NotCommitted),
         })
     }
 

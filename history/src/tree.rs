@@ -114,7 +114,7 @@ impl MerkleTree {
         if frontier.edge.len() as u64 >= TILE_LEAVES {
             return Err(HistoryError::TileMismatch {
                 tile: frontier.tiles.len() as u64,
-                reason: "a frontier's edge holds fewer leaves than a tile",
+                reason: "a frontier's edge must hold fewer leaves than a tile",
             });
         }
         let edge_start = frontier.tiles.len() as u64 * TILE_LEAVES;
@@ -129,10 +129,7 @@ impl MerkleTree {
             if below.len() < 2 {
                 break;
             }
-            below = below
-                .chunks_exact(2)
-                .map(|pair| node_hash(&pair[0], &pair[1]))
-                .collect();
+            below = parents(&below);
         }
         let mut tree = MerkleTree { levels };
         tree.append_leaf_hashes(&frontier.edge);
@@ -496,14 +493,22 @@ impl MerkleTree {
 /// The root of a perfect subtree given its leaf hashes (a power of two of them).
 fn perfect_root(leaves: &[Digest]) -> Digest {
     debug_assert!(leaves.len().is_power_of_two());
-    let mut level: Vec<Digest> = leaves.to_vec();
+    if let [leaf] = leaves {
+        return *leaf;
+    }
+    let mut level = parents(leaves);
     while level.len() > 1 {
-        level = level
-            .chunks_exact(2)
-            .map(|pair| node_hash(&pair[0], &pair[1]))
-            .collect();
+        level = parents(&level);
     }
     level[0]
+}
+
+/// The complete nodes one level above `children` (an odd last child has none).
+fn parents(children: &[Digest]) -> Vec<Digest> {
+    children
+        .chunks_exact(2)
+        .map(|pair| node_hash(&pair[0], &pair[1]))
+        .collect()
 }
 
 /// The largest power of two smaller than `width` (RFC 9162's `k`), width >= 2.

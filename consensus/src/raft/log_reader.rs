@@ -118,23 +118,32 @@ impl LedgerLogReader {
         self.entries(start, end)
     }
 
-    /// The first log index in `start..end` holding a batch that ends after
-    /// `seqno` (`end` if none), and the Raft-only entries before it: what a
-    /// start may skip reading when the state already holds those batches.
-    pub(crate) fn skippable(&self, seqno: u64, start: u64, end: u64) -> (u64, Vec<SteleEntry>) {
+    /// From `start`, the run of log entries whose batches end at or before
+    /// `seqno` (what a start need not read back when the state already holds
+    /// those batches): the log index of its last batch, if any, and the
+    /// Raft-only entries before that batch, in order.
+    pub(crate) fn skippable(
+        &self,
+        seqno: u64,
+        start: u64,
+        end: u64,
+    ) -> (Option<u64>, Vec<SteleEntry>) {
         let state = lock(&self.shared);
         let end = end.min(state.slots.len() as u64);
-        let mut controls = Vec::new();
+        let (mut last_held, mut controls, mut controls_before) = (None, Vec::new(), 0);
         for index in start.min(end)..end {
             match &state.slots[index as usize] {
                 Slot::Control(entry) => controls.push((**entry).clone()),
-                slot if slot.last_seqno().is_none_or(|last| last > seqno) => {
-                    return (index, controls)
+                slot if slot.last_seqno().is_some_and(|last| last <= seqno) => {
+                    last_held = Some(index);
+                    controls_before = controls.len();
                 }
-                _ => {}
+                _ => break,
             }
         }
-        (end, controls)
+        // Raft-only entries after the last held batch may not be committed.
+        controls.truncate(controls_before);
+        (last_held, controls)
     }
 
     /// Every logged batch ending after `seqno`, in log order (the uncommitted

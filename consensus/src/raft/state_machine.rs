@@ -76,23 +76,13 @@ impl ReplicaStateMachine {
         if committed == 0 {
             return;
         }
-        let (first_needed, controls) = self.transfers.reader.skippable(committed, 0, u64::MAX);
-        // The last held batch, not a Raft-only entry after it: those may not
-        // be committed yet (everything before a committed batch is).
-        let control_indices: std::collections::HashSet<u64> = controls
-            .iter()
-            .map(|control| control.log_id.index)
-            .collect();
-        let last_batch = (0..first_needed)
-            .rev()
-            .find(|index| !control_indices.contains(index));
-        let Some(last) = last_batch.and_then(|index| self.transfers.log.log_id_at(index)) else {
+        // Through the last held batch, not a Raft-only entry after it: those
+        // may not be committed yet (everything before a committed batch is).
+        let (last_held, controls) = self.transfers.reader.skippable(committed, 0, u64::MAX);
+        let Some(last) = last_held.and_then(|index| self.transfers.log.log_id_at(index)) else {
             return;
         };
-        for control in controls
-            .into_iter()
-            .filter(|control| control.log_id.index < last.index)
-        {
+        for control in controls {
             if let EntryPayload::Membership(membership) = control.payload {
                 self.membership = StoredMembership::new(Some(control.log_id), membership);
             }
@@ -259,18 +249,14 @@ impl ReplicaStateMachine {
         // would only find them held. The last of them is, to raise the high
         // water to it; the Raft-only entries before it are applied in order.
         let committed = self.replica.committed_seqno();
-        let (first_needed, controls) =
+        let (last_held, controls) =
             self.transfers
                 .reader
                 .skippable(committed, start, last.index + 1);
-        let resume = first_needed.saturating_sub(1).max(start);
-        for control in controls
-            .into_iter()
-            .filter(|entry| entry.log_id.index < resume)
-        {
-            self.apply_one(control)?;
-        }
-        if resume > start {
+        if let Some(resume) = last_held.filter(|&index| index > start) {
+            for control in controls {
+                self.apply_one(control)?;
+            }
             let before = self.transfers.log.log_id_at(resume - 1).ok_or_else(|| {
                 snapshot_error(format!("the log holds no entry at index {}", resume - 1))
             })?;
