@@ -41,3 +41,18 @@ impl std::fmt::Display for ExecutedBatch {
         )
     }
 }
+
+impl ExecutedBatch {
+    /// Appends the batch as the ledger holds it: its batch entry's frame,
+    /// then its signature entry's (what a snapshot transfer carries).
+    pub fn encode_frames(&self, out: &mut Vec<u8>) {
+        encode_frames(&self.batch, &self.signature, out);
+    }
+}
+
+/// Appends `batch` and `signature` as two ledger frames.
+pub fn encode_frames(batch: &BatchEntry, signature: &SignatureEntry, out: &mut Vec<u8>) {
+    use stele_ledger::entry::EntryRef;
+    stele_ledger::frame::encode_frame(&EntryRef::Batch(batch).encode(), out);
+    stele_ledger::frame::encode_frame(&EntryRef::Signature(signature).encode(), out);
+}

@@ -487,6 +487,7 @@ impl Replica {
             seqno,
             self.last_snapshot_seqno.load(Ordering::Relaxed),
             self.snapshot_interval_tx,
+            crate::snapshot::KV_SNAPSHOT_GROWTH,
         );
         if due {
             self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);

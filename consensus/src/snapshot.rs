@@ -1,6 +1,7 @@
 //! KV snapshots: the committed state at geometric intervals of at least
-//! `snapshot_interval_tx` transactions ([`geometric_due`]), so that a restart
-//! applies only the ledger suffix after the newest one.
+//! `snapshot_interval_tx` transactions, growing by a quarter
+//! ([`geometric_due`], [`KV_SNAPSHOT_GROWTH`]), so that a restart applies only
+//! the ledger suffix after the newest one.
 //!
 //! File `snapshot_<seqno>`, version 2 (written since issue P10):
 //! `"stele-snapshot 2\n" || u32 BE length || signed checkpoint note of the
@@ -36,17 +37,22 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// Whether a snapshot is due, for KV snapshots (in transactions) and Raft
 /// snapshots (in log entries) alike: `done` units are applied, the newest
 /// snapshot covers `covered` of them, and `every` is the configured interval
-/// (0: never). The interval is at least `every` and at least half of what the
-/// newest snapshot covers. Why: a snapshot costs time proportional to the state
-/// (a KV snapshot sorts and writes it all; a Raft snapshot copies the ledger),
-/// so a fixed interval makes the total cost grow with the square of the state
-/// (measured: the KV snapshot thread took 9.5% of the node's CPU under load at
-/// ~500 k keys, one every 100 k transactions). Growing by half each time, all
-/// snapshots together cost at most three times the last, and a restart replays
-/// at most a third of the transactions.
-pub fn geometric_due(done: u64, covered: u64, every: u64) -> bool {
-    every > 0 && done.saturating_sub(covered) >= every.max(covered / 2)
+/// (0: never). The interval is at least `every` and at least `covered /
+/// growth`. Why: a snapshot costs time proportional to the state (it sorts
+/// and writes it all), so a fixed interval makes the total cost grow with the
+/// square of the state (measured: the KV snapshot thread took 9.5% of the
+/// node's CPU under load at ~500 k keys, one every 100 k transactions).
+/// Growing by `1 / growth` each time, all snapshots together cost at most
+/// `growth + 1` times the last, and a restart replays at most about `1 /
+/// (growth + 1)` of the transactions.
+pub fn geometric_due(done: u64, covered: u64, every: u64, growth: u64) -> bool {
+    every > 0 && done.saturating_sub(covered) >= every.max(covered / growth.max(1))
 }
+
+/// The growth divisor of KV snapshot intervals ([`geometric_due`]): a
+/// restart replays at most about a fifth of the ledger (the restart time is
+/// the suffix's), for KV snapshots that cost at most five times the last.
+pub const KV_SNAPSHOT_GROWTH: u64 = 4;
 
 /// Longest checkpoint note accepted in a snapshot file.
 const NOTE_BYTES_MAX: usize = 64 * 1024;
@@ -282,11 +288,11 @@ mod tests {
     use super::geometric_due;
 
     /// The points at which snapshots are taken when every unit is checked.
-    fn due_points(every: u64, until: u64) -> Vec<u64> {
+    fn due_points(every: u64, until: u64, growth: u64) -> Vec<u64> {
         let mut covered = 0;
         let mut points = Vec::new();
         for done in 1..=until {
-            if geometric_due(done, covered, every) {
+            if geometric_due(done, covered, every, growth) {
                 points.push(done);
                 covered = done;
             }
@@ -295,14 +301,21 @@ mod tests {
     }
 
     #[test]
-    fn intervals_are_the_setting_then_grow_by_half() {
-        assert_eq!(due_points(10, 100), [10, 20, 30, 45, 67, 100]);
-        assert!(due_points(0, 1_000).is_empty(), "0 means never");
-        // The total work (the sum of the snapshots' sizes) stays within 3x the last.
-        let points = due_points(100, 10_000_000);
-        let last = *points.last().expect("snapshots were taken");
-        assert!(points.iter().sum::<u64>() <= 3 * last);
-        // A restart replays at most about a third of the transactions.
-        assert!(10_000_000 - last <= 10_000_000 / 3 + 100);
+    fn intervals_are_the_setting_then_grow_by_a_share() {
+        assert_eq!(due_points(10, 100, 2), [10, 20, 30, 45, 67, 100]);
+        assert_eq!(due_points(10, 100, 4), [10, 20, 30, 40, 50, 62, 77, 96]);
+        assert!(due_points(0, 1_000, 4).is_empty(), "0 means never");
+        for growth in [2, 4] {
+            // The total work (the sum of the snapshots' sizes) stays within
+            // growth + 1 times the last.
+            let points = due_points(100, 10_000_000, growth);
+            let last = *points.last().expect("snapshots were taken");
+            assert!(points.iter().sum::<u64>() <= (growth + 1) * last);
+            // A restart replays at most about 1 / (growth + 1) of the transactions.
+            assert!(
+                10_000_000 - last <= 10_000_000 / (growth + 1) + 100,
+                "{growth}"
+            );
+        }
     }
 }

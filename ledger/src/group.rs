@@ -117,6 +117,10 @@ enum Request {
         seqno: u64,
         done: Completion<()>,
     },
+    /// Commit what is durable up to `seqno`, not waited for.
+    CommitDurable {
+        seqno: u64,
+    },
 }
 
 /// Counters, for metrics and tests.
@@ -199,6 +203,14 @@ impl GroupCommit {
     /// Marks `seqno` committed after every earlier request is done, and waits.
     pub fn commit_blocking(&self, seqno: u64) -> Result<(), LedgerError> {
         self.call(|done| Request::Commit { seqno, done })
+    }
+
+    /// Marks the transactions up to `seqno` that are durable committed, after
+    /// every earlier request, without waiting (a replica that knows them
+    /// committed before its own copy is synced marks them at a later call).
+    /// A failure is logged: the marks are names and index files, not data.
+    pub fn commit_durable(&self, seqno: u64) -> Result<(), LedgerError> {
+        self.send(Request::CommitDurable { seqno })
     }
 
     /// Sends the request `make` builds around a completion, and waits for it.
@@ -309,6 +321,14 @@ fn run(
                 done,
             }) => done(ledger.truncate(last_kept_seqno)),
             Some(Request::Commit { seqno, done }) => done(ledger.commit(seqno)),
+            Some(Request::CommitDurable { seqno }) => {
+                let seqno = seqno.min(ledger.durable_seqno());
+                if seqno > ledger.committed_seqno() {
+                    if let Err(error) = ledger.commit(seqno) {
+                        tracing::warn!(%error, seqno, "cannot mark the ledger committed");
+                    }
+                }
+            }
             Some(Request::Append { .. }) | None => {}
         }
     }

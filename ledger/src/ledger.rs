@@ -192,7 +192,7 @@ impl Ledger {
             let is_tail = position + 1 == count && name.last.is_none();
             if position == 1 {
                 if let Some(genesis) = &scan.genesis {
-                    middle = crate::recovery::scan_apart(&middle_names, genesis)?;
+                    middle = crate::recovery::scan_apart(dir, &middle_names, genesis)?;
                 }
             }
             let kept = match middle
@@ -534,6 +534,7 @@ impl Ledger {
         }
         self.committed_seqno = seqno;
         let mut renamed = false;
+        let mut newly_committed = Vec::new();
         for chunk in &mut self.chunks {
             let Some(last) = chunk.name.last else {
                 continue;
@@ -551,9 +552,20 @@ impl Ledger {
             chunk.name = committed;
             chunk.path = path;
             renamed = true;
+            newly_committed.push((committed, chunk.bytes));
         }
         if renamed {
             sync_dir(&self.dir)?;
+        }
+        // Its index file, so the next open need not scan it (`chunk_index.rs`).
+        for (name, length) in newly_committed {
+            let start = self
+                .index
+                .partition_point(|location| location.chunk_first < name.first);
+            let end = self
+                .index
+                .partition_point(|location| location.chunk_first <= name.first);
+            crate::chunk_index::write(&self.dir, &name, length, &self.index[start..end]);
         }
         Ok(())
     }

@@ -15,6 +15,8 @@
 //! - [`ledger`] — [`Ledger`]: open with recovery, append, fdatasync, truncate,
 //!   commit, and reads through an in-memory seqno index.
 //! - `recovery` — the scan behind [`Ledger::open`] (private).
+//! - [`chunk_index`] — the index file of a committed chunk, which `open`
+//!   reads instead of scanning the chunk.
 //! - [`group`] — [`GroupCommit`]: a writer thread that covers many appends with
 //!   one fdatasync and reports each append durable only after it.
 //! - [`verify`] — the offline verifier behind `stele verify`.
@@ -29,6 +31,9 @@
 //!   signature and every transaction in it has a receipt.
 //! - A chunk is closed only after a signature entry, so each closed chunk is
 //!   self-contained; the open chunk is the only file ever appended to or cut.
+//! - A committed chunk never changes; `open` takes its batch locations from
+//!   its index file when that matches the chunk's name and length, and scans
+//!   it otherwise (reads check each frame's checksum; `stele verify` checks all).
 //! - Recovery cuts only a torn tail of the open chunk (a frame that runs past the
 //!   end of the file, a last frame whose checksum fails, zero fill, or a batch
 //!   whose signature is missing) and reports it; a bad frame anywhere else is an
@@ -40,6 +45,7 @@
 //!   again).
 
 pub mod chunk;
+pub mod chunk_index;
 pub mod entry;
 pub mod error;
 pub mod fixture;

@@ -27,17 +27,31 @@ pub(crate) struct Scan {
 /// Scans closed chunks apart, in parallel, each from the seqno its name
 /// gives ([`Scan::starting_at`]): what each keeps and its scan, to be joined in
 /// order ([`Scan::join`]).
+///
+/// A committed chunk with a usable index file (`chunk_index.rs`) is not read:
+/// its index is. A committed chunk scanned gets its index file written.
 pub(crate) fn scan_apart(
+    dir: &Path,
     names: &[(ChunkName, PathBuf)],
     genesis: &Genesis,
 ) -> Result<Vec<Option<(Kept, Scan)>>, LedgerError> {
     names
         .par_iter()
         .map(|(name, path)| {
+            let mut own = Scan::starting_at(genesis.clone(), name.first);
+            let length = std::fs::metadata(path)
+                .map_err(|source| LedgerError::io(path, "read", source))?
+                .len();
+            if let Some(locations) = crate::chunk_index::read(dir, name, length) {
+                own.index = locations;
+                return Ok(Some((Kept { length, torn: None }, own)));
+            }
             let bytes =
                 std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))?;
-            let mut own = Scan::starting_at(genesis.clone(), name.first);
             let kept = own.chunk(name, path, &bytes, false)?;
+            if name.committed {
+                crate::chunk_index::write(dir, name, kept.length, &own.index);
+            }
             Ok(Some((kept, own)))
         })
         .collect()

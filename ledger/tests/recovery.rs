@@ -340,3 +340,87 @@ fn middle_chunks_scanned_apart_still_name_damage_and_gaps() {
     std::fs::rename(&aside, third).unwrap();
     assert!(Ledger::open(dir.path(), SMALL).is_ok());
 }
+
+/// A committed chunk gets an index file, and a start reads it instead of
+/// the chunk: damage inside such a chunk (same length) is not seen by the
+/// start, but is by `stele verify`, and by the start again once the index is
+/// gone. A damaged index is ignored (the chunk is scanned) and rewritten.
+#[test]
+fn committed_chunks_open_from_their_index_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(6);
+    let mut ledger = new_ledger(dir.path(), &writer);
+    append_all(&mut ledger, &mut writer, &[5; 40]);
+    ledger.commit(ledger.durable_seqno()).unwrap();
+    let index: Vec<_> = ledger.batches().to_vec();
+    drop(ledger);
+    let index_dir = dir.path().join(stele_ledger::chunk_index::CHUNK_INDEX_DIR);
+    let index_files = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let written = index_files(&index_dir);
+    let committed = chunk_files(dir.path())
+        .iter()
+        .filter(|path| path.to_string_lossy().ends_with(".committed"))
+        .count();
+    assert_eq!(written.len(), committed, "one index per committed chunk");
+    assert!(committed >= 4, "small chunks rotate: {committed}");
+
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.batches(), index.as_slice(), "the same index");
+    drop(reopened);
+
+    // Damage the middle of a middle chunk without changing its length.
+    let files = chunk_files(dir.path());
+    let third = files[2].clone();
+    let mut bytes = std::fs::read(&third).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&third, &bytes).unwrap();
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.batches(), index.as_slice(), "read from the index");
+    drop(reopened);
+    assert!(
+        verify_ledger(dir.path(), Some(&writer.public_key()), &mut |_| {}).is_err(),
+        "stele verify reads every frame"
+    );
+    let third_index = written
+        .iter()
+        .find(|path| {
+            path.file_name().unwrap().to_string_lossy()
+                == format!("{}.index", third.file_name().unwrap().to_string_lossy())
+        })
+        .unwrap()
+        .clone();
+    std::fs::remove_file(&third_index).unwrap();
+    match Ledger::open(dir.path(), SMALL) {
+        Err(LedgerError::Corrupt { file, .. }) => assert_eq!(file, third),
+        other => panic!("expected corruption in {}, got {other:?}", third.display()),
+    }
+    bytes[middle] ^= 0x40;
+    std::fs::write(&third, &bytes).unwrap();
+
+    // A damaged index: ignored, the chunk scanned, the index written again.
+    let fourth_index = &written[3];
+    let whole = std::fs::read(fourth_index).unwrap();
+    let mut damaged = whole.clone();
+    damaged[20] ^= 1;
+    std::fs::write(fourth_index, &damaged).unwrap();
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.batches(), index.as_slice());
+    drop(reopened);
+    assert_eq!(std::fs::read(fourth_index).unwrap(), whole, "rewritten");
+    assert!(
+        !std::fs::read(&third_index).unwrap().is_empty(),
+        "rewritten too"
+    );
+    assert_eq!(
+        verifies(dir.path(), &writer),
+        index.last().unwrap().last_seqno
+    );
+}

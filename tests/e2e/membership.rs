@@ -271,5 +271,22 @@ fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
             );
         }
     }
+    // Every node kept its snapshots without a copy of its ledger: a kept
+    // snapshot is the state only (a send reads the ledger's own chunks), a
+    // received one was cut to it once its batches were in the ledger.
+    let mut kept = 0;
+    for index in cluster.all() {
+        let dir = cluster.nodes[index].ledger_dir().join("raft-snapshots");
+        for entry in std::fs::read_dir(&dir).expect("the snapshot folder") {
+            let path = entry.expect("a folder entry").path();
+            let file = std::fs::File::open(&path).expect("a kept snapshot");
+            let head = stele_consensus::raft::transfer::head_length(&file, &path)
+                .expect("a snapshot's head");
+            let length = file.metadata().expect("its length").len();
+            assert_eq!(length, head, "{} holds ledger batches", path.display());
+            kept += 1;
+        }
+    }
+    assert!(kept >= 2, "snapshots were built and kept: {kept}");
     cluster.terminate_and_verify();
 }

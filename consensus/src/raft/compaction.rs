@@ -1,19 +1,24 @@
 //! When this node builds a Raft snapshot.
 //!
-//! A snapshot carries the ledger up to it (`transfer.rs`), so building one
-//! costs time proportional to the ledger. openraft's `LogsSinceLast(n)` builds
-//! one every `n` applied entries, which makes the total cost grow with the
-//! square of the ledger, and an idle-ish node (small batches, one entry each)
-//! spends most of a core copying its ledger: measured, multi-second commit
-//! stalls on a ledger of ~1 M transactions. So openraft's policy is `Never`,
+//! A snapshot is the committed KV state (`transfer.rs`; the ledger is read
+//! from its own files when one is sent), so building one costs time
+//! proportional to the state. openraft's `LogsSinceLast(n)` builds one every
+//! `n` applied entries, which makes the total cost grow with the state times
+//! the number of builds: an idle-ish node (small batches, one entry each)
+//! would spend its time writing its state. So openraft's policy is `Never`,
 //! and this task triggers a build once the entries applied since the last
-//! snapshot reach `snapshot_entries` and half the index of that snapshot:
-//! snapshots grow geometrically (x1.5), and the copying adds up to at most
-//! three times the ledger.
+//! snapshot reach `snapshot_entries` and half the index of that snapshot
+//! (KV snapshots follow the same rule with a quarter): snapshots grow
+//! geometrically (x1.5).
 
 use openraft::async_runtime::WatchReceiver as _;
 
 use crate::raft::types::SteleRaftHandle;
+
+/// The growth divisor of Raft snapshot intervals: half the entries the last
+/// one covered (a Raft snapshot only serves lagging nodes; a restart uses
+/// the KV snapshots).
+pub(crate) const RAFT_SNAPSHOT_GROWTH: u64 = 2;
 
 /// Whether a snapshot is due: `applied` and `snapshot` are log indices (the
 /// last applied entry, the last entry of the newest snapshot), `every` is
@@ -21,7 +26,12 @@ use crate::raft::types::SteleRaftHandle;
 pub(crate) fn snapshot_due(applied: Option<u64>, snapshot: Option<u64>, every: u64) -> bool {
     // Indices count from 0: a snapshot at index i covers i + 1 entries.
     applied.is_some_and(|applied| {
-        crate::snapshot::geometric_due(applied + 1, snapshot.map_or(0, |index| index + 1), every)
+        crate::snapshot::geometric_due(
+            applied + 1,
+            snapshot.map_or(0, |index| index + 1),
+            every,
+            RAFT_SNAPSHOT_GROWTH,
+        )
     })
 }
 
@@ -72,7 +82,7 @@ mod tests {
     }
 
     #[test]
-    fn the_copies_add_up_to_at_most_three_ledgers() {
+    fn the_builds_add_up_to_at_most_three_times_the_last() {
         let every = 10_000;
         let (mut snapshot, mut copied) = (None, 0u64);
         let last = 5_000_000u64;

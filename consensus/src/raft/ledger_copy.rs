@@ -1,122 +1,80 @@
-//! Copying the logged batches up to a log index as raw ledger frames (a
-//! snapshot transfer carries them): the frames are read from the chunk files
-//! in long runs and written as they are, instead of being decoded and encoded
-//! again batch by batch (measured: most of a snapshot build's time, during
-//! which the node's commits stalled).
+//! The logged batches up to a log index as the raw ledger frames a snapshot
+//! transfer carries (a batch's frame and its signature's, per batch): named
+//! as [`Piece`]s, runs of bytes of the chunk files, read only when the
+//! snapshot is sent. Nothing is decoded and encoded again, and nothing is
+//! copied to build a snapshot.
 
-use std::os::unix::fs::FileExt as _;
-use std::path::Path;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use openraft::EntryPayload;
 
 use super::log_reader::{open_chunk, Chunks};
 use super::{LedgerLogReader, Slot};
-use crate::raft::types::ExecutedBatch;
+use crate::raft::transfer_data::{push_piece, Piece};
 use crate::ConsensusError;
 
-/// Bytes read from a chunk at a time.
-const COPY_PIECE_BYTES: u64 = 8 << 20;
-
-/// Where the batches go: raw frames (a batch's frame and its signature's, for
-/// one or more batches in log order), or one batch not yet on disk.
-pub(crate) trait BatchSink {
-    /// Takes frames copied from the ledger.
-    fn frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError>;
-    /// Takes a batch held in memory only.
-    fn batch(&mut self, batch: &ExecutedBatch) -> Result<(), ConsensusError>;
-}
-
-/// A stretch of one chunk holding consecutive batches.
-struct Run {
-    chunk_first: u64,
-    offset: u64,
-    end: u64,
-}
-
 impl LedgerLogReader {
-    /// Sends every batch at log indices `0..=index` to `sink`, in log order.
-    pub(crate) fn copy_batches_through(
-        &self,
-        index: u64,
-        sink: &mut impl BatchSink,
-    ) -> Result<(), ConsensusError> {
+    /// The frames of every batch at log indices `0..=index`, in log order:
+    /// stretches of the chunk files (open), or the frames of a batch not yet
+    /// in one.
+    pub(crate) fn batch_pieces_through(&self, index: u64) -> Result<Vec<Piece>, ConsensusError> {
         let (dir, slots) = {
             let state = super::lock(&self.shared);
             let end = usize::try_from(index)
                 .unwrap_or(usize::MAX)
-                .saturating_add(1)
-                .min(state.slots.len());
-            (state.dir.clone(), state.slots[..end].to_vec())
+                .saturating_add(1);
+            let Some(slots) = state.slots.get(..end) else {
+                return Err(ConsensusError::RaftStorage {
+                    path: state.dir.clone(),
+                    reason: format!(
+                        "a snapshot through log index {index}, but the log holds {} entries",
+                        state.slots.len()
+                    ),
+                });
+            };
+            (state.dir.clone(), slots.to_vec())
         };
         let mut chunks = Chunks::new();
-        let mut run: Option<Run> = None;
+        let mut files: HashMap<u64, Arc<std::fs::File>> = HashMap::new();
+        let mut pieces = Vec::new();
         for (position, slot) in slots.iter().enumerate() {
             match slot {
                 Slot::Control(_) => {}
                 Slot::Batch {
                     location: Some(location),
                     ..
-                } => match &mut run {
-                    Some(current)
-                        if current.chunk_first == location.chunk_first
-                            && current.end == location.offset =>
-                    {
-                        current.end = location.end;
-                    }
-                    _ => {
-                        if let Some(done) = run.take() {
-                            copy_run(&dir, &done, &mut chunks, sink)?;
+                } => {
+                    let file = match files.get(&location.chunk_first) {
+                        Some(file) => Arc::clone(file),
+                        None => {
+                            let (file, _) = open_chunk(&dir, location.chunk_first, &mut chunks)?;
+                            let file = Arc::new(file);
+                            files.insert(location.chunk_first, Arc::clone(&file));
+                            file
                         }
-                        run = Some(Run {
-                            chunk_first: location.chunk_first,
+                    };
+                    debug_assert!(location.end >= location.offset, "a batch's frames in order");
+                    push_piece(
+                        &mut pieces,
+                        Piece::File {
+                            file,
                             offset: location.offset,
-                            end: location.end,
-                        });
-                    }
-                },
+                            length: location.end - location.offset,
+                        },
+                    );
+                }
                 Slot::Batch { .. } => {
-                    if let Some(done) = run.take() {
-                        copy_run(&dir, &done, &mut chunks, sink)?;
-                    }
-                    let entry = self.read(position as u64, position as u64 + 1)?;
-                    for entry in entry {
+                    let mut frames = Vec::new();
+                    for entry in self.read(position as u64, position as u64 + 1)? {
                         if let EntryPayload::Normal(batch) = entry.payload {
-                            sink.batch(&batch)?;
+                            batch.encode_frames(&mut frames);
                         }
                     }
+                    push_piece(&mut pieces, Piece::Bytes(Arc::from(frames)));
                 }
             }
         }
-        if let Some(done) = run {
-            copy_run(&dir, &done, &mut chunks, sink)?;
-        }
-        Ok(())
+        Ok(pieces)
     }
-}
-
-/// Copies one run in pieces; a chunk renamed meanwhile is looked up again.
-fn copy_run(
-    dir: &Path,
-    run: &Run,
-    chunks: &mut Chunks,
-    sink: &mut impl BatchSink,
-) -> Result<(), ConsensusError> {
-    let (file, _) = open_chunk(dir, run.chunk_first, chunks)?;
-    let fail = |error: std::io::Error| ConsensusError::RaftStorage {
-        path: dir.to_owned(),
-        reason: format!("copying the chunk from seqno {}: {error}", run.chunk_first),
-    };
-    let mut offset = run.offset;
-    let mut piece = Vec::new();
-    while offset < run.end {
-        let length = (run.end - offset).min(COPY_PIECE_BYTES);
-        piece.resize(
-            usize::try_from(length).map_err(|error| fail(std::io::Error::other(error)))?,
-            0,
-        );
-        file.read_exact_at(&mut piece, offset).map_err(fail)?;
-        sink.frames(&piece)?;
-        offset += length;
-    }
-    Ok(())
 }

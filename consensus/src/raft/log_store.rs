@@ -568,7 +568,6 @@ use log_reader::{checkpoint_root, Chunks};
 
 #[path = "ledger_copy.rs"]
 mod ledger_copy;
-pub(crate) use ledger_copy::BatchSink;
 
 #[cfg(test)]
 #[path = "log_store_tests.rs"]

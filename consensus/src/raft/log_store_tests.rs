@@ -82,35 +82,8 @@ async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
     assert_eq!(store.cached_batches(), 0);
 }
 
-/// Collects what a copy sends.
-#[derive(Default)]
-struct Collected {
-    bytes: Vec<u8>,
-    batches_in_memory: usize,
-}
-
-impl BatchSink for Collected {
-    fn frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
-        self.bytes.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: &ExecutedBatch) -> Result<(), ConsensusError> {
-        self.batches_in_memory += 1;
-        stele_ledger::frame::encode_frame(
-            &stele_ledger::entry::EntryRef::Batch(&batch.batch).encode(),
-            &mut self.bytes,
-        );
-        stele_ledger::frame::encode_frame(
-            &stele_ledger::entry::EntryRef::Signature(&batch.signature).encode(),
-            &mut self.bytes,
-        );
-        Ok(())
-    }
-}
-
 #[tokio::test]
-async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
+async fn the_log_as_pieces_reads_as_the_frames_of_its_batches() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let mut writer = FixtureWriter::new(9);
     // Small chunks: the copy spans several files.
@@ -131,24 +104,31 @@ async fn a_raw_copy_of_the_log_is_the_frames_of_its_batches() {
 
     let mut expected = Vec::new();
     for batch in &batches[..10] {
-        stele_ledger::frame::encode_frame(
-            &stele_ledger::entry::EntryRef::Batch(&batch.batch).encode(),
-            &mut expected,
-        );
-        stele_ledger::frame::encode_frame(
-            &stele_ledger::entry::EntryRef::Signature(&batch.signature).encode(),
-            &mut expected,
-        );
+        batch.encode_frames(&mut expected);
     }
-    let mut copied = Collected::default();
-    store
-        .reader
-        .copy_batches_through(9, &mut copied)
-        .expect("the copy");
-    assert_eq!(copied.batches_in_memory, 0, "every batch was durable");
+    let pieces = store.reader.batch_pieces_through(9).expect("the pieces");
     assert!(
-        copied.bytes == expected,
-        "the copy differs from the batches' frames"
+        pieces
+            .iter()
+            .all(|piece| matches!(piece, crate::raft::transfer_data::Piece::File { .. })),
+        "every batch was durable: {pieces:?}"
+    );
+    assert!(
+        pieces.len() < 10,
+        "consecutive batches of a chunk make one piece: {pieces:?}"
+    );
+    let mut read = Vec::new();
+    let mut data = crate::raft::transfer_data::TransferData::pieces(pieces);
+    tokio::io::AsyncReadExt::read_to_end(&mut data, &mut read)
+        .await
+        .expect("the pieces read");
+    assert!(
+        read == expected,
+        "the pieces differ from the batches' frames"
+    );
+    assert!(
+        store.reader.batch_pieces_through(12).is_err(),
+        "past the log's end: refused"
     );
 }
 

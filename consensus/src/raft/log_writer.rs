@@ -153,6 +153,15 @@ impl LogWriter {
         })
     }
 
+    /// Marks the ledger committed up to `seqno` (what of it is durable): the
+    /// chunks wholly below get their `.committed` name and index file, and no
+    /// truncation may reach below it. Not waited for.
+    pub(crate) fn mark_committed(&self, seqno: u64) {
+        if let Err(error) = self.writer.commit_durable(seqno) {
+            tracing::warn!(%error, seqno, "cannot mark the ledger committed");
+        }
+    }
+
     /// The log id at `index`, if the log holds that index.
     pub(crate) fn log_id_at(&self, index: u64) -> Option<SteleLogId> {
         let state = lock(&self.shared);

@@ -19,10 +19,12 @@
 //!   and its reader [`LedgerLogReader`] (`log_reader.rs`).
 //! - [`state_machine`] — [`ReplicaStateMachine`]: apply = confirm; snapshots
 //!   built and installed as transfer files.
-//! - [`transfer`] — the snapshot transfer file: a KV snapshot and the ledger up
-//!   to its seqno; `install` checks and installs a received one.
+//! - [`transfer`] — the snapshot transfer: a KV snapshot and the ledger up to
+//!   its seqno; a kept snapshot is its head (the state) only, and
+//!   [`transfer_data`] sends it with the ledger's own bytes; `install` checks
+//!   and installs a received one.
 //! - `compaction` — when a snapshot is built (geometric intervals: a build
-//!   copies the ledger).
+//!   writes the whole state).
 //! - [`follower`] — [`FollowerGate`]: the follower's check before openraft sees
 //!   an AppendEntries.
 //! - [`network`] — the Ed25519-signed peer transport over HTTPS, both halves:
@@ -55,6 +57,7 @@ pub mod network;
 pub mod sequencer;
 pub mod state_machine;
 pub mod transfer;
+pub mod transfer_data;
 pub mod types;
 
 pub use config::{ClusterSetup, RaftLogPolicy, RaftTiming};

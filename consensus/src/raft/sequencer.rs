@@ -29,6 +29,7 @@ use super::config::{
 use super::network::{Partition, PeerAuth, PeerService};
 use super::state_machine::{ReplicaStateMachine, Transfers};
 use super::transfer::TRANSFER_DIR;
+use super::transfer_data::TransferData;
 use super::types::{
     InstallSnapshotRequest, InstallSnapshotResponse, SteleCommittedLeaderId, SteleRaftHandle,
 };
@@ -43,17 +44,14 @@ use crate::{ConsensusError, SubmitError};
 pub(crate) type OnDurable = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// What openraft sends peer messages with: a factory of clients whose
-/// snapshots are transfer files (the state machine's snapshot data).
+/// snapshots are transfers (the state machine's snapshot data).
 pub trait SteleNetworkFactory:
-    RaftNetworkFactory<SteleRaft, Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>>
+    RaftNetworkFactory<SteleRaft, Network: NetSnapshot<SteleRaft, SnapshotData = TransferData>>
 {
 }
 
 impl<N> SteleNetworkFactory for N where
-    N: RaftNetworkFactory<
-        SteleRaft,
-        Network: NetSnapshot<SteleRaft, SnapshotData = tokio::fs::File>,
-    >
+    N: RaftNetworkFactory<SteleRaft, Network: NetSnapshot<SteleRaft, SnapshotData = TransferData>>
 {
 }
 

@@ -4,9 +4,10 @@
 //! transactions; a mismatch after commit is a determinism bug, and the node
 //! stops itself rather than serve state it cannot prove.
 //!
-//! Snapshots are transfer files (`transfer.rs`): building one writes the
-//! committed KV state and the ledger up to it; installing one checks and
-//! appends the received ledger and takes the state (`install.rs`). openraft
+//! Snapshots are transfers (`transfer.rs`): building one writes the committed
+//! KV state only; sending one reads that file and then the ledger up to it
+//! (`transfer_data.rs`); installing one checks and appends the received
+//! ledger and takes the state (`install.rs`). openraft
 //! sends one to a node whose next entry the leader has purged (the purge is
 //! logical: every ledger keeps every batch).
 
@@ -21,6 +22,7 @@ use openraft_legacy::network_v1::SnapshotReceiverFactory;
 use super::install::{install, Installed};
 use super::log_store::{LedgerLogReader, LogWriter};
 use super::transfer::{self, TransferHeader, TransferReader, TransferWriter};
+use super::transfer_data::{Piece, TransferData};
 use super::types::{
     BatchApplied, SteleEntry, SteleLogId, SteleRaft, SteleSnapshotMeta, SteleStoredMembership,
 };
@@ -29,8 +31,8 @@ use crate::ConsensusError;
 
 type StorageResult<T> = Result<T, std::io::Error>;
 
-/// A snapshot as openraft hands it around: its metadata and its open file.
-pub type SteleSnapshot = openraft::type_config::alias::SnapshotOf<SteleRaft, tokio::fs::File>;
+/// A snapshot as openraft hands it around: its metadata and its data.
+pub type SteleSnapshot = openraft::type_config::alias::SnapshotOf<SteleRaft, TransferData>;
 
 /// The state machine of one node: its [`Replica`].
 pub struct ReplicaStateMachine {
@@ -40,7 +42,13 @@ pub struct ReplicaStateMachine {
     transfers: Transfers,
     /// The transfer being received, if any.
     incoming: Option<PathBuf>,
+    /// When the ledger was last marked committed.
+    ledger_committed_at: Option<std::time::Instant>,
 }
+
+/// Least time between two marks of the ledger's commit point
+/// ([`LogWriter::mark_committed`]): each is a request to the ledger's writer.
+pub const LEDGER_COMMIT_INTERVAL_MS: u64 = 200;
 
 /// Where snapshot transfers are kept, and the log they are built from and
 /// installed into.
@@ -55,13 +63,14 @@ impl ReplicaStateMachine {
     /// Starts with nothing applied: openraft re-applies the committed log on
     /// start, which re-checks every committed batch against the replayed history.
     pub(crate) fn new(replica: Arc<Replica>, transfers: Transfers) -> Self {
-        transfer::remove_unfinished(&transfers.dir);
+        transfer::tidy(&transfers.dir);
         ReplicaStateMachine {
             replica,
             last_applied: None,
             membership: StoredMembership::default(),
             transfers,
             incoming: None,
+            ledger_committed_at: None,
         }
     }
 
@@ -114,10 +123,10 @@ impl ReplicaStateMachine {
     }
 }
 
-/// Builds a transfer file of the state at the last applied entry: the KV
-/// state is set aside when the builder is made (between two applies, O(1)),
-/// sorted and written, and the ledger copied, when it runs (off the apply
-/// path).
+/// Builds a snapshot of the state at the last applied entry: the KV state
+/// is set aside when the builder is made (between two applies, O(1)), and
+/// sorted and written when it runs (off the apply path). The ledger is not
+/// copied: a send reads it.
 pub struct TransferBuilder {
     transfers: Transfers,
     header: Option<TransferHeader>,
@@ -132,30 +141,46 @@ fn blocking_error(error: tokio::task::JoinError) -> std::io::Error {
     snapshot_error(format!("the snapshot task failed: {error}"))
 }
 
-/// Writes the transfer file: the state, then every batch up to the last log id.
+/// Writes the kept snapshot (header and state) and composes it to send.
 fn build(
     transfers: &Transfers,
     header: &TransferHeader,
     state: &stele_kv::Snapshot,
-) -> Result<(PathBuf, std::fs::File), ConsensusError> {
-    let mut writer = TransferWriter::create(&transfers.dir, header, state)?;
-    transfers
-        .reader
-        .copy_batches_through(header.last_log_id.index, &mut writer)?;
+) -> Result<(PathBuf, SteleSnapshot), ConsensusError> {
+    let writer = TransferWriter::create(&transfers.dir, header, state)?;
     transfers.log.raise_committed(header.last_log_id)?;
-    writer.finish()
+    let (path, file) = writer.finish()?;
+    let snapshot = snapshot_of(transfers, file, &path, header)?;
+    Ok((path, snapshot))
 }
 
-/// The snapshot of `header` to send, from its file open at its start.
-fn snapshot_of(file: std::fs::File, header: &TransferHeader) -> SteleSnapshot {
-    Snapshot {
+/// The snapshot of `header` to send: the head of its kept file (open at any
+/// position), then this node's ledger up to its last log id.
+fn snapshot_of(
+    transfers: &Transfers,
+    file: std::fs::File,
+    path: &std::path::Path,
+    header: &TransferHeader,
+) -> Result<SteleSnapshot, ConsensusError> {
+    let head = transfer::head_length(&file, path)?;
+    let mut pieces = vec![Piece::File {
+        file: Arc::new(file),
+        offset: 0,
+        length: head,
+    }];
+    pieces.extend(
+        transfers
+            .reader
+            .batch_pieces_through(header.last_log_id.index)?,
+    );
+    Ok(Snapshot {
         meta: header.meta(),
-        snapshot: tokio::fs::File::from_std(file),
-    }
+        snapshot: TransferData::pieces(pieces),
+    })
 }
 
 impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
-    type SnapshotData = tokio::fs::File;
+    type SnapshotData = TransferData;
 
     async fn build_snapshot(&mut self) -> StorageResult<SteleSnapshot> {
         let header = self
@@ -173,7 +198,7 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
         let transfers = self.transfers.clone();
         let built_header = header.clone();
         let started = std::time::Instant::now();
-        let (path, file) = crate::paced::in_background("stele-raft-snapshot", move || {
+        let (path, snapshot) = crate::paced::in_background("stele-raft-snapshot", move || {
             build(&transfers, &built_header, &state.into_snapshot())
         })
         .await
@@ -186,7 +211,7 @@ impl RaftSnapshotBuilder<SteleRaft> for TransferBuilder {
             path = %path.display(),
             "built a Raft snapshot"
         );
-        Ok(snapshot_of(file, &header))
+        Ok(snapshot)
     }
 }
 
@@ -277,7 +302,7 @@ impl ReplicaStateMachine {
 }
 
 impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
-    type SnapshotData = tokio::fs::File;
+    type SnapshotData = TransferData;
     type SnapshotBuilder = TransferBuilder;
 
     async fn applied_state(
@@ -309,6 +334,15 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         }
         if let Some(last) = self.last_applied {
             self.transfers.log.release_through(last.index);
+        }
+        let due = self.ledger_committed_at.is_none_or(|at| {
+            at.elapsed() >= std::time::Duration::from_millis(LEDGER_COMMIT_INTERVAL_MS)
+        });
+        if due {
+            self.ledger_committed_at = Some(std::time::Instant::now());
+            self.transfers
+                .log
+                .mark_committed(self.replica.committed_seqno());
         }
         Ok(())
     }
@@ -344,7 +378,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SteleSnapshotMeta,
-        snapshot: tokio::fs::File,
+        snapshot: TransferData,
     ) -> StorageResult<()> {
         let Some(path) = self.incoming.take() else {
             // openraft 0.10 restores a state machine on start from its newest
@@ -354,7 +388,12 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
             // start did before.
             return self.restore_from_log(meta);
         };
-        let mut file = snapshot.into_std().await;
+        let TransferData::File(file) = snapshot else {
+            return Err(snapshot_error(
+                "a snapshot to send was handed back to install",
+            ));
+        };
+        let mut file = file.into_std().await;
         let stopping = Arc::clone(&self.replica);
         let fail = |error: ConsensusError| {
             let reason = format!("installing the snapshot of {meta}: {error}");
@@ -399,22 +438,28 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<SteleSnapshot>> {
-        let dir = self.transfers.dir.clone();
-        let newest = tokio::task::spawn_blocking(move || transfer::newest(&dir))
-            .await
-            .map_err(blocking_error)?;
-        Ok(newest.map(|(file, header)| snapshot_of(file, &header)))
+        let transfers = self.transfers.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some((file, header)) = transfer::newest(&transfers.dir) else {
+                return Ok(None);
+            };
+            let path = transfer::kept_path(&transfers.dir, &header);
+            snapshot_of(&transfers, file, &path, &header).map(Some)
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(snapshot_error)
     }
 }
 
 /// Where a chunked transfer (`/raft/snapshot`) is received: a new file in
 /// the transfer folder (openraft-legacy's chunk receiver writes into it).
 impl SnapshotReceiverFactory<SteleRaft> for ReplicaStateMachine {
-    type SnapshotReceiver = tokio::fs::File;
+    type SnapshotReceiver = TransferData;
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<tokio::fs::File> {
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<TransferData> {
         let (file, path) = transfer::incoming(&self.transfers.dir).map_err(snapshot_error)?;
         self.incoming = Some(path);
-        Ok(tokio::fs::File::from_std(file))
+        Ok(TransferData::File(tokio::fs::File::from_std(file)))
     }
 }

@@ -1,9 +1,8 @@
-//! Raft snapshots as Stele builds, sends and keeps them: a *transfer file*
-//! holding a KV snapshot and the ledger up to the same seqno, so a new or
-//! lagging node catches up without re-executing anything (`docs/consensus.md`,
+//! Raft snapshots as Stele builds, sends and keeps them, so a new or lagging
+//! node catches up without re-executing anything (`docs/consensus.md`,
 //! "Catching up from a snapshot").
 //!
-//! Layout of `raft-snapshot-<term>-<index>` (and of a transfer being received):
+//! A *transfer* (what crosses the wire, and a file being received) is:
 //!
 //! ```text
 //! b"STELXFR1"
@@ -14,6 +13,13 @@
 //!   each a ledger frame (u32 BE length | CRC32C | CBOR payload)
 //! ```
 //!
+//! A *kept* snapshot, `raft-snapshot-<term>-<index>`, is the transfer's head
+//! only (magic, header, state): the ledger part is the node's own ledger,
+//! read from its chunk files when the snapshot is sent (`transfer_data.rs`).
+//! Building one costs O(state), and no node keeps a second copy of its
+//! ledger. Files kept by earlier versions (the whole transfer) are read the
+//! same way, and cut to their head on start ([`tidy`]).
+//!
 //! Every length is checked against a limit before anything is allocated; the
 //! receiving side checks the content (see `install.rs`).
 
@@ -22,8 +28,10 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::FileExt as _;
 use stele_kv::Snapshot;
-use stele_ledger::frame::{checksum, encode_frame, FRAME_HEADER_BYTES};
+
+use stele_ledger::frame::{checksum, FRAME_HEADER_BYTES};
 use stele_ledger::{BatchEntry, Entry, SignatureEntry, ENTRY_BYTES_MAX};
 
 use super::meta::ControlRecord;
@@ -98,15 +106,14 @@ fn transfer_error(path: &Path, reason: impl std::fmt::Display) -> ConsensusError
     }
 }
 
-/// Writes a transfer file: header and state first, then [`TransferWriter::push`]
-/// per batch, then [`TransferWriter::finish`] makes it durable under its name.
+/// Writes a kept snapshot (a transfer's head: header and state), then
+/// [`TransferWriter::finish`] makes it durable under its name.
 pub struct TransferWriter {
     /// Paced: the node's ledger syncs share the disk, and the file's data
     /// left to pile up would hold theirs behind it.
     file: BufWriter<PacedFile>,
     temporary: PathBuf,
     path: PathBuf,
-    frame: Vec<u8>,
 }
 
 impl TransferWriter {
@@ -117,7 +124,7 @@ impl TransferWriter {
         state: &Snapshot,
     ) -> Result<Self, ConsensusError> {
         std::fs::create_dir_all(dir).map_err(|error| transfer_error(dir, error))?;
-        let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
+        let path = kept_path(dir, header);
         let temporary = path.with_extension("tmp");
         let fail = |error: std::io::Error| transfer_error(&temporary, error);
         // Readable too: `finish` hands it back to be sent.
@@ -144,36 +151,21 @@ impl TransferWriter {
             file,
             temporary,
             path,
-            frame: Vec::new(),
         })
     }
 
-    /// Appends one batch and its signature.
+    /// Appends one batch and its signature after the head: a whole
+    /// transfer, as a peer sends it (tests and fuzz seeds are such files; a
+    /// node's own kept snapshots are heads only).
     pub fn push(
         &mut self,
         batch: &BatchEntry,
         signature: &SignatureEntry,
     ) -> Result<(), ConsensusError> {
-        self.frame.clear();
-        encode_frame(
-            &stele_ledger::entry::EntryRef::Batch(batch).encode(),
-            &mut self.frame,
-        );
-        encode_frame(
-            &stele_ledger::entry::EntryRef::Signature(signature).encode(),
-            &mut self.frame,
-        );
-        let frame = std::mem::take(&mut self.frame);
-        let written = self.push_frames(&frame);
-        self.frame = frame;
-        written
-    }
-
-    /// Appends frames as the ledger holds them (batches and their signatures,
-    /// in order, copied raw from the chunk files).
-    pub fn push_frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
+        let mut frames = Vec::new();
+        crate::batch::encode_frames(batch, signature, &mut frames);
         let fail = |error: std::io::Error| transfer_error(&self.temporary, error);
-        self.file.write_all(bytes).map_err(fail)
+        self.file.write_all(&frames).map_err(fail)
     }
 
     /// Syncs the file, renames it to its name and deletes older snapshots.
@@ -185,7 +177,6 @@ impl TransferWriter {
             file,
             temporary,
             path,
-            ..
         } = self;
         let mut file = file
             .into_inner()
@@ -431,33 +422,94 @@ pub fn incoming(dir: &Path) -> Result<(File, PathBuf), ConsensusError> {
     Ok((file, path))
 }
 
-/// Deletes the unfinished transfers and snapshots a stopped process left, and
-/// the snapshots it was deleting.
-pub fn remove_unfinished(dir: &Path) {
-    remove_leftovers(dir, &[INCOMING_SUFFIX, ".tmp", DELETING_SUFFIX]);
+/// The name in `dir` of the kept snapshot `header` heads.
+pub fn kept_path(dir: &Path, header: &TransferHeader) -> PathBuf {
+    dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()))
 }
 
-/// Keeps a received transfer as this node's snapshot to send on.
+/// Deletes the unfinished transfers and snapshots a stopped process left, and
+/// the snapshots it was deleting; cuts a kept snapshot that still holds
+/// ledger batches (kept by an earlier version) to its head.
+pub fn tidy(dir: &Path) {
+    remove_leftovers(dir, &[INCOMING_SUFFIX, ".tmp", DELETING_SUFFIX]);
+    for (_, path) in list(dir) {
+        if let Err(error) = cut_to_head(&path) {
+            tracing::warn!(path = %path.display(), %error, "cannot cut a kept Raft snapshot to its head");
+        }
+    }
+}
+
+/// The length of the head of the transfer or kept snapshot in `file`: its
+/// magic, header and state, before any ledger batch.
+pub fn head_length(file: &File, path: &Path) -> Result<u64, ConsensusError> {
+    let fail = |reason: String| transfer_error(path, reason);
+    let end = file
+        .metadata()
+        .map_err(|error| fail(error.to_string()))?
+        .len();
+    let mut magic = [0; 8];
+    file.read_exact_at(&mut magic, 0)
+        .map_err(|error| fail(format!("reading the magic: {error}")))?;
+    if &magic != TRANSFER_MAGIC {
+        return Err(fail("not a Stele snapshot transfer".to_owned()));
+    }
+    let mut header_length = [0; 4];
+    file.read_exact_at(&mut header_length, 8)
+        .map_err(|error| fail(format!("reading the header's length: {error}")))?;
+    let header_length = u64::from(u32::from_be_bytes(header_length));
+    if header_length > TRANSFER_HEADER_BYTES_MAX as u64 {
+        return Err(fail(format!(
+            "header of {header_length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
+        )));
+    }
+    let mut state_length = [0; 8];
+    file.read_exact_at(&mut state_length, 12 + header_length)
+        .map_err(|error| fail(format!("reading the state's length: {error}")))?;
+    let state_length = u64::from_be_bytes(state_length);
+    if state_length > TRANSFER_STATE_BYTES_MAX {
+        return Err(fail(format!(
+            "state of {state_length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
+        )));
+    }
+    let head = 12 + header_length + 8 + state_length;
+    if head > end {
+        return Err(fail(format!(
+            "the file ends inside the state ({end} bytes, the head needs {head})"
+        )));
+    }
+    Ok(head)
+}
+
+/// Cuts the file at `path` to its head and syncs it (nothing if it is one).
+fn cut_to_head(path: &Path) -> Result<(), ConsensusError> {
+    let file = File::options()
+        .write(true)
+        .read(true)
+        .open(path)
+        .map_err(|error| transfer_error(path, error))?;
+    let head = head_length(&file, path)?;
+    let end = file
+        .metadata()
+        .map_err(|error| transfer_error(path, error))?
+        .len();
+    if end > head {
+        file.set_len(head)
+            .and_then(|()| file.sync_all())
+            .map_err(|error| transfer_error(path, error))?;
+    }
+    Ok(())
+}
+
+/// Keeps a received transfer as this node's snapshot to send on: its head
+/// only (its batches are now in this node's ledger).
 pub fn keep_received(incoming: &Path, header: &TransferHeader) -> Result<PathBuf, ConsensusError> {
     let dir = incoming.parent().unwrap_or(Path::new("."));
-    let path = dir.join(format!("{TRANSFER_PREFIX}{}", header.snapshot_id()));
-    File::open(incoming)
-        .and_then(|file| file.sync_all())
-        .map_err(|error| transfer_error(incoming, error))?;
+    let path = kept_path(dir, header);
+    cut_to_head(incoming)?;
     std::fs::rename(incoming, &path).map_err(|error| transfer_error(&path, error))?;
     sync_dir(&path)?;
     prune(&path);
     Ok(path)
-}
-
-impl crate::raft::log_store::BatchSink for TransferWriter {
-    fn frames(&mut self, bytes: &[u8]) -> Result<(), ConsensusError> {
-        self.push_frames(bytes)
-    }
-
-    fn batch(&mut self, batch: &crate::raft::ExecutedBatch) -> Result<(), ConsensusError> {
-        self.push(&batch.batch, &batch.signature)
-    }
 }
 
 #[cfg(test)]
@@ -595,6 +647,67 @@ mod tests {
         }
     }
 
+    /// A kept snapshot is a transfer's head: an earlier version's whole
+    /// transfer is cut to it on start, and a received one is kept as it.
+    #[test]
+    fn kept_snapshots_hold_the_head_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, header, _) = written(dir.path(), 3);
+        let whole = std::fs::read(&path).unwrap();
+        let head = head_length(&File::open(&path).unwrap(), &path).unwrap();
+        assert!(head < whole.len() as u64, "the batches follow the head");
+        tidy(dir.path());
+        let cut = std::fs::read(&path).unwrap();
+        assert_eq!(cut, whole[..head as usize], "cut to the head");
+        let (read_header, version, batches) = read_all(&path).unwrap();
+        assert_eq!((read_header, version), (header.clone(), header.seqno));
+        assert!(batches.is_empty());
+        tidy(dir.path());
+        assert_eq!(std::fs::read(&path).unwrap(), cut, "a head stays as it is");
+
+        // A received transfer: kept as its head, under its name.
+        let (_incoming_file, incoming_path) = incoming(dir.path()).unwrap();
+        std::fs::write(&incoming_path, &whole).unwrap();
+        let mut newer = header.clone();
+        newer.last_log_id = crate::raft::types::log_id(3, 9);
+        let kept = keep_received(&incoming_path, &newer).unwrap();
+        assert_eq!(kept, kept_path(dir.path(), &newer));
+        assert_eq!(std::fs::read(&kept).unwrap(), cut);
+        assert!(!incoming_path.exists() && !path.exists(), "replaced");
+    }
+
+    #[test]
+    fn a_head_past_the_file_or_its_limits_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, _) = written(dir.path(), 1);
+        let head = head_length(&File::open(&path).unwrap(), &path).unwrap() as usize;
+        let bytes = std::fs::read(&path).unwrap();
+        let header_length = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let huge_state = {
+            let mut damaged = bytes.clone();
+            damaged[12 + header_length..20 + header_length]
+                .copy_from_slice(&u64::MAX.to_be_bytes());
+            damaged
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("ends inside the state", bytes[..head - 1].to_vec()),
+            ("state of", huge_state),
+            (
+                "not a Stele",
+                [b"STELXFR9".as_slice(), &bytes[8..]].concat(),
+            ),
+            ("header's length", bytes[..10].to_vec()),
+        ];
+        for (expected, damaged) in cases {
+            let copy = dir.path().join("damaged");
+            std::fs::write(&copy, damaged).unwrap();
+            let error = head_length(&File::open(&copy).unwrap(), &copy)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{expected}: {error}");
+        }
+    }
+
     #[test]
     fn unfinished_files_go_and_finished_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
@@ -604,7 +717,7 @@ mod tests {
         for name in leftovers {
             std::fs::write(dir.path().join(name), b"partial").unwrap();
         }
-        remove_unfinished(dir.path());
+        tidy(dir.path());
         assert!(path.exists());
         assert!(!incoming_path.exists());
         for name in leftovers {

@@ -23,6 +23,7 @@ use stele_consensus::openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse,
 };
 use stele_consensus::openraft_legacy::network_v1::{Adapter, InstallSnapshotError, RaftNetwork};
+use stele_consensus::raft::transfer_data::TransferData;
 use stele_consensus::raft::types::{InstallSnapshotRequest, InstallSnapshotResponse};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
@@ -181,7 +182,7 @@ pub struct SimNetwork {
 /// The v1 client through openraft-legacy's adapter, as in production
 /// (`PeerNetwork`): one AppendEntries in flight per peer, snapshots in chunks.
 impl RaftNetworkFactory<SteleRaft> for SimNetwork {
-    type Network = Adapter<SteleRaft, SimClient, tokio::fs::File>;
+    type Network = Adapter<SteleRaft, SimClient, TransferData>;
 
     async fn new_client(&mut self, target: u64, _node: &SteleNode) -> Self::Network {
         Adapter::new(SimClient {

@@ -21,6 +21,7 @@ use super::{
     PEER_MESSAGE_BYTES_MAX,
 };
 use crate::error::ConsensusError;
+use crate::raft::transfer_data::TransferData;
 use crate::raft::types::{
     InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleNode, SteleRaft,
 };
@@ -126,7 +127,7 @@ fn pinned_client(target: u64, node: &SteleNode) -> Result<reqwest::Client, Strin
 /// adapter (one AppendEntries in flight at a time; snapshots in chunks of
 /// `RPCOption::snapshot_chunk_size`, from the config's
 /// `snapshot_max_chunk_size`).
-pub type PeerAdapter = Adapter<SteleRaft, PeerClient, tokio::fs::File>;
+pub type PeerAdapter = Adapter<SteleRaft, PeerClient, TransferData>;
 
 impl RaftNetworkFactory<SteleRaft> for PeerNetwork {
     type Network = PeerAdapter;
