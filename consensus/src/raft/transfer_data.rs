@@ -67,7 +67,10 @@ impl Piece {
             }
             Piece::Bytes(bytes) => {
                 let start = usize::try_from(at).map_err(io::Error::other)?;
-                Ok(bytes[start..start + length].to_vec())
+                bytes
+                    .get(start..start + length)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| io::Error::other("a read past the end of a piece"))
             }
         }
     }
