@@ -40,9 +40,20 @@ seqno() {
         "https://127.0.0.1:$PORT/node/commit" | sed -n 's/.*"transaction_id":"[0-9]*\.\([0-9]*\)".*/\1/p'
 }
 
-"${STELE_BENCH:-$STELE}" bench --url "https://127.0.0.1:$PORT" --data-dir "$WORK/node" \
-    --workload smallbank --accounts 100 --clients "$CLIENTS" \
-    --duration-s $((DURATION_S + WARMUP_S)) --json > "$WORK/bench.json" 2> "$WORK/bench.log" &
+# In rounds of at most BENCH_ROUND_S (`stele bench` runs 600 s at most), so
+# that long runs (10 M transactions take ~15 min) keep the load on.
+BENCH_ROUND_S=600
+load() {
+    local left=$((DURATION_S + WARMUP_S)) round
+    while ((left > 0)); do
+        round=$((left < BENCH_ROUND_S ? left : BENCH_ROUND_S))
+        "${STELE_BENCH:-$STELE}" bench --url "https://127.0.0.1:$PORT" --data-dir "$WORK/node" \
+            --workload smallbank --accounts 100 --clients "$CLIENTS" \
+            --duration-s "$round" --json >> "$WORK/bench.json" 2>> "$WORK/bench.log" || return
+        left=$((left - round))
+    done
+}
+load &
 bench_pid=$!
 sleep "$WARMUP_S"
 printf 'seconds\tseqno\trss_kib\n' | tee "$WORK/rows.tsv"
@@ -56,6 +67,7 @@ while (($(date +%s) - start < DURATION_S)); do
     printf '%s\t%s\t%s\n' $(($(date +%s) - start)) "$last_seqno" "$last_rss" | tee -a "$WORK/rows.tsv"
 done
 kill "$bench_pid" 2>/dev/null || true
+pkill -P "$bench_pid" 2>/dev/null || true
 wait "$bench_pid" 2>/dev/null || true
 txs=$((last_seqno - first_seqno))
 if ((txs <= 0)); then

@@ -28,6 +28,7 @@
 //! [ledger]
 //! chunk_bytes = 67108864
 //! leaves_in_memory = 65536              # older leaves are read back from the ledger
+//! committed_chunks_live = 2             # older committed chunks move to <ledger>/archive
 //!
 //! [cluster]                           # absent: a cluster of one
 //! node_id = 1
@@ -383,6 +384,10 @@ pub struct LedgerSection {
     /// receipts and proofs of older ones read their leaves back from the
     /// ledger, 256 at a time.
     pub leaves_in_memory: u64,
+    /// Committed chunks kept in the ledger folder; older ones move to its
+    /// `archive/` folder (a folder or a link to a mount), where they are still
+    /// read and verified. Absent: none move.
+    pub committed_chunks_live: Option<usize>,
 }
 
 impl Default for LedgerSection {
@@ -390,6 +395,7 @@ impl Default for LedgerSection {
         LedgerSection {
             chunk_bytes: stele_ledger::CHUNK_BYTES_DEFAULT,
             leaves_in_memory: stele_history::state::LEAVES_COMMITTED_KEPT_DEFAULT,
+            committed_chunks_live: None,
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             .snapshot_interval_tx
             .unwrap_or(crate::config::SNAPSHOT_INTERVAL_TX_DEFAULT),
         history_leaves_kept: config.ledger.leaves_in_memory,
+        committed_chunks_live: config.ledger.committed_chunks_live,
     };
     let cluster = cluster_setup(&config, &dir, listen)?;
     let users = users(&dir, &config)?;

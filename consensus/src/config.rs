@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// Committed leaves of the Merkle tree kept in memory; older ones are
     /// read back from the ledger when a receipt or proof needs them.
     pub history_leaves_kept: u64,
+    /// Committed ledger chunks kept in the ledger folder; older ones move to
+    /// its `archive/` (`None`: none move).
+    pub committed_chunks_live: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +39,7 @@ impl Default for EngineConfig {
             snapshot_dir: None,
             snapshot_interval_tx: 0,
             history_leaves_kept: stele_history::state::LEAVES_COMMITTED_KEPT_DEFAULT,
+            committed_chunks_live: None,
         }
     }
 }

@@ -145,6 +145,7 @@ impl Engine {
                 network,
                 &replica,
                 Arc::new(move |seqno| durable_intake.durable(seqno)),
+                config.committed_chunks_live,
             )
             .await?,
         );

@@ -78,10 +78,31 @@ fn canonical(text: &str) -> Option<u64> {
     well_formed.then(|| text.parse().ok()).flatten()
 }
 
-/// The chunks of `dir`, sorted by first seqno, checked to form one sequence: the
-/// first starts at seqno 1, each closed chunk ends just before the next begins, and
-/// only the last may be open.
+/// The chunks of `dir` and of its archive (`dir/archive`, committed chunks
+/// only; a chunk in both is taken from `dir`), sorted by first seqno, checked
+/// to form one sequence: the first starts at seqno 1, each closed chunk ends
+/// just before the next begins, and only the last may be open.
 pub fn list(dir: &Path) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
+    let mut chunks = list_folder(dir)?;
+    let archive = dir.join(crate::archive::ARCHIVE_DIR);
+    if archive.is_dir() {
+        let live: std::collections::BTreeSet<_> = chunks
+            .iter()
+            .map(|(name, _)| (name.first, name.last))
+            .collect();
+        chunks.extend(
+            list_folder(&archive)?
+                .into_iter()
+                .filter(|(name, _)| name.committed && !live.contains(&(name.first, name.last))),
+        );
+    }
+    chunks.sort();
+    check_sequence(&chunks)?;
+    Ok(chunks)
+}
+
+/// The chunk files of one folder, unsorted.
+fn list_folder(dir: &Path) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LedgerError::io(dir, "list", source))?;
     let mut chunks = Vec::new();
     for entry in entries {
@@ -91,8 +112,6 @@ pub fn list(dir: &Path) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
         };
         chunks.push((name, entry.path()));
     }
-    chunks.sort();
-    check_sequence(&chunks)?;
     Ok(chunks)
 }
 

@@ -14,12 +14,15 @@
 //! then the condition clears and the group completes as usual. Any other I/O
 //! error fails the group, and the ledger takes no more writes.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::archive::ArchiveMove;
+use crate::chunk::ChunkName;
 use crate::error::Clearable;
 use crate::{
     BatchEntry, BatchLocation, Ledger, LedgerError, SignatureEntry, GROUP_BYTES_MAX,
@@ -121,6 +124,17 @@ enum Request {
     CommitDurable {
         seqno: u64,
     },
+    /// The committed chunks to archive (`archive.rs`).
+    Archivable {
+        keep_live: usize,
+        done: Completion<Vec<ArchiveMove>>,
+    },
+    /// A chunk is in the archive: drop its live copy.
+    Archived {
+        name: ChunkName,
+        path: PathBuf,
+        done: Completion<()>,
+    },
 }
 
 /// Counters, for metrics and tests.
@@ -133,6 +147,8 @@ struct Counters {
 /// The writer thread's handle. Dropping it (or [`GroupCommit::shutdown`]) lets the
 /// thread finish the queued requests and stop.
 pub struct GroupCommit {
+    /// The ledger folder (its archive is inside).
+    dir: PathBuf,
     sender: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<Ledger>>,
     counters: Arc<Counters>,
@@ -142,6 +158,7 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the writer thread, which owns `ledger` until shutdown.
     pub fn spawn(ledger: Ledger) -> Result<Self, LedgerError> {
+        let dir = ledger.dir().to_owned();
         let (sender, receiver) = sync_channel(GROUP_QUEUE_MAX);
         let counters = Arc::new(Counters::default());
         let health = Arc::new(StorageHealth::default());
@@ -152,6 +169,7 @@ impl GroupCommit {
             .spawn(move || run(ledger, &receiver, &thread_counters, &thread_health))
             .map_err(|source| LedgerError::io(std::path::Path::new("."), "spawn writer", source))?;
         Ok(GroupCommit {
+            dir,
             sender: Some(sender),
             thread: Some(thread),
             counters,
@@ -211,6 +229,21 @@ impl GroupCommit {
     /// A failure is logged: the marks are names and index files, not data.
     pub fn commit_durable(&self, seqno: u64) -> Result<(), LedgerError> {
         self.send(Request::CommitDurable { seqno })
+    }
+
+    /// Moves the committed chunks but the newest `keep_live` to the archive
+    /// (`archive.rs`), one at a time: each is copied and synced off the
+    /// writer thread, which then only drops the live copy. Blocking; returns
+    /// how many chunks moved.
+    pub fn archive_pass(&self, keep_live: usize) -> Result<usize, LedgerError> {
+        crate::archive::remove_unfinished(&self.dir);
+        let moves = self.call(|done| Request::Archivable { keep_live, done })?;
+        for moving in &moves {
+            let path = crate::archive::copy_to_archive(&self.dir, moving)?;
+            let name = moving.name;
+            self.call(|done| Request::Archived { name, path, done })?;
+        }
+        Ok(moves.len())
     }
 
     /// Sends the request `make` builds around a completion, and waits for it.
@@ -329,6 +362,10 @@ fn run(
                     }
                 }
             }
+            Some(Request::Archivable { keep_live, done }) => {
+                done(Ok(ledger.archivable(keep_live)));
+            }
+            Some(Request::Archived { name, path, done }) => done(ledger.archived(&name, &path)),
             Some(Request::Append { .. }) | None => {}
         }
     }

@@ -78,22 +78,23 @@ pub struct Recovery {
 }
 
 #[derive(Debug)]
-struct Chunk {
-    name: ChunkName,
-    path: PathBuf,
-    bytes: u64,
+pub(crate) struct Chunk {
+    pub(crate) name: ChunkName,
+    /// In the live folder, or in its archive (`archive.rs`).
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: u64,
 }
 
 /// The ledger of one node. Single writer; see [`crate::GroupCommit`] for the
 /// thread that shares it between many appenders.
 #[derive(Debug)]
 pub struct Ledger {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     config: LedgerConfig,
     genesis: Genesis,
     /// Offset just past the genesis frame in the first chunk.
     genesis_end: u64,
-    chunks: Vec<Chunk>,
+    pub(crate) chunks: Vec<Chunk>,
     /// Handle on the last chunk when it is open.
     open_file: Option<File>,
     index: Vec<BatchLocation>,

@@ -15,6 +15,8 @@
 //! - [`ledger`] — [`Ledger`]: open with recovery, append, fdatasync, truncate,
 //!   commit, and reads through an in-memory seqno index.
 //! - `recovery` — the scan behind [`Ledger::open`] (private).
+//! - [`archive`] — committed chunks moved to `archive/` (a folder or a
+//!   mount), still listed, read and verified.
 //! - [`chunk_index`] — the index file of a committed chunk, which `open`
 //!   reads instead of scanning the chunk.
 //! - [`group`] — [`GroupCommit`]: a writer thread that covers many appends with
@@ -44,6 +46,7 @@
 //!   does so on a full disk or too many open files, and writes the failed group
 //!   again).
 
+pub mod archive;
 pub mod chunk;
 pub mod chunk_index;
 pub mod entry;

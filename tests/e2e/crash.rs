@@ -232,21 +232,27 @@ fn check_all(node: &TestNode, key: &VerifyingKey, records: &[Record], round: usi
 
 #[test]
 fn committed_transactions_survive_kill_9_and_the_ledger_verifies() {
-    survive_kill_9(None);
+    survive_kill_9(None, false);
 }
 
-/// The same with KV snapshots every 50 transactions or more and no old
-/// leaves in memory: kills land during and between snapshot builds, restarts
-/// restore the tree from a snapshot's frontier and replay only the suffix,
-/// and the receipts of older rounds read their leaves back from the ledger.
+/// The same with KV snapshots every 50 transactions or more, no old leaves
+/// in memory, and small chunks moved to the archive as soon as they are
+/// committed (all but the newest): kills land during and between snapshot
+/// builds and archive moves, restarts restore the tree from a snapshot's
+/// frontier and replay only the suffix, and the receipts of older rounds read
+/// their leaves back from archived chunks.
 #[test]
-fn committed_transactions_survive_kill_9_with_snapshots_and_leaves_on_disk() {
-    survive_kill_9(Some(
-        "snapshot_interval_tx = 50\n[ledger]\nleaves_in_memory = 0\n",
-    ));
+fn committed_transactions_survive_kill_9_with_snapshots_leaves_on_disk_and_an_archive() {
+    survive_kill_9(
+        Some(
+            "snapshot_interval_tx = 50\n[ledger]\nleaves_in_memory = 0\n\
+             chunk_bytes = 16384\ncommitted_chunks_live = 1\n",
+        ),
+        true,
+    );
 }
 
-fn survive_kill_9(config: Option<&str>) {
+fn survive_kill_9(config: Option<&str>, archived: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(BIN);
     let mut node_config = stele_tests::NodeConfig::new(bin, &dir.path().join("data"));
@@ -330,5 +336,13 @@ fn survive_kill_9(config: Option<&str>) {
             "round {round}: {}",
             describe_output(&output)
         );
+    }
+    if archived {
+        let archive = Path::new(ledger).join(stele_ledger::archive::ARCHIVE_DIR);
+        let chunks = std::fs::read_dir(&archive)
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        assert!(chunks > 0, "no chunk was moved to {}", archive.display());
+        eprintln!("{chunks} chunks in the archive");
     }
 }

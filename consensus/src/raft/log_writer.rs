@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{
     change_and_save, checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed,
-    LogWriter, Slot, SteleEntry, SteleLogId,
+    LogWriter, Slot, SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
 };
 use crate::ConsensusError;
 
@@ -160,6 +160,38 @@ impl LogWriter {
         if let Err(error) = self.writer.commit_durable(seqno) {
             tracing::warn!(%error, seqno, "cannot mark the ledger committed");
         }
+    }
+
+    /// Starts the thread that moves committed chunks but the newest `kept`
+    /// to the ledger's archive, one pass every [`ARCHIVE_PASS_INTERVAL_MS`];
+    /// it ends with the ledger's writer.
+    pub(crate) fn spawn_archiver(&self, kept: usize) -> Result<(), ConsensusError> {
+        let writer = Arc::downgrade(&self.writer);
+        std::thread::Builder::new()
+            .name("stele-archive".to_owned())
+            .spawn(move || {
+                crate::paced::lower_this_thread();
+                // A pass at once (what earlier runs committed), then at intervals.
+                loop {
+                    let Some(writer) = writer.upgrade() else {
+                        return;
+                    };
+                    match writer.archive_pass(kept) {
+                        Ok(0) => {}
+                        Ok(moved) => tracing::info!(moved, "moved committed chunks to the archive"),
+                        Err(stele_ledger::LedgerError::WriterStopped) => return,
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot move a chunk to the archive; trying again later");
+                        }
+                    }
+                    drop(writer);
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        ARCHIVE_PASS_INTERVAL_MS,
+                    ));
+                }
+            })
+            .map(drop)
+            .map_err(|error| ConsensusError::Stopped(format!("spawning the archiver: {error}")))
     }
 
     /// The log id at `index`, if the log holds that index.

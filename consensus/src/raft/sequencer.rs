@@ -78,9 +78,13 @@ impl RaftSequencer {
         network: N,
         replica: &Arc<Replica>,
         on_durable: OnDurable,
+        committed_chunks_live: Option<usize>,
     ) -> Result<Self, ConsensusError> {
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;
+        if let Some(kept) = committed_chunks_live {
+            log_store.log_writer().spawn_archiver(kept)?;
+        }
         let storage = log_store.log_writer().storage_health();
         let reader = log_store.reader();
         let transfers = Transfers {
