@@ -40,8 +40,9 @@ seqno() {
         "https://127.0.0.1:$PORT/node/commit" | sed -n 's/.*"transaction_id":"[0-9]*\.\([0-9]*\)".*/\1/p'
 }
 
-# In rounds of at most BENCH_ROUND_S (`stele bench` runs 600 s at most), so
-# that long runs (10 M transactions take ~15 min) keep the load on.
+# In rounds of at most BENCH_ROUND_S (`stele bench` runs 600 s at most, and
+# measures the GET ceiling after each round: the seqno stands still then), so
+# that long runs (10 M transactions take ~10-15 min) keep the load on.
 BENCH_ROUND_S=600
 load() {
     local left=$((DURATION_S + WARMUP_S)) round
@@ -66,8 +67,9 @@ while (($(date +%s) - start < DURATION_S)); do
     last_seqno=$(seqno); last_rss=$(rss_kib)
     printf '%s\t%s\t%s\n' $(($(date +%s) - start)) "$last_seqno" "$last_rss" | tee -a "$WORK/rows.tsv"
 done
-kill "$bench_pid" 2>/dev/null || true
+# The running round first (the loop's child), then the loop.
 pkill -P "$bench_pid" 2>/dev/null || true
+kill "$bench_pid" 2>/dev/null || true
 wait "$bench_pid" 2>/dev/null || true
 txs=$((last_seqno - first_seqno))
 if ((txs <= 0)); then

@@ -6,7 +6,7 @@
 //! data_dir = "stele-data"
 //! listen = "127.0.0.1:8443"
 //! origin = "ledger.example.com/prod"   # first start only: names the log
-//! snapshot_interval_tx = 100000        # at least; grows by a quarter (0: no KV snapshots)
+//! snapshot_interval_tx = 100000        # or keys / 4 if more (0: no KV snapshots)
 //!
 //! [batching]
 //! batch_entries_max = 1000

@@ -469,10 +469,15 @@ impl Replica {
             seqno >= self.committed_seqno(),
             "the commit point only moves forward"
         );
-        if let Err(error) = self.write_store().commit(seqno) {
-            self.fail(format!("committing seqno {seqno}: {error}"));
-            return;
-        }
+        let keys = {
+            let mut store = self.write_store();
+            if let Err(error) = store.commit(seqno) {
+                drop(store);
+                self.fail(format!("committing seqno {seqno}: {error}"));
+                return;
+            }
+            store.len() as u64
+        };
         let before = self.committed_seqno.swap(seqno, Ordering::AcqRel);
         // Freeing history memory takes the history's write lock: once per
         // RELEASE_EVERY_TX committed transactions, not per batch.
@@ -483,11 +488,11 @@ impl Replica {
         self.counters
             .committed
             .fetch_add(transactions, Ordering::Relaxed);
-        let due = crate::snapshot::geometric_due(
+        let due = crate::snapshot::state_due(
             seqno,
             self.last_snapshot_seqno.load(Ordering::Relaxed),
             self.snapshot_interval_tx,
-            crate::snapshot::KV_SNAPSHOT_GROWTH,
+            keys,
         );
         if due {
             self.last_snapshot_seqno.store(seqno, Ordering::Relaxed);

@@ -1,7 +1,7 @@
-//! KV snapshots: the committed state at geometric intervals of at least
-//! `snapshot_interval_tx` transactions, growing by a quarter
-//! ([`geometric_due`], [`KV_SNAPSHOT_GROWTH`]), so that a restart applies only
-//! the ledger suffix after the newest one.
+//! KV snapshots: the committed state every `snapshot_interval_tx`
+//! transactions, or every quarter of the state's key count if that is more
+//! ([`state_due`]), so that a restart applies only the ledger suffix after the
+//! newest one, and snapshots cost at most a few keys written per transaction.
 //!
 //! File `snapshot_<seqno>`, version 2 (written since issue P10):
 //! `"stele-snapshot 2\n" || u32 BE length || signed checkpoint note of the
@@ -34,8 +34,7 @@ pub const SNAPSHOT_PREFIX: &str = "snapshot_";
 /// Snapshots kept; older ones are deleted after a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
-/// Whether a snapshot is due, for KV snapshots (in transactions) and Raft
-/// snapshots (in log entries) alike: `done` units are applied, the newest
+/// Whether a Raft snapshot is due (in log entries): `done` units are applied, the newest
 /// snapshot covers `covered` of them, and `every` is the configured interval
 /// (0: never). The interval is at least `every` and at least `covered /
 /// growth`. Why: a snapshot costs time proportional to the state (it sorts
@@ -49,10 +48,23 @@ pub fn geometric_due(done: u64, covered: u64, every: u64, growth: u64) -> bool {
     every > 0 && done.saturating_sub(covered) >= every.max(covered / growth.max(1))
 }
 
-/// The growth divisor of KV snapshot intervals ([`geometric_due`]): a
-/// restart replays at most about a fifth of the ledger (the restart time is
-/// the suffix's), for KV snapshots that cost at most five times the last.
-pub const KV_SNAPSHOT_GROWTH: u64 = 4;
+/// Whether a KV snapshot is due: `done` transactions are committed, the
+/// newest snapshot is at `covered`, `every` is `snapshot_interval_tx` (0:
+/// never) and the state holds `keys` keys. The interval is at least `every`
+/// and at least `keys / KV_SNAPSHOT_KEYS_PER_TX`: a snapshot writes the
+/// whole state, so this bounds what snapshots cost per committed transaction
+/// (at most that many keys written), and a restart replays at most that
+/// interval after the newest one. At constant state (a few keys) snapshots
+/// come every `every` transactions however long the ledger; when each
+/// transaction adds a key, the interval grows with the ledger (a restart then
+/// replays up to about a fifth of it).
+pub fn state_due(done: u64, covered: u64, every: u64, keys: u64) -> bool {
+    every > 0 && done.saturating_sub(covered) >= every.max(keys / KV_SNAPSHOT_KEYS_PER_TX)
+}
+
+/// The most keys a KV snapshot writes per transaction committed since the
+/// last one ([`state_due`]).
+pub const KV_SNAPSHOT_KEYS_PER_TX: u64 = 4;
 
 /// Longest checkpoint note accepted in a snapshot file.
 const NOTE_BYTES_MAX: usize = 64 * 1024;
@@ -285,7 +297,7 @@ pub fn newest(dir: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot> 
 
 #[cfg(test)]
 mod tests {
-    use super::geometric_due;
+    use super::{geometric_due, state_due};
 
     /// The points at which snapshots are taken when every unit is checked.
     fn due_points(every: u64, until: u64, growth: u64) -> Vec<u64> {
@@ -298,6 +310,36 @@ mod tests {
             }
         }
         points
+    }
+
+    #[test]
+    fn kv_snapshots_follow_the_state_not_the_ledger() {
+        // A few keys: every `every` transactions, however long the ledger.
+        assert!(!state_due(10_099_999, 10_000_000, 100_000, 200));
+        assert!(state_due(10_100_000, 10_000_000, 100_000, 200));
+        // A key per transaction: a quarter of the keys.
+        assert!(!state_due(
+            10_000_000 + 2_499_999,
+            10_000_000,
+            100_000,
+            10_000_000
+        ));
+        assert!(state_due(
+            10_000_000 + 2_500_000,
+            10_000_000,
+            100_000,
+            10_000_000
+        ));
+        assert!(!state_due(u64::MAX, 0, 0, 0), "0 means never");
+        // Snapshots at constant state, checked at every commit: the suffix a
+        // restart replays stays under the interval.
+        let (mut covered, mut taken) = (0, 0);
+        for done in 1..=1_000_000u64 {
+            if state_due(done, covered, 1_000, 50) {
+                (covered, taken) = (done, taken + 1);
+            }
+        }
+        assert_eq!((taken, 1_000_000 - covered), (1_000, 0));
     }
 
     #[test]

@@ -11,9 +11,12 @@
 //! | `latency.json` | `latency.png`: commit latency percentiles vs offered load (open loop) |
 //! | `workers.json` | `workers.png`: SmallBank through the service, 1 vs 2 workers |
 //! | `etcd3.json` | `etcd3.png`: 3-node Stele vs 3-node etcd, throughput and p99 |
+//! | `memory-10m.tsv` | `memory.png`: RSS vs committed transactions at constant state (`bench/memory.sh`), with the least-squares B/tx |
 //!
 //! `single.json` and `cluster3.json` (every workload on one node, on a 3-node
-//! cluster) are tables only.
+//! cluster) are tables only. `memory-10m.tsv` is what `bench/memory.sh`
+//! prints (`seconds`, `seqno`, `rss_kib`); rows whose seqno does not increase
+//! (the load had finished) are left out of the plot and the slope.
 //!
 //! A missing file is skipped with a note, so partial results still plot.
 
@@ -21,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -217,6 +220,9 @@ pub fn plots(results: &Path, out: &Path) -> Result<()> {
     if let Some(runs) = load(results, "etcd3.json")? {
         etcd(&runs, &out.join("etcd3.png"), &mut summary)?;
     }
+    if let Some(samples) = load_memory(results, "memory-10m.tsv")? {
+        memory(&samples, &out.join("memory.png"))?;
+    }
     if let Some(runs) = load(results, "single.json")? {
         every_workload(&runs, "Single node", &mut summary);
     }
@@ -386,16 +392,17 @@ fn latency(runs: &[Run], path: &Path, summary: &mut String) -> Result<()> {
 }
 
 /// One line with dots per series, in `COLOURS` order, labelled, and the legend.
-fn draw_lines<'a, Y>(
+fn draw_lines<'a, Y, N>(
     chart: &mut ChartContext<
         'a,
         BitMapBackend<'a>,
         Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
     >,
-    lines: impl IntoIterator<Item = (&'static str, Vec<(f64, f64)>)>,
+    lines: impl IntoIterator<Item = (N, Vec<(f64, f64)>)>,
 ) -> Result<()>
 where
     Y: Ranged<ValueType = f64>,
+    N: Into<String>,
 {
     for (index, (name, data)) in lines.into_iter().enumerate() {
         let colour = COLOURS[index];
@@ -611,6 +618,141 @@ fn every_workload(runs: &[Run], setup: &str, summary: &mut String) {
     }
     let runs = groups.values().map(Vec::len).max().unwrap_or(0);
     let _ = writeln!(summary, "\n({runs} runs per row.)");
+}
+
+/// RSS growth per committed transaction that the memory target allows, bytes.
+const TARGET_BYTES_PER_TX: f64 = 16.0;
+
+/// One row of a `bench/memory.sh` TSV: the committed sequence number and the
+/// node's resident set, KiB.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    seqno: u64,
+    rss_kib: u64,
+}
+
+impl Sample {
+    /// Parses `seconds\tseqno\trss_kib`.
+    fn parse(line: &str) -> Result<Sample> {
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        let [_, seqno, rss_kib] = fields[..] else {
+            bail!("expected 3 tab-separated fields, found {}", fields.len());
+        };
+        Ok(Sample {
+            seqno: seqno.parse().with_context(|| format!("seqno {seqno:?}"))?,
+            rss_kib: rss_kib
+                .parse()
+                .with_context(|| format!("rss_kib {rss_kib:?}"))?,
+        })
+    }
+
+    /// Committed transactions, millions.
+    fn millions(&self) -> f64 {
+        self.seqno as f64 / 1e6
+    }
+
+    fn rss_bytes(&self) -> f64 {
+        self.rss_kib as f64 * 1024.0
+    }
+}
+
+/// The samples of `dir/name` (a `bench/memory.sh` TSV, after its header
+/// line) whose seqno increases: the rows after the load finished repeat the
+/// last seqno. `None` if the file is absent or has fewer than two.
+fn load_memory(dir: &Path, name: &str) -> Result<Option<Vec<Sample>>> {
+    let path = dir.join(name);
+    if !path.exists() {
+        eprintln!("skipping {}: absent", path.display());
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
+    let mut samples: Vec<Sample> = Vec::new();
+    for (index, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let sample =
+            Sample::parse(line).with_context(|| format!("{path:?}, line {}", index + 1))?;
+        if samples.last().is_none_or(|last| sample.seqno > last.seqno) {
+            samples.push(sample);
+        }
+    }
+    if samples.len() < 2 {
+        eprintln!("skipping {}: fewer than two samples", path.display());
+        return Ok(None);
+    }
+    Ok(Some(samples))
+}
+
+/// The least-squares slope of RSS bytes over committed transactions
+/// (at least two samples of distinct seqno).
+fn bytes_per_tx(samples: &[Sample]) -> f64 {
+    let n = samples.len() as f64;
+    let x_mean = samples.iter().map(|s| s.seqno as f64).sum::<f64>() / n;
+    let y_mean = samples.iter().map(Sample::rss_bytes).sum::<f64>() / n;
+    let (covariance, variance) = samples.iter().fold((0.0, 0.0), |(c, v), s| {
+        let dx = s.seqno as f64 - x_mean;
+        (c + dx * (s.rss_bytes() - y_mean), v + dx * dx)
+    });
+    covariance / variance
+}
+
+/// RSS (MiB) vs committed transactions (millions), labelled with its
+/// least-squares slope, and the target slope dashed from the first sample.
+fn memory(samples: &[Sample], path: &Path) -> Result<()> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let slope = bytes_per_tx(samples);
+    eprintln!(
+        "memory: least squares {slope:.1} B/tx over {} samples",
+        samples.len()
+    );
+    let measured: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (s.millions(), s.rss_bytes() / MIB))
+        .collect();
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let target = [first, last].map(|s| {
+        let growth = TARGET_BYTES_PER_TX * (s.seqno - first.seqno) as f64;
+        (s.millions(), (first.rss_bytes() + growth) / MIB)
+    });
+    let y_max = measured
+        .iter()
+        .chain(&target)
+        .map(|(_, y)| *y)
+        .fold(1.0, f64::max)
+        * 1.15;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Memory at constant state: RSS vs committed transactions (bench/memory.sh)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(0.0..last.millions() * 1.05, 0.0..y_max)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("committed transactions (millions)")
+        .y_desc("RSS (MiB)")
+        .light_line_style(RGBColor(238, 238, 238))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(plot_error)?;
+    let grey = RGBColor(110, 110, 110).stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new(target, 10, 6, grey))
+        .map_err(plot_error)?
+        .label(format!("{TARGET_BYTES_PER_TX:.0} B/tx target"))
+        .legend(move |(x, y)| {
+            plotters::element::DashedPathElement::new([(x, y), (x + 20, y)], 6, 3, grey)
+        });
+    let name = format!("RSS (least squares {slope:.1} B/tx)");
+    draw_lines(&mut chart, [(name, measured)])?;
+    finish(&root, path)
 }
 
 /// One bar: its name under it, its height (the median), the text above it,

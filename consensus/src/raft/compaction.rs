@@ -7,9 +7,9 @@
 //! the number of builds: an idle-ish node (small batches, one entry each)
 //! would spend its time writing its state. So openraft's policy is `Never`,
 //! and this task triggers a build once the entries applied since the last
-//! snapshot reach `snapshot_entries` and half the index of that snapshot
-//! (KV snapshots follow the same rule with a quarter): snapshots grow
-//! geometrically (x1.5).
+//! snapshot reach `snapshot_entries` and half the index of that snapshot:
+//! snapshots grow geometrically (x1.5). (KV snapshots, which a restart uses,
+//! follow the state's size instead: `snapshot.rs`.)
 
 use openraft::async_runtime::WatchReceiver as _;
 
