@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use stele_history::{Digest, NoteVerifier, VerifyingKey};
-use stele_ledger::{verify_ledger_against, KeySource, Progress, VerifySummary};
+use stele_ledger::{verify_split_ledger, KeySource, Progress, VerifySummary};
 
 /// Arguments of `stele verify`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,11 @@ pub struct VerifyArgs {
     /// own, so only this detects a cut-off tail or a replaced one.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// Where the ledger's archived chunks are, if not in its own `archive/`
+    /// folder (a copy of an archive, an object-store mount): the two folders
+    /// are checked as one ledger.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }
 
 /// A parsed `--key`: the public key and, for a note verifier key, the name
@@ -100,8 +105,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             progress.bytes_done, progress.bytes_total, progress.transactions
         ),
     };
-    let result = verify_ledger_against(
+    let result = verify_split_ledger(
         &args.ledger_dir,
+        args.archive.as_deref(),
         key.as_ref().map(|given| &given.key),
         anchor.as_deref(),
         &mut report,

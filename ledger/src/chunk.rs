@@ -83,15 +83,23 @@ fn canonical(text: &str) -> Option<u64> {
 /// to form one sequence: the first starts at seqno 1, each closed chunk ends
 /// just before the next begins, and only the last may be open.
 pub fn list(dir: &Path) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
+    list_with_archive(dir, &dir.join(crate::archive::ARCHIVE_DIR))
+}
+
+/// [`list`] with the archive at `archive` (a copy of a ledger split across
+/// folders, as `stele verify --archive` reads it).
+pub fn list_with_archive(
+    dir: &Path,
+    archive: &Path,
+) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
     let mut chunks = list_folder(dir)?;
-    let archive = dir.join(crate::archive::ARCHIVE_DIR);
     if archive.is_dir() {
         let live: std::collections::BTreeSet<_> = chunks
             .iter()
             .map(|(name, _)| (name.first, name.last))
             .collect();
         chunks.extend(
-            list_folder(&archive)?
+            list_folder(archive)?
                 .into_iter()
                 .filter(|(name, _)| name.committed && !live.contains(&(name.first, name.last))),
         );

@@ -66,7 +66,8 @@ pub use error::{Clearable, LedgerError};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
 pub use ledger::{read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
 pub use verify::{
-    verify_ledger, verify_ledger_against, KeySource, Progress, VerifyFailure, VerifySummary,
+    verify_ledger, verify_ledger_against, verify_split_ledger, KeySource, Progress, VerifyFailure,
+    VerifySummary,
 };
 
 /// Largest frame payload, in bytes. The batcher keeps batches far smaller; a frame

@@ -99,7 +99,23 @@ pub fn verify_ledger_against(
     anchor: Option<&str>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VerifySummary, VerifyFailure> {
-    let chunks = chunk::list(dir).map_err(|error| from_ledger_error(dir, error))?;
+    verify_split_ledger(dir, None, key, anchor, progress)
+}
+
+/// [`verify_ledger_against`] a ledger whose archived chunks are in `archive`
+/// (`None`: its own `archive/` folder, if any).
+pub fn verify_split_ledger(
+    dir: &Path,
+    archive: Option<&Path>,
+    key: Option<&VerifyingKey>,
+    anchor: Option<&str>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifySummary, VerifyFailure> {
+    let listed = match archive {
+        Some(archive) => chunk::list_with_archive(dir, archive),
+        None => chunk::list(dir),
+    };
+    let chunks = listed.map_err(|error| from_ledger_error(dir, error))?;
     if chunks.is_empty() {
         return Err(VerifyFailure {
             file: dir.to_owned(),

@@ -68,6 +68,47 @@ fn a_good_ledger_verifies_with_the_key_in_either_form() {
     assert!(text(&output.stderr).contains("transactions"));
 }
 
+/// A ledger split across folders: committed chunks in its own `archive/`
+/// are found without a flag; in a folder elsewhere, with `--archive`; and
+/// without it the gap they leave is named.
+#[test]
+fn a_ledger_split_across_live_and_archive_folders_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("ledger");
+    let writer = ledger(&live);
+    {
+        let (mut opened, _) = Ledger::open(&live, LedgerConfig { chunk_bytes: 4096 }).unwrap();
+        opened.commit(opened.durable_seqno()).unwrap();
+        let group = stele_ledger::GroupCommit::spawn(opened).unwrap();
+        assert!(group.archive_pass(1).unwrap() >= 2, "chunks were archived");
+    }
+    let key = Digest(writer.public_key().to_bytes()).to_hex();
+    let path = live.to_str().unwrap();
+    let output = stele(&["verify", path, "--key", &key]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("60 transactions"));
+
+    let elsewhere = dir.path().join("mounted-archive");
+    std::fs::rename(live.join("archive"), &elsewhere).unwrap();
+    let output = stele(&["verify", path, "--key", &key]);
+    assert!(!output.status.success(), "verified without its archive");
+    assert!(
+        text(&output.stderr).contains("starts at seqno"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = stele(&[
+        "verify",
+        path,
+        "--key",
+        &key,
+        "--archive",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("60 transactions"));
+}
+
 #[test]
 fn a_flipped_byte_fails_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
