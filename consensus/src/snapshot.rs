@@ -57,7 +57,7 @@ pub fn geometric_due(done: u64, covered: u64, every: u64, growth: u64) -> bool {
 /// interval after the newest one. At constant state (a few keys) snapshots
 /// come every `every` transactions however long the ledger; when each
 /// transaction adds a key, the interval grows with the ledger (a restart then
-/// replays up to about a fifth of it).
+/// replays up to about a quarter of it: the keys are counted at each commit).
 pub fn state_due(done: u64, covered: u64, every: u64, keys: u64) -> bool {
     every > 0 && done.saturating_sub(covered) >= every.max(keys / KV_SNAPSHOT_KEYS_PER_TX)
 }

@@ -102,6 +102,8 @@ pub fn copy_to_archive(dir: &Path, moving: &ArchiveMove) -> Result<PathBuf, Ledg
     // Both copies exist after a crash between the rename and the removal.
     if let Ok(existing) = std::fs::metadata(&path) {
         if existing.len() == live_length {
+            // Its rename may not be durable yet: the live copy goes next.
+            sync_dir(&archive)?;
             return Ok(path);
         }
     }

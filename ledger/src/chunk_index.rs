@@ -46,8 +46,12 @@ const LOCATION_BYTES: usize = 5 * 8;
 const DIGEST_BYTES: usize = 32;
 
 /// Most locations an index file may claim (a chunk's batches: each holds at
-/// least one transaction and two frames).
-pub const INDEX_LOCATIONS_MAX: u64 = 1 << 24;
+/// least one transaction and two frames of tens of bytes).
+pub const INDEX_LOCATIONS_MAX: u64 = 1 << 22;
+
+/// Largest index file read: its head, the most locations, its digest.
+const INDEX_BYTES_MAX: u64 =
+    (INDEX_HEAD_BYTES + LOCATION_BYTES * INDEX_LOCATIONS_MAX as usize + DIGEST_BYTES) as u64;
 
 fn index_path(dir: &Path, name: &ChunkName) -> PathBuf {
     dir.join(CHUNK_INDEX_DIR)
@@ -94,7 +98,13 @@ pub(crate) fn write(dir: &Path, name: &ChunkName, length: u64, locations: &[Batc
 /// index file, if it has a usable one.
 pub(crate) fn read(dir: &Path, name: &ChunkName, length: u64) -> Option<Vec<BatchLocation>> {
     let last = name.last.filter(|_| name.committed)?;
-    let bytes = std::fs::read(index_path(dir, name)).ok()?;
+    let path = index_path(dir, name);
+    let size = std::fs::metadata(&path).ok()?.len();
+    if size > INDEX_BYTES_MAX {
+        tracing::warn!(path = %path.display(), size, "ignoring an oversized chunk index; scanning its chunk");
+        return None;
+    }
+    let bytes = std::fs::read(&path).ok()?;
     let locations = parse(&bytes, name.first, last, length);
     if locations.is_none() {
         tracing::warn!(chunk = %name.file_name(), "ignoring a chunk index that does not match its chunk; scanning it");
@@ -129,6 +139,7 @@ fn parse(bytes: &[u8], first: u64, last: u64, length: u64) -> Option<Vec<BatchLo
             std::array::from_fn(|_| values.next().expect("the length was checked"));
         let in_order = first_seqno == next_seqno
             && last_seqno >= first_seqno
+            && last_seqno <= last
             && offset >= next_offset
             && end > offset
             && end <= length;
@@ -143,7 +154,7 @@ fn parse(bytes: &[u8], first: u64, last: u64, length: u64) -> Option<Vec<BatchLo
             offset,
             end,
         });
-        (next_seqno, next_offset) = (last_seqno + 1, end);
+        (next_seqno, next_offset) = (last_seqno.checked_add(1)?, end);
     }
     (next_seqno == last + 1 && next_offset == length).then_some(locations)
 }

@@ -37,7 +37,10 @@ pub struct LedgerLogReader {
 
 /// The ledger's chunk files, listed once and reused across the reads of one
 /// call (a listing per batch read dominated reading long stretches of the log).
-pub(super) type Chunks = Vec<(chunk::ChunkName, PathBuf)>;
+pub(crate) type Chunks = Vec<(chunk::ChunkName, PathBuf)>;
+
+/// Listings tried before a chunk is reported missing.
+const OPEN_CHUNK_ATTEMPTS: usize = 3;
 
 /// Reads the batch at `location` and its signature from the ledger folder.
 fn read_location(
@@ -57,14 +60,23 @@ fn read_location(
 /// Opens the chunk starting at `chunk_first`. A chunk is renamed when it
 /// closes or commits: the folder is listed again if the chunk is not in the
 /// listing or moved since (an open file stays readable through a rename).
-pub(super) fn open_chunk(
+pub(crate) fn open_chunk(
     dir: &Path,
     chunk_first: u64,
     chunks: &mut Chunks,
 ) -> Result<(File, PathBuf), ConsensusError> {
-    for attempt in 0..3 {
+    for attempt in 0..OPEN_CHUNK_ATTEMPTS {
         if attempt > 0 || !chunks.iter().any(|(name, _)| name.first == chunk_first) {
-            *chunks = chunk::list(dir)?;
+            match chunk::list(dir) {
+                Ok(listed) => *chunks = listed,
+                // A listing taken while a chunk is renamed (closed, committed
+                // or archived) may see it twice or not at all: list again.
+                Err(_) if attempt + 1 < OPEN_CHUNK_ATTEMPTS => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         let Some((_, path)) = chunks.iter().find(|(name, _)| name.first == chunk_first) else {
             break;

@@ -65,6 +65,10 @@ struct State {
     /// (where [`LogWriter::release_through`] resumes).
     released: usize,
     meta: RaftMeta,
+    /// The committed log id the meta file holds on disk (`meta.committed`
+    /// may be ahead while a save runs): what the ledger may be marked
+    /// committed up to, since a restart takes its commit point from the file.
+    committed_saved: Option<SteleLogId>,
     /// Told the last seqno of each batch this node makes durable.
     on_durable: Option<DurableHook>,
 }
@@ -112,6 +116,8 @@ fn change_and_save<R>(
         (result, state.meta.clone(), state.dir.clone())
     };
     meta.save(&dir)?;
+    // Saves run one at a time (`saving`): this is the file's content now.
+    lock(shared).committed_saved = meta.committed;
     Ok(result)
 }
 
@@ -243,6 +249,7 @@ impl LedgerLogStore {
                 dir,
                 slots,
                 released: 0,
+                committed_saved: meta.committed,
                 meta,
                 on_durable: None,
             }),
@@ -567,8 +574,9 @@ mod log_writer;
 
 #[path = "log_reader.rs"]
 mod log_reader;
+use log_reader::checkpoint_root;
 pub use log_reader::LedgerLogReader;
-use log_reader::{checkpoint_root, Chunks};
+pub(crate) use log_reader::{open_chunk, Chunks};
 
 #[path = "ledger_copy.rs"]
 mod ledger_copy;

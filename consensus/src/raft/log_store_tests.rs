@@ -110,11 +110,11 @@ async fn the_log_as_pieces_reads_as_the_frames_of_its_batches() {
     assert!(
         pieces
             .iter()
-            .all(|piece| matches!(piece, crate::raft::transfer_data::Piece::File { .. })),
+            .all(|piece| matches!(piece, crate::raft::transfer_data::Piece::Chunk { .. })),
         "every batch was durable: {pieces:?}"
     );
     assert!(
-        pieces.len() < 10,
+        pieces.len() <= chunk::list(dir.path()).expect("the chunks list").len(),
         "consecutive batches of a chunk make one piece: {pieces:?}"
     );
     let mut read = Vec::new();
@@ -279,5 +279,69 @@ async fn key_log_ids_and_the_replication_read_budget() {
             .expect("reads")
             .len(),
         4
+    );
+}
+
+/// The ledger is marked committed only up to the commit point the meta file
+/// holds: a restart takes its commit point from that file, and a snapshot
+/// install then rolls back to it, which the ledger would refuse below a
+/// higher mark (and the node would not start again).
+#[tokio::test]
+async fn the_ledger_is_marked_committed_only_up_to_the_saved_commit_point() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut writer = FixtureWriter::new(9);
+    let config = LedgerConfig {
+        chunk_bytes: stele_ledger::CHUNK_BYTES_MIN,
+    };
+    let ledger = Ledger::create(dir.path(), config, &writer.genesis()).expect("a new ledger");
+    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let batches: Vec<ExecutedBatch> = (0..14).map(|_| executed(&mut writer, 5)).collect();
+    let entries = entries_of(writer.view, &batches);
+    for entry in entries[..12].iter().cloned() {
+        store.append_and_wait(vec![entry]).await.expect("appended");
+    }
+    let committed_names = |dir: &std::path::Path| {
+        chunk::list(dir)
+            .expect("the chunks list")
+            .iter()
+            .filter(|(name, _)| name.committed)
+            .map(|(name, _)| name.last.expect("a committed chunk is closed"))
+            .collect::<Vec<_>>()
+    };
+    // Nothing saved yet: nothing is marked, however far the replica got.
+    let log = store.log_writer();
+    log.mark_committed();
+    store
+        .append_and_wait(vec![entries[12].clone()])
+        .await
+        .expect("appended (a barrier for the writer's queue)");
+    assert!(committed_names(dir.path()).is_empty());
+    // Saved through log index 5: marked through batch 5's last seqno only.
+    log.raise_committed(log_id(writer.view, 5))
+        .expect("the commit point is saved");
+    log.mark_committed();
+    store
+        .append_and_wait(vec![entries[13].clone()])
+        .await
+        .expect("appended (a barrier for the writer's queue)");
+    drop((log, store));
+    let (reopened, _) = Ledger::open(dir.path(), config).expect("the ledger reopens");
+    let through = batches[5].batch.last_seqno();
+    assert_eq!(
+        reopened.committed_seqno(),
+        *committed_names(dir.path())
+            .last()
+            .expect("a committed chunk")
+    );
+    assert!(
+        reopened.committed_seqno() <= through,
+        "marked past the saved commit point"
+    );
+    assert!(
+        committed_names(dir.path())
+            .iter()
+            .all(|&last| last <= through),
+        "{:?}",
+        committed_names(dir.path())
     );
 }

@@ -153,10 +153,29 @@ impl LogWriter {
         })
     }
 
-    /// Marks the ledger committed up to `seqno` (what of it is durable): the
-    /// chunks wholly below get their `.committed` name and index file, and no
-    /// truncation may reach below it. Not waited for.
-    pub(crate) fn mark_committed(&self, seqno: u64) {
+    /// Marks the ledger committed up to the commit point the meta file
+    /// holds (what of it is durable): the chunks wholly below get their
+    /// `.committed` name and index file, and no truncation may reach below
+    /// it. Not the replica's commit point, which may be ahead of the file: a
+    /// restart takes its commit point from the file, and a snapshot install
+    /// then rolls back to it, which the ledger would refuse below its mark.
+    /// Not waited for.
+    pub(crate) fn mark_committed(&self) {
+        let seqno = {
+            let state = lock(&self.shared);
+            let end = state.committed_saved.map_or(0, |id| id.index + 1);
+            let end = usize::try_from(end)
+                .unwrap_or(usize::MAX)
+                .min(state.slots.len());
+            state.slots[..end]
+                .iter()
+                .rev()
+                .find_map(Slot::last_seqno)
+                .unwrap_or(0)
+        };
+        if seqno == 0 {
+            return;
+        }
         if let Err(error) = self.writer.commit_durable(seqno) {
             tracing::warn!(%error, seqno, "cannot mark the ledger committed");
         }

@@ -47,7 +47,9 @@ pub struct ReplicaStateMachine {
 }
 
 /// Least time between two marks of the ledger's commit point
-/// ([`LogWriter::mark_committed`]): each is a request to the ledger's writer.
+/// ([`LogWriter::mark_committed`]), made on applies: each is a request to
+/// the ledger's writer. The last commit point before an idle spell is marked
+/// at the next apply.
 pub const LEDGER_COMMIT_INTERVAL_MS: u64 = 200;
 
 /// Where snapshot transfers are kept, and the log they are built from and
@@ -340,9 +342,7 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         });
         if due {
             self.ledger_committed_at = Some(std::time::Instant::now());
-            self.transfers
-                .log
-                .mark_committed(self.replica.committed_seqno());
+            self.transfers.log.mark_committed();
         }
         Ok(())
     }

@@ -6,17 +6,20 @@
 //! snapshot costs O(state) on disk, and what crosses the wire is unchanged
 //! (`transfer.rs` describes it).
 //!
-//! Invariant kept: the pieces name open files and byte ranges of committed
-//! batches, which never change (a truncation stops at the commit point; a
-//! rename or a newer snapshot leaves an open file readable), so a send reads
-//! the same bytes however long it takes.
+//! Invariants kept: the pieces name byte ranges of committed batches, which
+//! never change (a truncation stops at the commit point; a rename, a move to
+//! the archive or a newer snapshot leaves an open file readable), so a send
+//! reads the same bytes however long it takes; and a snapshot holds at most
+//! one chunk file open at a time (chunks are opened as the send reaches
+//! them), whatever the ledger's length.
 
 use std::fs::File;
 use std::future::Future as _;
 use std::io::{self, SeekFrom};
 use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
@@ -25,9 +28,63 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 /// chunk sender reads `SNAPSHOT_CHUNK_BYTES` through several reads).
 pub const TRANSFER_READ_BYTES_MAX: usize = 1 << 20;
 
+/// The ledger folder the [`Piece::Chunk`]s of one snapshot are read from,
+/// with the one chunk file it holds open.
+#[derive(Debug)]
+pub struct ChunkSource {
+    dir: PathBuf,
+    state: Mutex<Opened>,
+}
+
+/// The folder's listing, and the chunk open now (by its first seqno).
+#[derive(Debug, Default)]
+struct Opened {
+    listing: crate::raft::log_store::Chunks,
+    chunk: Option<(u64, Arc<File>)>,
+}
+
+impl ChunkSource {
+    /// Chunks of the ledger folder `dir`, none open yet.
+    pub fn new(dir: PathBuf) -> Self {
+        ChunkSource {
+            dir,
+            state: Mutex::new(Opened::default()),
+        }
+    }
+
+    /// The chunk starting at `chunk_first`, open (the one open before is
+    /// closed unless a read still holds it).
+    fn open(&self, chunk_first: u64) -> io::Result<Arc<File>> {
+        let mut state = crate::sync::lock(&self.state);
+        if let Some((first, file)) = &state.chunk {
+            if *first == chunk_first {
+                return Ok(Arc::clone(file));
+            }
+        }
+        let (file, _) =
+            crate::raft::log_store::open_chunk(&self.dir, chunk_first, &mut state.listing)
+                .map_err(io::Error::other)?;
+        let file = Arc::new(file);
+        state.chunk = Some((chunk_first, Arc::clone(&file)));
+        Ok(file)
+    }
+}
+
 /// A stretch of the bytes of a snapshot to send.
 #[derive(Debug, Clone)]
 pub enum Piece {
+    /// `length` bytes from `offset` of the ledger chunk starting at
+    /// `chunk_first`, opened when the send reaches it.
+    Chunk {
+        /// Where the chunk is looked up.
+        source: Arc<ChunkSource>,
+        /// The chunk's first seqno (its name).
+        chunk_first: u64,
+        /// Where the stretch starts in the chunk.
+        offset: u64,
+        /// Its length in bytes.
+        length: u64,
+    },
     /// `length` bytes of `file` from `offset`.
     File {
         /// Open, so a rename or deletion does not affect the send.
@@ -45,7 +102,7 @@ impl Piece {
     /// The piece's length in bytes.
     pub fn len(&self) -> u64 {
         match self {
-            Piece::File { length, .. } => *length,
+            Piece::Chunk { length, .. } | Piece::File { length, .. } => *length,
             Piece::Bytes(bytes) => bytes.len() as u64,
         }
     }
@@ -60,6 +117,17 @@ impl Piece {
         let left = self.len().saturating_sub(at);
         let length = usize::try_from(left).unwrap_or(usize::MAX).min(wanted);
         match self {
+            Piece::Chunk {
+                source,
+                chunk_first,
+                offset,
+                ..
+            } => {
+                let file = source.open(*chunk_first)?;
+                let mut bytes = vec![0; length];
+                file.read_exact_at(&mut bytes, offset + at)?;
+                Ok(bytes)
+            }
             Piece::File { file, offset, .. } => {
                 let mut bytes = vec![0; length];
                 file.read_exact_at(&mut bytes, offset + at)?;
@@ -81,6 +149,29 @@ impl Piece {
 pub fn push_piece(pieces: &mut Vec<Piece>, piece: Piece) {
     if piece.is_empty() {
         return;
+    }
+    if let (
+        Some(Piece::Chunk {
+            source: last_source,
+            chunk_first: last_chunk,
+            offset: last_offset,
+            length: last_length,
+        }),
+        Piece::Chunk {
+            source,
+            chunk_first,
+            offset,
+            length,
+        },
+    ) = (pieces.last_mut(), &piece)
+    {
+        if Arc::ptr_eq(last_source, source)
+            && last_chunk == chunk_first
+            && *last_offset + *last_length == *offset
+        {
+            *last_length += length;
+            return;
+        }
     }
     if let (
         Some(Piece::File {
@@ -201,9 +292,11 @@ impl AsyncRead for PieceReader {
         let read = ready!(Pin::new(task).poll(cx));
         this.reading = None;
         let bytes = read.map_err(io::Error::other)??;
-        debug_assert!(bytes.len() <= buf.remaining(), "read at most what fits");
-        buf.put_slice(&bytes);
-        this.position += bytes.len() as u64;
+        // Polled again with a smaller buffer than the read was started for:
+        // what does not fit is read again next time.
+        let fits = bytes.len().min(buf.remaining());
+        buf.put_slice(&bytes[..fits]);
+        this.position += fits as u64;
         Poll::Ready(Ok(()))
     }
 }
