@@ -191,18 +191,24 @@ fn an_unreachable_member_times_out_and_the_cluster_stays_writable() {
 
 /// `[cluster]` settings that make the leader compact its log often: a
 /// snapshot every 8 applied entries, 2 entries kept behind it.
+/// Longest wait for the ledger's upkeep to archive a committed chunk.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(30);
+
 const FREQUENT_SNAPSHOTS: &str = "snapshot_entries = 8\nlog_entries_kept = 2\n";
 
 /// With the log compacted into snapshots, a follower that was down meanwhile
 /// and a new node both catch up from a snapshot transfer (a KV snapshot plus
 /// the ledger, checked as it is installed) instead of from the log; afterwards
 /// they hold every committed transaction, serve the same values and receipts,
-/// and their ledgers verify.
+/// and their ledgers verify. The chunks are small and every committed one
+/// but the newest moves to the archive, so the transfers are read from
+/// archived chunks.
 #[test]
 fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
     let options = ClusterOptions {
         joining: 1,
         cluster_settings: FREQUENT_SNAPSHOTS.to_owned(),
+        ledger_settings: "chunk_bytes = 4096\ncommitted_chunks_live = 1\n".to_owned(),
         ..ClusterOptions::default()
     };
     let mut cluster = Cluster::start(Path::new(BIN), &options);
@@ -288,5 +294,23 @@ fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
         }
     }
     assert!(kept >= 2, "snapshots were built and kept: {kept}");
+    // The upkeep marks the commit point and archives once a second, also
+    // when no write comes: wait for it (bounded; not a timing assertion).
+    let archive = cluster.nodes[leader].ledger_dir().join("archive");
+    let waited = Instant::now();
+    let archived = loop {
+        let count = std::fs::read_dir(&archive)
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        if count > 0 || waited.elapsed() > ARCHIVE_WAIT {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        archived > 0,
+        "the leader moved no chunk to {}",
+        archive.display()
+    );
     cluster.terminate_and_verify();
 }

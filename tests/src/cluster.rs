@@ -41,6 +41,9 @@ pub struct ClusterOptions {
     /// Lines added to the `[cluster]` section of every node's file, e.g.
     /// `"snapshot_entries = 8\n"`.
     pub cluster_settings: String,
+    /// Lines of a `[ledger]` section added to every node's file, e.g.
+    /// `"chunk_bytes = 4096\n"`.
+    pub ledger_settings: String,
 }
 
 impl Default for ClusterOptions {
@@ -52,6 +55,7 @@ impl Default for ClusterOptions {
             slow_elections: Vec::new(),
             joining: 0,
             cluster_settings: String::new(),
+            ledger_settings: String::new(),
         }
     }
 }
@@ -140,6 +144,12 @@ impl Cluster {
             for id in 1..=options.nodes + options.joining {
                 let toml = dir.path().join(format!("node{id}.toml"));
                 add_cluster_settings(&toml, id, &options.cluster_settings);
+            }
+        }
+        if !options.ledger_settings.is_empty() {
+            for id in 1..=options.nodes + options.joining {
+                let toml = dir.path().join(format!("node{id}.toml"));
+                add_ledger_section(&toml, &options.ledger_settings);
             }
         }
         let mut cluster = Cluster {
@@ -336,6 +346,18 @@ impl Cluster {
             assert!(output.status.success(), "{}", describe_output(&output));
         }
     }
+}
+
+/// Appends a `[ledger]` section of `settings` (TOML lines) to `toml`.
+fn add_ledger_section(toml: &Path, settings: &str) {
+    let text = std::fs::read_to_string(toml).expect("cluster-init wrote the node's file");
+    assert!(
+        !text.contains("[ledger]"),
+        "{}: has a [ledger] section",
+        toml.display()
+    );
+    std::fs::write(toml, format!("{text}\n[ledger]\n{settings}"))
+        .expect("rewriting the node's file");
 }
 
 /// Adds `settings` (TOML lines) to the `[cluster]` section of `toml`.

@@ -154,8 +154,10 @@ pub type TruncateHook = Box<dyn Fn(&ExecutedBatch) + Send + Sync>;
 /// a restart (a lower bound is always safe), and each save is two fsyncs.
 pub const COMMITTED_SAVE_INTERVAL_MS: u64 = 200;
 
-/// Time between two passes of the archiver (`[ledger] committed_chunks_live`):
-/// a pass is a request to the ledger's writer, then a copy per chunk to move.
+/// Time between two passes of the ledger's upkeep (`LogWriter::spawn_upkeep`:
+/// the commit point saved and marked, chunks archived with `[ledger]
+/// committed_chunks_live`): a pass is a request or two to the ledger's
+/// writer, then a copy per chunk to move.
 pub const ARCHIVE_PASS_INTERVAL_MS: u64 = 1_000;
 
 /// Finishes a recorded truncation and drops Raft-only entries recorded past the

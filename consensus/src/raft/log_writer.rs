@@ -181,36 +181,65 @@ impl LogWriter {
         }
     }
 
-    /// Starts the thread that moves committed chunks but the newest `kept`
-    /// to the ledger's archive, one pass every [`ARCHIVE_PASS_INTERVAL_MS`];
-    /// it ends with the ledger's writer.
-    pub(crate) fn spawn_archiver(&self, kept: usize) -> Result<(), ConsensusError> {
+    /// Starts the ledger's upkeep thread, one pass every
+    /// [`ARCHIVE_PASS_INTERVAL_MS`] (and one at once), until the ledger's
+    /// writer stops: it saves the committed log id if the meta file is
+    /// behind (saves are throttled, and the last commit before an idle spell
+    /// would otherwise wait for the next), marks the ledger committed up to
+    /// it, and with `archive_kept` moves committed chunks but the newest
+    /// `archive_kept` to the archive.
+    pub(crate) fn spawn_upkeep(&self, archive_kept: Option<usize>) -> Result<(), ConsensusError> {
         let writer = Arc::downgrade(&self.writer);
+        let shared = Arc::clone(&self.shared);
         std::thread::Builder::new()
-            .name("stele-archive".to_owned())
+            .name("stele-ledger-upkeep".to_owned())
             .spawn(move || {
                 crate::paced::lower_this_thread();
-                // A pass at once (what earlier runs committed), then at intervals.
                 loop {
                     let Some(writer) = writer.upgrade() else {
                         return;
                     };
-                    match writer.archive_pass(kept) {
-                        Ok(0) => {}
-                        Ok(moved) => tracing::info!(moved, "moved committed chunks to the archive"),
-                        Err(stele_ledger::LedgerError::WriterStopped) => return,
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot move a chunk to the archive; trying again later");
-                        }
+                    let log = LogWriter {
+                        shared: Arc::clone(&shared),
+                        writer,
+                    };
+                    if !log.upkeep(archive_kept) {
+                        return;
                     }
-                    drop(writer);
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        ARCHIVE_PASS_INTERVAL_MS,
-                    ));
+                    drop(log);
+                    std::thread::sleep(std::time::Duration::from_millis(ARCHIVE_PASS_INTERVAL_MS));
                 }
             })
             .map(drop)
-            .map_err(|error| ConsensusError::Stopped(format!("spawning the archiver: {error}")))
+            .map_err(|error| {
+                ConsensusError::Stopped(format!("spawning the ledger upkeep: {error}"))
+            })
+    }
+
+    /// One upkeep pass ([`Self::spawn_upkeep`]); `false` once the writer stopped.
+    fn upkeep(&self, archive_kept: Option<usize>) -> bool {
+        let behind = {
+            let state = lock(&self.shared);
+            state.meta.committed > state.committed_saved
+        };
+        if behind {
+            if let Err(error) = change_and_save(&self.shared, |_| ()) {
+                tracing::warn!(%error, "cannot save the committed log id");
+            }
+        }
+        self.mark_committed();
+        let Some(kept) = archive_kept else {
+            return true;
+        };
+        match self.writer.archive_pass(kept) {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "moved committed chunks to the archive"),
+            Err(stele_ledger::LedgerError::WriterStopped) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "cannot move a chunk to the archive; trying again later");
+            }
+        }
+        true
     }
 
     /// The log id at `index`, if the log holds that index.

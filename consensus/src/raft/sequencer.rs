@@ -82,9 +82,7 @@ impl RaftSequencer {
     ) -> Result<Self, ConsensusError> {
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;
-        if let Some(kept) = committed_chunks_live {
-            log_store.log_writer().spawn_archiver(kept)?;
-        }
+        log_store.log_writer().spawn_upkeep(committed_chunks_live)?;
         let storage = log_store.log_writer().storage_health();
         let reader = log_store.reader();
         let transfers = Transfers {
