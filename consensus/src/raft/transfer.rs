@@ -28,7 +28,6 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::FileExt as _;
 use stele_kv::Snapshot;
 
 use stele_ledger::frame::{checksum, FRAME_HEADER_BYTES};
@@ -211,19 +210,7 @@ impl TransferReader {
     pub fn open(file: File, path: &Path) -> Result<(Self, TransferHeader), ConsensusError> {
         let mut reader = BufReader::new(file);
         let fail = |reason: String| transfer_error(path, reason);
-        let mut magic = [0; 8];
-        reader
-            .read_exact(&mut magic)
-            .map_err(|error| fail(format!("reading the magic: {error}")))?;
-        if &magic != TRANSFER_MAGIC {
-            return Err(fail("not a Stele snapshot transfer".to_owned()));
-        }
-        let length = read_u32(&mut reader).map_err(|error| fail(error.to_string()))? as usize;
-        if length > TRANSFER_HEADER_BYTES_MAX {
-            return Err(fail(format!(
-                "header of {length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
-            )));
-        }
+        let length = read_preamble(&mut reader, path)?;
         let mut bytes = vec![0; length];
         reader
             .read_exact(&mut bytes)
@@ -243,22 +230,13 @@ impl TransferReader {
     /// The KV snapshot (its SHA-256 trailer checked). Call once, before the batches.
     pub fn state(&mut self) -> Result<Snapshot, ConsensusError> {
         let fail = |reason: String| transfer_error(&self.path, reason);
-        let length = read_u64(&mut self.reader).map_err(|error| fail(error.to_string()))?;
-        if length > TRANSFER_STATE_BYTES_MAX {
-            return Err(fail(format!(
-                "state of {length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
-            )));
-        }
-        // The length is input: checked against what the file holds before it
-        // is allocated, or a few bytes claiming gigabytes would get them
-        // (found by fuzzing, fuzz/regressions/raft_transfer).
-        let left = bytes_left(&mut self.reader)
-            .map_err(|error| fail(format!("reading the state: {error}")))?;
-        if length > left {
-            return Err(fail(format!(
-                "reading the state: the file ends inside it ({length} bytes, {left} left)"
-            )));
-        }
+        let end = self
+            .reader
+            .get_ref()
+            .metadata()
+            .map_err(|error| fail(format!("reading the state: {error}")))?
+            .len();
+        let length = read_state_length(&mut self.reader, end, &self.path)?;
         let mut bytes = vec![0; length as usize];
         self.reader
             .read_exact(&mut bytes)
@@ -330,21 +308,62 @@ impl TransferReader {
 }
 
 /// Bytes of the file not read yet.
-fn bytes_left(reader: &mut BufReader<File>) -> std::io::Result<u64> {
-    let end = reader.get_ref().metadata()?.len();
-    Ok(end.saturating_sub(reader.stream_position()?))
+/// Reads a transfer's magic and its header's length (checked against the
+/// limit), leaving `reader` at the header.
+fn read_preamble(reader: &mut impl Read, path: &Path) -> Result<usize, ConsensusError> {
+    let fail = |reason: String| transfer_error(path, reason);
+    let mut magic = [0; 8];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|error| fail(format!("reading the magic: {error}")))?;
+    if &magic != TRANSFER_MAGIC {
+        return Err(fail("not a Stele snapshot transfer".to_owned()));
+    }
+    let mut length = [0; 4];
+    reader
+        .read_exact(&mut length)
+        .map_err(|error| fail(format!("reading the header's length: {error}")))?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > TRANSFER_HEADER_BYTES_MAX {
+        return Err(fail(format!(
+            "header of {length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
+        )));
+    }
+    Ok(length)
 }
 
-fn read_u32(reader: &mut impl Read) -> std::io::Result<u32> {
-    let mut bytes = [0; 4];
-    reader.read_exact(&mut bytes)?;
-    Ok(u32::from_be_bytes(bytes))
-}
-
-fn read_u64(reader: &mut impl Read) -> std::io::Result<u64> {
-    let mut bytes = [0; 8];
-    reader.read_exact(&mut bytes)?;
-    Ok(u64::from_be_bytes(bytes))
+/// Reads the state's length at `reader`'s position in a file of `end`
+/// bytes, leaving `reader` at the state. The length is input: checked
+/// against the limit and against what the file holds before anything is
+/// allocated, or a few bytes claiming gigabytes would get them (found by
+/// fuzzing, fuzz/regressions/raft_transfer).
+fn read_state_length(
+    reader: &mut (impl Read + Seek),
+    end: u64,
+    path: &Path,
+) -> Result<u64, ConsensusError> {
+    let fail = |reason: String| transfer_error(path, reason);
+    let mut length = [0; 8];
+    reader
+        .read_exact(&mut length)
+        .map_err(|error| fail(format!("reading the state's length: {error}")))?;
+    let length = u64::from_be_bytes(length);
+    if length > TRANSFER_STATE_BYTES_MAX {
+        return Err(fail(format!(
+            "state of {length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
+        )));
+    }
+    let left = end.saturating_sub(
+        reader
+            .stream_position()
+            .map_err(|error| fail(format!("reading the state: {error}")))?,
+    );
+    if length > left {
+        return Err(fail(format!(
+            "reading the state: the file ends inside the state ({length} bytes, {left} left)"
+        )));
+    }
+    Ok(length)
 }
 
 /// The snapshot files of `dir`, newest (greatest log index) first.
@@ -440,44 +459,27 @@ pub fn tidy(dir: &Path) {
 }
 
 /// The length of the head of the transfer or kept snapshot in `file`: its
-/// magic, header and state, before any ledger batch.
+/// magic, header and state, before any ledger batch. It reads through the
+/// file's position, which it leaves anywhere (callers read at offsets).
 pub fn head_length(file: &File, path: &Path) -> Result<u64, ConsensusError> {
     let fail = |reason: String| transfer_error(path, reason);
     let end = file
         .metadata()
         .map_err(|error| fail(error.to_string()))?
         .len();
-    let mut magic = [0; 8];
-    file.read_exact_at(&mut magic, 0)
+    let mut reader = file;
+    reader
+        .rewind()
         .map_err(|error| fail(format!("reading the magic: {error}")))?;
-    if &magic != TRANSFER_MAGIC {
-        return Err(fail("not a Stele snapshot transfer".to_owned()));
-    }
-    let mut header_length = [0; 4];
-    file.read_exact_at(&mut header_length, 8)
-        .map_err(|error| fail(format!("reading the header's length: {error}")))?;
-    let header_length = u64::from(u32::from_be_bytes(header_length));
-    if header_length > TRANSFER_HEADER_BYTES_MAX as u64 {
-        return Err(fail(format!(
-            "header of {header_length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
-        )));
-    }
-    let mut state_length = [0; 8];
-    file.read_exact_at(&mut state_length, 12 + header_length)
-        .map_err(|error| fail(format!("reading the state's length: {error}")))?;
-    let state_length = u64::from_be_bytes(state_length);
-    if state_length > TRANSFER_STATE_BYTES_MAX {
-        return Err(fail(format!(
-            "state of {state_length} bytes (most {TRANSFER_STATE_BYTES_MAX})"
-        )));
-    }
-    let head = 12 + header_length + 8 + state_length;
-    if head > end {
-        return Err(fail(format!(
-            "the file ends inside the state ({end} bytes, the head needs {head})"
-        )));
-    }
-    Ok(head)
+    let header_length = read_preamble(&mut reader, path)?;
+    reader
+        .seek(std::io::SeekFrom::Current(header_length as i64))
+        .map_err(|error| fail(format!("reading the header: {error}")))?;
+    let state_length = read_state_length(&mut reader, end, path)?;
+    let at = reader
+        .stream_position()
+        .map_err(|error| fail(format!("reading the state: {error}")))?;
+    Ok(at + state_length)
 }
 
 /// Cuts the file at `path` to its head and syncs it (nothing if it is one).
