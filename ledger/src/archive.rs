@@ -18,7 +18,6 @@
 //! two have the same length).
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::chunk::ChunkName;
@@ -30,9 +29,6 @@ pub const ARCHIVE_DIR: &str = "archive";
 
 /// Suffix of a chunk being copied into the archive.
 const COPYING_SUFFIX: &str = ".tmp";
-
-/// Bytes copied at a time.
-const COPY_PIECE_BYTES: usize = 4 << 20;
 
 /// A committed chunk to move: its name, and its live file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,22 +133,11 @@ pub fn remove_unfinished(dir: &Path) {
     }
 }
 
+/// Copies `from` to `to` (the kernel's copy, `copy_file_range` where it
+/// can) and syncs the copy.
 fn copy_synced(from: &Path, to: &Path) -> Result<(), LedgerError> {
-    let mut source = File::open(from).map_err(|source| LedgerError::io(from, "open", source))?;
-    let mut target = File::create(to).map_err(|source| LedgerError::io(to, "create", source))?;
-    let mut piece = vec![0; COPY_PIECE_BYTES];
-    loop {
-        let read = source
-            .read(&mut piece)
-            .map_err(|source| LedgerError::io(from, "read", source))?;
-        if read == 0 {
-            break;
-        }
-        target
-            .write_all(&piece[..read])
-            .map_err(|source| LedgerError::io(to, "write", source))?;
-    }
-    target
-        .sync_all()
+    std::fs::copy(from, to).map_err(|source| LedgerError::io(from, "copy", source))?;
+    File::open(to)
+        .and_then(|copy| copy.sync_all())
         .map_err(|source| LedgerError::io(to, "fsync", source))
 }
