@@ -42,15 +42,7 @@ pub struct ReplicaStateMachine {
     transfers: Transfers,
     /// The transfer being received, if any.
     incoming: Option<PathBuf>,
-    /// When the ledger was last marked committed.
-    ledger_committed_at: Option<std::time::Instant>,
 }
-
-/// Least time between two marks of the ledger's commit point
-/// ([`LogWriter::mark_committed`]), made on applies: each is a request to
-/// the ledger's writer. The last commit point before an idle spell is marked
-/// at the next apply.
-pub const LEDGER_COMMIT_INTERVAL_MS: u64 = 200;
 
 /// Where snapshot transfers are kept, and the log they are built from and
 /// installed into.
@@ -72,7 +64,6 @@ impl ReplicaStateMachine {
             membership: StoredMembership::default(),
             transfers,
             incoming: None,
-            ledger_committed_at: None,
         }
     }
 
@@ -336,13 +327,6 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         }
         if let Some(last) = self.last_applied {
             self.transfers.log.release_through(last.index);
-        }
-        let due = self.ledger_committed_at.is_none_or(|at| {
-            at.elapsed() >= std::time::Duration::from_millis(LEDGER_COMMIT_INTERVAL_MS)
-        });
-        if due {
-            self.ledger_committed_at = Some(std::time::Instant::now());
-            self.transfers.log.mark_committed();
         }
         Ok(())
     }
