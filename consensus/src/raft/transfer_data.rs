@@ -116,36 +116,30 @@ impl Piece {
     fn read(&self, at: u64, wanted: usize) -> io::Result<Vec<u8>> {
         let left = self.len().saturating_sub(at);
         let length = usize::try_from(left).unwrap_or(usize::MAX).min(wanted);
-        match self {
+        let (file, offset) = match self {
             Piece::Chunk {
                 source,
                 chunk_first,
                 offset,
                 ..
-            } => {
-                let file = source.open(*chunk_first)?;
-                let mut bytes = vec![0; length];
-                file.read_exact_at(&mut bytes, offset + at)?;
-                Ok(bytes)
-            }
-            Piece::File { file, offset, .. } => {
-                let mut bytes = vec![0; length];
-                file.read_exact_at(&mut bytes, offset + at)?;
-                Ok(bytes)
-            }
+            } => (source.open(*chunk_first)?, *offset),
+            Piece::File { file, offset, .. } => (Arc::clone(file), *offset),
             Piece::Bytes(bytes) => {
                 let start = usize::try_from(at).map_err(io::Error::other)?;
-                bytes
+                return bytes
                     .get(start..start + length)
                     .map(<[u8]>::to_vec)
-                    .ok_or_else(|| io::Error::other("a read past the end of a piece"))
+                    .ok_or_else(|| io::Error::other("a read past the end of a piece"));
             }
-        }
+        };
+        let mut bytes = vec![0; length];
+        file.read_exact_at(&mut bytes, offset + at)?;
+        Ok(bytes)
     }
 }
 
 /// Appends `piece` to `pieces`, merging it into the last one when both are
-/// consecutive stretches of the same file.
+/// consecutive stretches of the same chunk.
 pub fn push_piece(pieces: &mut Vec<Piece>, piece: Piece) {
     if piece.is_empty() {
         return;
@@ -169,24 +163,6 @@ pub fn push_piece(pieces: &mut Vec<Piece>, piece: Piece) {
             && last_chunk == chunk_first
             && *last_offset + *last_length == *offset
         {
-            *last_length += length;
-            return;
-        }
-    }
-    if let (
-        Some(Piece::File {
-            file: last_file,
-            offset: last_offset,
-            length: last_length,
-        }),
-        Piece::File {
-            file,
-            offset,
-            length,
-        },
-    ) = (pieces.last_mut(), &piece)
-    {
-        if Arc::ptr_eq(last_file, file) && *last_offset + *last_length == *offset {
             *last_length += length;
             return;
         }
@@ -239,16 +215,6 @@ impl PieceReader {
             position: 0,
             reading: None,
         }
-    }
-
-    /// The stream's length in bytes.
-    pub fn len(&self) -> u64 {
-        self.length
-    }
-
-    /// Whether the stream is empty.
-    pub fn is_empty(&self) -> bool {
-        self.length == 0
     }
 
     /// The piece holding stream byte `position` and the offset within it.
@@ -392,40 +358,34 @@ mod tests {
 
     use super::*;
 
-    /// Two stretches of one file around a piece held in memory.
-    fn sample() -> (tempfile::NamedTempFile, Vec<Piece>, Vec<u8>) {
-        let mut named = tempfile::NamedTempFile::new().unwrap();
+    /// Two stretches of a chunk, a piece held in memory, and a stretch of
+    /// an open file (as a kept snapshot's head is sent).
+    fn sample() -> (tempfile::TempDir, Vec<Piece>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
         let content: Vec<u8> = (0..=255u8)
             .cycle()
             .take(3 * TRANSFER_READ_BYTES_MAX)
             .collect();
-        std::io::Write::write_all(&mut named, &content).unwrap();
-        let file = Arc::new(named.reopen().unwrap());
+        let chunk_path = dir.path().join("ledger_1");
+        std::fs::write(&chunk_path, &content).unwrap();
+        let source = Arc::new(ChunkSource::new(dir.path().to_owned()));
+        let chunk = |offset, length| Piece::Chunk {
+            source: Arc::clone(&source),
+            chunk_first: 1,
+            offset,
+            length,
+        };
         let mut pieces = Vec::new();
         let first = TRANSFER_READ_BYTES_MAX as u64 + 7;
-        push_piece(
-            &mut pieces,
-            Piece::File {
-                file: Arc::clone(&file),
-                offset: 3,
-                length: 100,
-            },
-        );
-        // Consecutive in the same file: merged.
-        push_piece(
-            &mut pieces,
-            Piece::File {
-                file: Arc::clone(&file),
-                offset: 103,
-                length: first,
-            },
-        );
+        push_piece(&mut pieces, chunk(3, 100));
+        // Consecutive in the same chunk: merged.
+        push_piece(&mut pieces, chunk(103, first));
         push_piece(&mut pieces, Piece::Bytes(Arc::from(&b"in memory"[..])));
         push_piece(&mut pieces, Piece::Bytes(Arc::from(&b""[..])));
         push_piece(
             &mut pieces,
             Piece::File {
-                file,
+                file: Arc::new(File::open(&chunk_path).unwrap()),
                 offset: 10,
                 length: 2 * TRANSFER_READ_BYTES_MAX as u64,
             },
@@ -433,11 +393,11 @@ mod tests {
         let mut expected = content[3..103 + first as usize].to_vec();
         expected.extend_from_slice(b"in memory");
         expected.extend_from_slice(&content[10..10 + 2 * TRANSFER_READ_BYTES_MAX]);
-        (named, pieces, expected)
+        (dir, pieces, expected)
     }
 
     #[test]
-    fn consecutive_stretches_of_a_file_merge_and_empty_pieces_go() {
+    fn consecutive_stretches_of_a_chunk_merge_and_empty_pieces_go() {
         let (_file, pieces, _) = sample();
         assert_eq!(pieces.len(), 3, "{pieces:?}");
         assert_eq!(pieces[0].len(), TRANSFER_READ_BYTES_MAX as u64 + 107);
