@@ -39,6 +39,23 @@ fn fresh_store() -> (tempfile::TempDir, FixtureWriter, LedgerLogStore) {
     (dir, writer, store)
 }
 
+/// [`fresh_store`] with the smallest chunks, so a few batches span several.
+fn small_chunk_store() -> (
+    tempfile::TempDir,
+    FixtureWriter,
+    LedgerLogStore,
+    LedgerConfig,
+) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let writer = FixtureWriter::new(9);
+    let config = LedgerConfig {
+        chunk_bytes: stele_ledger::CHUNK_BYTES_MIN,
+    };
+    let ledger = Ledger::create(dir.path(), config, &writer.genesis()).expect("a new ledger");
+    let store = LedgerLogStore::open(ledger).expect("the log store opens");
+    (dir, writer, store, config)
+}
+
 #[tokio::test]
 async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
     let (_dir, mut writer, mut store) = fresh_store();
@@ -84,14 +101,8 @@ async fn batches_stay_in_memory_until_applied_and_read_back_alike_after() {
 
 #[tokio::test]
 async fn the_log_as_pieces_reads_as_the_frames_of_its_batches() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut writer = FixtureWriter::new(9);
-    // Small chunks: the copy spans several files.
-    let config = LedgerConfig {
-        chunk_bytes: stele_ledger::CHUNK_BYTES_MIN,
-    };
-    let ledger = Ledger::create(dir.path(), config, &writer.genesis()).expect("a new ledger");
-    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    // Small chunks: the pieces span several files.
+    let (dir, mut writer, mut store, _) = small_chunk_store();
     let batches: Vec<ExecutedBatch> = (0..12).map(|_| executed(&mut writer, 5)).collect();
     // One sync per batch: a chunk closes at a sync once past its size.
     for entry in entries_of(writer.view, &batches) {
@@ -288,13 +299,7 @@ async fn key_log_ids_and_the_replication_read_budget() {
 /// higher mark (and the node would not start again).
 #[tokio::test]
 async fn the_ledger_is_marked_committed_only_up_to_the_saved_commit_point() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let mut writer = FixtureWriter::new(9);
-    let config = LedgerConfig {
-        chunk_bytes: stele_ledger::CHUNK_BYTES_MIN,
-    };
-    let ledger = Ledger::create(dir.path(), config, &writer.genesis()).expect("a new ledger");
-    let mut store = LedgerLogStore::open(ledger).expect("the log store opens");
+    let (dir, mut writer, mut store, config) = small_chunk_store();
     let batches: Vec<ExecutedBatch> = (0..14).map(|_| executed(&mut writer, 5)).collect();
     let entries = entries_of(writer.view, &batches);
     for entry in entries[..12].iter().cloned() {
