@@ -176,9 +176,6 @@ impl Ledger {
         let mut chunks = Vec::with_capacity(names.len());
         let mut recovery = Recovery::default();
         let count = names.len();
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))
-        };
         // Chunks 1 .. count-1 (all but the first and the last) are closed and
         // self-contained: once the first chunk gave the genesis entry, they are
         // scanned in parallel, each from the seqno its name gives, and joined
@@ -204,7 +201,7 @@ impl Ledger {
                     scan.join(own, &path)?;
                     kept
                 }
-                None => scan.chunk(&name, &path, &read(&path)?, is_tail)?,
+                None => scan.chunk(&name, &path, &crate::recovery::read_chunk(&path)?, is_tail)?,
             };
             if let Some(torn) = kept.torn {
                 cut_file(&path, torn.offset)?;

@@ -46,15 +46,18 @@ pub(crate) fn scan_apart(
                 own.index = locations;
                 return Ok(Some((Kept { length, torn: None }, own)));
             }
-            let bytes =
-                std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))?;
-            let kept = own.chunk(name, path, &bytes, false)?;
+            let kept = own.chunk(name, path, &read_chunk(path)?, false)?;
             if name.committed {
                 crate::chunk_index::write(dir, name, kept.length, &own.index);
             }
             Ok(Some((kept, own)))
         })
         .collect()
+}
+
+/// The bytes of the chunk file at `path`.
+pub(crate) fn read_chunk(path: &Path) -> Result<Vec<u8>, LedgerError> {
+    std::fs::read(path).map_err(|source| LedgerError::io(path, "read", source))
 }
 
 /// What to keep of one chunk.
