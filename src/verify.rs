@@ -31,6 +31,11 @@ pub struct VerifyArgs {
     /// are checked as one ledger.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// Fails if the ledger does not hold every batch from seqno 1: a ledger
+    /// that resumes at a signed checkpoint (a node that joined from a
+    /// snapshot) verifies without it, with the skipped seqnos reported.
+    #[arg(long)]
+    pub complete: bool,
 }
 
 /// A parsed `--key`: the public key and, for a note verifier key, the name
@@ -122,6 +127,12 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
                     .check_origin(&summary.origin)
                     .context("ledger verification FAILED")?;
             }
+            if let (true, Some((first, last))) = (args.complete, summary.absent.first()) {
+                bail!(
+                    "ledger verification FAILED: --complete, but seqnos {first}..={last} are \
+                     not in the ledger (it resumes at the signed checkpoint of tree size {last})"
+                );
+            }
             print_summary(&args.ledger_dir, &summary, started.elapsed().as_secs_f64());
             Ok(())
         }
@@ -143,6 +154,13 @@ fn print_summary(dir: &std::path::Path, summary: &VerifySummary, seconds: f64) {
             checkpoint.root.to_hex()
         ),
         None => println!("  no transactions yet (genesis only)"),
+    }
+    for (first, last) in &summary.absent {
+        println!(
+            "  seqnos {first}..={last} are not in this ledger: it resumes at the signed \
+             checkpoint of tree size {last} (a node that joined from a snapshot, \
+             before it fetched them); what follows was checked from there"
+        );
     }
     if let Some(anchor) = &summary.anchor {
         println!(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use stele_history::hash::{leaf_hash, sha256};
 use stele_history::state::TxDigests;
-use stele_history::{leaf_bytes_of, Digest, TransactionId};
+use stele_history::{leaf_bytes_of, Digest, Frontier, TransactionId, TILE_LEAVES};
 
 use crate::{LedgerError, BATCH_TXS_MAX};
 
@@ -42,6 +42,10 @@ pub enum Entry {
     Batch(BatchEntry),
     /// The signed checkpoint over the tree ending with the preceding batch.
     Signature(SignatureEntry),
+    /// The ledger resumes at a signed checkpoint: the batches between the
+    /// previous entry and it are not in this ledger (a node that joined from a
+    /// snapshot fetches them later).
+    Resume(ResumeEntry),
 }
 
 /// One transaction as recorded: enough to re-execute it and to rebuild its leaf.
@@ -194,6 +198,84 @@ pub struct SignatureEntry {
     pub checkpoint: String,
 }
 
+/// Where a ledger resumes after batches it does not hold: the signed
+/// checkpoint of the tree at `seqno` and that tree's frontier, so that the
+/// batches after it are checked exactly as if the missing ones were there.
+/// Written only as the first entry of a chunk (after the genesis entry in the
+/// first chunk); the chunk is named from `after_seqno + 1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeEntry {
+    /// The last seqno the ledger holds before this entry (0: none).
+    pub after_seqno: u64,
+    /// The seqno it resumes at: the checkpoint's tree size; the next batch
+    /// starts at `seqno + 1`.
+    pub seqno: u64,
+    /// The view of the batch that ended at `seqno`.
+    pub view: u64,
+    /// The frontier's tile nodes ([`Frontier::tiles`]), 32 bytes each, concatenated.
+    #[serde(with = "serde_bytes")]
+    pub frontier_tiles: Vec<u8>,
+    /// The frontier's edge leaf hashes ([`Frontier::edge`]), concatenated.
+    #[serde(with = "serde_bytes")]
+    pub frontier_edge: Vec<u8>,
+    /// The C2SP signed note of the checkpoint at `seqno`.
+    pub checkpoint: String,
+}
+
+impl ResumeEntry {
+    /// The entry resuming after `after_seqno` at the tree `frontier` describes,
+    /// signed by `checkpoint` in `view`.
+    pub fn new(after_seqno: u64, view: u64, frontier: &Frontier, checkpoint: String) -> Self {
+        let concat = |digests: &[Digest]| digests.iter().flat_map(|digest| digest.0).collect();
+        ResumeEntry {
+            after_seqno,
+            seqno: frontier.size(),
+            view,
+            frontier_tiles: concat(&frontier.tiles),
+            frontier_edge: concat(&frontier.edge),
+            checkpoint,
+        }
+    }
+
+    /// The frontier it records, checked against `seqno` (not against the
+    /// checkpoint: that needs the key, see `verify.rs`).
+    pub fn frontier(&self) -> Result<Frontier, String> {
+        let split = |bytes: &[u8], what: &str| -> Result<Vec<Digest>, String> {
+            if !bytes.len().is_multiple_of(32) {
+                return Err(format!(
+                    "the frontier's {what} is not a whole number of digests"
+                ));
+            }
+            Ok(bytes
+                .chunks_exact(32)
+                .map(|digest| Digest(digest.try_into().expect("chunks of exactly 32 bytes")))
+                .collect())
+        };
+        let frontier = Frontier {
+            tiles: split(&self.frontier_tiles, "tiles")?,
+            edge: split(&self.frontier_edge, "edge")?,
+        };
+        if frontier.edge.len() as u64 >= TILE_LEAVES {
+            return Err("the frontier's edge holds a whole tile".to_owned());
+        }
+        if frontier.size() != self.seqno {
+            return Err(format!(
+                "the frontier describes {} transactions but the entry resumes at seqno {}",
+                frontier.size(),
+                self.seqno
+            ));
+        }
+        if self.seqno <= self.after_seqno {
+            return Err(format!(
+                "resumes at seqno {} after seqno {}: nothing skipped",
+                self.seqno, self.after_seqno
+            ));
+        }
+        Ok(frontier)
+    }
+}
+
 /// An [`Entry`] by reference: serializes to exactly the same CBOR, without copying
 /// a batch to wrap it.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -205,6 +287,8 @@ pub enum EntryRef<'a> {
     Batch(&'a BatchEntry),
     /// See [`Entry::Signature`].
     Signature(&'a SignatureEntry),
+    /// See [`Entry::Resume`].
+    Resume(&'a ResumeEntry),
 }
 
 impl EntryRef<'_> {
@@ -229,6 +313,7 @@ impl Entry {
             Entry::Genesis(genesis) => EntryRef::Genesis(genesis),
             Entry::Batch(batch) => EntryRef::Batch(batch),
             Entry::Signature(signature) => EntryRef::Signature(signature),
+            Entry::Resume(resume) => EntryRef::Resume(resume),
         }
     }
 
@@ -243,6 +328,7 @@ impl Entry {
             Entry::Genesis(_) => "genesis",
             Entry::Batch(_) => "batch",
             Entry::Signature(_) => "signature",
+            Entry::Resume(_) => "resume",
         }
     }
 }

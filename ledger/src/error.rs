@@ -77,6 +77,20 @@ pub enum LedgerError {
     /// A read of a seqno the ledger does not hold.
     #[error("no transaction with seqno {0} in the ledger")]
     UnknownSeqno(u64),
+    /// A read of a seqno a resume entry skips: the ledger resumes after it
+    /// (a node that joined from a snapshot, before it fetched the batches).
+    #[error("seqno {seqno} is not in this ledger yet: it resumes at seqno {resumes_at} after seqno {after_seqno} (the batches between are fetched from peers)")]
+    NotHeld {
+        /// The seqno asked for.
+        seqno: u64,
+        /// The last seqno held before the skipped ones.
+        after_seqno: u64,
+        /// The seqno the ledger resumes at.
+        resumes_at: u64,
+    },
+    /// A resume entry that does not describe a tree.
+    #[error("bad resume entry: {0}")]
+    BadResume(String),
     /// A configuration value out of range.
     #[error("ledger configuration: {0}")]
     Config(String),

@@ -5,7 +5,9 @@
 use sha2::{Digest as _, Sha256};
 use stele_history::{Checkpoint, MerkleTree, NoteSigner, SigningKey};
 
-use crate::{BatchEntry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT};
+use crate::{
+    BatchEntry, Genesis, ResumeEntry, SignatureEntry, TxRecord, LEAF_FORMAT_1, LEAF_FORMAT_CURRENT,
+};
 
 /// The origin fixtures sign as.
 pub const FIXTURE_ORIGIN: &str = "fixture.stele.example/ledger";
@@ -114,6 +116,27 @@ impl FixtureWriter {
             checkpoint: note,
         };
         (batch, signature)
+    }
+
+    /// The resume entry of a ledger that holds this writer's transactions up
+    /// to `after_seqno` and resumes at its last one (what a node that joined
+    /// from a snapshot writes; the batches between are made and not appended).
+    pub fn resume(&self, after_seqno: u64) -> ResumeEntry {
+        let size = self.tree.size();
+        let frontier = self
+            .tree
+            .frontier(size)
+            .expect("a fixture's tree holds every leaf");
+        let checkpoint = Checkpoint {
+            origin: FIXTURE_ORIGIN.to_owned(),
+            tree_size: size,
+            root: self.tree.root(),
+            view: (self.leaf_format > LEAF_FORMAT_1).then_some(self.view),
+        };
+        let note = checkpoint
+            .sign(&self.signer)
+            .expect("the checkpoint's origin is the signer's name");
+        ResumeEntry::new(after_seqno, self.view, &frontier, note)
     }
 
     /// Forgets every transaction after `seqno` (as the node rolls back its tree).

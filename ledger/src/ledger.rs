@@ -9,8 +9,8 @@ use crate::chunk::{self, ChunkName};
 use crate::entry::EntryRef;
 use crate::frame::{self, encode_frame, Frames, CHUNK_MAGIC};
 use crate::{
-    BatchEntry, Entry, Genesis, LedgerError, SignatureEntry, CHUNK_BYTES_DEFAULT, CHUNK_BYTES_MIN,
-    CHUNK_FILE_MODE, ENTRY_BYTES_MAX, LEDGER_DIR_MODE,
+    BatchEntry, Entry, Genesis, LedgerError, ResumeEntry, SignatureEntry, CHUNK_BYTES_DEFAULT,
+    CHUNK_BYTES_MIN, CHUNK_FILE_MODE, ENTRY_BYTES_MAX, LEDGER_DIR_MODE,
 };
 
 /// How the ledger lays out its files.
@@ -57,6 +57,22 @@ pub struct BatchLocation {
     pub end: u64,
 }
 
+/// Where the ledger resumes after batches it does not hold (a
+/// [`crate::ResumeEntry`]): seqnos `after_seqno + 1 ..= seqno` are not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumption {
+    /// The last seqno held before it (0: none).
+    pub after_seqno: u64,
+    /// The seqno it resumes at (the next batch starts at `seqno + 1`).
+    pub seqno: u64,
+    /// The view of the batch that ended at `seqno`.
+    pub view: u64,
+    /// The chunk it opens (named from `after_seqno + 1`).
+    pub chunk_first: u64,
+    /// Offset just past its frame.
+    pub end: u64,
+}
+
 /// A torn tail that recovery cut off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
@@ -98,6 +114,8 @@ pub struct Ledger {
     /// Handle on the last chunk when it is open.
     open_file: Option<File>,
     index: Vec<BatchLocation>,
+    /// Where the ledger resumes after batches it does not hold, in order.
+    resumptions: Vec<Resumption>,
     durable_seqno: u64,
     committed_seqno: u64,
     unsynced: bool,
@@ -152,6 +170,7 @@ impl Ledger {
             }],
             open_file: Some(file),
             index: Vec::new(),
+            resumptions: Vec::new(),
             durable_seqno: 0,
             committed_seqno: 0,
             unsynced: false,
@@ -222,7 +241,7 @@ impl Ledger {
             Some(last) if last.name.last.is_none() => Some(open_append(&last.path)?),
             _ => None,
         };
-        let durable_seqno = scan.index.last().map_or(0, |location| location.last_seqno);
+        let durable_seqno = last_seqno_of(&scan.index, &scan.resumptions);
         let committed_seqno = chunks
             .iter()
             .filter(|chunk| chunk.name.committed)
@@ -239,6 +258,7 @@ impl Ledger {
             chunks,
             open_file,
             index: scan.index,
+            resumptions: scan.resumptions,
             durable_seqno,
             committed_seqno,
             unsynced: false,
@@ -260,9 +280,16 @@ impl Ledger {
         &self.dir
     }
 
-    /// Seqno of the last transaction appended (0 if none).
+    /// Seqno of the last transaction appended (0 if none), or of the
+    /// checkpoint a resume entry after it names.
     pub fn last_seqno(&self) -> u64 {
-        self.index.last().map_or(0, |location| location.last_seqno)
+        last_seqno_of(&self.index, &self.resumptions)
+    }
+
+    /// Where the ledger resumes after batches it does not hold, in order
+    /// (none for a ledger with every batch from seqno 1).
+    pub fn resumptions(&self) -> &[Resumption] {
+        &self.resumptions
     }
 
     /// Seqno of the last transaction covered by a completed sync.
@@ -344,6 +371,60 @@ impl Ledger {
         Ok(location)
     }
 
+    /// Appends `resume`: the ledger continues at `resume.seqno + 1` without
+    /// the batches after its last one up to there. The entry opens a chunk:
+    /// the open chunk is synced and closed first unless nothing follows its
+    /// header (or the genesis entry). Not durable until [`Ledger::sync`].
+    pub fn append_resume(&mut self, resume: &ResumeEntry) -> Result<Resumption, LedgerError> {
+        self.check_writable()?;
+        resume.frontier().map_err(LedgerError::BadResume)?;
+        let last = self.last_seqno();
+        if resume.after_seqno != last {
+            return Err(LedgerError::NotNext {
+                first_seqno: resume.after_seqno + 1,
+                expected: last + 1,
+            });
+        }
+        let payload = EntryRef::Resume(resume).encode();
+        if payload.len() > ENTRY_BYTES_MAX {
+            return Err(LedgerError::EntryTooLarge {
+                bytes: payload.len(),
+                max: ENTRY_BYTES_MAX,
+            });
+        }
+        let bare = self.chunks.last().is_some_and(|chunk| {
+            chunk.name.last.is_none()
+                && (chunk.bytes == frame::CHUNK_HEADER_BYTES
+                    || (chunk.name.first == 1 && chunk.bytes == self.genesis_end))
+        });
+        if !bare && self.open_file.is_some() {
+            self.sync()?;
+            if self.open_file.is_some() {
+                self.close_open_chunk()?;
+            }
+        }
+        let mut bytes = Vec::with_capacity(payload.len() + 16);
+        if self.open_file.is_none() {
+            self.start_chunk(last + 1, &mut bytes)?;
+        }
+        encode_frame(&payload, &mut bytes);
+        self.write_tail(&bytes)?;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("an open chunk exists after start_chunk");
+        chunk.bytes += bytes.len() as u64;
+        let resumption = Resumption {
+            after_seqno: resume.after_seqno,
+            seqno: resume.seqno,
+            view: resume.view,
+            chunk_first: chunk.name.first,
+            end: chunk.bytes,
+        };
+        self.resumptions.push(resumption);
+        Ok(resumption)
+    }
+
     /// Creates the open chunk for transactions from `first`; its header goes into
     /// `bytes`, written together with the first frames.
     fn start_chunk(&mut self, first: u64, bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
@@ -418,14 +499,28 @@ impl Ledger {
     /// Renames a full, synced open chunk to its closed name. Only after a sync: a
     /// closed chunk must never have a torn tail.
     fn close_full_chunk(&mut self) -> Result<(), LedgerError> {
+        let full = self
+            .chunks
+            .last()
+            .is_some_and(|chunk| chunk.bytes >= self.config.chunk_bytes);
+        if full {
+            self.close_open_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Renames the synced open chunk to its closed name, if it holds a batch
+    /// or a resume entry.
+    fn close_open_chunk(&mut self) -> Result<(), LedgerError> {
         let last_seqno = self.last_seqno();
         let Some(chunk) = self.chunks.last_mut() else {
             return Ok(());
         };
         let holds_a_batch = last_seqno >= chunk.name.first;
-        if chunk.name.last.is_some() || chunk.bytes < self.config.chunk_bytes || !holds_a_batch {
+        if chunk.name.last.is_some() || !holds_a_batch {
             return Ok(());
         }
+        debug_assert!(!self.unsynced, "a closed chunk never has a torn tail");
         let closed = ChunkName {
             last: Some(last_seqno),
             ..chunk.name
@@ -458,8 +553,16 @@ impl Ledger {
         if last_kept_seqno == last {
             return Ok(());
         }
+        let resumed = self
+            .resumptions
+            .iter()
+            .find(|resume| resume.seqno == last_kept_seqno)
+            .copied();
         let kept = match last_kept_seqno {
             0 => 0,
+            seqno if resumed.is_some() => self
+                .index
+                .partition_point(|location| location.last_seqno <= seqno),
             seqno => {
                 let position = self
                     .index
@@ -468,13 +571,16 @@ impl Ledger {
                 position + 1
             }
         };
-        let (chunk_first, end) = match kept {
-            0 => (1, self.genesis_end),
-            kept => (self.index[kept - 1].chunk_first, self.index[kept - 1].end),
+        let (chunk_first, end) = match (resumed, kept) {
+            (Some(resume), _) => (resume.chunk_first, resume.end),
+            (None, 0) => (1, self.genesis_end),
+            (None, kept) => (self.index[kept - 1].chunk_first, self.index[kept - 1].end),
         };
         self.cut_to(chunk_first, end)
             .map_err(|error| self.poison(error))?;
         self.index.truncate(kept);
+        self.resumptions
+            .retain(|resume| resume.seqno <= last_kept_seqno);
         self.durable_seqno = self.durable_seqno.min(last_kept_seqno);
         // The cut is synced and only ever follows a sync: all of it is durable.
         self.mark_durable();
@@ -555,7 +661,14 @@ impl Ledger {
         if renamed {
             sync_dir(&self.dir)?;
         }
-        // Its index file, so the next open need not scan it (`chunk_index.rs`).
+        // Its index file, so the next open need not scan it (`chunk_index.rs`);
+        // not for a chunk with a resume entry, which open must read.
+        newly_committed.retain(|(name, _)| {
+            !self
+                .resumptions
+                .iter()
+                .any(|resume| resume.chunk_first == name.first)
+        });
         for (name, length) in newly_committed {
             let start = self
                 .index
@@ -575,7 +688,7 @@ impl Ledger {
             .partition_point(|location| location.last_seqno < seqno);
         match self.index.get(position) {
             Some(location) if seqno >= location.first_seqno => Ok(*location),
-            _ => Err(LedgerError::UnknownSeqno(seqno)),
+            _ => Err(not_held(&self.resumptions, seqno)),
         }
     }
 
@@ -627,6 +740,29 @@ pub fn read_batch_at(
 // private fields, so that this file stays about appends and reads.
 #[path = "tail.rs"]
 mod tail;
+
+/// The seqno a ledger holding `index` and `resumptions` ends at.
+fn last_seqno_of(index: &[BatchLocation], resumptions: &[Resumption]) -> u64 {
+    let after_batches = index.last().map_or(0, |location| location.last_seqno);
+    let resumed = resumptions.last().map_or(0, |resume| resume.seqno);
+    after_batches.max(resumed)
+}
+
+/// The error for a read of `seqno`, which no batch holds: skipped by a resume
+/// entry, or outside the ledger.
+fn not_held(resumptions: &[Resumption], seqno: u64) -> LedgerError {
+    match resumptions
+        .iter()
+        .find(|resume| resume.after_seqno < seqno && seqno <= resume.seqno)
+    {
+        Some(resume) => LedgerError::NotHeld {
+            seqno,
+            after_seqno: resume.after_seqno,
+            resumes_at: resume.seqno,
+        },
+        None => LedgerError::UnknownSeqno(seqno),
+    }
+}
 
 pub(crate) fn open_append(path: &Path) -> Result<File, LedgerError> {
     OpenOptions::new()

@@ -59,12 +59,14 @@ mod recovery;
 pub mod verify;
 
 pub use entry::{
-    has_command_digest, BatchEntry, Entry, Genesis, SignatureEntry, TxRecord, LEAF_FORMAT_1,
-    LEAF_FORMAT_2, LEAF_FORMAT_CURRENT,
+    has_command_digest, BatchEntry, Entry, Genesis, ResumeEntry, SignatureEntry, TxRecord,
+    LEAF_FORMAT_1, LEAF_FORMAT_2, LEAF_FORMAT_CURRENT,
 };
 pub use error::{Clearable, LedgerError};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
-pub use ledger::{read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, TornTail};
+pub use ledger::{
+    read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, Resumption, TornTail,
+};
 pub use verify::{
     verify_ledger, verify_ledger_against, verify_split_ledger, KeySource, Progress, VerifyFailure,
     VerifySummary,

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::chunk::ChunkName;
 use crate::frame::{self, Frames, CHUNK_MAGIC};
-use crate::ledger::{BatchLocation, TornTail};
+use crate::ledger::{BatchLocation, Resumption, TornTail};
 use crate::{Entry, Genesis, LedgerError};
 
 /// The ordering checks of `open`, carried from chunk to chunk.
@@ -17,6 +17,8 @@ pub(crate) struct Scan {
     pub(crate) genesis: Option<Genesis>,
     pub(crate) genesis_end: u64,
     pub(crate) index: Vec<BatchLocation>,
+    /// Where the ledger resumes after batches it does not hold, in order.
+    pub(crate) resumptions: Vec<Resumption>,
     /// A batch read whose signature has not been seen yet.
     pending: Option<BatchLocation>,
     /// The seqno expected first when `index` is empty (1, or the first of
@@ -47,7 +49,9 @@ pub(crate) fn scan_apart(
                 return Ok(Some((Kept { length, torn: None }, own)));
             }
             let kept = own.chunk(name, path, &read_chunk(path)?, false)?;
-            if name.committed {
+            // A chunk with a resume entry has no index file: the index
+            // records batches only, and open must see the entry.
+            if name.committed && own.resumptions.is_empty() {
                 crate::chunk_index::write(dir, name, kept.length, &own.index);
             }
             Ok(Some((kept, own)))
@@ -93,15 +97,18 @@ impl Scan {
             });
         }
         self.index.extend(later.index);
+        self.resumptions.extend(later.resumptions);
         Ok(())
     }
 
     fn next_seqno(&self) -> u64 {
-        self.index
-            .last()
-            .map_or(self.first_seqno.unwrap_or(1), |location| {
-                location.last_seqno + 1
-            })
+        let after_batches = self.index.last().map(|location| location.last_seqno + 1);
+        let after_resume = self.resumptions.last().map(|resume| resume.seqno + 1);
+        [after_batches, after_resume]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.first_seqno.unwrap_or(1))
     }
 
     /// Checks one chunk. `is_tail`: it is the open chunk, the only place a torn
@@ -236,6 +243,29 @@ impl Scan {
                     last_seqno: batch.last_seqno(),
                     chunk_first: name.first,
                     offset,
+                    end,
+                });
+                Ok(())
+            }
+            Entry::Resume(resume) => {
+                let at_chunk_start = offset == frame::CHUNK_HEADER_BYTES
+                    || (name.first == 1 && offset == self.genesis_end);
+                if !at_chunk_start || self.pending.is_some() {
+                    return Err("a resume entry that does not open its chunk".to_owned());
+                }
+                resume.frontier()?;
+                let expected = self.next_seqno() - 1;
+                if resume.after_seqno != expected {
+                    return Err(format!(
+                        "a resume entry after seqno {}, but the ledger holds up to {expected}",
+                        resume.after_seqno
+                    ));
+                }
+                self.resumptions.push(Resumption {
+                    after_seqno: resume.after_seqno,
+                    seqno: resume.seqno,
+                    view: resume.view,
+                    chunk_first: name.first,
                     end,
                 });
                 Ok(())

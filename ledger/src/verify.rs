@@ -52,6 +52,10 @@ pub struct VerifySummary {
     pub last_checkpoint: Option<Checkpoint>,
     /// The anchor checkpoint the ledger was found to extend, if one was given.
     pub anchor: Option<Checkpoint>,
+    /// The seqnos resume entries skip (`first ..= last` each, in order): the
+    /// ledger does not hold them, and the transactions after each were checked
+    /// against the signed checkpoint it resumes at.
+    pub absent: Vec<(u64, u64)>,
 }
 
 /// The first thing that did not verify, and where.
@@ -211,6 +215,9 @@ struct State {
     last_checkpoint: Option<Checkpoint>,
     entries: u64,
     bytes: u64,
+    /// Entries read so far in the current chunk.
+    entries_in_chunk: u64,
+    absent: Vec<(u64, u64)>,
 }
 
 impl State {
@@ -224,6 +231,7 @@ impl State {
         if self.next_seqno == 0 {
             self.next_seqno = 1;
         }
+        self.entries_in_chunk = 0;
         let fail = |offset: Option<u64>, seqno: Option<u64>, what: String| VerifyFailure {
             file: path.to_owned(),
             offset,
@@ -251,6 +259,7 @@ impl State {
                     decode(first, None).map_err(|(offset, what)| fail(Some(offset), None, what))?;
                 self.entries += 1;
                 self.entry(name, path, decoded)?;
+                self.entries_in_chunk += 1;
                 frames = rest;
             }
         }
@@ -263,6 +272,7 @@ impl State {
         for decoded in decoded {
             self.entries += 1;
             self.entry(name, path, decoded)?;
+            self.entries_in_chunk += 1;
         }
         if let Some(last) = name.last {
             let held = self.next_seqno - 1;
@@ -317,6 +327,18 @@ impl State {
                 self.pending_file = path.to_owned();
                 Ok(())
             }
+            Entry::Resume(resume) => {
+                let opens_chunk =
+                    self.entries_in_chunk == 0 || (name.first == 1 && self.entries_in_chunk == 1);
+                if !opens_chunk {
+                    return Err(fail(
+                        Some(resume.seqno),
+                        "a resume entry that does not open its chunk".to_owned(),
+                    ));
+                }
+                self.resume(&resume)
+                    .map_err(|what| fail(Some(resume.seqno), what))
+            }
             Entry::Signature(signature) => {
                 let seqno = self.pending.map(|pending| pending.last);
                 self.signature(&signature, decoded.checkpoint)
@@ -367,6 +389,62 @@ impl State {
         self.last_view = batch.view;
         self.tree.append_leaf_hashes(&leaf_hashes);
         self.next_seqno = batch.last_seqno() + 1;
+        Ok(())
+    }
+
+    /// Checks a resume entry and continues from the tree it records: its
+    /// frontier's root and size must be what its checkpoint signs.
+    fn resume(&mut self, resume: &crate::ResumeEntry) -> Result<(), String> {
+        if self.pending.is_some() {
+            return Err("a resume entry between a batch and its signature".to_owned());
+        }
+        let held = self.next_seqno - 1;
+        if resume.after_seqno != held {
+            return Err(format!(
+                "a resume entry after seqno {}, but the ledger holds up to {held}",
+                resume.after_seqno
+            ));
+        }
+        if resume.view < self.last_view {
+            return Err(format!(
+                "view {} is below the previous view {}",
+                resume.view, self.last_view
+            ));
+        }
+        let frontier = resume.frontier()?;
+        let tree = MerkleTree::from_frontier(&frontier)
+            .map_err(|error| format!("the resume entry's frontier: {error}"))?;
+        let verifier = self
+            .verifier
+            .as_ref()
+            .expect("set with the genesis entry, checked first");
+        let checkpoint = Checkpoint::open(&resume.checkpoint, verifier)
+            .map_err(|error| format!("the resume entry's checkpoint does not verify: {error}"))?;
+        if checkpoint.tree_size != resume.seqno {
+            return Err(format!(
+                "the resume entry's checkpoint signs tree size {} but it resumes at seqno {}",
+                checkpoint.tree_size, resume.seqno
+            ));
+        }
+        if checkpoint.view.is_some_and(|view| view != resume.view) {
+            return Err(format!(
+                "the resume entry records view {} but its checkpoint signs another",
+                resume.view
+            ));
+        }
+        let root = tree.root();
+        if checkpoint.root != root {
+            return Err(format!(
+                "the resume entry's checkpoint signs root {} but its frontier's root is {}",
+                checkpoint.root.to_hex(),
+                root.to_hex()
+            ));
+        }
+        self.absent.push((resume.after_seqno + 1, resume.seqno));
+        self.tree = tree;
+        self.last_view = resume.view;
+        self.next_seqno = resume.seqno + 1;
+        self.last_checkpoint = Some(checkpoint);
         Ok(())
     }
 
@@ -464,8 +542,9 @@ impl State {
                 what: "no genesis entry".to_owned(),
             });
         };
+        let resumed_at = self.absent.last().map(|(_, last)| *last);
         let anchor = anchor
-            .map(|note| check_anchor(&self.tree, &verifier, note))
+            .map(|note| check_anchor(&self.tree, resumed_at, &verifier, note))
             .transpose()
             .map_err(|what| VerifyFailure {
                 file: dir.to_owned(),
@@ -476,7 +555,12 @@ impl State {
         Ok(VerifySummary {
             chunks,
             entries: self.entries,
-            transactions: self.next_seqno.saturating_sub(1),
+            transactions: self.next_seqno.saturating_sub(1)
+                - self
+                    .absent
+                    .iter()
+                    .map(|(first, last)| last - first + 1)
+                    .sum::<u64>(),
             bytes: self.bytes,
             origin: genesis.origin,
             public_key: verifier.key().to_bytes(),
@@ -487,6 +571,7 @@ impl State {
             },
             last_checkpoint: self.last_checkpoint,
             anchor,
+            absent: self.absent,
         })
     }
 }
@@ -495,11 +580,19 @@ impl State {
 /// reaches its size with its root.
 fn check_anchor(
     tree: &MerkleTree,
+    resumed_at: Option<u64>,
     verifier: &NoteVerifier,
     note: &str,
 ) -> Result<Checkpoint, String> {
     let anchor = Checkpoint::open(note, verifier)
         .map_err(|error| format!("the anchor checkpoint does not verify: {error}"))?;
+    if let Some(resumed_at) = resumed_at.filter(|resumed_at| anchor.tree_size < *resumed_at) {
+        return Err(format!(
+            "the anchor checkpoint signs tree size {} but the ledger resumes at seqno {resumed_at} \
+             without the batches before it: it cannot show that tree (give a later anchor)",
+            anchor.tree_size
+        ));
+    }
     let held = tree.size();
     if held < anchor.tree_size {
         return Err(format!(

@@ -67,3 +67,36 @@ fn the_leaf_format_pair_is_as_documented() {
     );
     assert!(signature.checkpoint.contains("\nstele-view 1\n"));
 }
+
+#[test]
+fn the_resume_entry_example_is_what_the_code_writes() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/ledger-format.md"
+    ))
+    .unwrap();
+    let mut writer = FixtureWriter::new(1);
+    writer.batch(1);
+    let resume = writer.resume(0);
+    let payload = stele_ledger::Entry::Resume(resume.clone()).encode();
+    let mut lines = resume.checkpoint.lines();
+    let expected = [
+        ("payload start", format!("`{}`", hex(&payload[..12]))),
+        (
+            "edge",
+            format!("\"frontier_edge\": h'{}'", hex(&resume.frontier_edge)),
+        ),
+        ("checkpoint origin line", lines.next().unwrap().to_owned()),
+        (
+            "checkpoint size and root lines",
+            format!("{}\\n{}", lines.next().unwrap(), lines.next().unwrap()),
+        ),
+        ("payload length", format!("{} bytes", payload.len())),
+    ];
+    for (what, text) in expected {
+        assert!(
+            doc.contains(&text),
+            "docs/ledger-format.md lacks the resume entry's {what}: {text}"
+        );
+    }
+}

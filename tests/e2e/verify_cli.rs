@@ -109,6 +109,46 @@ fn a_ledger_split_across_live_and_archive_folders_verifies() {
     assert!(text(&output.stdout).contains("60 transactions"));
 }
 
+/// A ledger that resumes at a signed checkpoint verifies from there, naming
+/// the seqnos it skips; `--complete` refuses it.
+#[test]
+fn a_ledger_that_resumes_at_a_checkpoint_verifies_and_names_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(3);
+    let mut ledger =
+        Ledger::create(dir.path(), LedgerConfig::default(), &writer.genesis()).unwrap();
+    for _ in 0..6 {
+        writer.batch(5);
+    }
+    ledger.append_resume(&writer.resume(0)).unwrap();
+    for _ in 0..4 {
+        let (batch, signature) = writer.batch(5);
+        ledger.append(&batch, &signature).unwrap();
+    }
+    ledger.sync().unwrap();
+    let key = Digest(writer.public_key().to_bytes()).to_hex();
+    let path = dir.path().to_str().unwrap();
+    let output = stele(&["verify", path, "--key", &key]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("20 transactions"), "{stdout}");
+    assert!(
+        stdout.contains("seqnos 1..=30 are not in this ledger"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tree size 50"), "{stdout}");
+    let output = stele(&["verify", path, "--key", &key, "--complete"]);
+    assert!(
+        !output.status.success(),
+        "--complete passed a resumed ledger"
+    );
+    assert!(
+        text(&output.stderr).contains("seqnos 1..=30 are not in the ledger"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
 #[test]
 fn a_flipped_byte_fails_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
