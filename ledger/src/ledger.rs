@@ -346,27 +346,16 @@ impl Ledger {
                 });
             }
         }
-        let mut bytes = Vec::with_capacity(batch_payload.len() + signature_payload.len() + 16);
-        if self.open_file.is_none() {
-            self.start_chunk(batch.first_seqno, &mut bytes)?;
-        }
-        let start = bytes.len() as u64;
-        encode_frame(&batch_payload, &mut bytes);
-        encode_frame(&signature_payload, &mut bytes);
-        self.write_tail(&bytes)?;
-        let chunk = self
-            .chunks
-            .last_mut()
-            .expect("an open chunk exists after start_chunk");
+        let (chunk_first, offset, end) =
+            self.write_frames(batch.first_seqno, &[&batch_payload, &signature_payload])?;
         let location = BatchLocation {
             view: batch.view,
             first_seqno: batch.first_seqno,
             last_seqno: batch.last_seqno(),
-            chunk_first: chunk.name.first,
-            offset: chunk.bytes + start,
-            end: chunk.bytes + bytes.len() as u64,
+            chunk_first,
+            offset,
+            end,
         };
-        chunk.bytes = location.end;
         self.index.push(location);
         Ok(location)
     }
@@ -403,26 +392,43 @@ impl Ledger {
                 self.close_open_chunk()?;
             }
         }
-        let mut bytes = Vec::with_capacity(payload.len() + 16);
+        let (chunk_first, _, end) = self.write_frames(last + 1, &[&payload])?;
+        let resumption = Resumption {
+            after_seqno: resume.after_seqno,
+            seqno: resume.seqno,
+            view: resume.view,
+            chunk_first,
+            end,
+        };
+        self.resumptions.push(resumption);
+        Ok(resumption)
+    }
+
+    /// Writes `payloads` as frames at the end of the open chunk (created for
+    /// transactions from `first` if none is open), in one write. Returns the
+    /// chunk's name (its first seqno), the first frame's offset and the end.
+    fn write_frames(
+        &mut self,
+        first: u64,
+        payloads: &[&[u8]],
+    ) -> Result<(u64, u64, u64), LedgerError> {
+        let frames_bytes: usize = payloads.iter().map(|payload| payload.len() + 8).sum();
+        let mut bytes = Vec::with_capacity(frames_bytes + CHUNK_MAGIC.len());
         if self.open_file.is_none() {
-            self.start_chunk(last + 1, &mut bytes)?;
+            self.start_chunk(first, &mut bytes)?;
         }
-        encode_frame(&payload, &mut bytes);
+        let start = bytes.len() as u64;
+        for payload in payloads {
+            encode_frame(payload, &mut bytes);
+        }
         self.write_tail(&bytes)?;
         let chunk = self
             .chunks
             .last_mut()
             .expect("an open chunk exists after start_chunk");
+        let offset = chunk.bytes + start;
         chunk.bytes += bytes.len() as u64;
-        let resumption = Resumption {
-            after_seqno: resume.after_seqno,
-            seqno: resume.seqno,
-            view: resume.view,
-            chunk_first: chunk.name.first,
-            end: chunk.bytes,
-        };
-        self.resumptions.push(resumption);
-        Ok(resumption)
+        Ok((chunk.name.first, offset, chunk.bytes))
     }
 
     /// Creates the open chunk for transactions from `first`; its header goes into

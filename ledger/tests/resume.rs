@@ -212,6 +212,18 @@ fn a_resume_entry_inside_a_chunk_is_refused_by_open_and_verify() {
     assert!(failure.contains("does not open its chunk"), "{failure}");
 }
 
+/// A ledger of the fixture's first two batches, then `resume`.
+fn two_batches_then(dir: &Path, resume: &ResumeEntry) {
+    let mut replay = FixtureWriter::new(8);
+    let mut ledger = Ledger::create(dir, SMALL, &replay.genesis()).unwrap();
+    for _ in 0..2 {
+        let (batch, signature) = replay.batch(5);
+        ledger.append(&batch, &signature).unwrap();
+    }
+    ledger.append_resume(resume).unwrap();
+    ledger.sync().unwrap();
+}
+
 #[test]
 fn verify_refuses_a_resume_entry_whose_tree_is_not_the_signed_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,15 +237,7 @@ fn verify_refuses_a_resume_entry_whose_tree_is_not_the_signed_one() {
     let mut forged = resume.clone();
     forged.frontier_edge[0] ^= 1;
     let dir2 = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::create(dir2.path(), SMALL, &writer.genesis()).unwrap();
-    let mut replay = FixtureWriter::new(8);
-    for _ in 0..2 {
-        let (batch, signature) = replay.batch(5);
-        ledger.append(&batch, &signature).unwrap();
-    }
-    ledger.append_resume(&forged).unwrap();
-    ledger.sync().unwrap();
-    drop(ledger);
+    two_batches_then(dir2.path(), &forged);
     let failure = verified(dir2.path(), &writer).unwrap_err();
     assert!(failure.contains("frontier's root"), "{failure}");
 
@@ -247,15 +251,7 @@ fn verify_refuses_a_resume_entry_whose_tree_is_not_the_signed_one() {
         stranger.resume(10).checkpoint
     };
     let dir3 = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::create(dir3.path(), SMALL, &writer.genesis()).unwrap();
-    let mut replay = FixtureWriter::new(8);
-    for _ in 0..2 {
-        let (batch, signature) = replay.batch(5);
-        ledger.append(&batch, &signature).unwrap();
-    }
-    ledger.append_resume(&foreign).unwrap();
-    ledger.sync().unwrap();
-    drop(ledger);
+    two_batches_then(dir3.path(), &foreign);
     let failure = verified(dir3.path(), &writer).unwrap_err();
     assert!(failure.contains("does not verify"), "{failure}");
 }
