@@ -13,6 +13,10 @@ use crate::{
     CHUNK_BYTES_MIN, CHUNK_FILE_MODE, ENTRY_BYTES_MAX, LEDGER_DIR_MODE,
 };
 
+/// Suffix of a chunk opened by a resume entry while it is written aside
+/// (not a chunk name: listings skip it).
+const RESUME_ASIDE_SUFFIX: &str = ".resume-aside";
+
 /// How the ledger lays out its files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerConfig {
@@ -61,13 +65,16 @@ pub struct BatchLocation {
 /// [`crate::ResumeEntry`]): seqnos `after_seqno + 1 ..= seqno` are not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resumption {
-    /// The last seqno held before it (0: none).
+    /// The last seqno the ledger held when it was written (0: none).
     pub after_seqno: u64,
+    /// The last seqno the ledger holds before it (`after_seqno` or more:
+    /// batches fetched since fill the skipped seqnos from the front).
+    pub held_before: u64,
     /// The seqno it resumes at (the next batch starts at `seqno + 1`).
     pub seqno: u64,
     /// The view of the batch that ended at `seqno`.
     pub view: u64,
-    /// The chunk it opens (named from `after_seqno + 1`).
+    /// The chunk it opens (named from `seqno + 1`).
     pub chunk_first: u64,
     /// Offset just past its frame.
     pub end: u64,
@@ -361,9 +368,13 @@ impl Ledger {
     }
 
     /// Appends `resume`: the ledger continues at `resume.seqno + 1` without
-    /// the batches after its last one up to there. The entry opens a chunk:
-    /// the open chunk is synced and closed first unless nothing follows its
-    /// header (or the genesis entry). Not durable until [`Ledger::sync`].
+    /// the batches after its last one up to there. The entry opens a chunk
+    /// named from `resume.seqno + 1` (after the genesis entry if the ledger
+    /// holds nothing else); the open chunk is synced and closed first, or
+    /// removed if nothing follows its header (or the genesis entry). The new
+    /// chunk is written aside, synced and renamed into place, so a crash leaves
+    /// either the ledger before the call or the one after. Durable when it
+    /// returns.
     pub fn append_resume(&mut self, resume: &ResumeEntry) -> Result<Resumption, LedgerError> {
         self.check_writable()?;
         resume.frontier().map_err(LedgerError::BadResume)?;
@@ -381,27 +392,84 @@ impl Ledger {
                 max: ENTRY_BYTES_MAX,
             });
         }
+        if self.unsynced || self.dir_unsynced {
+            self.sync()?;
+        }
         let bare = self.chunks.last().is_some_and(|chunk| {
             chunk.name.last.is_none()
                 && (chunk.bytes == frame::CHUNK_HEADER_BYTES
-                    || (chunk.name.first == 1 && chunk.bytes == self.genesis_end))
+                    || (self.index.is_empty()
+                        && self.resumptions.is_empty()
+                        && chunk.bytes == self.genesis_end))
         });
-        if !bare && self.open_file.is_some() {
-            self.sync()?;
-            if self.open_file.is_some() {
-                self.close_open_chunk()?;
-            }
+        if self.open_file.is_some() && !bare {
+            self.close_open_chunk()?;
         }
-        let (chunk_first, _, end) = self.write_frames(last + 1, &[&payload])?;
+        let holds_nothing = self.index.is_empty() && self.resumptions.is_empty();
+        let mut bytes = CHUNK_MAGIC.to_vec();
+        if holds_nothing {
+            encode_frame(&EntryRef::Genesis(&self.genesis).encode(), &mut bytes);
+        }
+        let genesis_end = bytes.len() as u64;
+        encode_frame(&payload, &mut bytes);
+        let name = ChunkName::open(resume.seqno + 1);
+        let path = self.dir.join(name.file_name());
+        let aside = self
+            .dir
+            .join(format!("{}{RESUME_ASIDE_SUFFIX}", name.file_name()));
+        self.write_resumed_chunk(&aside, &path, &bytes, bare)
+            .map_err(|error| self.poison(error))?;
+        if holds_nothing {
+            self.genesis_end = genesis_end;
+        }
+        self.open_file = Some(open_append(&path).map_err(|error| self.poison(error))?);
+        self.chunks.push(Chunk {
+            name,
+            path,
+            bytes: bytes.len() as u64,
+        });
         let resumption = Resumption {
             after_seqno: resume.after_seqno,
+            held_before: last,
             seqno: resume.seqno,
             view: resume.view,
-            chunk_first,
-            end,
+            chunk_first: name.first,
+            end: bytes.len() as u64,
         };
         self.resumptions.push(resumption);
+        self.durable_seqno = self.last_seqno();
+        self.mark_durable();
         Ok(resumption)
+    }
+
+    /// Writes `bytes` to `aside` and syncs it, removes the bare open chunk
+    /// if `bare`, then renames `aside` to `path`, syncing the folder.
+    fn write_resumed_chunk(
+        &mut self,
+        aside: &Path,
+        path: &Path,
+        bytes: &[u8],
+        bare: bool,
+    ) -> Result<(), LedgerError> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(CHUNK_FILE_MODE)
+            .open(aside)
+            .map_err(|source| LedgerError::io(aside, "create", source))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| LedgerError::io(aside, "write", source))?;
+        if bare {
+            let chunk = self.chunks.pop().expect("a bare open chunk is listed");
+            self.open_file = None;
+            std::fs::remove_file(&chunk.path)
+                .map_err(|source| LedgerError::io(&chunk.path, "remove", source))?;
+            sync_dir(&self.dir)?;
+        }
+        std::fs::rename(aside, path).map_err(|source| LedgerError::io(aside, "rename", source))?;
+        sync_dir(&self.dir)
     }
 
     /// Writes `payloads` as frames at the end of the open chunk (created for
@@ -558,6 +626,18 @@ impl Ledger {
         }
         if last_kept_seqno == last {
             return Ok(());
+        }
+        // A ledger that starts with a resume entry (its genesis entry is in
+        // that chunk) cannot be cut below it.
+        if let Some(first) = self.resumptions.first().filter(|resume| {
+            last_kept_seqno < resume.seqno
+                && self.chunks.first().map(|chunk| chunk.name.first) == Some(resume.chunk_first)
+        }) {
+            return Err(LedgerError::SeqnoOutOfRange {
+                seqno: last_kept_seqno,
+                low: first.seqno,
+                high: last,
+            });
         }
         let resumed = self
             .resumptions
@@ -759,11 +839,11 @@ fn last_seqno_of(index: &[BatchLocation], resumptions: &[Resumption]) -> u64 {
 fn not_held(resumptions: &[Resumption], seqno: u64) -> LedgerError {
     match resumptions
         .iter()
-        .find(|resume| resume.after_seqno < seqno && seqno <= resume.seqno)
+        .find(|resume| resume.held_before < seqno && seqno <= resume.seqno)
     {
         Some(resume) => LedgerError::NotHeld {
             seqno,
-            after_seqno: resume.after_seqno,
+            after_seqno: resume.held_before,
             resumes_at: resume.seqno,
         },
         None => LedgerError::UnknownSeqno(seqno),

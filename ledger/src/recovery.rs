@@ -24,6 +24,13 @@ pub(crate) struct Scan {
     /// The seqno expected first when `index` is empty (1, or the first of
     /// the chunk a separate scan starts at).
     first_seqno: Option<u64>,
+    /// The current chunk starts past the ledger's end: its first entry (after
+    /// a genesis entry) must be a resume entry that skips to it.
+    gap_to: Option<u64>,
+    /// Nothing but a genesis entry read yet in the current chunk.
+    chunk_opening: bool,
+    /// A genesis entry repeated at a chunk's start: a resume entry must follow.
+    resume_due: bool,
 }
 
 /// Scans closed chunks apart, in parallel, each from the seqno its name
@@ -85,13 +92,28 @@ impl Scan {
     /// Appends the index of `later`, a scan of the chunks right after these.
     /// Each chunk's scan checked that it starts at the seqno its name gives
     /// and ends at the one its name gives; this checks that they follow.
-    pub(crate) fn join(&mut self, later: Scan, path: &Path) -> Result<(), LedgerError> {
-        if later.first_seqno != Some(self.next_seqno()) || self.pending.is_some() {
+    pub(crate) fn join(&mut self, mut later: Scan, path: &Path) -> Result<(), LedgerError> {
+        let held = self.next_seqno() - 1;
+        let resumes_over_gap = later.resumptions.first_mut().filter(|resume| {
+            Some(resume.chunk_first) == later.first_seqno
+                && resume.after_seqno <= held
+                && held <= resume.seqno
+        });
+        let gap_covered = match resumes_over_gap {
+            Some(resume) => {
+                resume.held_before = held;
+                true
+            }
+            None => false,
+        };
+        if (later.first_seqno != Some(self.next_seqno()) && !gap_covered) || self.pending.is_some()
+        {
             return Err(LedgerError::Corrupt {
                 file: path.to_owned(),
                 offset: 0,
                 reason: format!(
-                    "chunk does not continue the ledger at seqno {}",
+                    "chunk starts at seqno {} but the ledger continues at {}",
+                    later.first_seqno.unwrap_or(0),
                     self.next_seqno()
                 ),
             });
@@ -143,15 +165,18 @@ impl Scan {
             });
         }
         let first_in_chunk = self.next_seqno();
-        if name.first != first_in_chunk {
+        if name.first < first_in_chunk {
             return Err(corrupt(
                 0,
                 format!(
-                    "chunk is named from seqno {} but the ledger continues at {first_in_chunk}",
-                    name.first
+                    "chunk starts at seqno {} but the ledger already holds up to {}",
+                    name.first,
+                    first_in_chunk - 1
                 ),
             ));
         }
+        self.gap_to = (name.first > first_in_chunk).then_some(name.first);
+        self.chunk_opening = true;
         let mut kept_end = frame::CHUNK_HEADER_BYTES;
         let mut torn = None;
         for frame in Frames::new(bytes) {
@@ -170,6 +195,9 @@ impl Scan {
             if self.pending.is_none() {
                 kept_end = frame.end;
             }
+        }
+        if let Some(gap_to) = self.gap_to.take() {
+            return Err(corrupt(0, self.gap_reason(gap_to)));
         }
         if let Some(pending) = self.pending.take() {
             if !is_tail {
@@ -206,6 +234,14 @@ impl Scan {
         }
     }
 
+    fn gap_reason(&self, gap_to: u64) -> String {
+        format!(
+            "chunk starts at seqno {gap_to} but the ledger continues at {} (and the chunk \
+             does not open with a resume entry skipping to it)",
+            self.next_seqno()
+        )
+    }
+
     /// Checks one entry's place in the sequence.
     fn entry(
         &mut self,
@@ -214,16 +250,64 @@ impl Scan {
         offset: u64,
         end: u64,
     ) -> Result<(), String> {
-        let first_frame = offset == frame::CHUNK_HEADER_BYTES && name.first == 1;
+        let first_frame = offset == frame::CHUNK_HEADER_BYTES;
+        let opening = std::mem::replace(&mut self.chunk_opening, false);
+        if !matches!(entry, Entry::Resume(_)) {
+            if let Some(gap_to) = self.gap_to.filter(|_| !matches!(entry, Entry::Genesis(_))) {
+                return Err(self.gap_reason(gap_to));
+            }
+            if self.resume_due {
+                return Err("a repeated genesis entry not followed by a resume entry".to_owned());
+            }
+        }
         match entry {
             Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => {
                 self.genesis = Some(genesis);
                 self.genesis_end = end;
+                self.chunk_opening = true;
+                Ok(())
+            }
+            // The first chunk of a ledger that resumed right after its
+            // genesis, once the batches before it were fetched.
+            Entry::Genesis(genesis) if first_frame && self.genesis.as_ref() == Some(&genesis) => {
+                self.chunk_opening = true;
+                self.resume_due = true;
                 Ok(())
             }
             Entry::Genesis(_) => Err("a genesis entry that is not the first entry".to_owned()),
             _ if self.genesis.is_none() => {
                 Err("the first entry is not the genesis entry".to_owned())
+            }
+            Entry::Resume(resume) => {
+                if !opening || self.pending.is_some() {
+                    return Err("a resume entry that does not open its chunk".to_owned());
+                }
+                resume.frontier()?;
+                let held = self.next_seqno() - 1;
+                if resume.seqno + 1 != name.first {
+                    return Err(format!(
+                        "a resume entry at seqno {} opens a chunk named from seqno {}",
+                        resume.seqno, name.first
+                    ));
+                }
+                if resume.after_seqno > held || held > resume.seqno {
+                    return Err(format!(
+                        "a resume entry skipping seqnos {}..={} where the ledger holds up to {held}",
+                        resume.after_seqno + 1,
+                        resume.seqno
+                    ));
+                }
+                self.gap_to = None;
+                self.resume_due = false;
+                self.resumptions.push(Resumption {
+                    after_seqno: resume.after_seqno,
+                    held_before: held,
+                    seqno: resume.seqno,
+                    view: resume.view,
+                    chunk_first: name.first,
+                    end,
+                });
+                Ok(())
             }
             Entry::Batch(batch) => {
                 if self.pending.is_some() {
@@ -243,29 +327,6 @@ impl Scan {
                     last_seqno: batch.last_seqno(),
                     chunk_first: name.first,
                     offset,
-                    end,
-                });
-                Ok(())
-            }
-            Entry::Resume(resume) => {
-                let at_chunk_start = offset == frame::CHUNK_HEADER_BYTES
-                    || (name.first == 1 && offset == self.genesis_end);
-                if !at_chunk_start || self.pending.is_some() {
-                    return Err("a resume entry that does not open its chunk".to_owned());
-                }
-                resume.frontier()?;
-                let expected = self.next_seqno() - 1;
-                if resume.after_seqno != expected {
-                    return Err(format!(
-                        "a resume entry after seqno {}, but the ledger holds up to {expected}",
-                        resume.after_seqno
-                    ));
-                }
-                self.resumptions.push(Resumption {
-                    after_seqno: resume.after_seqno,
-                    seqno: resume.seqno,
-                    view: resume.view,
-                    chunk_first: name.first,
                     end,
                 });
                 Ok(())

@@ -217,6 +217,11 @@ struct State {
     bytes: u64,
     /// Entries read so far in the current chunk.
     entries_in_chunk: u64,
+    /// The current chunk starts past the ledger's end: it must open with a
+    /// resume entry skipping to it.
+    gap_to: Option<u64>,
+    /// A genesis entry repeated at a chunk's start: a resume entry must follow.
+    resume_due: bool,
     absent: Vec<(u64, u64)>,
 }
 
@@ -239,16 +244,18 @@ impl State {
             what,
         };
         frame::check_header(bytes).map_err(|reason| fail(Some(0), None, reason.to_owned()))?;
-        if name.first != self.next_seqno {
+        if name.first < self.next_seqno {
             return Err(fail(
                 Some(0),
                 None,
                 format!(
-                    "chunk is named from seqno {} but the ledger continues at {}",
-                    name.first, self.next_seqno
+                    "chunk starts at seqno {} but the ledger already holds up to {}",
+                    name.first,
+                    self.next_seqno - 1
                 ),
             ));
         }
+        self.gap_to = (name.first > self.next_seqno).then_some(name.first);
         let mut frames: &[Frame<'_>] = &collect_frames(bytes, is_last && name.last.is_none())
             .map_err(|(offset, what)| fail(Some(offset), None, what))?;
         // The genesis entry names the key: take it first, so that every
@@ -273,6 +280,9 @@ impl State {
             self.entries += 1;
             self.entry(name, path, decoded)?;
             self.entries_in_chunk += 1;
+        }
+        if let Some(gap_to) = self.gap_to.take() {
+            return Err(fail(Some(0), None, self.gap_reason(gap_to)));
         }
         if let Some(last) = name.last {
             let held = self.next_seqno - 1;
@@ -300,10 +310,28 @@ impl State {
             seqno,
             what,
         };
-        let first_frame = offset == frame::CHUNK_HEADER_BYTES && name.first == 1;
+        let first_frame = offset == frame::CHUNK_HEADER_BYTES;
+        if !matches!(decoded.entry, Entry::Resume(_)) {
+            if let Some(gap_to) = self
+                .gap_to
+                .filter(|_| !matches!(decoded.entry, Entry::Genesis(_)))
+            {
+                return Err(fail(None, self.gap_reason(gap_to)));
+            }
+            if self.resume_due {
+                return Err(fail(
+                    None,
+                    "a repeated genesis entry not followed by a resume entry".to_owned(),
+                ));
+            }
+        }
         match decoded.entry {
             Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => {
                 self.genesis_key(genesis).map_err(|what| fail(None, what))
+            }
+            Entry::Genesis(genesis) if first_frame && self.genesis.as_ref() == Some(&genesis) => {
+                self.resume_due = true;
+                Ok(())
             }
             Entry::Genesis(_) => Err(fail(
                 None,
@@ -328,14 +356,26 @@ impl State {
                 Ok(())
             }
             Entry::Resume(resume) => {
-                let opens_chunk =
-                    self.entries_in_chunk == 0 || (name.first == 1 && self.entries_in_chunk == 1);
+                // First in its chunk, or after its genesis entry (a batch
+                // before it leaves its signature pending: refused below).
+                let opens_chunk = self.entries_in_chunk <= 1;
                 if !opens_chunk {
                     return Err(fail(
                         Some(resume.seqno),
                         "a resume entry that does not open its chunk".to_owned(),
                     ));
                 }
+                if resume.seqno + 1 != name.first {
+                    return Err(fail(
+                        Some(resume.seqno),
+                        format!(
+                            "a resume entry at seqno {} opens a chunk named from seqno {}",
+                            resume.seqno, name.first
+                        ),
+                    ));
+                }
+                self.gap_to = None;
+                self.resume_due = false;
                 self.resume(&resume)
                     .map_err(|what| fail(Some(resume.seqno), what))
             }
@@ -392,6 +432,14 @@ impl State {
         Ok(())
     }
 
+    fn gap_reason(&self, gap_to: u64) -> String {
+        format!(
+            "chunk starts at seqno {gap_to} but the ledger continues at {} (and the chunk \
+             does not open with a resume entry skipping to it)",
+            self.next_seqno
+        )
+    }
+
     /// Checks a resume entry and continues from the tree it records: its
     /// frontier's root and size must be what its checkpoint signs.
     fn resume(&mut self, resume: &crate::ResumeEntry) -> Result<(), String> {
@@ -399,10 +447,11 @@ impl State {
             return Err("a resume entry between a batch and its signature".to_owned());
         }
         let held = self.next_seqno - 1;
-        if resume.after_seqno != held {
+        if resume.after_seqno > held || held > resume.seqno {
             return Err(format!(
-                "a resume entry after seqno {}, but the ledger holds up to {held}",
-                resume.after_seqno
+                "a resume entry skipping seqnos {}..={} where the ledger holds up to {held}",
+                resume.after_seqno + 1,
+                resume.seqno
             ));
         }
         if resume.view < self.last_view {
@@ -440,7 +489,20 @@ impl State {
                 root.to_hex()
             ));
         }
-        self.absent.push((resume.after_seqno + 1, resume.seqno));
+        if held == resume.seqno {
+            // Every skipped batch is here (fetched since): the tree built
+            // from them must be the one the entry records.
+            if self.tree.root() != root {
+                return Err(format!(
+                    "the resume entry's checkpoint signs root {} but the batches before it give {}",
+                    root.to_hex(),
+                    self.tree.root().to_hex()
+                ));
+            }
+            self.last_checkpoint = Some(checkpoint);
+            return Ok(());
+        }
+        self.absent.push((held + 1, resume.seqno));
         self.tree = tree;
         self.last_view = resume.view;
         self.next_seqno = resume.seqno + 1;

@@ -96,12 +96,19 @@ fn a_ledger_resumes_after_a_skip_reads_reopens_and_verifies() {
 fn a_ledger_can_resume_right_after_its_genesis_and_commit_its_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, mut ledger, _) = resumed_ledger(dir.path(), 0, 12, 30);
-    assert_eq!(
-        ledger.resumptions()[0].chunk_first,
-        1,
-        "the resume entry follows the genesis entry in the first chunk"
+    assert_eq!(ledger.resumptions()[0].chunk_first, 61);
+    let files: Vec<String> = support::chunk_files(dir.path())
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().any(|name| name.starts_with("ledger_61-"))
+            && !files
+                .iter()
+                .any(|name| name == "ledger_1" || name.starts_with("ledger_1-")),
+        "the genesis and resume entries are in a chunk named from 61, ledger_1 is gone: {files:?}"
     );
-    assert!(support::chunk_files(dir.path()).len() > 3);
+    assert!(files.len() > 3);
     ledger.commit(ledger.durable_seqno()).unwrap();
     drop(ledger);
     // Twice: the second open reads the committed chunks' index files.
@@ -109,7 +116,7 @@ fn a_ledger_can_resume_right_after_its_genesis_and_commit_its_chunks() {
         let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
         assert_eq!(reopened.resumptions().len(), 1);
         assert_eq!(reopened.resumptions()[0].seqno, 60);
-        assert_eq!(reopened.resumptions()[0].chunk_first, 1);
+        assert_eq!(reopened.resumptions()[0].chunk_first, 61);
         assert_eq!(reopened.last_seqno(), 210);
         assert_eq!(reopened.batches().first().unwrap().first_seqno, 61);
     }
@@ -210,6 +217,75 @@ fn a_resume_entry_inside_a_chunk_is_refused_by_open_and_verify() {
     );
     let failure = verified(dir.path(), &writer).unwrap_err();
     assert!(failure.contains("does not open its chunk"), "{failure}");
+}
+
+/// The fixture's first chunk, holding its transactions 1 ..= `last` (60
+/// at most), as a committed chunk file of `dir`: what a node fetches.
+fn place_prefix(dir: &Path, last: u64) {
+    place_prefix_salted(dir, last, 0);
+}
+
+/// [`place_prefix`] with the fixture's transactions made with `salt`.
+fn place_prefix_salted(dir: &Path, last: u64, salt: u64) {
+    let source = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(8);
+    writer.salt = salt;
+    let mut ledger =
+        Ledger::create(source.path(), LedgerConfig::default(), &writer.genesis()).unwrap();
+    for _ in 0..12 {
+        let (batch, signature) = writer.batch(5);
+        ledger.append(&batch, &signature).unwrap();
+    }
+    ledger.sync().unwrap();
+    let end = ledger.locate(last).unwrap().end;
+    let bytes = std::fs::read(source.path().join("ledger_1")).unwrap();
+    std::fs::write(
+        dir.join(format!("ledger_1-{last}.committed")),
+        &bytes[..end as usize],
+    )
+    .unwrap();
+}
+
+#[test]
+fn fetched_batches_fill_the_skipped_seqnos_from_the_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, ledger, _) = resumed_ledger(dir.path(), 0, 12, 6);
+    drop(ledger);
+
+    place_prefix(dir.path(), 30);
+    let (ledger, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(ledger.resumptions()[0].held_before, 30);
+    assert!(ledger.read_batch(30).is_ok());
+    assert!(matches!(
+        ledger.read_batch(31),
+        Err(LedgerError::NotHeld {
+            after_seqno: 30,
+            resumes_at: 60,
+            ..
+        })
+    ));
+    drop(ledger);
+    let summary = verified(dir.path(), &writer).unwrap();
+    assert_eq!(summary.absent, vec![(31, 60)]);
+    assert_eq!(summary.transactions, 60);
+
+    std::fs::remove_file(dir.path().join("ledger_1-30.committed")).unwrap();
+    place_prefix(dir.path(), 60);
+    let (ledger, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(ledger.resumptions()[0].held_before, 60);
+    assert!(ledger.read_batch(45).is_ok());
+    assert_eq!(ledger.batches().len(), 18);
+    drop(ledger);
+    let summary = verified(dir.path(), &writer).unwrap();
+    assert!(summary.absent.is_empty(), "{:?}", summary.absent);
+    assert_eq!(summary.transactions, 90);
+
+    // A prefix of other transactions (each batch signed by the same key):
+    // the tree it gives is not the one the resume entry records.
+    std::fs::remove_file(dir.path().join("ledger_1-60.committed")).unwrap();
+    place_prefix_salted(dir.path(), 60, 1);
+    let failure = verified(dir.path(), &writer).unwrap_err();
+    assert!(failure.contains("the batches before it give"), "{failure}");
 }
 
 /// A ledger of the fixture's first two batches, then `resume`.

@@ -79,7 +79,11 @@ pub(crate) fn open_chunk(
             }
         }
         let Some((_, path)) = chunks.iter().find(|(name, _)| name.first == chunk_first) else {
-            break;
+            // Listed mid-rename, or absent: list again while attempts last.
+            if attempt + 1 < OPEN_CHUNK_ATTEMPTS {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            continue;
         };
         match File::open(path) {
             Ok(file) => return Ok((file, path.clone())),
