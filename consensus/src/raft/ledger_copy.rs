@@ -32,19 +32,18 @@ impl LedgerLogReader {
     pub(crate) fn batch_pieces_through(&self, index: u64) -> Result<Vec<Piece>, ConsensusError> {
         let (dir, stretches) = {
             let state = super::lock(&self.shared);
-            let end = usize::try_from(index)
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let Some(slots) = state.slots.get(..end) else {
+            let end = index.saturating_add(1);
+            if state.slots.base() > 0 || end > state.slots.end() {
                 return Err(ConsensusError::RaftStorage {
                     path: state.dir.clone(),
                     reason: format!(
-                        "a snapshot through log index {index}, but the log holds {} entries",
-                        state.slots.len()
+                        "a snapshot through log index {index}, but the log holds indices {}..{}",
+                        state.slots.base(),
+                        state.slots.end()
                     ),
                 });
-            };
-            (state.dir.clone(), stretches(slots))
+            }
+            (state.dir.clone(), stretches(state.slots.range(0, end)))
         };
         let source = Arc::new(ChunkSource::new(dir));
         let mut pieces = Vec::new();

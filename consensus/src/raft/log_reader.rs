@@ -145,10 +145,14 @@ impl LedgerLogReader {
         end: u64,
     ) -> (Option<u64>, Vec<SteleEntry>) {
         let state = lock(&self.shared);
-        let end = end.min(state.slots.len() as u64);
         let (mut last_held, mut controls, mut controls_before) = (None, Vec::new(), 0);
-        for index in start.min(end)..end {
-            match &state.slots[index as usize] {
+        for (index, slot) in state
+            .slots
+            .indexed()
+            .skip_while(|(index, _)| *index < start)
+            .take_while(|(index, _)| *index < end)
+        {
+            match slot {
                 Slot::Control(entry) => controls.push((**entry).clone()),
                 slot if slot.last_seqno().is_some_and(|last| last <= seqno) => {
                     last_held = Some(index);
@@ -169,16 +173,17 @@ impl LedgerLogReader {
             let state = lock(&self.shared);
             let first = state
                 .slots
-                .iter()
-                .position(|slot| slot.last_seqno().is_some_and(|last| last > seqno));
-            (first, state.slots.len())
+                .indexed()
+                .find(|(_, slot)| slot.last_seqno().is_some_and(|last| last > seqno))
+                .map(|(index, _)| index);
+            (first, state.slots.end())
         };
         let Some(first) = first else {
             return Ok(Vec::new());
         };
         // `entries` fills in each batch's prev_root from the batch before it.
         Ok(self
-            .entries(first as u64, end as u64)?
+            .entries(first, end)?
             .into_iter()
             .filter_map(|entry| match entry.payload {
                 EntryPayload::Normal(batch) => Some(batch),
@@ -194,7 +199,7 @@ impl LedgerLogReader {
     pub fn batch_holding(&self, seqno: u64) -> Result<Option<ExecutedBatch>, ConsensusError> {
         let (dir, slot) = {
             let state = lock(&self.shared);
-            let slots = &state.slots;
+            let slots = state.slots.range(0, u64::MAX);
             // The last seqno of the first batch slot at or after `index`.
             let last_from = |index: usize| slots[index..].iter().find_map(Slot::last_seqno);
             let (mut low, mut high) = (0, slots.len());
@@ -239,11 +244,11 @@ impl LedgerLogReader {
         // Copy what is needed and read files without holding the lock.
         let (dir, slots) = {
             let state = lock(&self.shared);
-            let mut end = end.min(state.slots.len() as u64);
-            let start = start.min(end);
+            let mut end = end.min(state.slots.end());
+            let start = start.clamp(state.slots.base(), end.max(state.slots.base()));
             if bytes_max != usize::MAX {
                 let mut bytes = 0_usize;
-                for (offset, slot) in state.slots[start as usize..end as usize].iter().enumerate() {
+                for (offset, slot) in state.slots.range(start, end).iter().enumerate() {
                     bytes = bytes.saturating_add(slot.bytes_estimate());
                     if offset > 0 && bytes > bytes_max {
                         end = start + offset as u64;
@@ -251,18 +256,21 @@ impl LedgerLogReader {
                     }
                 }
             }
-            let previous_batch = state.slots[..start as usize]
+            let previous_batch = state
+                .slots
+                .range(0, start)
                 .iter()
                 .rev()
                 .find(|slot| matches!(slot, Slot::Batch { .. }))
                 .cloned();
-            let slots: Vec<Slot> = state.slots[start as usize..end as usize].to_vec();
-            (state.dir.clone(), (start, previous_batch, slots))
+            let base_root = state.meta.log_base.map(|base| base.root);
+            let slots: Vec<Slot> = state.slots.range(start, end).to_vec();
+            (state.dir.clone(), (start, previous_batch, base_root, slots))
         };
-        let (start, previous_batch, slots) = slots;
+        let (start, previous_batch, base_root, slots) = slots;
         let mut chunks = Chunks::new();
         let mut prev_root = match previous_batch {
-            None => empty_root(),
+            None => base_root.unwrap_or_else(empty_root),
             Some(Slot::Batch {
                 root: Some(root), ..
             }) => root,
@@ -401,7 +409,7 @@ impl RaftLogReader<SteleRaft> for LedgerLogReader {
         let state = lock(&self.shared);
         let mut keys: Vec<SteleLogId> = Vec::new();
         for index in first..=last {
-            let Some(slot) = state.slots.get(index as usize) else {
+            let Some(slot) = state.slots.get(index) else {
                 return Err(io_error(ConsensusError::RaftStorage {
                     path: state.dir.clone(),
                     reason: format!("no log entry at index {index} (the log ends before {last})"),

@@ -59,11 +59,11 @@ impl Slot {
 
 struct State {
     dir: PathBuf,
-    /// Slot `i` is log index `i`.
-    slots: Vec<Slot>,
-    /// Slots before this index hold no batch in memory that is durable
+    /// The log's entries from its base on (`slots.rs`).
+    slots: Slots,
+    /// Log indices before this one hold no batch in memory that is durable
     /// (where [`LogWriter::release_through`] resumes).
-    released: usize,
+    released: u64,
     meta: RaftMeta,
     /// The committed log id the meta file holds on disk (`meta.committed`
     /// may be ahead while a save runs): what the ledger may be marked
@@ -80,7 +80,7 @@ impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
             .field("dir", &self.dir)
-            .field("slots", &self.slots.len())
+            .field("slots", &self.slots.count())
             .field("meta", &self.meta)
             .finish_non_exhaustive()
     }
@@ -171,7 +171,7 @@ fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
         }
         meta.save(&dir)?;
     }
-    let batches = ledger.batches().len() as u64;
+    let batches = batches_after_base(ledger, meta.log_base).len() as u64;
     let before = meta.controls.len();
     meta.controls
         .retain(|control| control.batches_before <= batches);
@@ -185,19 +185,38 @@ fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
 /// a lower bound), after settling its meta file as [`LedgerLogStore::open`] does.
 pub fn committed_seqno(ledger: &mut Ledger) -> Result<u64, ConsensusError> {
     let meta = settle(ledger)?;
+    let base_seqno = meta.log_base.map_or(0, |base| base.seqno);
     let Some(committed) = meta.committed else {
-        return Ok(0);
+        return Ok(base_seqno);
     };
+    let first_index = log_start(meta.log_base);
+    if committed.index < first_index {
+        return Ok(base_seqno);
+    }
     let controls_at_or_before = meta
         .controls
         .iter()
         .filter(|control| control.entry.log_id.index <= committed.index)
         .count() as u64;
-    let batches = (committed.index + 1).saturating_sub(controls_at_or_before);
+    let batches = (committed.index + 1 - first_index).saturating_sub(controls_at_or_before);
     Ok(batches
         .checked_sub(1)
-        .and_then(|last| ledger.batches().get(last as usize))
-        .map_or(0, |location| location.last_seqno))
+        .and_then(|last| batches_after_base(ledger, meta.log_base).get(last as usize))
+        .map_or(base_seqno, |location| location.last_seqno))
+}
+
+/// The first log index a log with `base` holds.
+fn log_start(base: Option<LogBase>) -> u64 {
+    base.map_or(0, |base| base.last_log_id.index + 1)
+}
+
+/// The ledger's batches the log holds: those after its base's seqno (a
+/// ledger that resumed at a snapshot may hold batches fetched before it,
+/// which are not in the log).
+fn batches_after_base(ledger: &Ledger, base: Option<LogBase>) -> &[BatchLocation] {
+    let batches = ledger.batches();
+    let seqno = base.map_or(0, |base| base.seqno);
+    &batches[batches.partition_point(|location| location.last_seqno <= seqno)..]
 }
 
 impl std::fmt::Debug for LedgerLogStore {
@@ -215,7 +234,8 @@ impl LedgerLogStore {
     pub fn open(mut ledger: Ledger) -> Result<Self, ConsensusError> {
         let dir = ledger.dir().to_owned();
         let meta = settle(&mut ledger)?;
-        let batches = ledger.batches().to_vec();
+        let batches = batches_after_base(&ledger, meta.log_base).to_vec();
+        let first_index = log_start(meta.log_base);
         let mut slots = Vec::with_capacity(batches.len() + meta.controls.len());
         let mut controls = meta.controls.iter().peekable();
         for (position, location) in batches.iter().enumerate() {
@@ -232,9 +252,10 @@ impl LedgerLogStore {
             });
         }
         slots.extend(controls.map(|control| Slot::Control(Box::new(control.entry.clone()))));
-        for (index, slot) in slots.iter().enumerate() {
+        let slots = Slots::new(first_index, slots);
+        for (index, slot) in slots.indexed() {
             if let Slot::Control(entry) = slot {
-                if entry.log_id.index != index as u64 {
+                if entry.log_id.index != index {
                     return Err(ConsensusError::RaftStorage {
                         path: dir.clone(),
                         reason: format!(
@@ -249,8 +270,8 @@ impl LedgerLogStore {
         let shared = Arc::new(Index {
             state: Mutex::new(State {
                 dir,
+                released: first_index,
                 slots,
-                released: 0,
                 committed_saved: meta.committed,
                 meta,
                 on_durable: None,
@@ -317,18 +338,40 @@ impl LedgerLogStore {
 
 impl State {
     fn last_log_id(&self) -> Option<SteleLogId> {
-        let index = self.slots.len().checked_sub(1)?;
-        Some(match &self.slots[index] {
-            Slot::Batch { view, .. } => log_id(*view, index as u64),
+        let Some((index, slot)) = self.slots.indexed().next_back() else {
+            return self.meta.log_base.map(|base| base.last_log_id);
+        };
+        Some(match slot {
+            Slot::Batch { view, .. } => log_id(*view, index),
             Slot::Control(entry) => entry.log_id,
         })
     }
 
-    fn batches_before(&self, index: usize) -> u64 {
-        self.slots[..index]
+    /// The seqno the log's base ends at (0 for a log from index 0).
+    fn base_seqno(&self) -> u64 {
+        self.meta.log_base.map_or(0, |base| base.seqno)
+    }
+
+    /// Batches the log holds before log index `index` (from its base).
+    fn batches_before(&self, index: u64) -> u64 {
+        self.slots
+            .range(0, index)
             .iter()
             .filter(|slot| matches!(slot, Slot::Batch { .. }))
             .count() as u64
+    }
+
+    /// The log id at `index`, if the log holds it (or its base ends there).
+    fn log_id_at(&self, index: u64) -> Option<SteleLogId> {
+        match self.slots.get(index) {
+            Some(Slot::Batch { view, .. }) => Some(log_id(*view, index)),
+            Some(Slot::Control(entry)) => Some(entry.log_id),
+            None => self
+                .meta
+                .log_base
+                .map(|base| base.last_log_id)
+                .filter(|id| id.index == index),
+        }
     }
 }
 
@@ -437,11 +480,11 @@ impl RaftLogStorage<SteleRaft> for LedgerLogStore {
         if let Some(hook) = &self.on_truncate {
             let (dir, first_dropped) = {
                 let state = lock(&self.reader.shared);
-                let start = usize::try_from(first_dropped).unwrap_or(usize::MAX);
                 let slot = state
                     .slots
-                    .get(start..)
-                    .and_then(|slots| slots.iter().find(|slot| matches!(slot, Slot::Batch { .. })))
+                    .range(first_dropped, u64::MAX)
+                    .iter()
+                    .find(|slot| matches!(slot, Slot::Batch { .. }))
                     .cloned();
                 (state.dir.clone(), slot)
             };
@@ -503,8 +546,8 @@ impl LedgerLogStore {
     pub fn cached_batches(&self) -> usize {
         lock(&self.reader.shared)
             .slots
-            .iter()
-            .filter(|slot| {
+            .indexed()
+            .filter(|(_, slot)| {
                 matches!(
                     slot,
                     Slot::Batch {
@@ -582,6 +625,11 @@ pub(crate) use log_reader::{open_chunk, Chunks};
 
 #[path = "ledger_copy.rs"]
 mod ledger_copy;
+
+#[path = "slots.rs"]
+mod slots;
+pub use slots::LogBase;
+use slots::Slots;
 
 #[cfg(test)]
 #[path = "log_store_tests.rs"]

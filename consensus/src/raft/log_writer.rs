@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    change_and_save, checkpoint_root, lock, log_id, ControlRecord, ExecutedBatch, Flushed,
+    change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed,
     LogWriter, Slot, SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
 };
 use crate::ConsensusError;
@@ -20,7 +20,7 @@ impl LogWriter {
         let dir = lock(&self.shared).dir.clone();
         no_gap(&dir, entry.log_id.index, self.len())?;
         change_and_save(&self.shared, |state| {
-            let index = entry.log_id.index as usize;
+            let index = entry.log_id.index;
             state.slots.truncate(index);
             let batches_before = state.batches_before(index);
             state.meta.controls.push(ControlRecord {
@@ -42,9 +42,9 @@ impl LogWriter {
         let batch = Arc::new(batch);
         {
             let mut state = lock(&self.shared);
-            no_gap(&state.dir, index, state.slots.len() as u64)?;
-            state.slots.truncate(index as usize);
-            state.released = state.released.min(index as usize);
+            no_gap(&state.dir, index, state.slots.end())?;
+            state.slots.truncate(index);
+            state.released = state.released.min(index);
             state.slots.push(Slot::Batch {
                 view: batch.batch.view,
                 location: None,
@@ -63,7 +63,7 @@ impl LogWriter {
                     }
                     if let Some(Slot::Batch {
                         location, pending, ..
-                    }) = state.slots.get_mut(index as usize)
+                    }) = state.slots.get_mut(index)
                     {
                         if pending
                             .as_ref()
@@ -88,12 +88,10 @@ impl LogWriter {
     /// its copy, and the next call resumes there.
     pub(crate) fn release_through(&self, index: u64) {
         let mut state = lock(&self.shared);
-        let end = usize::try_from(index)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1)
-            .min(state.slots.len());
-        let mut released = state.released.min(end);
-        for slot in &mut state.slots[released..end] {
+        let end = index.saturating_add(1).min(state.slots.end());
+        let mut released = state.released.clamp(state.slots.base(), end.max(state.slots.base()));
+        let start = released;
+        for slot in state.slots.range_mut(start, end) {
             if let Slot::Batch {
                 location: None,
                 pending: Some(_),
@@ -120,19 +118,19 @@ impl LogWriter {
     /// crash midway is finished on open. Returns the last seqno kept.
     pub(crate) fn cut(&self, index: u64) -> Result<u64, ConsensusError> {
         let last_kept_seqno = change_and_save(&self.shared, |state| {
-            let index = usize::try_from(index)
-                .unwrap_or(usize::MAX)
-                .min(state.slots.len());
-            let last_kept_seqno = state.slots[..index]
+            let index = index.min(state.slots.end());
+            let last_kept_seqno = state
+                .slots
+                .range(0, index)
                 .iter()
                 .rev()
                 .find_map(Slot::last_seqno)
-                .unwrap_or(0);
+                .unwrap_or_else(|| state.base_seqno());
             state.slots.truncate(index);
             state
                 .meta
                 .controls
-                .retain(|control| (control.entry.log_id.index as usize) < index);
+                .retain(|control| control.entry.log_id.index < index);
             state.meta.pending_truncate = Some(last_kept_seqno);
             last_kept_seqno
         })?;
@@ -164,14 +162,16 @@ impl LogWriter {
         let seqno = {
             let state = lock(&self.shared);
             let end = state.committed_saved.map_or(0, |id| id.index + 1);
-            let end = usize::try_from(end)
-                .unwrap_or(usize::MAX)
-                .min(state.slots.len());
-            state.slots[..end]
-                .iter()
-                .rev()
-                .find_map(Slot::last_seqno)
-                .unwrap_or(0)
+            match state.committed_saved {
+                Some(id) if id.index + 1 >= state.slots.base() => state
+                    .slots
+                    .range(0, end)
+                    .iter()
+                    .rev()
+                    .find_map(Slot::last_seqno)
+                    .unwrap_or_else(|| state.base_seqno()),
+                _ => 0,
+            }
         };
         if seqno == 0 {
             return;
@@ -244,25 +244,22 @@ impl LogWriter {
 
     /// The log id at `index`, if the log holds that index.
     pub(crate) fn log_id_at(&self, index: u64) -> Option<SteleLogId> {
-        let state = lock(&self.shared);
-        match state.slots.get(usize::try_from(index).ok()?)? {
-            Slot::Batch { view, .. } => Some(log_id(*view, index)),
-            Slot::Control(entry) => Some(entry.log_id),
-        }
+        lock(&self.shared).log_id_at(index)
     }
 
     /// The log index after the batch ending at `seqno` (0 for seqno 0), if the
     /// log holds such a batch.
     pub(crate) fn index_after_seqno(&self, seqno: u64) -> Option<u64> {
-        if seqno == 0 {
-            return Some(0);
-        }
         let state = lock(&self.shared);
-        let position = state
+        if seqno == state.base_seqno() {
+            return Some(state.slots.base());
+        }
+        let (index, _) = state
             .slots
-            .iter()
-            .rposition(|slot| slot.last_seqno() == Some(seqno))?;
-        Some(position as u64 + 1)
+            .indexed()
+            .rev()
+            .find(|(_, slot)| slot.last_seqno() == Some(seqno))?;
+        Some(index + 1)
     }
 
     /// The ledger writer's health: the condition (full disk, no file handles)
@@ -273,7 +270,7 @@ impl LogWriter {
 
     /// The number of entries in the log (the next index).
     pub(crate) fn len(&self) -> u64 {
-        lock(&self.shared).slots.len() as u64
+        lock(&self.shared).slots.end()
     }
 }
 

@@ -28,9 +28,14 @@ pub const META_FILE: &str = "raft-meta";
 /// First bytes of a meta file with a header.
 pub const META_MAGIC: [u8; 8] = *b"STLRMETA";
 
-/// The format version written (1: the header; the headerless legacy files
-/// are version 0).
-pub const META_VERSION: u32 = 1;
+/// The newest format version (1: the header, the headerless legacy files
+/// being version 0; 2: a log that starts at a snapshot, `log_base`). A file
+/// is written as version 1 unless it has a `log_base`, so builds before
+/// version 2 still read every file they can understand, and refuse the rest.
+pub const META_VERSION: u32 = 2;
+
+/// The version of a file without a `log_base`.
+const META_VERSION_FROM_ZERO: u32 = 1;
 
 /// Mode of the meta file and its tmp file: the node's own (it names the
 /// members and their keys).
@@ -74,6 +79,11 @@ pub struct RaftMeta {
     /// A ledger truncation recorded but maybe not yet carried out: keep the
     /// batches up to this seqno.
     pub pending_truncate: Option<u64>,
+    /// Where the log starts if it starts at an installed snapshot (the
+    /// controls' `batches_before` then count batches after it). Absent in
+    /// files written before P10's joins, and for a log from index 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_base: Option<super::log_store::LogBase>,
 }
 
 impl RaftMeta {
@@ -114,7 +124,11 @@ impl RaftMeta {
         ciborium::into_writer(self, &mut body).map_err(|error| meta_error(path, error))?;
         let mut bytes = Vec::with_capacity(META_HEADER_BYTES + body.len());
         bytes.extend_from_slice(&META_MAGIC);
-        bytes.extend_from_slice(&META_VERSION.to_le_bytes());
+        let version = match self.log_base {
+            Some(_) => META_VERSION,
+            None => META_VERSION_FROM_ZERO,
+        };
+        bytes.extend_from_slice(&version.to_le_bytes());
         bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&Sha256::digest(&body));
         bytes.extend_from_slice(&body);
@@ -130,7 +144,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<RaftMeta, ConsensusError> {
     };
     let field = |range: std::ops::Range<usize>| &header[range];
     let version = u32::from_le_bytes(field(8..12).try_into().expect("4 bytes"));
-    if version != META_VERSION {
+    if !(META_VERSION_FROM_ZERO..=META_VERSION).contains(&version) {
         return Err(damaged(
             path,
             &format!("format version {version}, this build reads {META_VERSION}"),
@@ -209,7 +223,28 @@ mod tests {
                 },
             ],
             pending_truncate: Some(9),
+            log_base: None,
         }
+    }
+
+    #[test]
+    fn a_log_base_is_saved_as_version_2_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = sample();
+        meta.save(dir.path()).unwrap();
+        let version = |dir: &Path| {
+            let bytes = std::fs::read(dir.join(META_FILE)).unwrap();
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+        };
+        assert_eq!(version(dir.path()), 1, "no base: readable by older builds");
+        meta.log_base = Some(crate::raft::log_store::LogBase {
+            last_log_id: log_id(3, 7),
+            seqno: 40,
+            root: [5; 32],
+        });
+        meta.save(dir.path()).unwrap();
+        assert_eq!(version(dir.path()), 2);
+        assert_eq!(RaftMeta::load(dir.path()).unwrap(), meta);
     }
 
     fn mode(path: &Path) -> u32 {
