@@ -111,6 +111,9 @@ pub struct HistoryState {
     batches: Column<BatchEnd>,
     /// `(last seqno, signed checkpoint)` of the recent batches, in order.
     notes: VecDeque<(u64, String)>,
+    /// The seqno a history that started at a snapshot starts after (0: it
+    /// holds every batch): the batches up to it are not known here.
+    starts_after: u64,
 }
 
 impl HistoryState {
@@ -124,6 +127,19 @@ impl HistoryState {
     /// index, in order), and `note`, the signed checkpoint of the last batch,
     /// which must verify and sign this tree's size and root.
     pub fn restore(
+        spans: impl IntoIterator<Item = BatchSpan>,
+        frontier: &Frontier,
+        note: String,
+        identity: &ServiceIdentity,
+    ) -> Result<HistoryState, HistoryError> {
+        Self::restore_after(None, spans, frontier, note, identity)
+    }
+
+    /// [`HistoryState::restore`] for a node whose ledger resumes at a
+    /// snapshot: `skipped` is the span of the seqnos it does not hold (from
+    /// 1, with the view of the batch that ended it), and `spans` start after it.
+    pub fn restore_after(
+        skipped: Option<BatchSpan>,
         spans: impl IntoIterator<Item = BatchSpan>,
         frontier: &Frontier,
         note: String,
@@ -143,6 +159,13 @@ impl HistoryState {
         }
         let mut batches = Column::default();
         let mut next = 1;
+        if let Some(skipped) = skipped {
+            batches.extend_from_slice(&[BatchEnd {
+                last_seqno: skipped.last_seqno,
+                view: skipped.view,
+            }]);
+            next = skipped.last_seqno + 1;
+        }
         for span in spans {
             if span.first_seqno != next || span.last_seqno < span.first_seqno {
                 return Err(refused(format!(
@@ -165,7 +188,47 @@ impl HistoryState {
             tree,
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
+            starts_after: skipped.map_or(0, |skipped| skipped.last_seqno),
         })
+    }
+
+    /// The history of a node that starts at a snapshot without the batches
+    /// before it (it joined from a snapshot): the tree from `frontier`, whose
+    /// root `note` (the signed checkpoint of the snapshot's last batch, in
+    /// `view`) must sign. Transactions up to the snapshot have no batch
+    /// known here: reads about them are [`HistoryReadError::Unavailable`].
+    pub fn resumed(
+        frontier: &Frontier,
+        view: u64,
+        note: String,
+        identity: &ServiceIdentity,
+    ) -> Result<HistoryState, HistoryError> {
+        let tree = MerkleTree::from_frontier(frontier)?;
+        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        if checkpoint.tree_size != tree.size() || checkpoint.root != tree.root() {
+            return Err(HistoryError::Replay {
+                seqno: frontier.size(),
+                reason: "the snapshot's tree frontier does not make its signed checkpoint's root"
+                    .to_owned(),
+            });
+        }
+        let mut batches = Column::default();
+        // The skipped seqnos as one span: where the first batch after starts.
+        batches.extend_from_slice(&[BatchEnd {
+            last_seqno: tree.size(),
+            view,
+        }]);
+        Ok(HistoryState {
+            starts_after: tree.size(),
+            tree,
+            batches,
+            notes: VecDeque::from([(checkpoint.tree_size, note)]),
+        })
+    }
+
+    /// The seqno this history starts after (0: it holds every batch).
+    pub fn starts_after(&self) -> u64 {
+        self.starts_after
     }
 
     /// The tree's frontier at `size` (for a snapshot), if its edge is held.
@@ -256,6 +319,15 @@ impl HistoryState {
         if size > self.size() {
             return Ok(());
         }
+        if size < self.starts_after {
+            return Err(HistoryError::Replay {
+                seqno: size,
+                reason: format!(
+                    "a rollback below seqno {}, where this history starts",
+                    self.starts_after
+                ),
+            });
+        }
         if size > 0
             && self
                 .batch_of(size)
@@ -322,8 +394,12 @@ impl HistoryState {
             .map(|(_, note)| note.as_str())
     }
 
-    /// The batch holding `seqno`.
+    /// The batch holding `seqno` (none for a seqno before where a resumed
+    /// history starts).
     pub fn batch_of(&self, seqno: u64) -> Option<BatchSpan> {
+        if seqno <= self.starts_after {
+            return None;
+        }
         let position = self.batches.partition_point(|end| end.last_seqno < seqno);
         let end = self.batches.get(position)?;
         let first_seqno = match position.checked_sub(1) {
@@ -351,6 +427,14 @@ impl HistoryState {
         id: TransactionId,
         committed: u64,
     ) -> Result<BatchSpan, HistoryReadError> {
+        if id.seqno <= self.starts_after && id.seqno <= committed {
+            return Err(HistoryReadError::Unavailable(format!(
+                "transaction {id} is before seqno {} where this node's history starts (it \
+                 joined from a snapshot and has not fetched the ledger before it yet): ask \
+                 another node",
+                self.starts_after + 1
+            )));
+        }
         let batch = self
             .batch_of(id.seqno)
             .ok_or(HistoryReadError::NotCommitted)?;
@@ -655,6 +739,67 @@ mod tests {
         assert_eq!(history.size(), 2);
         assert_eq!(history.root(), root_at_2);
         assert!(history.batch_of(3).is_none());
+    }
+
+    #[test]
+    fn a_resumed_history_serves_what_follows_and_refuses_what_it_skipped() {
+        let identity = identity();
+        let mut history = HistoryState::new();
+        let mut notes = Vec::new();
+        let mut all = Vec::new();
+        for first_seqno in (1..=500).step_by(100) {
+            let (digests, leaves) = batch(first_seqno, 100, &identity);
+            notes.push(
+                history
+                    .push_batch(1, &leaves, &identity)
+                    .unwrap()
+                    .to_owned(),
+            );
+            all.extend(digests.into_iter().zip(leaves));
+        }
+        let frontier = history.frontier_at(300).unwrap();
+        assert!(HistoryState::resumed(&frontier, 1, notes[1].clone(), &identity).is_err());
+        let mut resumed = HistoryState::resumed(&frontier, 1, notes[2].clone(), &identity).unwrap();
+        assert_eq!((resumed.size(), resumed.starts_after()), (300, 300));
+        assert_eq!(resumed.root(), history.root_at(300).unwrap());
+        assert_eq!(resumed.batch_of(300), None);
+        for first_seqno in [301, 401] {
+            let (_, leaves) = batch(first_seqno, 100, &identity);
+            resumed.push_batch(1, &leaves, &identity).unwrap();
+        }
+        assert_eq!(resumed.root(), history.root());
+        assert_eq!(resumed.batch_of(350), history.batch_of(350));
+        let id = TransactionId {
+            view: 1,
+            seqno: 450,
+        };
+        let expected = history
+            .receipt(id, 500, &identity, &all[449].0, &notes[4], &Tiles::none())
+            .unwrap();
+        let served = resumed
+            .receipt(id, 500, &identity, &all[449].0, &notes[4], &Tiles::none())
+            .unwrap();
+        assert_eq!(served, expected);
+        let skipped = TransactionId {
+            view: 1,
+            seqno: 120,
+        };
+        match resumed.receipt(
+            skipped,
+            500,
+            &identity,
+            &all[119].0,
+            &notes[1],
+            &Tiles::none(),
+        ) {
+            Err(HistoryReadError::Unavailable(reason)) => {
+                assert!(reason.contains("joined from a snapshot"), "{reason}")
+            }
+            other => panic!("a skipped transaction's receipt: {other:?}"),
+        }
+        assert!(resumed.truncate(200).is_err());
+        resumed.truncate(400).unwrap();
+        assert_eq!(resumed.size(), 400);
     }
 
     #[test]

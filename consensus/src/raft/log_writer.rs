@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::{
-    change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed,
-    LogWriter, Slot, SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
+    change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed, LogWriter, Slot,
+    SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
 };
 use crate::ConsensusError;
 
@@ -89,7 +89,9 @@ impl LogWriter {
     pub(crate) fn release_through(&self, index: u64) {
         let mut state = lock(&self.shared);
         let end = index.saturating_add(1).min(state.slots.end());
-        let mut released = state.released.clamp(state.slots.base(), end.max(state.slots.base()));
+        let mut released = state
+            .released
+            .clamp(state.slots.base(), end.max(state.slots.base()));
         let start = released;
         for slot in state.slots.range_mut(start, end) {
             if let Slot::Batch {
