@@ -37,6 +37,7 @@
 //! election_timeout_max_ms = 1000
 //! snapshot_entries = 10000            # Raft entries before a snapshot (0: never)
 //! log_entries_kept = 1000             # entries behind a snapshot still sent as log
+//! snapshot_transfer = "full"          # "resume": a joining node gets no ledger before the snapshot
 //! learner_catch_up_timeout_ms = 600000 # a node added must follow the log within it
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
@@ -169,6 +170,12 @@ pub struct Cluster {
     /// Entries kept behind a snapshot that are still sent as log entries.
     #[serde(default = "log_entries_kept_default")]
     pub log_entries_kept: u64,
+    /// What a snapshot sent to a node far behind carries: `full` (the KV
+    /// state and the ledger up to it) or `resume` (the KV state and the
+    /// tree's frontier: the receiver serves in O(state) and its ledger
+    /// resumes at the snapshot, without the batches before it).
+    #[serde(default)]
+    pub snapshot_transfer: SnapshotTransfer,
     /// Longest wait for a node added with `POST /admin/members` to acknowledge
     /// the leader's log before it votes; past it, it is removed again (504).
     #[serde(default = "learner_catch_up_timeout_ms_default")]
@@ -204,6 +211,17 @@ fn learner_catch_up_timeout_ms_default() -> u64 {
 
 fn log_entries_kept_default() -> u64 {
     stele_consensus::RaftLogPolicy::default().entries_kept
+}
+
+/// `[cluster] snapshot_transfer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotTransfer {
+    /// The KV state and the ledger up to the snapshot.
+    #[default]
+    Full,
+    /// The KV state and the tree's frontier and checkpoint at the snapshot.
+    Resume,
 }
 
 /// `[[cluster.members]]`.

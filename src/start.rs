@@ -314,6 +314,8 @@ fn cluster_setup(
             RaftLogPolicy {
                 snapshot_entries: cluster.snapshot_entries,
                 entries_kept: cluster.log_entries_kept,
+                resume_transfers: cluster.snapshot_transfer
+                    == crate::config::SnapshotTransfer::Resume,
             },
         ),
     };
@@ -358,17 +360,6 @@ fn open_ledger(
     };
     let started = std::time::Instant::now();
     match Ledger::open(&dir.ledger(), ledger_config) {
-        Ok((ledger, _)) if !ledger.resumptions().is_empty() => {
-            let resume = ledger.resumptions()[0];
-            anyhow::bail!(
-                "the ledger in {} resumes at seqno {} without the batches after seqno {} \
-                 (a resume entry, docs/ledger-format.md): `stele verify` checks it, but this \
-                 build's node runs only on a ledger that holds every batch",
-                dir.ledger().display(),
-                resume.seqno,
-                resume.after_seqno
-            )
-        }
         Ok((ledger, recovery)) => {
             tracing::info!(
                 batches = ledger.batches().len(),

@@ -146,6 +146,7 @@ impl Engine {
                 &replica,
                 Arc::new(move |seqno| durable_intake.durable(seqno)),
                 config.committed_chunks_live,
+                config.snapshot_dir.clone(),
             )
             .await?,
         );

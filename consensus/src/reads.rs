@@ -126,7 +126,11 @@ impl Engine {
     /// the proof needs ([`Engine::with_tiles`]).
     pub fn receipt(&self, id: TransactionId) -> Result<Receipt, HistoryReadError> {
         let committed = self.committed_seqno();
-        self.replica.read_history().check_committed(id, committed)?;
+        {
+            let history = self.replica.read_history();
+            history.check_committed(id, committed)?;
+            history.check_held(id)?;
+        }
         let unavailable = |reason: String| {
             HistoryReadError::Unavailable(format!(
                 "transaction {id}'s record could not be read from the ledger: {reason}"

@@ -56,8 +56,30 @@ pub fn replay(
         None => (0, None, None),
     };
     let batches = ledger.batches();
+    // A ledger that resumes at a snapshot without every batch before it
+    // (a node that joined from one): the history starts after the last such
+    // resume entry, and the state must come from a snapshot at or after it.
+    let skipped = ledger
+        .resumptions()
+        .iter()
+        .rev()
+        .find(|resume| resume.held_before < resume.seqno);
+    if let Some(resume) = skipped {
+        if base_seqno < resume.seqno || frontier.is_none() {
+            return Err(ConsensusError::Replay {
+                seqno: resume.seqno,
+                reason: format!(
+                    "the ledger resumes at seqno {} without the batches after seqno {}: the \
+                     state needs a (version 2) snapshot at or after it",
+                    resume.seqno, resume.held_before
+                ),
+            });
+        }
+    }
     let base_position = batches.partition_point(|batch| batch.last_seqno < base_seqno);
+    let base_is_resume = skipped.is_some_and(|resume| resume.seqno == base_seqno);
     if base_seqno > 0
+        && !base_is_resume
         && batches
             .get(base_position)
             .is_none_or(|batch| batch.last_seqno != base_seqno)
@@ -74,17 +96,45 @@ pub fn replay(
     let mut replay_from = 0;
     if let (Some(frontier), Some(note)) = (frontier.as_ref(), base_note.as_ref()) {
         if base_seqno > 0 {
-            let (_, signature) = ledger.read_batch(batches[base_position].first_seqno)?;
-            if signature.checkpoint != *note {
+            let ledger_note = match skipped.filter(|_| base_is_resume) {
+                Some(resume) => resume.checkpoint.clone(),
+                None => {
+                    ledger
+                        .read_batch(batches[base_position].first_seqno)?
+                        .1
+                        .checkpoint
+                }
+            };
+            if ledger_note != *note {
                 return Err(note_differs());
             }
-            let spans = batches[..=base_position].iter().map(|batch| BatchSpan {
+            let (skipped_span, first_kept) = match skipped {
+                Some(resume) => (
+                    Some((
+                        BatchSpan {
+                            first_seqno: 1,
+                            last_seqno: resume.seqno,
+                            view: resume.view,
+                        },
+                        resume.view_starts.as_slice(),
+                    )),
+                    batches.partition_point(|batch| batch.last_seqno <= resume.seqno),
+                ),
+                None => (None, 0),
+            };
+            let kept_end = if base_is_resume {
+                first_kept
+            } else {
+                base_position + 1
+            };
+            let spans = batches[first_kept..kept_end].iter().map(|batch| BatchSpan {
                 first_seqno: batch.first_seqno,
                 last_seqno: batch.last_seqno,
                 view: batch.view,
             });
-            *history = HistoryState::restore(spans, frontier, note.clone(), identity)?;
-            replay_from = base_position + 1;
+            *history =
+                HistoryState::restore_after(skipped_span, spans, frontier, note.clone(), identity)?;
+            replay_from = kept_end;
         }
     }
     // Reading, decoding and checking a batch (its write sets, leaves and
@@ -216,7 +266,10 @@ pub(crate) fn recover(
     committed: u64,
 ) -> Result<(Store, HistoryState, Option<u64>), ConsensusError> {
     let started = std::time::Instant::now();
-    if let Some(loaded) = snapshot_dir.and_then(|dir| crate::snapshot::newest(dir, identity)) {
+    let candidates = snapshot_dir
+        .into_iter()
+        .flat_map(|dir| crate::snapshot::valid_newest_first(dir, identity));
+    for loaded in candidates {
         let seqno = loaded.snapshot.version();
         let tree = if loaded.frontier.is_some() {
             "restored from the snapshot"
@@ -245,7 +298,7 @@ pub(crate) fn recover(
                 return Ok((store, history, Some(seqno)));
             }
             Err(error) => {
-                tracing::warn!(seqno, %error, "the snapshot does not fit the ledger; replaying it all");
+                tracing::warn!(seqno, %error, "the snapshot does not fit the ledger; trying an older one, then the whole ledger");
             }
         }
     }

@@ -286,13 +286,28 @@ impl<'a> Reader<'a> {
 pub fn newest(dir: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot> {
     list(dir)
         .into_iter()
-        .find_map(|(_, path)| match load(&path, identity) {
-            Ok(loaded) => Some(loaded),
-            Err(reason) => {
-                tracing::warn!(path = %path.display(), %reason, "skipping an invalid snapshot");
-                None
-            }
-        })
+        .find_map(|(_, path)| load_or_log(&path, identity))
+}
+
+/// The snapshots of `dir` that load and check, newest first, each loaded
+/// only when the iterator reaches it; the others are skipped (and logged).
+pub fn valid_newest_first<'a>(
+    dir: &Path,
+    identity: &'a ServiceIdentity,
+) -> impl Iterator<Item = LoadedSnapshot> + 'a {
+    list(dir)
+        .into_iter()
+        .filter_map(move |(_, path)| load_or_log(&path, identity))
+}
+
+fn load_or_log(path: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot> {
+    match load(path, identity) {
+        Ok(loaded) => Some(loaded),
+        Err(reason) => {
+            tracing::warn!(path = %path.display(), %reason, "skipping an invalid snapshot");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

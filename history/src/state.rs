@@ -114,6 +114,10 @@ pub struct HistoryState {
     /// The seqno a history that started at a snapshot starts after (0: it
     /// holds every batch): the batches up to it are not known here.
     starts_after: u64,
+    /// Where each view starts: `(first seqno, view)`, in order (a few
+    /// entries: one per view that ordered a batch). What gives a
+    /// transaction's id where its batch is not known.
+    view_starts: Vec<(u64, u64)>,
 }
 
 impl HistoryState {
@@ -139,7 +143,7 @@ impl HistoryState {
     /// snapshot: `skipped` is the span of the seqnos it does not hold (from
     /// 1, with the view of the batch that ended it), and `spans` start after it.
     pub fn restore_after(
-        skipped: Option<BatchSpan>,
+        skipped: Option<(BatchSpan, &[(u64, u64)])>,
         spans: impl IntoIterator<Item = BatchSpan>,
         frontier: &Frontier,
         note: String,
@@ -159,14 +163,23 @@ impl HistoryState {
         }
         let mut batches = Column::default();
         let mut next = 1;
-        if let Some(skipped) = skipped {
+        let mut view_starts: Vec<(u64, u64)> = Vec::new();
+        if let Some((skipped, starts)) = skipped {
+            let view = check_view_starts(starts, skipped.last_seqno)?;
             batches.extend_from_slice(&[BatchEnd {
                 last_seqno: skipped.last_seqno,
-                view: skipped.view,
+                view,
             }]);
+            view_starts = starts.to_vec();
             next = skipped.last_seqno + 1;
         }
         for span in spans {
+            if view_starts
+                .last()
+                .is_none_or(|(_, view)| *view != span.view)
+            {
+                view_starts.push((span.first_seqno, span.view));
+            }
             if span.first_seqno != next || span.last_seqno < span.first_seqno {
                 return Err(refused(format!(
                     "the ledger's batches are not contiguous at seqno {next}"
@@ -188,7 +201,8 @@ impl HistoryState {
             tree,
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
-            starts_after: skipped.map_or(0, |skipped| skipped.last_seqno),
+            starts_after: skipped.map_or(0, |(skipped, _)| skipped.last_seqno),
+            view_starts,
         })
     }
 
@@ -199,10 +213,11 @@ impl HistoryState {
     /// known here: reads about them are [`HistoryReadError::Unavailable`].
     pub fn resumed(
         frontier: &Frontier,
-        view: u64,
+        view_starts: &[(u64, u64)],
         note: String,
         identity: &ServiceIdentity,
     ) -> Result<HistoryState, HistoryError> {
+        let view = check_view_starts(view_starts, frontier.size())?;
         let tree = MerkleTree::from_frontier(frontier)?;
         let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
         if checkpoint.tree_size != tree.size() || checkpoint.root != tree.root() {
@@ -223,7 +238,40 @@ impl HistoryState {
             tree,
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
+            view_starts: view_starts.to_vec(),
         })
+    }
+
+    /// Where each view started, up to `seqno`: `(first seqno, view)`, in
+    /// order (what a resume transfer carries for the seqnos it skips).
+    pub fn view_starts_through(&self, seqno: u64) -> Vec<(u64, u64)> {
+        let end = self
+            .view_starts
+            .partition_point(|(first, _)| *first <= seqno);
+        self.view_starts[..end].to_vec()
+    }
+
+    /// The view that ordered `seqno`, from where the views start.
+    fn view_at(&self, seqno: u64) -> Option<u64> {
+        let end = self
+            .view_starts
+            .partition_point(|(first, _)| *first <= seqno);
+        end.checked_sub(1).map(|index| self.view_starts[index].1)
+    }
+
+    /// Refuses, as [`HistoryReadError::Unavailable`] with the reason, a
+    /// transaction before where this history starts (its leaf and batch are
+    /// not on this node: a receipt needs another node).
+    pub fn check_held(&self, id: TransactionId) -> Result<(), HistoryReadError> {
+        if id.seqno > self.starts_after {
+            return Ok(());
+        }
+        Err(HistoryReadError::Unavailable(format!(
+            "transaction {id} is before seqno {} where this node's history starts (it \
+             joined from a snapshot and has not fetched the ledger before it yet): ask \
+             another node",
+            self.starts_after + 1
+        )))
     }
 
     /// The seqno this history starts after (0: it holds every batch).
@@ -262,6 +310,20 @@ impl HistoryState {
 
     fn push_end(&mut self, view: u64, note: String) -> &str {
         let last_seqno = self.tree.size();
+        if self
+            .view_starts
+            .last()
+            .is_none_or(|(_, last)| *last != view)
+        {
+            let first_seqno = match self.batches.len() {
+                0 => 1,
+                held => self
+                    .batches
+                    .get(held - 1)
+                    .map_or(1, |end| end.last_seqno + 1),
+            };
+            self.view_starts.push((first_seqno, view));
+        }
         self.batches
             .extend_from_slice(&[BatchEnd { last_seqno, view }]);
         self.notes.push_back((last_seqno, note));
@@ -341,6 +403,13 @@ impl HistoryState {
         self.tree.truncate(size)?;
         let kept = self.batches.partition_point(|end| end.last_seqno <= size);
         self.batches.truncate(kept);
+        while self
+            .view_starts
+            .last()
+            .is_some_and(|(first, _)| *first > size)
+        {
+            self.view_starts.pop();
+        }
         while self.notes.back().is_some_and(|(last, _)| *last > size) {
             self.notes.pop_back();
         }
@@ -415,6 +484,12 @@ impl HistoryState {
 
     /// The id of the transaction at `seqno`, if it exists.
     pub fn transaction_id(&self, seqno: u64) -> Option<TransactionId> {
+        if seqno <= self.starts_after {
+            return (seqno > 0)
+                .then(|| self.view_at(seqno))
+                .flatten()
+                .map(|view| TransactionId { view, seqno });
+        }
         self.batch_of(seqno).map(|batch| TransactionId {
             view: batch.view,
             seqno,
@@ -427,13 +502,18 @@ impl HistoryState {
         id: TransactionId,
         committed: u64,
     ) -> Result<BatchSpan, HistoryReadError> {
-        if id.seqno <= self.starts_after && id.seqno <= committed {
-            return Err(HistoryReadError::Unavailable(format!(
-                "transaction {id} is before seqno {} where this node's history starts (it \
-                 joined from a snapshot and has not fetched the ledger before it yet): ask \
-                 another node",
-                self.starts_after + 1
-            )));
+        if id.seqno <= self.starts_after {
+            // Committed (everything a snapshot covers is), in the view the
+            // view starts give; its batch is not known here.
+            return match self.transaction_id(id.seqno) {
+                Some(known) if known.view == id.view => Ok(BatchSpan {
+                    first_seqno: id.seqno,
+                    last_seqno: id.seqno,
+                    view: id.view,
+                }),
+                Some(_) => Err(HistoryReadError::WrongView),
+                None => Err(HistoryReadError::NotCommitted),
+            };
         }
         let batch = self
             .batch_of(id.seqno)
@@ -474,6 +554,7 @@ impl HistoryState {
         tiles: &Tiles,
     ) -> Result<Receipt, HistoryReadError> {
         let batch = self.check_committed(id, committed)?;
+        self.check_held(id)?;
         let commit_evidence = identity.commit_evidence(id);
         let held = self
             .tree
@@ -548,6 +629,30 @@ impl HistoryState {
         position
             .checked_sub(1)
             .map(|index| self.notes[index].1.as_str())
+    }
+}
+
+/// Checks `(first seqno, view)` pairs for the seqnos up to `last`: from
+/// seqno 1, strictly increasing seqnos and views, none past `last`; returns
+/// the view at `last`.
+fn check_view_starts(view_starts: &[(u64, u64)], last: u64) -> Result<u64, HistoryError> {
+    let refused = |reason: &str| HistoryError::Replay {
+        seqno: last,
+        reason: format!("the view starts of the skipped seqnos: {reason}"),
+    };
+    match view_starts.first() {
+        Some((1, _)) => {}
+        _ => return Err(refused("they do not start at seqno 1")),
+    }
+    let increasing = view_starts
+        .windows(2)
+        .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1);
+    if !increasing {
+        return Err(refused("seqnos and views must increase"));
+    }
+    match view_starts.last() {
+        Some((first, view)) if *first <= last => Ok(*view),
+        _ => Err(refused("one starts past the snapshot")),
     }
 }
 
@@ -758,11 +863,20 @@ mod tests {
             all.extend(digests.into_iter().zip(leaves));
         }
         let frontier = history.frontier_at(300).unwrap();
-        assert!(HistoryState::resumed(&frontier, 1, notes[1].clone(), &identity).is_err());
-        let mut resumed = HistoryState::resumed(&frontier, 1, notes[2].clone(), &identity).unwrap();
+        assert!(HistoryState::resumed(&frontier, &[(1, 1)], notes[1].clone(), &identity).is_err());
+        assert!(HistoryState::resumed(&frontier, &[(2, 1)], notes[2].clone(), &identity).is_err());
+        let mut resumed =
+            HistoryState::resumed(&frontier, &[(1, 1)], notes[2].clone(), &identity).unwrap();
         assert_eq!((resumed.size(), resumed.starts_after()), (300, 300));
         assert_eq!(resumed.root(), history.root_at(300).unwrap());
         assert_eq!(resumed.batch_of(300), None);
+        assert_eq!(
+            resumed.transaction_id(120),
+            Some(TransactionId {
+                view: 1,
+                seqno: 120
+            })
+        );
         for first_seqno in [301, 401] {
             let (_, leaves) = batch(first_seqno, 100, &identity);
             resumed.push_batch(1, &leaves, &identity).unwrap();

@@ -221,12 +221,22 @@ pub struct ResumeEntry {
     pub frontier_edge: Vec<u8>,
     /// The C2SP signed note of the checkpoint at `seqno`.
     pub checkpoint: String,
+    /// Where each view started among the seqnos up to `seqno`: `[first
+    /// seqno, view]` pairs, in order, from seqno 1. They give the ids of
+    /// the transactions whose batches the ledger does not hold.
+    pub view_starts: Vec<(u64, u64)>,
 }
 
 impl ResumeEntry {
     /// The entry resuming after `after_seqno` at the tree `frontier` describes,
     /// signed by `checkpoint` in `view`.
-    pub fn new(after_seqno: u64, view: u64, frontier: &Frontier, checkpoint: String) -> Self {
+    pub fn new(
+        after_seqno: u64,
+        view_starts: Vec<(u64, u64)>,
+        frontier: &Frontier,
+        checkpoint: String,
+    ) -> Self {
+        let view = view_starts.last().map_or(0, |(_, view)| *view);
         let concat = |digests: &[Digest]| digests.iter().flat_map(|digest| digest.0).collect();
         ResumeEntry {
             after_seqno,
@@ -235,6 +245,7 @@ impl ResumeEntry {
             frontier_tiles: concat(&frontier.tiles),
             frontier_edge: concat(&frontier.edge),
             checkpoint,
+            view_starts,
         }
     }
 
@@ -265,6 +276,25 @@ impl ResumeEntry {
                 frontier.size(),
                 self.seqno
             ));
+        }
+        let views_in_order = self
+            .view_starts
+            .first()
+            .is_some_and(|(first, _)| *first == 1)
+            && self
+                .view_starts
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1)
+            && self
+                .view_starts
+                .last()
+                .is_some_and(|(first, view)| *first <= self.seqno && *view == self.view);
+        if !views_in_order {
+            return Err(
+                "its view starts must begin at seqno 1, increase, and end with its view at or \
+                 before its seqno"
+                    .to_owned(),
+            );
         }
         if self.seqno <= self.after_seqno {
             return Err(format!(

@@ -136,7 +136,7 @@ impl FixtureWriter {
         let note = checkpoint
             .sign(&self.signer)
             .expect("the checkpoint's origin is the signer's name");
-        ResumeEntry::new(after_seqno, self.view, &frontier, note)
+        ResumeEntry::new(after_seqno, vec![(1, self.view)], &frontier, note)
     }
 
     /// Forgets every transaction after `seqno` (as the node rolls back its tree).

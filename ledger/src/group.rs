@@ -120,6 +120,11 @@ enum Request {
         seqno: u64,
         done: Completion<()>,
     },
+    /// Resume after the last batch at a snapshot (`Ledger::append_resume`).
+    Resume {
+        resume: Box<crate::ResumeEntry>,
+        done: Completion<crate::Resumption>,
+    },
     /// Commit what is durable up to `seqno`, not waited for.
     CommitDurable {
         seqno: u64,
@@ -214,6 +219,18 @@ impl GroupCommit {
     pub fn truncate_blocking(&self, last_kept_seqno: u64) -> Result<(), LedgerError> {
         self.call(|done| Request::Truncate {
             last_kept_seqno,
+            done,
+        })
+    }
+
+    /// Appends a resume entry after every earlier request is done (durable
+    /// when it returns), and waits.
+    pub fn resume_blocking(
+        &self,
+        resume: crate::ResumeEntry,
+    ) -> Result<crate::Resumption, LedgerError> {
+        self.call(|done| Request::Resume {
+            resume: Box::new(resume),
             done,
         })
     }
@@ -354,6 +371,7 @@ fn run(
                 done,
             }) => done(ledger.truncate(last_kept_seqno)),
             Some(Request::Commit { seqno, done }) => done(ledger.commit(seqno)),
+            Some(Request::Resume { resume, done }) => done(ledger.append_resume(&resume)),
             Some(Request::CommitDurable { seqno }) => {
                 let seqno = seqno.min(ledger.durable_seqno());
                 if seqno > ledger.committed_seqno() {

@@ -62,8 +62,8 @@ pub struct BatchLocation {
 }
 
 /// Where the ledger resumes after batches it does not hold (a
-/// [`crate::ResumeEntry`]): seqnos `after_seqno + 1 ..= seqno` are not here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// [`crate::ResumeEntry`]): seqnos `held_before + 1 ..= seqno` are not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resumption {
     /// The last seqno the ledger held when it was written (0: none).
     pub after_seqno: u64,
@@ -78,6 +78,10 @@ pub struct Resumption {
     pub chunk_first: u64,
     /// Offset just past its frame.
     pub end: u64,
+    /// The signed checkpoint at `seqno` it records.
+    pub checkpoint: String,
+    /// Where each view started among the seqnos up to `seqno`.
+    pub view_starts: Vec<(u64, u64)>,
 }
 
 /// A torn tail that recovery cut off.
@@ -435,8 +439,10 @@ impl Ledger {
             view: resume.view,
             chunk_first: name.first,
             end: bytes.len() as u64,
+            checkpoint: resume.checkpoint.clone(),
+            view_starts: resume.view_starts.clone(),
         };
-        self.resumptions.push(resumption);
+        self.resumptions.push(resumption.clone());
         self.durable_seqno = self.last_seqno();
         self.mark_durable();
         Ok(resumption)
@@ -643,7 +649,7 @@ impl Ledger {
             .resumptions
             .iter()
             .find(|resume| resume.seqno == last_kept_seqno)
-            .copied();
+            .map(|resume| (resume.chunk_first, resume.end));
         let kept = match last_kept_seqno {
             0 => 0,
             seqno if resumed.is_some() => self
@@ -658,7 +664,7 @@ impl Ledger {
             }
         };
         let (chunk_first, end) = match (resumed, kept) {
-            (Some(resume), _) => (resume.chunk_first, resume.end),
+            (Some(at), _) => at,
             (None, 0) => (1, self.genesis_end),
             (None, kept) => (self.index[kept - 1].chunk_first, self.index[kept - 1].end),
         };

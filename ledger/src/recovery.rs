@@ -306,6 +306,8 @@ impl Scan {
                     view: resume.view,
                     chunk_first: name.first,
                     end,
+                    checkpoint: resume.checkpoint,
+                    view_starts: resume.view_starts,
                 });
                 Ok(())
             }

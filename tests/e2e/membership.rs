@@ -314,3 +314,123 @@ fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
     );
     cluster.terminate_and_verify();
 }
+
+/// With `snapshot_transfer = "resume"`, a follower that was down and a new
+/// node catch up from a resume transfer: the KV state and the tree's
+/// frontier at the snapshot, without the ledger before it. Both serve reads,
+/// writes and the receipts of what follows at once; a receipt of a
+/// transaction before the snapshot is 503 on them (with the reason), and
+/// their ledgers verify from the signed checkpoint they resume at, naming
+/// what they skip. A kill -9 of the new node and a restart bring it back
+/// from its ledger and the KV snapshot the install wrote.
+#[test]
+fn a_lagging_and_a_new_node_resume_at_a_snapshot_without_the_history() {
+    let options = ClusterOptions {
+        joining: 1,
+        cluster_settings: format!("{FREQUENT_SNAPSHOTS}snapshot_transfer = \"resume\"\n"),
+        ledger_settings: "chunk_bytes = 4096\n".to_owned(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(Path::new(BIN), &options);
+    let founders = cluster.all();
+    let leader = cluster.leader(&founders);
+    let mut committed = Vec::new();
+    for index in 0..20 {
+        committed.push(cluster.client(leader).put("r", &format!("a{index}"), "1"));
+    }
+    let lagging = (leader + 1) % founders.len();
+    cluster.nodes[lagging].kill9();
+    for index in 0..60 {
+        committed.push(cluster.client(leader).put("r", &format!("b{index}"), "2"));
+    }
+    // Down for a few of the leader's retries, so that it purges (see above).
+    std::thread::sleep(Duration::from_millis(2_000));
+    cluster.nodes[lagging].restart();
+    let last = *committed.last().unwrap();
+    cluster.wait_committed(lagging, last);
+    let state = cluster.state(lagging).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the lagging node caught up from the log, not a snapshot: {state}"
+    );
+
+    let joiner = cluster.start_joining();
+    let members = cluster.add_member(leader, 4);
+    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
+    cluster.wait_committed(joiner, last);
+    let state = cluster.state(joiner).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the new node caught up from the log, not a snapshot: {state}"
+    );
+    for index in 0..10 {
+        committed.push(cluster.client(leader).put("r", &format!("c{index}"), "3"));
+    }
+    let all = cluster.all();
+    let last = *committed.last().unwrap();
+    cluster.assert_committed_everywhere(&all, &committed[committed.len() - 10..], last);
+    for path in [
+        "/app/kv/r/a0",
+        "/app/kv/r/a19",
+        "/app/kv/r/b0",
+        "/app/kv/r/b59",
+        "/app/kv/r/c9",
+    ] {
+        for index in cluster.all() {
+            eprintln!(
+                "DEBUG node {index} {path} {}",
+                cluster.client(index).get(path).status
+            );
+        }
+    }
+    for path in ["/app/kv/r/a0", "/app/kv/r/b59", "/app/kv/r/c9"] {
+        let expected = cluster.client(leader).get(path).expect_json(200);
+        assert_eq!(
+            cluster.client(joiner).get(path).expect_json(200),
+            expected,
+            "{path}"
+        );
+    }
+    // What follows the snapshot has the leader's receipts; what precedes it
+    // is not on the new node yet: 503, saying why.
+    assert_eq!(
+        cluster.client(joiner).receipt_text(last),
+        cluster.client(leader).receipt_text(last)
+    );
+    let early = committed[0];
+    let reply = cluster
+        .client(joiner)
+        .get(&format!("/node/receipt?transaction_id={early}"));
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(
+        reply.text().contains("joined from a snapshot"),
+        "{}",
+        reply.text()
+    );
+
+    // A kill -9 and a restart: back from the KV snapshot and the ledger after it.
+    cluster.nodes[joiner].kill9();
+    cluster.nodes[joiner].restart();
+    committed.push(cluster.client(leader).put("r", "d0", "4"));
+    let last = *committed.last().unwrap();
+    cluster.wait_committed(joiner, last);
+    assert_eq!(
+        cluster.client(joiner).get("/app/kv/r/d0").expect_json(200),
+        cluster.client(leader).get("/app/kv/r/d0").expect_json(200)
+    );
+
+    let key = cluster.client(leader).public_key_hex();
+    let ledger = cluster.nodes[joiner].ledger_dir();
+    let output = stele_tests::run_cli(
+        Path::new(BIN),
+        &["verify", ledger.to_str().unwrap(), "--key", &key],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("are not in this ledger"), "{stdout}");
+    cluster.terminate_and_verify();
+}

@@ -45,6 +45,12 @@ pub struct RaftLogPolicy {
     /// Entries kept readable behind a snapshot: a node at most this far
     /// behind still catches up from the log.
     pub entries_kept: u64,
+    /// Send resume transfers (`STELXFR2`): the KV state and the tree's
+    /// frontier, not the ledger before the snapshot, so a joining node serves
+    /// in O(state); its ledger then resumes at the snapshot (and lacks the
+    /// batches before it). Off: full transfers with the ledger (`STELXFR1`).
+    /// A node whose own log starts at a snapshot always sends resume ones.
+    pub resume_transfers: bool,
 }
 
 impl Default for RaftLogPolicy {
@@ -52,6 +58,7 @@ impl Default for RaftLogPolicy {
         RaftLogPolicy {
             snapshot_entries: 10_000,
             entries_kept: 1_000,
+            resume_transfers: false,
         }
     }
 }

@@ -28,7 +28,12 @@ use std::sync::mpsc;
 
 use stele_kv::Store;
 
-use super::log_store::LogWriter;
+use std::path::Path;
+
+use stele_history::HistoryState;
+use stele_ledger::ResumeEntry;
+
+use super::log_store::{LogBase, LogWriter};
 use super::transfer::{TransferHeader, TransferReader};
 use super::types::ExecutedBatch;
 use crate::replay::push_logged_batch;
@@ -41,6 +46,13 @@ use crate::ConsensusError;
 pub(crate) enum Installed {
     /// The log already held the snapshot's last entry: apply it from the log.
     FromLog,
+    /// A resume transfer: the ledger resumes at the snapshot (without the
+    /// batches between this node's commit point and it), the log starts
+    /// after it, and the state and history are the snapshot's.
+    Resumed {
+        /// The seqno of the installed state.
+        seqno: u64,
+    },
     /// The log, the ledger and the state now end at the snapshot.
     Transfer {
         /// Batches received and appended past the commit point.
@@ -69,6 +81,7 @@ pub(crate) fn install(
     log: &LogWriter,
     mut transfer: TransferReader,
     header: &TransferHeader,
+    kv_snapshots: Option<&Path>,
 ) -> Result<Installed, ConsensusError> {
     if log.log_id_at(header.last_log_id.index) == Some(header.last_log_id) {
         return Ok(Installed::FromLog);
@@ -84,6 +97,20 @@ pub(crate) fn install(
     // Drop the speculative suffix: the snapshot replaces it.
     replica.rollback_to(committed)?;
     log.cut(first_new)?;
+    if let Some(resume) = &header.resume {
+        return resume_at(
+            replica,
+            log,
+            &mut transfer,
+            header,
+            resume,
+            committed,
+            kv_snapshots,
+        )
+        .map(|()| Installed::Resumed {
+            seqno: header.seqno,
+        });
+    }
     match receive(replica, log, &mut transfer, header, first_new, committed) {
         Ok(batches) => Ok(Installed::Transfer {
             batches,
@@ -100,6 +127,73 @@ pub(crate) fn install(
             Err(error)
         }
     }
+}
+
+/// Installs a resume transfer after this node's commit point `committed`
+/// (the log and the ledger are cut back to it): checks the resume entry (its
+/// checkpoint is the service's and signs the root its frontier makes, at the
+/// state's seqno), then writes, each durable before the next, a KV snapshot
+/// of the state (what a restart starts from), the ledger's resume entry, and
+/// the log's new base; then takes the state and the history. A crash between
+/// two steps restarts from the last one done: a KV snapshot past the ledger's
+/// end is not used, and a ledger resumed past the log's base is cut back by
+/// the next install.
+fn resume_at(
+    replica: &Replica,
+    log: &LogWriter,
+    transfer: &mut TransferReader,
+    header: &TransferHeader,
+    resume: &ResumeEntry,
+    committed: u64,
+    kv_snapshots: Option<&Path>,
+) -> Result<(), ConsensusError> {
+    let seqno = header.seqno;
+    if seqno <= committed {
+        return Err(refused(
+            seqno,
+            format!(
+                "a resume transfer at seqno {seqno}, not past this node's commit point {committed}"
+            ),
+        ));
+    }
+    let frontier = resume
+        .frontier()
+        .map_err(|reason| refused(seqno, format!("its resume entry: {reason}")))?;
+    let history = HistoryState::resumed(
+        &frontier,
+        &resume.view_starts,
+        resume.checkpoint.clone(),
+        &replica.identity,
+    )
+    .map_err(|error| refused(seqno, format!("its resume entry: {error}")))?;
+    let root = history.root();
+    let state = transfer.state()?;
+    if state.version() != seqno {
+        return Err(refused(
+            seqno,
+            format!("the state is at seqno {}", state.version()),
+        ));
+    }
+    let dir = kv_snapshots.ok_or_else(|| {
+        refused(
+            seqno,
+            "this node keeps no KV snapshots to restart a resumed ledger from",
+        )
+    })?;
+    crate::snapshot::write(dir, &state, &resume.checkpoint, &frontier)
+        .map_err(|error| refused(seqno, format!("writing its KV snapshot: {error}")))?;
+    log.resume_ledger(ResumeEntry {
+        after_seqno: committed,
+        ..resume.clone()
+    })?;
+    log.rebase(LogBase {
+        last_log_id: header.last_log_id,
+        seqno,
+        root: *root.as_bytes(),
+    })?;
+    *replica.write_history() = history;
+    replica.install_state(Store::from_snapshot(state));
+    Ok(())
 }
 
 /// Appends the received entries past `first_new` to the log, checking them,

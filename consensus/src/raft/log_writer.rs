@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::{
-    change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed, LogWriter, Slot,
-    SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
+    change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed, LogBase,
+    LogWriter, Slot, SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
 };
 use crate::ConsensusError;
 
@@ -268,6 +268,36 @@ impl LogWriter {
     /// holding writes back, if any.
     pub fn storage_health(&self) -> Arc<stele_ledger::StorageHealth> {
         self.writer.health()
+    }
+
+    /// The first log index the log holds (0 unless it starts at a snapshot
+    /// installed from a resume transfer).
+    pub(crate) fn base(&self) -> u64 {
+        lock(&self.shared).slots.base()
+    }
+
+    /// Starts the log after `base` (a resume transfer's snapshot, whose
+    /// resume entry the ledger holds now): no entry up to its last log id is
+    /// held any more, and the meta file records where the log starts.
+    pub(crate) fn rebase(&self, base: LogBase) -> Result<(), ConsensusError> {
+        change_and_save(&self.shared, |state| {
+            let first = base.last_log_id.index + 1;
+            state.slots.rebase(first);
+            state.released = first;
+            state.meta.controls.clear();
+            state.meta.pending_truncate = None;
+            state.meta.last_purged = state.meta.last_purged.max(Some(base.last_log_id));
+            state.meta.committed = state.meta.committed.max(Some(base.last_log_id));
+            state.meta.log_base = Some(base);
+        })
+    }
+
+    /// Appends the ledger's resume entry (durable when it returns).
+    pub(crate) fn resume_ledger(
+        &self,
+        resume: stele_ledger::ResumeEntry,
+    ) -> Result<stele_ledger::Resumption, ConsensusError> {
+        Ok(self.writer.resume_blocking(resume)?)
     }
 
     /// The number of entries in the log (the next index).

@@ -36,6 +36,8 @@ impl StoreBuilder<SteleRaft, LedgerLogStore, ReplicaStateMachine, TempDir> for B
             dir: dir.path().join("transfers"),
             reader: store.reader(),
             log: store.log_writer(),
+            resume: false,
+            kv_snapshots: None,
         };
         std::fs::create_dir_all(&transfers.dir).expect("the transfer folder");
         let state_machine = ReplicaStateMachine::new(replica, transfers);

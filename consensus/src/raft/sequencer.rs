@@ -79,6 +79,7 @@ impl RaftSequencer {
         replica: &Arc<Replica>,
         on_durable: OnDurable,
         committed_chunks_live: Option<usize>,
+        kv_snapshots: Option<std::path::PathBuf>,
     ) -> Result<Self, ConsensusError> {
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
         let mut log_store = LedgerLogStore::open(ledger)?;
@@ -89,6 +90,8 @@ impl RaftSequencer {
             dir: transfer_dir,
             reader: reader.clone(),
             log: log_store.log_writer(),
+            resume: cluster.log.resume_transfers,
+            kv_snapshots,
         };
         let hook_replica = Arc::clone(replica);
         log_store.set_on_truncate(Box::new(move |batch| hook_replica.truncated(batch)));

@@ -51,6 +51,11 @@ pub(crate) struct Transfers {
     pub(crate) dir: PathBuf,
     pub(crate) reader: LedgerLogReader,
     pub(crate) log: LogWriter,
+    /// Send resume transfers (`RaftLogPolicy::resume_transfers`).
+    pub(crate) resume: bool,
+    /// The KV snapshot folder: an installed resume transfer's state is
+    /// written there (a restart of a resumed ledger starts from it).
+    pub(crate) kv_snapshots: Option<PathBuf>,
 }
 
 impl ReplicaStateMachine {
@@ -84,6 +89,15 @@ impl ReplicaStateMachine {
         let Some(last) = last_held.and_then(|index| self.transfers.log.log_id_at(index)) else {
             return;
         };
+        // A log that starts at an installed snapshot holds no membership
+        // entry before it: take the kept snapshot's, then the log's after it.
+        if self.transfers.log.base() > 0 {
+            if let Some((_, header)) = transfer::newest(&self.transfers.dir) {
+                if header.last_log_id <= last {
+                    self.membership = header.last_membership.clone();
+                }
+            }
+        }
         for control in controls {
             if let EntryPayload::Membership(membership) = control.payload {
                 self.membership = StoredMembership::new(Some(control.log_id), membership);
@@ -161,11 +175,13 @@ fn snapshot_of(
         offset: 0,
         length: head,
     }];
-    pieces.extend(
-        transfers
-            .reader
-            .batch_pieces_through(header.last_log_id.index)?,
-    );
+    if header.resume.is_none() {
+        pieces.extend(
+            transfers
+                .reader
+                .batch_pieces_through(header.last_log_id.index)?,
+        );
+    }
     Ok(Snapshot {
         meta: header.meta(),
         snapshot: TransferData::pieces(pieces),
@@ -212,15 +228,45 @@ impl ReplicaStateMachine {
     /// The header of a snapshot of the state as applied now, if anything is.
     fn header_now(&self) -> Option<TransferHeader> {
         let last_log_id = self.last_applied?;
+        let seqno = self.replica.committed_seqno();
+        if self.transfers.resume || self.transfers.log.base() > 0 {
+            let resume = self.resume_entry(seqno)?;
+            return Some(TransferHeader {
+                last_log_id,
+                last_membership: self.membership.clone(),
+                seqno,
+                batches: 0,
+                controls: Vec::new(),
+                resume: Some(resume),
+            });
+        }
         let controls = self.transfers.reader.controls_through(last_log_id.index);
         let batches = last_log_id.index + 1 - controls.len() as u64;
         Some(TransferHeader {
             last_log_id,
             last_membership: self.membership.clone(),
-            seqno: self.replica.committed_seqno(),
+            seqno,
             batches,
             controls,
+            resume: None,
         })
+    }
+
+    /// The resume entry of the history at `seqno` (the end of a committed
+    /// batch whose checkpoint is still held): what a resume transfer
+    /// carries. `None` if the history does not hold it (nothing committed).
+    fn resume_entry(&self, seqno: u64) -> Option<stele_ledger::ResumeEntry> {
+        let history = self.replica.read_history();
+        let frontier = history.frontier_at(seqno)?;
+        history.batch_ending_at(seqno)?;
+        let note = history.note_ending_at(seqno)?.to_owned();
+        let view_starts = history.view_starts_through(seqno);
+        Some(stele_ledger::ResumeEntry::new(
+            0,
+            view_starts,
+            &frontier,
+            note,
+        ))
     }
 
     /// Records the last batch of `entries` as committed before any of them
@@ -253,6 +299,11 @@ impl ReplicaStateMachine {
             return Err(snapshot_error(reason));
         }
         self.apply_from_log(last)?;
+        // A log that starts at this snapshot holds no membership entry
+        // before it: the snapshot's is the one in effect.
+        if meta.last_membership.log_id() > self.membership.log_id() {
+            self.membership = meta.last_membership.clone();
+        }
         self.transfers.log.release_through(last.index);
         tracing::info!(log_id = %last, "applied the log up to the newest snapshot on start");
         Ok(())
@@ -396,13 +447,27 @@ impl RaftStateMachine<SteleRaft> for ReplicaStateMachine {
         let (replica, log) = (Arc::clone(&self.replica), self.transfers.log.clone());
         let installed_header = header.clone();
         let started = std::time::Instant::now();
-        let installed =
-            tokio::task::spawn_blocking(move || install(&replica, &log, reader, &installed_header))
-                .await
-                .map_err(blocking_error)?
-                .map_err(fail)?;
+        let kv_snapshots = self.transfers.kv_snapshots.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            install(
+                &replica,
+                &log,
+                reader,
+                &installed_header,
+                kv_snapshots.as_deref(),
+            )
+        })
+        .await
+        .map_err(blocking_error)?
+        .map_err(fail)?;
         match installed {
             Installed::FromLog => self.apply_from_log(header.last_log_id)?,
+            Installed::Resumed { seqno } => tracing::info!(
+                seqno,
+                log_id = %header.last_log_id,
+                install_ms = started.elapsed().as_millis() as u64,
+                "caught up from a resume transfer: the ledger resumes at the snapshot"
+            ),
             Installed::Transfer { batches, seqno } => tracing::info!(
                 batches,
                 seqno,

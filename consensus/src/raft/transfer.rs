@@ -49,6 +49,11 @@ pub const TRANSFER_BYTES_MAX: u64 = 256 << 30;
 /// First bytes of a transfer file.
 pub const TRANSFER_MAGIC: &[u8; 8] = b"STELXFR1";
 
+/// Magic of a resume transfer: the head only, whose header carries the
+/// resume entry (the tree's frontier and checkpoint at the snapshot) instead
+/// of the ledger before it. A build that reads only `STELXFR1` refuses it.
+pub const TRANSFER_MAGIC_RESUME: &[u8; 8] = b"STELXFR2";
+
 /// File name prefix of the snapshots a node keeps to send.
 pub const TRANSFER_PREFIX: &str = "raft-snapshot-";
 
@@ -56,7 +61,7 @@ pub const TRANSFER_PREFIX: &str = "raft-snapshot-";
 const INCOMING_SUFFIX: &str = ".incoming";
 
 /// Largest header accepted (it holds the Raft-only entries: a few per term).
-pub const TRANSFER_HEADER_BYTES_MAX: usize = 16 << 20;
+pub const TRANSFER_HEADER_BYTES_MAX: usize = stele_ledger::ENTRY_BYTES_MAX;
 
 /// Largest KV snapshot accepted in a transfer, in bytes (it is held in memory
 /// while it is checked, as the store itself is).
@@ -76,8 +81,13 @@ pub struct TransferHeader {
     pub seqno: u64,
     /// How many batches follow the state.
     pub batches: u64,
-    /// The blank and membership entries up to `last_log_id`, in log order.
+    /// The blank and membership entries up to `last_log_id`, in log order
+    /// (none in a resume transfer).
     pub controls: Vec<ControlRecord>,
+    /// In a resume transfer (`STELXFR2`, no batches): the ledger's resume
+    /// entry at `seqno`, which the receiver's ledger and history start from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<stele_ledger::ResumeEntry>,
 }
 
 impl TransferHeader {
@@ -140,7 +150,11 @@ impl TransferWriter {
             .map_err(|error| transfer_error(&temporary, error))?;
         let header_length =
             u32::try_from(header_bytes.len()).map_err(|error| transfer_error(&temporary, error))?;
-        file.write_all(TRANSFER_MAGIC)
+        let magic = match header.resume {
+            Some(_) => TRANSFER_MAGIC_RESUME,
+            None => TRANSFER_MAGIC,
+        };
+        file.write_all(magic)
             .and_then(|()| file.write_all(&header_length.to_be_bytes()))
             .and_then(|()| file.write_all(&header_bytes))
             .and_then(|()| file.write_all(&state.encoded_len().to_be_bytes()))
@@ -210,13 +224,24 @@ impl TransferReader {
     pub fn open(file: File, path: &Path) -> Result<(Self, TransferHeader), ConsensusError> {
         let mut reader = BufReader::new(file);
         let fail = |reason: String| transfer_error(path, reason);
-        let length = read_preamble(&mut reader, path)?;
+        let (length, resume_magic) = read_preamble(&mut reader, path)?;
         let mut bytes = vec![0; length];
         reader
             .read_exact(&mut bytes)
             .map_err(|error| fail(format!("reading the header: {error}")))?;
         let header: TransferHeader = ciborium::from_reader(bytes.as_slice())
             .map_err(|error| fail(format!("header: {error}")))?;
+        match (&header.resume, resume_magic) {
+            (None, false) => {}
+            (Some(resume), true) if header.batches == 0 && resume.seqno == header.seqno => {}
+            _ => {
+                return Err(fail(
+                    "a resume transfer's header must carry a resume entry at its seqno and \
+                     no batch, and only a resume transfer's may"
+                        .to_owned(),
+                ))
+            }
+        }
         Ok((
             TransferReader {
                 reader,
@@ -310,13 +335,14 @@ impl TransferReader {
 /// Bytes of the file not read yet.
 /// Reads a transfer's magic and its header's length (checked against the
 /// limit), leaving `reader` at the header.
-fn read_preamble(reader: &mut impl Read, path: &Path) -> Result<usize, ConsensusError> {
+fn read_preamble(reader: &mut impl Read, path: &Path) -> Result<(usize, bool), ConsensusError> {
     let fail = |reason: String| transfer_error(path, reason);
     let mut magic = [0; 8];
     reader
         .read_exact(&mut magic)
         .map_err(|error| fail(format!("reading the magic: {error}")))?;
-    if &magic != TRANSFER_MAGIC {
+    let resume = &magic == TRANSFER_MAGIC_RESUME;
+    if &magic != TRANSFER_MAGIC && !resume {
         return Err(fail("not a Stele snapshot transfer".to_owned()));
     }
     let mut length = [0; 4];
@@ -329,7 +355,7 @@ fn read_preamble(reader: &mut impl Read, path: &Path) -> Result<usize, Consensus
             "header of {length} bytes (most {TRANSFER_HEADER_BYTES_MAX})"
         )));
     }
-    Ok(length)
+    Ok((length, resume))
 }
 
 /// Reads the state's length at `reader`'s position in a file of `end`
@@ -471,7 +497,7 @@ pub fn head_length(file: &File, path: &Path) -> Result<u64, ConsensusError> {
     reader
         .rewind()
         .map_err(|error| fail(format!("reading the magic: {error}")))?;
-    let header_length = read_preamble(&mut reader, path)?;
+    let (header_length, _) = read_preamble(&mut reader, path)?;
     reader
         .seek(std::io::SeekFrom::Current(header_length as i64))
         .map_err(|error| fail(format!("reading the header: {error}")))?;
@@ -547,6 +573,7 @@ mod tests {
             seqno,
             batches: batches as u64,
             controls: Vec::new(),
+            resume: None,
         };
         let mut writer =
             TransferWriter::create(dir, &header, &store.snapshot(seqno).unwrap()).unwrap();
@@ -590,6 +617,64 @@ mod tests {
             entries,
             "open at its start"
         );
+    }
+
+    #[test]
+    fn a_resume_transfer_is_a_head_with_its_resume_entry_and_lies_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fixture = FixtureWriter::new(7);
+        for _ in 0..3 {
+            fixture.batch(3);
+        }
+        let seqno = fixture.last_seqno();
+        let mut store = Store::new();
+        let mut write_set = WriteSet::default();
+        write_set.put("m", "k", b"v".to_vec());
+        for version in 1..=seqno {
+            store.apply(version, &write_set).unwrap();
+        }
+        let header = TransferHeader {
+            last_log_id: crate::raft::types::log_id(2, 5),
+            last_membership: StoredMembership::default(),
+            seqno,
+            batches: 0,
+            controls: Vec::new(),
+            resume: Some(fixture.resume(0)),
+        };
+        let state = store.snapshot(seqno).unwrap();
+        let (path, file) = TransferWriter::create(dir.path(), &header, &state)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..8], TRANSFER_MAGIC_RESUME);
+        let (read_header, version, batches) = read_open(file, &path).unwrap();
+        assert_eq!((read_header, version), (header.clone(), seqno));
+        assert!(batches.is_empty());
+        // A resume entry at another seqno, or batches announced with it.
+        for lie in [
+            TransferHeader {
+                seqno: seqno - 1,
+                ..header.clone()
+            },
+            TransferHeader {
+                batches: 1,
+                ..header.clone()
+            },
+        ] {
+            let lie_dir = tempfile::tempdir().unwrap();
+            let (path, file) = TransferWriter::create(lie_dir.path(), &lie, &state)
+                .unwrap()
+                .finish()
+                .unwrap();
+            let error = TransferReader::open(file, &path).err().unwrap();
+            assert!(error.to_string().contains("resume"), "{error}");
+        }
+        // A full transfer's magic on a header with a resume entry.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..8].copy_from_slice(TRANSFER_MAGIC);
+        std::fs::write(&path, &bytes).unwrap();
+        let error = read_all(&path).err().unwrap();
+        assert!(error.to_string().contains("resume"), "{error}");
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Cluster {
             log: RaftLogPolicy {
                 snapshot_entries: plan.raft_snapshot_entries,
                 entries_kept: 2,
+                resume_transfers: false,
             },
             dir,
             stopping: BTreeMap::new(),

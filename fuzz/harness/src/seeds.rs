@@ -146,6 +146,7 @@ pub fn raft_transfer() -> Vec<Vec<u8>> {
                 },
             },
         ],
+        resume: None,
     };
     let dir = scratch::empty_dir("transfer-seed");
     let mut writer = TransferWriter::create(&dir, &header, &snapshot_at(seqno))
