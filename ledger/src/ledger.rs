@@ -448,6 +448,65 @@ impl Ledger {
         Ok(resumption)
     }
 
+    /// Undoes the last resume entry, which nothing follows: a resume
+    /// transfer's install cut short before the log recorded its base. The
+    /// chunks from the one it opens are removed; a ledger left with no chunk
+    /// gets its genesis chunk back. Durable when it returns.
+    pub fn drop_last_resumption(&mut self) -> Result<(), LedgerError> {
+        self.check_writable()?;
+        let Some(resume) = self.resumptions.last().cloned() else {
+            return Ok(());
+        };
+        if self
+            .index
+            .last()
+            .is_some_and(|location| location.first_seqno > resume.seqno)
+        {
+            return Err(LedgerError::SeqnoOutOfRange {
+                seqno: resume.held_before,
+                low: resume.seqno,
+                high: self.last_seqno(),
+            });
+        }
+        self.drop_chunks_from(resume.chunk_first)
+            .map_err(|error| self.poison(error))?;
+        self.resumptions.pop();
+        self.durable_seqno = self.last_seqno();
+        self.mark_durable();
+        Ok(())
+    }
+
+    fn drop_chunks_from(&mut self, chunk_first: u64) -> Result<(), LedgerError> {
+        self.open_file = None;
+        while let Some(chunk) = self.chunks.pop_if(|chunk| chunk.name.first >= chunk_first) {
+            std::fs::remove_file(&chunk.path)
+                .map_err(|source| LedgerError::io(&chunk.path, "remove", source))?;
+        }
+        if self.chunks.is_empty() {
+            let name = ChunkName::open(1);
+            let path = self.dir.join(name.file_name());
+            let mut bytes = CHUNK_MAGIC.to_vec();
+            encode_frame(&EntryRef::Genesis(&self.genesis).encode(), &mut bytes);
+            let mut file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(CHUNK_FILE_MODE)
+                .open(&path)
+                .map_err(|source| LedgerError::io(&path, "create", source))?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_data())
+                .map_err(|source| LedgerError::io(&path, "write", source))?;
+            self.genesis_end = bytes.len() as u64;
+            self.chunks.push(Chunk {
+                name,
+                path,
+                bytes: bytes.len() as u64,
+            });
+            self.open_file = Some(file);
+        }
+        sync_dir(&self.dir)
+    }
+
     /// Writes `bytes` to `aside` and syncs it, removes the bare open chunk
     /// if `bare`, then renames `aside` to `path`, syncing the folder.
     fn write_resumed_chunk(

@@ -370,3 +370,27 @@ fn an_anchor_before_the_resume_point_cannot_be_shown_and_one_after_it_can() {
         Digest(key.to_bytes()).to_hex()
     );
 }
+
+#[test]
+fn an_install_cut_short_drops_its_resume_entry_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, mut ledger, _) = resumed_ledger(dir.path(), 3, 4, 0);
+    ledger.drop_last_resumption().unwrap();
+    assert!(ledger.resumptions().is_empty());
+    assert_eq!(ledger.last_seqno(), 15);
+    writer.rollback(15);
+    let (batch, signature) = writer.batch(5);
+    ledger.append(&batch, &signature).unwrap();
+    ledger.sync().unwrap();
+    drop(ledger);
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.last_seqno(), 20);
+    assert!(reopened.resumptions().is_empty());
+    assert_eq!(verified(dir.path(), &writer).unwrap().transactions, 20);
+
+    // With batches after it, it is not an install cut short: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut ledger, _) = resumed_ledger(dir.path(), 1, 2, 1);
+    assert!(ledger.drop_last_resumption().is_err());
+    assert_eq!(ledger.resumptions().len(), 1);
+}

@@ -135,9 +135,10 @@ pub(crate) fn install(
 /// state's seqno), then writes, each durable before the next, a KV snapshot
 /// of the state (what a restart starts from), the ledger's resume entry, and
 /// the log's new base; then takes the state and the history. A crash between
-/// two steps restarts from the last one done: a KV snapshot past the ledger's
-/// end is not used, and a ledger resumed past the log's base is cut back by
-/// the next install.
+/// two steps leaves the node as before the install: a KV snapshot past the
+/// ledger's end is not used by a restart, and a resume entry past the log's
+/// base is undone when the log opens (`log_store::settle`); the leader then
+/// sends the snapshot again.
 fn resume_at(
     replica: &Replica,
     log: &LogWriter,

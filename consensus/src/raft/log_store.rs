@@ -165,6 +165,23 @@ pub const ARCHIVE_PASS_INTERVAL_MS: u64 = 1_000;
 fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
     let dir = ledger.dir().to_owned();
     let mut meta = RaftMeta::load(&dir)?;
+    // A resume entry past the log's base: a resume transfer's install was
+    // cut short after the ledger's step and before the log's (`install.rs`).
+    // Undone: the ledger is back at what the log holds, and the leader sends
+    // the snapshot again.
+    let base_seqno = meta.log_base.map_or(0, |base| base.seqno);
+    while let Some(resume) = ledger
+        .resumptions()
+        .last()
+        .filter(|resume| resume.seqno > base_seqno)
+        .cloned()
+    {
+        tracing::warn!(
+            seqno = resume.seqno,
+            "undoing the ledger's resume entry of an install cut short"
+        );
+        ledger.drop_last_resumption()?;
+    }
     if let Some(seqno) = meta.pending_truncate.take() {
         if seqno < ledger.last_seqno() {
             ledger.truncate(seqno)?;

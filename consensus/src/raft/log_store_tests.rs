@@ -350,3 +350,80 @@ async fn the_ledger_is_marked_committed_only_up_to_the_saved_commit_point() {
         committed_names(dir.path())
     );
 }
+
+/// A log that starts at a resume transfer's snapshot: the ledger's resume
+/// entry and the log's base survive a reopen, and batches go on after them;
+/// a resume entry the log never recorded (an install cut short) is undone on
+/// open.
+#[tokio::test]
+async fn a_rebased_log_reopens_at_its_base_and_an_unrecorded_resume_is_undone() {
+    let (dir, mut writer, mut store) = fresh_store();
+    let first: Vec<ExecutedBatch> = (0..3).map(|_| executed(&mut writer, 5)).collect();
+    store
+        .append_and_wait(entries_of(writer.view, &first))
+        .await
+        .expect("appended");
+    // What the leader had: 4 more batches, then its snapshot at seqno 35,
+    // log index 9.
+    for _ in 0..4 {
+        executed(&mut writer, 5);
+    }
+    let resume = writer.resume(15);
+    let base = LogBase {
+        last_log_id: log_id(writer.view, 9),
+        seqno: 35,
+        root: [3; 32],
+    };
+    let log = store.log_writer();
+    log.resume_ledger(resume.clone())
+        .expect("the ledger resumes");
+    log.rebase(base).expect("the log starts after the snapshot");
+    assert_eq!((log.base(), log.len()), (10, 10));
+    assert_eq!(log.log_id_at(9), Some(base.last_log_id));
+    assert_eq!(log.index_after_seqno(35), Some(10));
+    let next = executed(&mut writer, 5);
+    store
+        .append_and_wait(vec![Entry {
+            log_id: log_id(writer.view, 10),
+            payload: EntryPayload::Normal(next.clone()),
+        }])
+        .await
+        .expect("appended after the base");
+    drop((log, store));
+
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopens");
+    let store = LedgerLogStore::open(ledger).expect("the log store reopens");
+    let log = store.log_writer();
+    assert_eq!((log.base(), log.len()), (10, 11));
+    let read = store
+        .reader()
+        .read(10, 11)
+        .expect("the entry after the base");
+    let EntryPayload::Normal(batch) = &read[0].payload else {
+        panic!("a batch at index 10");
+    };
+    assert_eq!(batch.batch, next.batch);
+    assert_eq!(batch.prev_root, base.root, "the base's root precedes it");
+    drop((log, store));
+
+    // An install cut short: the ledger resumed, the log did not record it.
+    let (dir, mut writer, store) = fresh_store();
+    for _ in 0..2 {
+        executed(&mut writer, 5);
+    }
+    store
+        .log_writer()
+        .resume_ledger(writer.resume(0))
+        .expect("the ledger resumes");
+    drop(store);
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopens");
+    assert_eq!(ledger.resumptions().len(), 1);
+    let store = LedgerLogStore::open(ledger).expect("the log store reopens");
+    drop(store);
+    let (ledger, _) = Ledger::open(dir.path(), LedgerConfig::default()).expect("reopens");
+    assert!(
+        ledger.resumptions().is_empty(),
+        "the unrecorded resume entry was undone"
+    );
+    assert_eq!(ledger.last_seqno(), 0);
+}
