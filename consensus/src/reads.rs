@@ -80,6 +80,15 @@ impl Engine {
     pub fn tx_state(&self, id: TransactionId) -> TxState {
         let history = self.replica.read_history();
         let committed = self.committed_seqno();
+        if id.seqno <= history.starts_after() {
+            // Before where a resumed history starts: committed, in the view
+            // its view starts give (its batch is not known here).
+            return match history.transaction_id(id.seqno) {
+                Some(known) if known.view == id.view => TxState::Committed,
+                Some(_) => TxState::Invalid,
+                None => TxState::Unknown,
+            };
+        }
         match history.batch_of(id.seqno) {
             Some(batch) if batch.view != id.view => TxState::Invalid,
             Some(_) if id.seqno <= committed => TxState::Committed,

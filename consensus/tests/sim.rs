@@ -170,6 +170,7 @@ fn elections_during_in_flight_group_commits_keep_the_invariants() {
         snapshot_interval_tx: 0,
         clients: 3,
         raft_snapshot_entries: 0,
+        resume_transfers: false,
     };
     let mut failed = Vec::new();
     for seed in seeds().into_iter().take(4) {

@@ -846,22 +846,28 @@ mod tests {
         assert!(history.batch_of(3).is_none());
     }
 
-    #[test]
-    fn a_resumed_history_serves_what_follows_and_refuses_what_it_skipped() {
-        let identity = identity();
+    /// A history of `batches` batches of 100 transactions in view 1: it,
+    /// the batches' signed checkpoints, and every transaction's leaf
+    /// components with its leaf hash.
+    fn hundreds(
+        batches: u64,
+        identity: &ServiceIdentity,
+    ) -> (HistoryState, Vec<String>, Vec<(TxDigests, Digest)>) {
         let mut history = HistoryState::new();
         let mut notes = Vec::new();
         let mut all = Vec::new();
-        for first_seqno in (1..=500).step_by(100) {
-            let (digests, leaves) = batch(first_seqno, 100, &identity);
-            notes.push(
-                history
-                    .push_batch(1, &leaves, &identity)
-                    .unwrap()
-                    .to_owned(),
-            );
+        for first_seqno in (1..=batches * 100).step_by(100) {
+            let (digests, leaves) = batch(first_seqno, 100, identity);
+            notes.push(history.push_batch(1, &leaves, identity).unwrap().to_owned());
             all.extend(digests.into_iter().zip(leaves));
         }
+        (history, notes, all)
+    }
+
+    #[test]
+    fn a_resumed_history_serves_what_follows_and_refuses_what_it_skipped() {
+        let identity = identity();
+        let (history, notes, all) = hundreds(5, &identity);
         let frontier = history.frontier_at(300).unwrap();
         assert!(HistoryState::resumed(&frontier, &[(1, 1)], notes[1].clone(), &identity).is_err());
         assert!(HistoryState::resumed(&frontier, &[(2, 1)], notes[2].clone(), &identity).is_err());
@@ -919,25 +925,15 @@ mod tests {
     #[test]
     fn a_restored_history_serves_like_the_one_it_was_saved_from() {
         let identity = identity();
-        let mut history = HistoryState::new();
-        let mut spans = Vec::new();
-        let mut all = Vec::new();
-        let mut notes = Vec::new();
-        for first_seqno in (1..=1_000).step_by(100) {
-            let (digests, leaves) = batch(first_seqno, 100, &identity);
-            notes.push(
-                history
-                    .push_batch(1, &leaves, &identity)
-                    .unwrap()
-                    .to_owned(),
-            );
-            spans.push(BatchSpan {
+        let (history, notes, all) = hundreds(10, &identity);
+        let spans: Vec<BatchSpan> = (1..=1_000)
+            .step_by(100)
+            .map(|first_seqno| BatchSpan {
                 first_seqno,
                 last_seqno: first_seqno + 99,
                 view: 1,
-            });
-            all.extend(digests.into_iter().zip(leaves));
-        }
+            })
+            .collect();
         let frontier = history.frontier_at(700).unwrap();
         let restored =
             HistoryState::restore(spans[..7].to_vec(), &frontier, notes[6].clone(), &identity)

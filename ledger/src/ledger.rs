@@ -155,30 +155,15 @@ impl Ledger {
         if !chunk::list(dir)?.is_empty() {
             return Err(LedgerError::AlreadyExists(dir.to_owned()));
         }
-        let name = ChunkName::open(1);
-        let path = dir.join(name.file_name());
-        let mut bytes = CHUNK_MAGIC.to_vec();
-        encode_frame(&EntryRef::Genesis(genesis).encode(), &mut bytes);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .mode(CHUNK_FILE_MODE)
-            .open(&path)
-            .map_err(|source| LedgerError::io(&path, "create", source))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_data())
-            .map_err(|source| LedgerError::io(&path, "write", source))?;
+        let (file, chunk) = create_genesis_chunk(dir, genesis)?;
+        let genesis_end = chunk.bytes;
         sync_dir(dir)?;
         Ok(Ledger {
             dir: dir.to_owned(),
             config,
             genesis: genesis.clone(),
-            genesis_end: bytes.len() as u64,
-            chunks: vec![Chunk {
-                name,
-                path,
-                bytes: bytes.len() as u64,
-            }],
+            genesis_end,
+            chunks: vec![chunk],
             open_file: Some(file),
             index: Vec::new(),
             resumptions: Vec::new(),
@@ -188,7 +173,7 @@ impl Ledger {
             dir_unsynced: false,
             poisoned: false,
             durable_chunks: 1,
-            durable_bytes: bytes.len() as u64,
+            durable_bytes: genesis_end,
         })
     }
 
@@ -399,6 +384,22 @@ impl Ledger {
         if self.unsynced || self.dir_unsynced {
             self.sync()?;
         }
+        // The open chunk opened with a resume entry and holds no batch yet
+        // (a second install before anything followed the first): this one
+        // goes after it, in one append (the chunk keeps its name).
+        let lone_resume = self.open_file.is_some()
+            && self.resumptions.last().is_some_and(|resume| {
+                resume.seqno == last
+                    && self
+                        .chunks
+                        .last()
+                        .is_some_and(|chunk| chunk.name.first == resume.chunk_first)
+            });
+        if lone_resume {
+            let (chunk_first, _, end) = self.write_frames(last + 1, &[&payload])?;
+            self.sync()?;
+            return Ok(self.push_resumption(resume, last, chunk_first, end));
+        }
         let bare = self.chunks.last().is_some_and(|chunk| {
             chunk.name.last.is_none()
                 && (chunk.bytes == frame::CHUNK_HEADER_BYTES
@@ -432,20 +433,32 @@ impl Ledger {
             path,
             bytes: bytes.len() as u64,
         });
+        Ok(self.push_resumption(resume, last, name.first, bytes.len() as u64))
+    }
+
+    /// Records `resume`, written (and synced) at the end of the chunk named
+    /// `chunk_first`, which now ends at `end`, after `held_before`.
+    fn push_resumption(
+        &mut self,
+        resume: &ResumeEntry,
+        held_before: u64,
+        chunk_first: u64,
+        end: u64,
+    ) -> Resumption {
         let resumption = Resumption {
             after_seqno: resume.after_seqno,
-            held_before: last,
+            held_before,
             seqno: resume.seqno,
             view: resume.view,
-            chunk_first: name.first,
-            end: bytes.len() as u64,
+            chunk_first,
+            end,
             checkpoint: resume.checkpoint.clone(),
             view_starts: resume.view_starts.clone(),
         };
         self.resumptions.push(resumption.clone());
         self.durable_seqno = self.last_seqno();
         self.mark_durable();
-        Ok(resumption)
+        resumption
     }
 
     /// Undoes the last resume entry, which nothing follows: a resume
@@ -468,9 +481,21 @@ impl Ledger {
                 high: self.last_seqno(),
             });
         }
-        self.drop_chunks_from(resume.chunk_first)
-            .map_err(|error| self.poison(error))?;
         self.resumptions.pop();
+        // A resume entry right after another in the chunk that one opened:
+        // the chunk is cut back to the earlier one.
+        let earlier_in_chunk = self
+            .resumptions
+            .last()
+            .filter(|earlier| earlier.chunk_first == resume.chunk_first)
+            .map(|earlier| earlier.end);
+        let dropped = match earlier_in_chunk {
+            Some(end) => self.cut_to(resume.chunk_first, end),
+            None => self.drop_chunks_from(resume.chunk_first),
+        };
+        if let Err(error) = dropped {
+            return Err(self.poison(error));
+        }
         self.durable_seqno = self.last_seqno();
         self.mark_durable();
         Ok(())
@@ -483,25 +508,9 @@ impl Ledger {
                 .map_err(|source| LedgerError::io(&chunk.path, "remove", source))?;
         }
         if self.chunks.is_empty() {
-            let name = ChunkName::open(1);
-            let path = self.dir.join(name.file_name());
-            let mut bytes = CHUNK_MAGIC.to_vec();
-            encode_frame(&EntryRef::Genesis(&self.genesis).encode(), &mut bytes);
-            let mut file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .mode(CHUNK_FILE_MODE)
-                .open(&path)
-                .map_err(|source| LedgerError::io(&path, "create", source))?;
-            file.write_all(&bytes)
-                .and_then(|()| file.sync_data())
-                .map_err(|source| LedgerError::io(&path, "write", source))?;
-            self.genesis_end = bytes.len() as u64;
-            self.chunks.push(Chunk {
-                name,
-                path,
-                bytes: bytes.len() as u64,
-            });
+            let (file, chunk) = create_genesis_chunk(&self.dir, &self.genesis)?;
+            self.genesis_end = chunk.bytes;
+            self.chunks.push(chunk);
             self.open_file = Some(file);
         }
         sync_dir(&self.dir)
@@ -891,6 +900,30 @@ pub fn read_batch_at(
 // private fields, so that this file stays about appends and reads.
 #[path = "tail.rs"]
 mod tail;
+
+/// Creates the first chunk, `ledger_1`, holding only `genesis`, synced (the
+/// folder is not).
+fn create_genesis_chunk(dir: &Path, genesis: &Genesis) -> Result<(File, Chunk), LedgerError> {
+    let name = ChunkName::open(1);
+    let path = dir.join(name.file_name());
+    let mut bytes = CHUNK_MAGIC.to_vec();
+    encode_frame(&EntryRef::Genesis(genesis).encode(), &mut bytes);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .mode(CHUNK_FILE_MODE)
+        .open(&path)
+        .map_err(|source| LedgerError::io(&path, "create", source))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(|source| LedgerError::io(&path, "write", source))?;
+    let chunk = Chunk {
+        name,
+        path,
+        bytes: bytes.len() as u64,
+    };
+    Ok((file, chunk))
+}
 
 /// The seqno a ledger holding `index` and `resumptions` ends at.
 fn last_seqno_of(index: &[BatchLocation], resumptions: &[Resumption]) -> u64 {

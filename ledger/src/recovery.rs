@@ -31,6 +31,9 @@ pub(crate) struct Scan {
     chunk_opening: bool,
     /// A genesis entry repeated at a chunk's start: a resume entry must follow.
     resume_due: bool,
+    /// A resume entry opened the current chunk (it names the chunk; others
+    /// may follow it directly: installs with no batch between them).
+    resumed_in_chunk: bool,
 }
 
 /// Scans closed chunks apart, in parallel, each from the seqno its name
@@ -177,6 +180,7 @@ impl Scan {
         }
         self.gap_to = (name.first > first_in_chunk).then_some(name.first);
         self.chunk_opening = true;
+        self.resumed_in_chunk = false;
         let mut kept_end = frame::CHUNK_HEADER_BYTES;
         let mut torn = None;
         for frame in Frames::new(bytes) {
@@ -284,7 +288,7 @@ impl Scan {
                 }
                 resume.frontier()?;
                 let held = self.next_seqno() - 1;
-                if resume.seqno + 1 != name.first {
+                if !self.resumed_in_chunk && resume.seqno + 1 != name.first {
                     return Err(format!(
                         "a resume entry at seqno {} opens a chunk named from seqno {}",
                         resume.seqno, name.first
@@ -299,6 +303,8 @@ impl Scan {
                 }
                 self.gap_to = None;
                 self.resume_due = false;
+                self.chunk_opening = true;
+                self.resumed_in_chunk = true;
                 self.resumptions.push(Resumption {
                     after_seqno: resume.after_seqno,
                     held_before: held,

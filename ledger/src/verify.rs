@@ -222,6 +222,10 @@ struct State {
     gap_to: Option<u64>,
     /// A genesis entry repeated at a chunk's start: a resume entry must follow.
     resume_due: bool,
+    /// Only genesis and resume entries read so far in the current chunk.
+    opening: bool,
+    /// A resume entry opened the current chunk (it names the chunk).
+    resumed_in_chunk: bool,
     absent: Vec<(u64, u64)>,
 }
 
@@ -237,6 +241,8 @@ impl State {
             self.next_seqno = 1;
         }
         self.entries_in_chunk = 0;
+        self.opening = true;
+        self.resumed_in_chunk = false;
         let fail = |offset: Option<u64>, seqno: Option<u64>, what: String| VerifyFailure {
             file: path.to_owned(),
             offset,
@@ -311,6 +317,9 @@ impl State {
             what,
         };
         let first_frame = offset == frame::CHUNK_HEADER_BYTES;
+        if !matches!(decoded.entry, Entry::Resume(_) | Entry::Genesis(_)) {
+            self.opening = false;
+        }
         if !matches!(decoded.entry, Entry::Resume(_)) {
             if let Some(gap_to) = self
                 .gap_to
@@ -356,16 +365,14 @@ impl State {
                 Ok(())
             }
             Entry::Resume(resume) => {
-                // First in its chunk, or after its genesis entry (a batch
-                // before it leaves its signature pending: refused below).
-                let opens_chunk = self.entries_in_chunk <= 1;
-                if !opens_chunk {
+                // Only genesis and resume entries before it in its chunk.
+                if !self.opening {
                     return Err(fail(
                         Some(resume.seqno),
                         "a resume entry that does not open its chunk".to_owned(),
                     ));
                 }
-                if resume.seqno + 1 != name.first {
+                if !self.resumed_in_chunk && resume.seqno + 1 != name.first {
                     return Err(fail(
                         Some(resume.seqno),
                         format!(
@@ -376,6 +383,7 @@ impl State {
                 }
                 self.gap_to = None;
                 self.resume_due = false;
+                self.resumed_in_chunk = true;
                 self.resume(&resume)
                     .map_err(|what| fail(Some(resume.seqno), what))
             }

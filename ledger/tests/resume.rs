@@ -394,3 +394,45 @@ fn an_install_cut_short_drops_its_resume_entry_and_nothing_else() {
     assert!(ledger.drop_last_resumption().is_err());
     assert_eq!(ledger.resumptions().len(), 1);
 }
+
+#[test]
+fn a_second_resume_before_any_batch_follows_the_first_in_its_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, mut ledger, _) = resumed_ledger(dir.path(), 2, 2, 0);
+    for _ in 0..3 {
+        writer.batch(5);
+    }
+    let second = writer.resume(20);
+    ledger.append_resume(&second).unwrap();
+    assert_eq!(ledger.resumptions().len(), 2);
+    assert_eq!(
+        ledger.resumptions()[1].chunk_first,
+        ledger.resumptions()[0].chunk_first,
+        "in the chunk the first opened"
+    );
+    let (batch, signature) = writer.batch(5);
+    ledger.append(&batch, &signature).unwrap();
+    ledger.sync().unwrap();
+    drop(ledger);
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.resumptions().len(), 2);
+    assert_eq!(reopened.last_seqno(), 40);
+    let summary = verified(dir.path(), &writer).unwrap();
+    assert_eq!(summary.absent, vec![(11, 20), (21, 35)]);
+    drop(reopened);
+
+    // Undone (an install cut short): back to the first, which stays.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, mut ledger, _) = resumed_ledger(dir.path(), 2, 2, 0);
+    for _ in 0..3 {
+        writer.batch(5);
+    }
+    ledger.append_resume(&writer.resume(20)).unwrap();
+    ledger.drop_last_resumption().unwrap();
+    assert_eq!(ledger.resumptions().len(), 1);
+    assert_eq!(ledger.last_seqno(), 20);
+    drop(ledger);
+    let (reopened, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(reopened.resumptions().len(), 1);
+    assert_eq!(reopened.last_seqno(), 20);
+}

@@ -196,6 +196,52 @@ const ARCHIVE_WAIT: Duration = Duration::from_secs(30);
 
 const FREQUENT_SNAPSHOTS: &str = "snapshot_entries = 8\nlog_entries_kept = 2\n";
 
+/// Puts 20 values in `map`, kills a follower, puts 60 more (each its own
+/// batch: many snapshots while it is down), restarts it and waits until it
+/// caught up, then starts and adds the joining node 4 and waits until it
+/// caught up too; both must have installed a snapshot. Returns the leader,
+/// the lagging node, the new node and the ids committed.
+fn lag_and_join_from_snapshots(
+    cluster: &mut Cluster,
+    map: &str,
+) -> (usize, usize, usize, Vec<stele_history::TransactionId>) {
+    let founders = cluster.all();
+    let leader = cluster.leader(&founders);
+    let mut committed = Vec::new();
+    for index in 0..20 {
+        committed.push(cluster.client(leader).put(map, &format!("a{index}"), "1"));
+    }
+    let lagging = (leader + 1) % founders.len();
+    cluster.nodes[lagging].kill9();
+    for index in 0..60 {
+        committed.push(cluster.client(leader).put(map, &format!("b{index}"), "2"));
+    }
+    // openraft 0.10 purges a log only while no replication to any node has it
+    // in flight, and its stream to the down node holds everything after the
+    // node's last match until a send fails: stay down for a few of the
+    // leader's retries (500 ms apart), so that it purges and has to send a
+    // snapshot. (With a shorter outage the node catches up from the log.)
+    std::thread::sleep(Duration::from_millis(2_000));
+    cluster.nodes[lagging].restart();
+    let last = *committed.last().unwrap();
+    cluster.wait_committed(lagging, last);
+    let state = cluster.state(lagging).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the lagging node caught up from the log, not a snapshot: {state}"
+    );
+    let joiner = cluster.start_joining();
+    let members = cluster.add_member(leader, 4);
+    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
+    cluster.wait_committed(joiner, last);
+    let state = cluster.state(joiner).unwrap();
+    assert!(
+        state["snapshots_installed"].as_u64().unwrap() >= 1,
+        "the new node caught up from the log, not a snapshot: {state}"
+    );
+    (leader, lagging, joiner, committed)
+}
+
 /// With the log compacted into snapshots, a follower that was down meanwhile
 /// and a new node both catch up from a snapshot transfer (a KV snapshot plus
 /// the ledger, checked as it is installed) instead of from the log; afterwards
@@ -212,42 +258,7 @@ fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
         ..ClusterOptions::default()
     };
     let mut cluster = Cluster::start(Path::new(BIN), &options);
-    let founders = cluster.all();
-    let leader = cluster.leader(&founders);
-    let mut committed = Vec::new();
-    for index in 0..20 {
-        committed.push(cluster.client(leader).put("m", &format!("a{index}"), "1"));
-    }
-    let lagging = (leader + 1) % founders.len();
-    cluster.nodes[lagging].kill9();
-    // Each put is its own batch and entry: many snapshots while it is down.
-    for index in 0..60 {
-        committed.push(cluster.client(leader).put("m", &format!("b{index}"), "2"));
-    }
-    // openraft 0.10 purges a log only while no replication to any node has it
-    // in flight, and its stream to the down node holds everything after the
-    // node's last match until a send fails: stay down for a few of the
-    // leader's retries (500 ms apart), so that it purges and has to send a
-    // snapshot. (With a shorter outage the node catches up from the log.)
-    std::thread::sleep(Duration::from_millis(2_000));
-    cluster.nodes[lagging].restart();
-    let last = *committed.last().unwrap();
-    cluster.wait_committed(lagging, last);
-    let state = cluster.state(lagging).unwrap();
-    assert!(
-        state["snapshots_installed"].as_u64().unwrap() >= 1,
-        "the lagging node caught up from the log, not a snapshot: {state}"
-    );
-
-    let joiner = cluster.start_joining();
-    let members = cluster.add_member(leader, 4);
-    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
-    cluster.wait_committed(joiner, last);
-    let state = cluster.state(joiner).unwrap();
-    assert!(
-        state["snapshots_installed"].as_u64().unwrap() >= 1,
-        "the new node caught up from the log, not a snapshot: {state}"
-    );
+    let (leader, lagging, joiner, mut committed) = lag_and_join_from_snapshots(&mut cluster, "m");
 
     // Both go on from the snapshot: later batches are re-executed and checked
     // on top of the installed state.
@@ -332,37 +343,7 @@ fn a_lagging_and_a_new_node_resume_at_a_snapshot_without_the_history() {
         ..ClusterOptions::default()
     };
     let mut cluster = Cluster::start(Path::new(BIN), &options);
-    let founders = cluster.all();
-    let leader = cluster.leader(&founders);
-    let mut committed = Vec::new();
-    for index in 0..20 {
-        committed.push(cluster.client(leader).put("r", &format!("a{index}"), "1"));
-    }
-    let lagging = (leader + 1) % founders.len();
-    cluster.nodes[lagging].kill9();
-    for index in 0..60 {
-        committed.push(cluster.client(leader).put("r", &format!("b{index}"), "2"));
-    }
-    // Down for a few of the leader's retries, so that it purges (see above).
-    std::thread::sleep(Duration::from_millis(2_000));
-    cluster.nodes[lagging].restart();
-    let last = *committed.last().unwrap();
-    cluster.wait_committed(lagging, last);
-    let state = cluster.state(lagging).unwrap();
-    assert!(
-        state["snapshots_installed"].as_u64().unwrap() >= 1,
-        "the lagging node caught up from the log, not a snapshot: {state}"
-    );
-
-    let joiner = cluster.start_joining();
-    let members = cluster.add_member(leader, 4);
-    assert_eq!(voter_ids(&members), vec![1, 2, 3, 4], "{members}");
-    cluster.wait_committed(joiner, last);
-    let state = cluster.state(joiner).unwrap();
-    assert!(
-        state["snapshots_installed"].as_u64().unwrap() >= 1,
-        "the new node caught up from the log, not a snapshot: {state}"
-    );
+    let (leader, _, joiner, mut committed) = lag_and_join_from_snapshots(&mut cluster, "r");
     for index in 0..10 {
         committed.push(cluster.client(leader).put("r", &format!("c{index}"), "3"));
     }
@@ -398,6 +379,7 @@ fn a_lagging_and_a_new_node_resume_at_a_snapshot_without_the_history() {
         cluster.client(leader).receipt_text(last)
     );
     let early = committed[0];
+    assert_eq!(cluster.client(joiner).tx_status(early), "Committed");
     let reply = cluster
         .client(joiner)
         .get(&format!("/node/receipt?transaction_id={early}"));

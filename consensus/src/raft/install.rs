@@ -111,6 +111,13 @@ pub(crate) fn install(
             seqno: header.seqno,
         });
     }
+    if log.base() > 0 {
+        return Err(refused(
+            header.seqno,
+            "a full transfer (the ledger from seqno 1) to a node whose log starts at a \
+             snapshot: give every node the same [cluster] snapshot_transfer",
+        ));
+    }
     match receive(replica, log, &mut transfer, header, first_new, committed) {
         Ok(batches) => Ok(Installed::Transfer {
             batches,

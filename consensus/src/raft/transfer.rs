@@ -556,17 +556,23 @@ mod tests {
         (path, header, entries)
     }
 
-    /// [`written`], with the file `finish` hands back.
-    fn written_open(dir: &Path, batches: usize) -> (PathBuf, File, TransferHeader, Batches) {
-        let mut fixture = FixtureWriter::new(7);
-        let entries: Vec<_> = (0..batches).map(|_| fixture.batch(3)).collect();
-        let seqno = fixture.last_seqno();
+    /// A store whose every version up to `seqno` writes `m/k`.
+    fn store_at(seqno: u64) -> Store {
         let mut store = Store::new();
         let mut write_set = WriteSet::default();
         write_set.put("m", "k", b"v".to_vec());
         for version in 1..=seqno {
             store.apply(version, &write_set).unwrap();
         }
+        store
+    }
+
+    /// [`written`], with the file `finish` hands back.
+    fn written_open(dir: &Path, batches: usize) -> (PathBuf, File, TransferHeader, Batches) {
+        let mut fixture = FixtureWriter::new(7);
+        let entries: Vec<_> = (0..batches).map(|_| fixture.batch(3)).collect();
+        let seqno = fixture.last_seqno();
+        let store = store_at(seqno);
         let header = TransferHeader {
             last_log_id: crate::raft::types::log_id(2, batches as u64),
             last_membership: StoredMembership::default(),
@@ -627,12 +633,7 @@ mod tests {
             fixture.batch(3);
         }
         let seqno = fixture.last_seqno();
-        let mut store = Store::new();
-        let mut write_set = WriteSet::default();
-        write_set.put("m", "k", b"v".to_vec());
-        for version in 1..=seqno {
-            store.apply(version, &write_set).unwrap();
-        }
+        let store = store_at(seqno);
         let header = TransferHeader {
             last_log_id: crate::raft::types::log_id(2, 5),
             last_membership: StoredMembership::default(),

@@ -82,7 +82,7 @@ impl Cluster {
             log: RaftLogPolicy {
                 snapshot_entries: plan.raft_snapshot_entries,
                 entries_kept: 2,
-                resume_transfers: false,
+                resume_transfers: plan.resume_transfers,
             },
             dir,
             stopping: BTreeMap::new(),
@@ -153,7 +153,9 @@ impl Cluster {
             _ => Fault::None,
         };
         let config = EngineConfig {
-            snapshot_dir: (self.config.snapshot_interval_tx > 0).then(|| self.snapshot_dir(node)),
+            // A resumed ledger restarts from the KV snapshot its install wrote.
+            snapshot_dir: (self.config.snapshot_interval_tx > 0 || self.log.resume_transfers)
+                .then(|| self.snapshot_dir(node)),
             fault,
             ..self.config.clone()
         };

@@ -70,6 +70,9 @@ pub struct Plan {
     /// Raft entries between snapshots (0: never), so a node that was down or
     /// cut off may catch up from a snapshot transfer.
     pub raft_snapshot_entries: u64,
+    /// Snapshots are sent as resume transfers (the state and the tree's
+    /// frontier; the receiver's ledger resumes at the snapshot).
+    pub resume_transfers: bool,
 }
 
 fn target(rng: &mut ChaCha8Rng) -> Target {
@@ -141,12 +144,14 @@ pub fn plan(seed: u64) -> Plan {
     }
     // Drawn last, so the steps of a seed stay what they were before it existed.
     let raft_snapshot_entries = [0, 4, 12][rng.gen_range(0..3)];
+    let resume_transfers = rng.gen_bool(0.5);
     Plan {
         steps,
         batch_entries_max,
         snapshot_interval_tx,
         clients,
         raft_snapshot_entries,
+        resume_transfers,
     }
 }
 
@@ -154,8 +159,12 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "batch_entries_max={} snapshot_interval_tx={} raft_snapshot_entries={} clients={} steps=[",
-            self.batch_entries_max, self.snapshot_interval_tx, self.raft_snapshot_entries, self.clients
+            "batch_entries_max={} snapshot_interval_tx={} raft_snapshot_entries={} resume_transfers={} clients={} steps=[",
+            self.batch_entries_max,
+            self.snapshot_interval_tx,
+            self.raft_snapshot_entries,
+            self.resume_transfers,
+            self.clients
         )?;
         for (index, planned) in self.steps.iter().enumerate() {
             let separator = if index == 0 { "" } else { ", " };
