@@ -161,9 +161,10 @@ pub struct Cluster {
     #[serde(default = "election_timeout_max_ms_default")]
     pub election_timeout_max_ms: u64,
     /// Applied Raft entries before the first snapshot, and the least between
-    /// two (later ones wait for half the entries the last covered: building
-    /// one copies the ledger). 0: never. A node further behind than the last
-    /// snapshot catches up from it (a KV snapshot plus the ledger) instead of
+    /// two (a larger state waits for a quarter of its keys in transactions:
+    /// building one writes the state). 0: never. A node further behind than
+    /// the last snapshot catches up from it (a KV snapshot plus the ledger,
+    /// or with `snapshot_transfer = "resume"` the tree's frontier) instead of
     /// re-executing the log.
     #[serde(default = "snapshot_entries_default")]
     pub snapshot_entries: u64,

@@ -86,6 +86,9 @@ pub struct Replica {
     /// Committed leaves the history keeps in memory (`HistoryState::release`).
     history_leaves_kept: u64,
     last_snapshot_seqno: AtomicU64,
+    /// Keys in the committed state, as of the last commit (what a snapshot
+    /// writes: `raft/compaction.rs` spaces Raft snapshots by it).
+    committed_keys: AtomicU64,
     /// Submitters waiting for the commit of their batch.
     pub(crate) waiters: Waiters,
     /// The committed tree recorded on disk (set once the engine has checked
@@ -119,6 +122,7 @@ impl Replica {
             snapshot_interval_tx,
             history_leaves_kept,
             last_snapshot_seqno: AtomicU64::new(committed),
+            committed_keys: AtomicU64::new(0),
             waiters: Waiters::default(),
             high_water: Mutex::new(None),
         }
@@ -148,6 +152,11 @@ impl Replica {
     }
 
     /// Seqno of the last committed transaction.
+    /// Keys in the committed state as of the last commit.
+    pub(crate) fn committed_keys(&self) -> u64 {
+        self.committed_keys.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn committed_seqno(&self) -> u64 {
         self.committed_seqno.load(Ordering::Acquire)
     }
@@ -478,6 +487,7 @@ impl Replica {
             }
             store.len() as u64
         };
+        self.committed_keys.store(keys, Ordering::Relaxed);
         let before = self.committed_seqno.swap(seqno, Ordering::AcqRel);
         // Freeing history memory takes the history's write lock: once per
         // RELEASE_EVERY_TX committed transactions, not per batch.

@@ -34,20 +34,6 @@ pub const SNAPSHOT_PREFIX: &str = "snapshot_";
 /// Snapshots kept; older ones are deleted after a new one is written.
 pub const SNAPSHOTS_KEPT: usize = 2;
 
-/// Whether a Raft snapshot is due (in log entries): `done` units are applied, the newest
-/// snapshot covers `covered` of them, and `every` is the configured interval
-/// (0: never). The interval is at least `every` and at least `covered /
-/// growth`. Why: a snapshot costs time proportional to the state (it sorts
-/// and writes it all), so a fixed interval makes the total cost grow with the
-/// square of the state (measured: the KV snapshot thread took 9.5% of the
-/// node's CPU under load at ~500 k keys, one every 100 k transactions).
-/// Growing by `1 / growth` each time, all snapshots together cost at most
-/// `growth + 1` times the last, and a restart replays at most about `1 /
-/// (growth + 1)` of the transactions.
-pub fn geometric_due(done: u64, covered: u64, every: u64, growth: u64) -> bool {
-    every > 0 && done.saturating_sub(covered) >= every.max(covered / growth.max(1))
-}
-
 /// Whether a KV snapshot is due: `done` transactions are committed, the
 /// newest snapshot is at `covered`, `every` is `snapshot_interval_tx` (0:
 /// never) and the state holds `keys` keys. The interval is at least `every`
@@ -312,20 +298,7 @@ fn load_or_log(path: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot
 
 #[cfg(test)]
 mod tests {
-    use super::{geometric_due, state_due};
-
-    /// The points at which snapshots are taken when every unit is checked.
-    fn due_points(every: u64, until: u64, growth: u64) -> Vec<u64> {
-        let mut covered = 0;
-        let mut points = Vec::new();
-        for done in 1..=until {
-            if geometric_due(done, covered, every, growth) {
-                points.push(done);
-                covered = done;
-            }
-        }
-        points
-    }
+    use super::state_due;
 
     #[test]
     fn kv_snapshots_follow_the_state_not_the_ledger() {
@@ -355,24 +328,5 @@ mod tests {
             }
         }
         assert_eq!((taken, 1_000_000 - covered), (1_000, 0));
-    }
-
-    #[test]
-    fn intervals_are_the_setting_then_grow_by_a_share() {
-        assert_eq!(due_points(10, 100, 2), [10, 20, 30, 45, 67, 100]);
-        assert_eq!(due_points(10, 100, 4), [10, 20, 30, 40, 50, 62, 77, 96]);
-        assert!(due_points(0, 1_000, 4).is_empty(), "0 means never");
-        for growth in [2, 4] {
-            // The total work (the sum of the snapshots' sizes) stays within
-            // growth + 1 times the last.
-            let points = due_points(100, 10_000_000, growth);
-            let last = *points.last().expect("snapshots were taken");
-            assert!(points.iter().sum::<u64>() <= (growth + 1) * last);
-            // A restart replays at most about 1 / (growth + 1) of the transactions.
-            assert!(
-                10_000_000 - last <= 10_000_000 / (growth + 1) + 100,
-                "{growth}"
-            );
-        }
     }
 }

@@ -104,6 +104,7 @@ impl RaftSequencer {
         tokio::spawn(super::compaction::trigger_snapshots(
             raft.clone(),
             cluster.log.snapshot_entries,
+            Arc::clone(replica),
         ));
         Ok(RaftSequencer {
             gate: FollowerGate::new(Arc::clone(replica), raft.clone()),
