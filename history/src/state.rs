@@ -876,6 +876,9 @@ mod tests {
         assert_eq!((resumed.size(), resumed.starts_after()), (300, 300));
         assert_eq!(resumed.root(), history.root_at(300).unwrap());
         assert_eq!(resumed.batch_of(300), None);
+        // What a snapshot at the resume point is built from.
+        assert_eq!(resumed.note_ending_at(300), Some(notes[2].as_str()));
+        assert_eq!(resumed.frontier_at(300), Some(frontier.clone()));
         assert_eq!(
             resumed.transaction_id(120),
             Some(TransactionId {

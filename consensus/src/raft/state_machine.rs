@@ -258,7 +258,7 @@ impl ReplicaStateMachine {
     fn resume_entry(&self, seqno: u64) -> Option<stele_ledger::ResumeEntry> {
         let history = self.replica.read_history();
         let frontier = history.frontier_at(seqno)?;
-        history.batch_ending_at(seqno)?;
+        // The note is held for a batch, or a resume entry, that ends here.
         let note = history.note_ending_at(seqno)?.to_owned();
         let view_starts = history.view_starts_through(seqno);
         Some(stele_ledger::ResumeEntry::new(
