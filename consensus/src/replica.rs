@@ -264,11 +264,17 @@ impl Replica {
     /// checkpoint is `note`. The notes of old committed batches are released
     /// (`HistoryState::release`); for those, a committed batch of the same view
     /// ending there is the one: committed log entries never change (Raft's log
-    /// matching), and this one was compared when it was checked or replayed.
+    /// matching), and this one was compared when it was checked or replayed;
+    /// so is one before where a resumed history starts.
     pub(crate) fn holds_checkpoint(&self, last: u64, view: u64, note: &str) -> bool {
         let history = self.read_history();
         match history.note_ending_at(last) {
             Some(held) => held == note,
+            // Before where a history resumed at a snapshot starts: committed
+            // (the snapshot was), of the view the view starts give.
+            None if last <= history.starts_after() => history
+                .transaction_id(last)
+                .is_some_and(|held| held.view == view),
             None => {
                 last <= self.committed_seqno()
                     && history
