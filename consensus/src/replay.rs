@@ -108,16 +108,9 @@ pub fn replay(
             if ledger_note != *note {
                 return Err(note_differs());
             }
-            let (skipped_span, first_kept) = match skipped {
+            let (skipped_through, first_kept) = match skipped {
                 Some(resume) => (
-                    Some((
-                        BatchSpan {
-                            first_seqno: 1,
-                            last_seqno: resume.seqno,
-                            view: resume.view,
-                        },
-                        resume.view_starts.as_slice(),
-                    )),
+                    Some((resume.seqno, resume.view_starts.as_slice())),
                     batches.partition_point(|batch| batch.last_seqno <= resume.seqno),
                 ),
                 None => (None, 0),
@@ -132,8 +125,13 @@ pub fn replay(
                 last_seqno: batch.last_seqno,
                 view: batch.view,
             });
-            *history =
-                HistoryState::restore_after(skipped_span, spans, frontier, note.clone(), identity)?;
+            *history = HistoryState::restore_after(
+                skipped_through,
+                spans,
+                frontier,
+                note.clone(),
+                identity,
+            )?;
             replay_from = kept_end;
         }
     }

@@ -267,14 +267,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The newest snapshot in `dir` that loads and checks, skipping (and logging)
-/// the others.
-pub fn newest(dir: &Path, identity: &ServiceIdentity) -> Option<LoadedSnapshot> {
-    list(dir)
-        .into_iter()
-        .find_map(|(_, path)| load_or_log(&path, identity))
-}
-
 /// The snapshots of `dir` that load and check, newest first, each loaded
 /// only when the iterator reaches it; the others are skipped (and logged).
 pub fn valid_newest_first<'a>(

@@ -140,10 +140,11 @@ impl HistoryState {
     }
 
     /// [`HistoryState::restore`] for a node whose ledger resumes at a
-    /// snapshot: `skipped` is the span of the seqnos it does not hold (from
-    /// 1, with the view of the batch that ended it), and `spans` start after it.
+    /// snapshot: `skipped` is the last seqno it does not hold (it holds none
+    /// from 1 to there) and where each view started up to it; `spans` start
+    /// after it.
     pub fn restore_after(
-        skipped: Option<(BatchSpan, &[(u64, u64)])>,
+        skipped: Option<(u64, &[(u64, u64)])>,
         spans: impl IntoIterator<Item = BatchSpan>,
         frontier: &Frontier,
         note: String,
@@ -164,14 +165,14 @@ impl HistoryState {
         let mut batches = Column::default();
         let mut next = 1;
         let mut view_starts: Vec<(u64, u64)> = Vec::new();
-        if let Some((skipped, starts)) = skipped {
-            let view = check_view_starts(starts, skipped.last_seqno)?;
+        if let Some((skipped_through, starts)) = skipped {
+            let view = check_view_starts(starts, skipped_through)?;
             batches.extend_from_slice(&[BatchEnd {
-                last_seqno: skipped.last_seqno,
+                last_seqno: skipped_through,
                 view,
             }]);
             view_starts = starts.to_vec();
-            next = skipped.last_seqno + 1;
+            next = skipped_through + 1;
         }
         for span in spans {
             if view_starts
@@ -201,7 +202,7 @@ impl HistoryState {
             tree,
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
-            starts_after: skipped.map_or(0, |(skipped, _)| skipped.last_seqno),
+            starts_after: skipped.map_or(0, |(skipped_through, _)| skipped_through),
             view_starts,
         })
     }
@@ -634,8 +635,8 @@ impl HistoryState {
 
 /// Checks `(first seqno, view)` pairs for the seqnos up to `last`: from
 /// seqno 1, strictly increasing seqnos and views, none past `last`; returns
-/// the view at `last`.
-fn check_view_starts(view_starts: &[(u64, u64)], last: u64) -> Result<u64, HistoryError> {
+/// the view at `last`. (The ledger's resume entry is checked with it too.)
+pub fn check_view_starts(view_starts: &[(u64, u64)], last: u64) -> Result<u64, HistoryError> {
     let refused = |reason: &str| HistoryError::Replay {
         seqno: last,
         reason: format!("the view starts of the skipped seqnos: {reason}"),

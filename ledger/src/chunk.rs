@@ -124,6 +124,16 @@ fn list_folder(dir: &Path) -> Result<Vec<(ChunkName, PathBuf)>, LedgerError> {
     Ok(chunks)
 }
 
+/// Why a chunk that starts at `gap_to`, past `next_seqno` where the ledger
+/// continues, is refused: only a resume entry may skip seqnos (the scan of
+/// `open` and `stele verify` both say so).
+pub(crate) fn gap_reason(gap_to: u64, next_seqno: u64) -> String {
+    format!(
+        "chunk starts at seqno {gap_to} but the ledger continues at {next_seqno} (and the \
+         chunk does not open with a resume entry skipping to it)"
+    )
+}
+
 fn check_sequence(chunks: &[(ChunkName, PathBuf)]) -> Result<(), LedgerError> {
     let mut expected_first = 1;
     for (index, (name, path)) in chunks.iter().enumerate() {

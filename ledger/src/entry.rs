@@ -277,24 +277,13 @@ impl ResumeEntry {
                 self.seqno
             ));
         }
-        let views_in_order = self
-            .view_starts
-            .first()
-            .is_some_and(|(first, _)| *first == 1)
-            && self
-                .view_starts
-                .windows(2)
-                .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 < pair[1].1)
-            && self
-                .view_starts
-                .last()
-                .is_some_and(|(first, view)| *first <= self.seqno && *view == self.view);
-        if !views_in_order {
-            return Err(
-                "its view starts must begin at seqno 1, increase, and end with its view at or \
-                 before its seqno"
-                    .to_owned(),
-            );
+        let view = stele_history::state::check_view_starts(&self.view_starts, self.seqno)
+            .map_err(|error| error.to_string())?;
+        if view != self.view {
+            return Err(format!(
+                "its view starts end with view {view}, but it records view {}",
+                self.view
+            ));
         }
         if self.seqno <= self.after_seqno {
             return Err(format!(

@@ -239,11 +239,7 @@ impl Scan {
     }
 
     fn gap_reason(&self, gap_to: u64) -> String {
-        format!(
-            "chunk starts at seqno {gap_to} but the ledger continues at {} (and the chunk \
-             does not open with a resume entry skipping to it)",
-            self.next_seqno()
-        )
+        crate::chunk::gap_reason(gap_to, self.next_seqno())
     }
 
     /// Checks one entry's place in the sequence.

@@ -146,12 +146,7 @@ impl LedgerLogReader {
     ) -> (Option<u64>, Vec<SteleEntry>) {
         let state = lock(&self.shared);
         let (mut last_held, mut controls, mut controls_before) = (None, Vec::new(), 0);
-        for (index, slot) in state
-            .slots
-            .indexed()
-            .skip_while(|(index, _)| *index < start)
-            .take_while(|(index, _)| *index < end)
-        {
+        for (index, slot) in state.slots.indexed_range(start, end) {
             match slot {
                 Slot::Control(entry) => controls.push((**entry).clone()),
                 slot if slot.last_seqno().is_some_and(|last| last <= seqno) => {

@@ -169,7 +169,7 @@ fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
     // cut short after the ledger's step and before the log's (`install.rs`).
     // Undone: the ledger is back at what the log holds, and the leader sends
     // the snapshot again.
-    let base_seqno = meta.log_base.map_or(0, |base| base.seqno);
+    let base_seqno = base_seqno(meta.log_base);
     while let Some(resume) = ledger
         .resumptions()
         .last()
@@ -202,7 +202,7 @@ fn settle(ledger: &mut Ledger) -> Result<RaftMeta, ConsensusError> {
 /// a lower bound), after settling its meta file as [`LedgerLogStore::open`] does.
 pub fn committed_seqno(ledger: &mut Ledger) -> Result<u64, ConsensusError> {
     let meta = settle(ledger)?;
-    let base_seqno = meta.log_base.map_or(0, |base| base.seqno);
+    let base_seqno = base_seqno(meta.log_base);
     let Some(committed) = meta.committed else {
         return Ok(base_seqno);
     };
@@ -227,12 +227,17 @@ fn log_start(base: Option<LogBase>) -> u64 {
     base.map_or(0, |base| base.last_log_id.index + 1)
 }
 
+/// The ledger seqno a log with `base` starts after (0 for a log from index 0).
+fn base_seqno(base: Option<LogBase>) -> u64 {
+    base.map_or(0, |base| base.seqno)
+}
+
 /// The ledger's batches the log holds: those after its base's seqno (a
 /// ledger that resumed at a snapshot may hold batches fetched before it,
 /// which are not in the log).
 fn batches_after_base(ledger: &Ledger, base: Option<LogBase>) -> &[BatchLocation] {
     let batches = ledger.batches();
-    let seqno = base.map_or(0, |base| base.seqno);
+    let seqno = base_seqno(base);
     &batches[batches.partition_point(|location| location.last_seqno <= seqno)..]
 }
 
@@ -366,7 +371,7 @@ impl State {
 
     /// The seqno the log's base ends at (0 for a log from index 0).
     fn base_seqno(&self) -> u64 {
-        self.meta.log_base.map_or(0, |base| base.seqno)
+        base_seqno(self.meta.log_base)
     }
 
     /// Batches the log holds before log index `index` (from its base).

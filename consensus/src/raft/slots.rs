@@ -104,6 +104,16 @@ impl Slots {
         )
     }
 
+    /// The slots of indices `start..end` held, with their log indices.
+    pub(crate) fn indexed_range(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Slot)> {
+        let (first, _) = self.clamp(start, end);
+        let base = self.base + first as u64;
+        self.range(start, end)
+            .iter()
+            .enumerate()
+            .map(move |(offset, slot)| (base + offset as u64, slot))
+    }
+
     /// Every slot held, with its log index.
     pub(crate) fn indexed(&self) -> impl DoubleEndedIterator<Item = (u64, &Slot)> {
         let base = self.base;
@@ -142,6 +152,11 @@ mod tests {
         assert!(slots.get(15).is_none());
         let range: Vec<u64> = slots.range(0, 13).iter().map(index_of).collect();
         assert_eq!(range, vec![10, 11, 12]);
+        let indexed: Vec<(u64, u64)> = slots
+            .indexed_range(11, 20)
+            .map(|(index, slot)| (index, index_of(slot)))
+            .collect();
+        assert_eq!(indexed, vec![(11, 11), (12, 12), (13, 13), (14, 14)]);
         assert!(slots.range(16, 20).is_empty());
         let indexed: Vec<u64> = slots.indexed().map(|(index, _)| index).collect();
         assert_eq!(indexed, vec![10, 11, 12, 13, 14]);
