@@ -16,7 +16,12 @@
 #             installed, not re-executed), then the log after it.
 #   resume    as snapshot, with `snapshot_transfer = "resume"`: the new node
 #             receives the KV state and the tree's frontier, not the ledger,
-#             and its ledger starts at the snapshot.
+#             and its ledger starts at the snapshot; it then fetches the
+#             batches before the snapshot from its peers in the background.
+#             The script also times that fetch (until node 4's /node/state
+#             names no skipped seqnos), and reports its rate in tx/s and
+#             MB/s of ledger against the disk's sequential read speed (dd
+#             with O_DIRECT of the leader's largest chunk file).
 #
 #   scripts/measure-catchup.sh [load seconds=20] [runs=3] [mode=log|snapshot|resume]
 #
@@ -78,6 +83,26 @@ for run in $(seq "$runs"); do
   rate=$((seqno * 1000 / (ms > 0 ? ms : 1)))
   rates+=("$rate")
   echo "run $run: node 4 caught up with $seqno transactions in $ms ms: $rate tx/s (snapshots installed: $installed)"
+  if [ "$mode" = resume ]; then
+    skipped=$(curl -sk "https://$node4/node/state" | sed -n 's/.*"ledger_skipped":\[\([0-9]*\),\([0-9]*\)\].*/\2/p')
+    ledger4="$WORK/cluster/node4/ledger"
+    t1=$(now_ms)
+    for _ in $(seq 120000); do
+      if ! curl -sk "https://$node4/node/state" | grep -q '"ledger_skipped"'; then break; fi
+      sleep 0.005
+    done
+    fetch_ms=$(($(now_ms) - t1 + ms))
+    # The fetched chunks: those that start at or before the last skipped seqno.
+    fetched=0
+    for f in "$ledger4"/ledger_* "$ledger4"/archive/ledger_*; do
+      [ -f "$f" ] || continue
+      first=${f##*/ledger_}; first=${first%%[-.]*}
+      if [ "$first" -le "${skipped:-0}" ]; then fetched=$((fetched + $(stat -c %s "$f"))); fi
+    done
+    chunk=$(ls -S "$WORK/cluster/node1/ledger"/ledger_* | head -1)
+    disk=$(dd if="$chunk" of=/dev/null bs=1M iflag=direct 2>&1 | sed -n 's/.*, \([0-9.]* [MG]B\/s\)$/\1/p')
+    echo "run $run: node 4 fetched ${skipped:-0} skipped transactions ($((fetched / 1000000)) MB of ledger) within $fetch_ms ms of the join: $(( ${skipped:-0} * 1000 / (fetch_ms > 0 ? fetch_ms : 1) )) tx/s, $(( fetched / 1000 / (fetch_ms > 0 ? fetch_ms : 1) )) MB/s; the disk reads a chunk at $disk (dd, O_DIRECT)"
+  fi
   stop_nodes
 done
 sorted=($(printf '%s\n' "${rates[@]}" | sort -n))

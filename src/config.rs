@@ -38,6 +38,7 @@
 //! snapshot_entries = 10000            # Raft entries before a snapshot (0: never)
 //! log_entries_kept = 1000             # entries behind a snapshot still sent as log
 //! snapshot_transfer = "full"          # "resume": a joining node gets no ledger before the snapshot
+//! fetch_skipped = true                # ... and fetches it from peers in the background (false: keeps the suffix)
 //! learner_catch_up_timeout_ms = 600000 # a node added must follow the log within it
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
@@ -177,6 +178,12 @@ pub struct Cluster {
     /// resumes at the snapshot, without the batches before it).
     #[serde(default)]
     pub snapshot_transfer: SnapshotTransfer,
+    /// A node whose ledger resumed at a snapshot (a resume transfer) fetches
+    /// the batches before it from its peers in the background, checked
+    /// against the signed checkpoints, and ends with the whole ledger.
+    /// `false`: it keeps only the suffix from where it joined.
+    #[serde(default = "fetch_skipped_default")]
+    pub fetch_skipped: bool,
     /// Longest wait for a node added with `POST /admin/members` to acknowledge
     /// the leader's log before it votes; past it, it is removed again (504).
     #[serde(default = "learner_catch_up_timeout_ms_default")]
@@ -204,6 +211,10 @@ fn election_timeout_max_ms_default() -> u64 {
 
 fn snapshot_entries_default() -> u64 {
     stele_consensus::RaftLogPolicy::default().snapshot_entries
+}
+
+fn fetch_skipped_default() -> bool {
+    stele_consensus::RaftLogPolicy::default().fetch_skipped
 }
 
 fn learner_catch_up_timeout_ms_default() -> u64 {

@@ -250,6 +250,7 @@ impl Node for NodeHandle {
             last_divergence: raft.last_divergence,
             snapshots_installed: raft.snapshots_installed,
             leaves_in_memory_from: self.engine.leaves_in_memory_from(),
+            ledger_skipped: self.engine.ledger_skipped(),
             storage: self
                 .engine
                 .storage_condition()

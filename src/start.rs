@@ -316,6 +316,7 @@ fn cluster_setup(
                 entries_kept: cluster.log_entries_kept,
                 resume_transfers: cluster.snapshot_transfer
                     == crate::config::SnapshotTransfer::Resume,
+                fetch_skipped: cluster.fetch_skipped,
             },
         ),
     };

@@ -246,6 +246,7 @@ impl Node for FakeNode {
             last_divergence: None,
             snapshots_installed: 0,
             leaves_in_memory_from: 0,
+            ledger_skipped: None,
             storage: None,
         }
     }

@@ -86,6 +86,12 @@ pub struct NodeState {
     /// The first leaf (seqno - 1) whose part of the Merkle tree is in memory:
     /// proofs about older transactions read their leaves back from the ledger.
     pub leaves_in_memory_from: u64,
+    /// Seqnos `[first, last]` this node's ledger does not hold yet: it joined
+    /// from a snapshot and fetches their batches from its peers in the
+    /// background (receipts for them answer 503 until then). Absent when the
+    /// ledger holds every batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_skipped: Option<[u64; 2]>,
     /// Why ledger writes are held back (a full disk, too many open files), if
     /// they are: writes are refused until it clears, then resume by themselves.
     /// Absent when all is well.

@@ -88,7 +88,8 @@ impl Engine {
         cluster: ClusterSetup,
     ) -> Result<Self, ConsensusError> {
         let network = PeerNetwork::new(Arc::clone(&cluster.auth), cluster.partition.clone())?;
-        Self::start_with_network(ledger, identity, config, cluster, network).await
+        let source: Arc<dyn crate::raft::fetch::LedgerSource> = Arc::new(network.clone());
+        Self::start_over(ledger, identity, config, cluster, network, Some(source)).await
     }
 
     /// [`Engine::start`] over another transport behind openraft's network trait
@@ -96,12 +97,25 @@ impl Engine {
     /// [`Engine::peer_service`] directly); `cluster.auth` and
     /// `cluster.partition` then only serve [`Engine::peer_auth`] and
     /// [`Engine::partition`].
+    /// The simulation does not fetch a resumed ledger's skipped seqnos.
     pub async fn start_with_network<N: crate::raft::sequencer::SteleNetworkFactory>(
+        ledger: Ledger,
+        identity: ServiceIdentity,
+        config: EngineConfig,
+        cluster: ClusterSetup,
+        network: N,
+    ) -> Result<Self, ConsensusError> {
+        Self::start_over(ledger, identity, config, cluster, network, None).await
+    }
+
+    /// Starts over `network`, fetching skipped seqnos from `source`.
+    async fn start_over<N: crate::raft::sequencer::SteleNetworkFactory>(
         mut ledger: Ledger,
         identity: ServiceIdentity,
         config: EngineConfig,
         cluster: ClusterSetup,
         network: N,
+        source: Option<Arc<dyn crate::raft::fetch::LedgerSource>>,
     ) -> Result<Self, ConsensusError> {
         config.validate()?;
         if !cluster.members.contains_key(&cluster.node_id) {
@@ -145,8 +159,8 @@ impl Engine {
                 network,
                 &replica,
                 Arc::new(move |seqno| durable_intake.durable(seqno)),
-                config.committed_chunks_live,
-                config.snapshot_dir.clone(),
+                &config,
+                source,
             )
             .await?,
         );

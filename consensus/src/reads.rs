@@ -118,6 +118,14 @@ impl Engine {
             .transaction_id(self.committed_seqno())
     }
 
+    /// The seqnos `[first, last]` before where this node's history starts
+    /// whose batches its ledger does not hold yet (being fetched), if any.
+    pub fn ledger_skipped(&self) -> Option<[u64; 2]> {
+        let history = self.replica.read_history();
+        (history.filled_through() < history.starts_after())
+            .then(|| [history.filled_through() + 1, history.starts_after()])
+    }
+
     /// The first leaf whose part of the tree is held in memory.
     pub fn leaves_in_memory_from(&self) -> u64 {
         self.replica.read_history().leaves_in_memory_from()

@@ -132,6 +132,8 @@ pub fn replay(
                 note.clone(),
                 identity,
             )?;
+            // The batches fetched in front of the first gap since.
+            history.filled(ledger.first_gap().map_or(0, |gap| gap.held_before));
             replay_from = kept_end;
         }
     }

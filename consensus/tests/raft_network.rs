@@ -29,9 +29,11 @@ use rustls::pki_types::PrivatePkcs8KeyDer;
 use stele_consensus::raft::network::{
     decode_request, encode_response, now_ms, router, Partition, PeerAuth, PeerAuthError,
     PeerClient, PeerNetwork, PeerRpcKind, PeerService, RequestHead, HEADER_NONCE, HEADER_SIGNATURE,
-    PEER_MESSAGE_BYTES_MAX, PEER_REQUEST_WINDOW_MS,
+    LEDGER_FETCHES_SERVED_MAX, PEER_MESSAGE_BYTES_MAX, PEER_REQUEST_WINDOW_MS,
 };
-use stele_consensus::raft::types::{log_id, InstallSnapshotRequest, InstallSnapshotResponse};
+use stele_consensus::raft::types::{
+    log_id, InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched,
+};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::sequencer::BoxFuture;
@@ -361,6 +363,10 @@ struct Service {
     slow: bool,
     /// RPCs that reached the handlers (authenticated by the router).
     handled: AtomicUsize,
+    /// Ledger fetches wait for a permit here before they answer.
+    fetch_hold: tokio::sync::Semaphore,
+    /// Ledger fetches that reached the handler.
+    fetches: AtomicUsize,
 }
 
 impl Service {
@@ -401,6 +407,20 @@ impl PeerService for Service {
         rpc: InstallSnapshotRequest,
     ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>> {
         Box::pin(self.handle(InstallSnapshotResponse { vote: rpc.vote }))
+    }
+
+    /// Answers once a permit is released, with no batch from `from_seqno`
+    /// on (what a node that does not hold them answers).
+    fn fetch(&self, rpc: LedgerFetch) -> BoxFuture<'_, Result<LedgerFetched, ConsensusError>> {
+        Box::pin(async move {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let _permit = self.fetch_hold.acquire().await;
+            assert!(rpc.from_seqno <= rpc.through_seqno);
+            self.handle(LedgerFetched {
+                batches: Vec::new(),
+            })
+            .await
+        })
     }
 }
 
@@ -486,6 +506,8 @@ async fn serve_with(mode: Mode, transport: Transport) -> (SocketAddr, Arc<Server
         partition: Partition::default(),
         slow: mode == Mode::Slow,
         handled: AtomicUsize::new(0),
+        fetch_hold: tokio::sync::Semaphore::new(0),
+        fetches: AtomicUsize::new(0),
     });
     let server = Arc::new(Server {
         service: Arc::clone(&service),
@@ -571,6 +593,50 @@ async fn a_vote_and_an_append_cross_the_network() {
         assert_eq!(server.requests.load(Ordering::SeqCst), 2);
         assert_eq!(handled(&server), 2);
     }
+}
+
+#[tokio::test]
+async fn ledger_fetches_cross_the_network_and_only_so_many_are_answered_at_once() {
+    let (addr, server) = serve(Mode::Honest).await;
+    let request = LedgerFetch {
+        from_seqno: 1,
+        through_seqno: 10,
+    };
+    // One sender (its nonces are unique), several connections.
+    let network = PeerNetwork::new(Arc::new(auth(1)), Partition::default()).unwrap();
+    let node = SteleNode::new(addr.to_string(), &key(2).verifying_key());
+    let mut waiting = Vec::new();
+    for _ in 0..LEDGER_FETCHES_SERVED_MAX {
+        let peer = network.peer_client(2, &node);
+        waiting.push(tokio::spawn(
+            async move { peer.fetch_ledger(request).await },
+        ));
+    }
+    // Until the ones in flight are answered, one more is refused at once.
+    let peer = network.peer_client(2, &node);
+    while server.service.fetches.load(Ordering::SeqCst) < LEDGER_FETCHES_SERVED_MAX {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let busy = peer.fetch_ledger(request).await.unwrap_err();
+    assert!(busy.contains("503") && busy.contains("at most"), "{busy}");
+    server
+        .service
+        .fetch_hold
+        .add_permits(LEDGER_FETCHES_SERVED_MAX + 1);
+    for fetch in waiting {
+        assert!(fetch.await.unwrap().unwrap().batches.is_empty());
+    }
+    assert!(peer.fetch_ledger(request).await.is_ok());
+    // A fetch signed by a non-member is refused before any handler.
+    let before = handled(&server);
+    let stranger = PeerAuth::new(9, key(9), members());
+    let refused = client(stranger, addr, Partition::default())
+        .await
+        .fetch_ledger(request)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("401"), "{refused}");
+    assert_eq!(handled(&server), before);
 }
 
 #[tokio::test]

@@ -114,6 +114,9 @@ pub struct HistoryState {
     /// The seqno a history that started at a snapshot starts after (0: it
     /// holds every batch): the batches up to it are not known here.
     starts_after: u64,
+    /// The seqnos up to this one are held again, though before
+    /// `starts_after`: their batches were fetched into the ledger since.
+    filled_through: u64,
     /// Where each view starts: `(first seqno, view)`, in order (a few
     /// entries: one per view that ordered a batch). What gives a
     /// transaction's id where its batch is not known.
@@ -203,6 +206,7 @@ impl HistoryState {
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
             starts_after: skipped.map_or(0, |(skipped_through, _)| skipped_through),
+            filled_through: 0,
             view_starts,
         })
     }
@@ -236,6 +240,7 @@ impl HistoryState {
         }]);
         Ok(HistoryState {
             starts_after: tree.size(),
+            filled_through: 0,
             tree,
             batches,
             notes: VecDeque::from([(checkpoint.tree_size, note)]),
@@ -264,7 +269,7 @@ impl HistoryState {
     /// transaction before where this history starts (its leaf and batch are
     /// not on this node: a receipt needs another node).
     pub fn check_held(&self, id: TransactionId) -> Result<(), HistoryReadError> {
-        if id.seqno > self.starts_after {
+        if id.seqno > self.starts_after || id.seqno <= self.filled_through {
             return Ok(());
         }
         Err(HistoryReadError::Unavailable(format!(
@@ -278,6 +283,18 @@ impl HistoryState {
     /// The seqno this history starts after (0: it holds every batch).
     pub fn starts_after(&self) -> u64 {
         self.starts_after
+    }
+
+    /// Records that the batches up to `seqno` (before where this history
+    /// starts) are in the ledger again: fetched from peers. Never moves back.
+    pub fn filled(&mut self, seqno: u64) {
+        self.filled_through = self.filled_through.max(seqno.min(self.starts_after));
+    }
+
+    /// The seqno up to which the batches before where this history starts
+    /// are held again (0: none).
+    pub fn filled_through(&self) -> u64 {
+        self.filled_through
     }
 
     /// The tree's frontier at `size` (for a snapshot), if its edge is held.
@@ -586,10 +603,19 @@ impl HistoryState {
                 "the signed checkpoint after transaction {id} does not open: {error}"
             ))
         })?;
-        if checkpoint.tree_size != batch.last_seqno {
+        // Before where this history starts (a fetched batch), the batch is
+        // known from the ledger only: its signed checkpoint gives its end.
+        let fetched = id.seqno <= self.starts_after
+            && (id.seqno..=self.filled_through).contains(&checkpoint.tree_size);
+        let batch_end = if fetched {
+            checkpoint.tree_size
+        } else {
+            batch.last_seqno
+        };
+        if checkpoint.tree_size != batch_end {
             return Err(HistoryReadError::Unavailable(format!(
                 "the signed checkpoint after transaction {id} is for tree size {}, not {}",
-                checkpoint.tree_size, batch.last_seqno
+                checkpoint.tree_size, batch_end
             )));
         }
         Receipt::build(

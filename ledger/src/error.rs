@@ -91,6 +91,10 @@ pub enum LedgerError {
     /// A resume entry that does not describe a tree.
     #[error("bad resume entry: {0}")]
     BadResume(String),
+    /// Fetched batches that do not fill the ledger's first gap, or fail its
+    /// checks (`fill.rs`).
+    #[error("cannot fill the skipped seqnos: {0}")]
+    BadFill(String),
     /// A configuration value out of range.
     #[error("ledger configuration: {0}")]
     Config(String),

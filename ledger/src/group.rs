@@ -134,6 +134,15 @@ enum Request {
         keep_live: usize,
         done: Completion<Vec<ArchiveMove>>,
     },
+    /// A filled chunk to take in (`fill.rs`).
+    Adopt {
+        filled: Box<crate::FilledChunk>,
+        done: Completion<crate::Resumption>,
+    },
+    /// The first gap, if any.
+    FirstGap {
+        done: Completion<Option<crate::Resumption>>,
+    },
     /// A chunk is in the archive: drop its live copy.
     Archived {
         name: ChunkName,
@@ -263,6 +272,25 @@ impl GroupCommit {
         Ok(moves.len())
     }
 
+    /// Takes a filled chunk (written with [`crate::write_filled_chunk`]) into
+    /// the ledger after every earlier request, and waits: the first gap as it
+    /// now is.
+    pub fn adopt_blocking(
+        &self,
+        filled: crate::FilledChunk,
+    ) -> Result<crate::Resumption, LedgerError> {
+        self.call(|done| Request::Adopt {
+            filled: Box::new(filled),
+            done,
+        })
+    }
+
+    /// The ledger's first gap (seqnos a resume entry skips and no filled
+    /// chunk holds yet), if any.
+    pub fn first_gap_blocking(&self) -> Result<Option<crate::Resumption>, LedgerError> {
+        self.call(|done| Request::FirstGap { done })
+    }
+
     /// Sends the request `make` builds around a completion, and waits for it.
     fn call<T: Send + 'static>(
         &self,
@@ -384,6 +412,8 @@ fn run(
                 done(Ok(ledger.archivable(keep_live)));
             }
             Some(Request::Archived { name, path, done }) => done(ledger.archived(&name, &path)),
+            Some(Request::Adopt { filled, done }) => done(ledger.adopt_filled(*filled)),
+            Some(Request::FirstGap { done }) => done(Ok(ledger.first_gap().cloned())),
             Some(Request::Append { .. }) | None => {}
         }
     }

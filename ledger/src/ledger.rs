@@ -124,11 +124,11 @@ pub struct Ledger {
     pub(crate) chunks: Vec<Chunk>,
     /// Handle on the last chunk when it is open.
     open_file: Option<File>,
-    index: Vec<BatchLocation>,
+    pub(crate) index: Vec<BatchLocation>,
     /// Where the ledger resumes after batches it does not hold, in order.
-    resumptions: Vec<Resumption>,
+    pub(crate) resumptions: Vec<Resumption>,
     durable_seqno: u64,
-    committed_seqno: u64,
+    pub(crate) committed_seqno: u64,
     unsynced: bool,
     dir_unsynced: bool,
     poisoned: bool,
@@ -309,7 +309,7 @@ impl Ledger {
         self.chunks.len()
     }
 
-    fn check_writable(&self) -> Result<(), LedgerError> {
+    pub(crate) fn check_writable(&self) -> Result<(), LedgerError> {
         if self.poisoned {
             return Err(LedgerError::Poisoned);
         }
@@ -525,16 +525,7 @@ impl Ledger {
         bytes: &[u8],
         bare: bool,
     ) -> Result<(), LedgerError> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(CHUNK_FILE_MODE)
-            .open(aside)
-            .map_err(|source| LedgerError::io(aside, "create", source))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_data())
-            .map_err(|source| LedgerError::io(aside, "write", source))?;
+        write_synced(aside, bytes)?;
         if bare {
             let chunk = self.chunks.pop().expect("a bare open chunk is listed");
             self.open_file = None;
@@ -901,6 +892,14 @@ pub fn read_batch_at(
 #[path = "tail.rs"]
 mod tail;
 
+impl Ledger {
+    /// Counts a synced chunk inserted before the open one (a filled gap,
+    /// `fill.rs`) as durable: [`Ledger::recover_tail`] keeps it.
+    pub(crate) fn note_chunk_inserted(&mut self) {
+        self.durable_chunks += 1;
+    }
+}
+
 /// Creates the first chunk, `ledger_1`, holding only `genesis`, synced (the
 /// folder is not).
 fn create_genesis_chunk(dir: &Path, genesis: &Genesis) -> Result<(File, Chunk), LedgerError> {
@@ -923,6 +922,21 @@ fn create_genesis_chunk(dir: &Path, genesis: &Genesis) -> Result<(File, Chunk), 
         bytes: bytes.len() as u64,
     };
     Ok((file, chunk))
+}
+
+/// Writes `bytes` as the whole file `path` (a chunk written aside, renamed
+/// into place by the caller) and syncs it.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(CHUNK_FILE_MODE)
+        .open(path)
+        .map_err(|source| LedgerError::io(path, "create", source))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(|source| LedgerError::io(path, "write", source))
 }
 
 /// The seqno a ledger holding `index` and `resumptions` ends at.

@@ -21,6 +21,9 @@
 //!   reads instead of scanning the chunk.
 //! - [`group`] — [`GroupCommit`]: a writer thread that covers many appends with
 //!   one fdatasync and reports each append durable only after it.
+//! - [`fill`] — filling the seqnos a resume entry skipped: batches fetched
+//!   from peers, checked like `stele verify` does, written as committed chunks
+//!   in front of the gap and adopted by the running ledger.
 //! - [`verify`] — the offline verifier behind `stele verify`.
 //! - [`fixture`] — deterministic synthetic ledgers for tests and benchmarks.
 //! - [`error`] — [`LedgerError`].
@@ -51,6 +54,7 @@ pub mod chunk;
 pub mod chunk_index;
 pub mod entry;
 pub mod error;
+pub mod fill;
 pub mod fixture;
 pub mod frame;
 pub mod group;
@@ -63,6 +67,7 @@ pub use entry::{
     LEAF_FORMAT_1, LEAF_FORMAT_2, LEAF_FORMAT_CURRENT,
 };
 pub use error::{Clearable, LedgerError};
+pub use fill::{write_filled_chunk, FilledChunk, GapCheck};
 pub use group::{Durable, GroupCommit, StorageCondition, StorageHealth};
 pub use ledger::{
     read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, Resumption, TornTail,

@@ -421,19 +421,7 @@ impl State {
         if self.pending.is_some() {
             return Err("a batch follows a batch without a signature between".to_owned());
         }
-        batch.check_shape().map_err(|error| error.to_string())?;
-        if batch.first_seqno != self.next_seqno {
-            return Err(format!(
-                "batch starts at seqno {}, expected {} (entries missing, repeated or reordered)",
-                batch.first_seqno, self.next_seqno
-            ));
-        }
-        if batch.view < self.last_view {
-            return Err(format!(
-                "view {} is below the previous view {}",
-                batch.view, self.last_view
-            ));
-        }
+        check_next_batch(batch, self.next_seqno, self.last_view)?;
         self.last_view = batch.view;
         self.tree.append_leaf_hashes(&leaf_hashes);
         self.next_seqno = batch.last_seqno() + 1;
@@ -540,42 +528,14 @@ impl State {
                 open_checkpoint(signature, verifier)?
             }
         };
-        if signature.view != view {
-            return Err(format!(
-                "signature view {} differs from its batch's view {view}",
-                signature.view
-            ));
-        }
-        // From format 2 the signed view line covers the views the entries
-        // repeat (format 1 bound them only through the commit evidence, which
-        // only the service can recompute).
-        match checkpoint.view {
-            Some(signed) if signed != view => {
-                return Err(format!(
-                    "the batch and its signature entry record view {view} but the checkpoint signs view {signed}"
-                ))
-            }
-            None if leaf_format > crate::LEAF_FORMAT_1 => {
-                return Err(format!(
-                    "a leaf format {leaf_format} batch needs a checkpoint with a view line"
-                ))
-            }
-            _ => {}
-        }
-        if checkpoint.tree_size != last {
-            return Err(format!(
-                "checkpoint tree size {} but the batch ends at seqno {last}",
-                checkpoint.tree_size
-            ));
-        }
-        let root = self.tree.root();
-        if checkpoint.root != root {
-            return Err(format!(
-                "signed root {} differs from the root {} recomputed from the transactions",
-                checkpoint.root.to_hex(),
-                root.to_hex()
-            ));
-        }
+        check_signature_entry(
+            signature,
+            &checkpoint,
+            last,
+            view,
+            leaf_format,
+            self.tree.root(),
+        )?;
         self.last_checkpoint = Some(checkpoint);
         Ok(())
     }
@@ -719,7 +679,80 @@ fn decode(frame: &Frame<'_>, verifier: Option<&NoteVerifier>) -> Result<Decoded,
     })
 }
 
-fn open_checkpoint(
+/// The checks of a batch read where the ledger continues at `next_seqno`
+/// after view `last_view`: its shape, its first seqno and its view.
+pub(crate) fn check_next_batch(
+    batch: &BatchEntry,
+    next_seqno: u64,
+    last_view: u64,
+) -> Result<(), String> {
+    batch.check_shape().map_err(|error| error.to_string())?;
+    if batch.first_seqno != next_seqno {
+        return Err(format!(
+            "batch starts at seqno {}, expected {next_seqno} (entries missing, repeated or reordered)",
+            batch.first_seqno
+        ));
+    }
+    if batch.view < last_view {
+        return Err(format!(
+            "view {} is below the previous view {last_view}",
+            batch.view
+        ));
+    }
+    Ok(())
+}
+
+/// The checks of the signature entry after a batch that ends at seqno
+/// `last` in `view` with `leaf_format`: its `checkpoint` (already opened,
+/// its signature checked) must sign that size, that view and `root`, the
+/// root recomputed from the transactions.
+pub(crate) fn check_signature_entry(
+    signature: &SignatureEntry,
+    checkpoint: &Checkpoint,
+    last: u64,
+    view: u64,
+    leaf_format: u8,
+    root: Digest,
+) -> Result<(), String> {
+    if signature.view != view {
+        return Err(format!(
+            "signature view {} differs from its batch's view {view}",
+            signature.view
+        ));
+    }
+    // From format 2 the signed view line covers the views the entries
+    // repeat (format 1 bound them only through the commit evidence, which
+    // only the service can recompute).
+    match checkpoint.view {
+        Some(signed) if signed != view => {
+            return Err(format!(
+                "the batch and its signature entry record view {view} but the checkpoint signs view {signed}"
+            ))
+        }
+        None if leaf_format > crate::LEAF_FORMAT_1 => {
+            return Err(format!(
+                "a leaf format {leaf_format} batch needs a checkpoint with a view line"
+            ))
+        }
+        _ => {}
+    }
+    if checkpoint.tree_size != last {
+        return Err(format!(
+            "checkpoint tree size {} but the batch ends at seqno {last}",
+            checkpoint.tree_size
+        ));
+    }
+    if checkpoint.root != root {
+        return Err(format!(
+            "signed root {} differs from the root {} recomputed from the transactions",
+            checkpoint.root.to_hex(),
+            root.to_hex()
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn open_checkpoint(
     signature: &SignatureEntry,
     verifier: &NoteVerifier,
 ) -> Result<Checkpoint, String> {

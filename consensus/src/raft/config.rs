@@ -51,6 +51,11 @@ pub struct RaftLogPolicy {
     /// batches before it). Off: full transfers with the ledger (`STELXFR1`).
     /// A node whose own log starts at a snapshot always sends resume ones.
     pub resume_transfers: bool,
+    /// A node whose ledger skips seqnos (it joined from a resume transfer)
+    /// fetches their batches from its peers in the background (`fetch.rs`),
+    /// so that it ends with the whole ledger. Off: it keeps only the suffix
+    /// from where it joined.
+    pub fetch_skipped: bool,
 }
 
 impl Default for RaftLogPolicy {
@@ -59,6 +64,7 @@ impl Default for RaftLogPolicy {
             snapshot_entries: 10_000,
             entries_kept: 1_000,
             resume_transfers: false,
+            fetch_skipped: true,
         }
     }
 }

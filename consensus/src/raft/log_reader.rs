@@ -210,6 +210,19 @@ impl LedgerLogReader {
                 .iter()
                 .find(|slot| slot.last_seqno().is_some())
                 .cloned();
+            // At or before the log's base: a batch the ledger holds from
+            // before it (fetched into its gap, or left by a later resume).
+            let before = &state.before_base;
+            let position = before.partition_point(|location| location.last_seqno < seqno);
+            let found = match before.get(position) {
+                Some(location) if location.first_seqno <= seqno => Some(Slot::Batch {
+                    view: location.view,
+                    location: Some(*location),
+                    pending: None,
+                    root: None,
+                }),
+                _ => found,
+            };
             (state.dir.clone(), found)
         };
         let Some(slot) = slot else {

@@ -61,6 +61,10 @@ struct State {
     dir: PathBuf,
     /// The log's entries from its base on (`slots.rs`).
     slots: Slots,
+    /// The ledger's batches at or before the base's seqno, in order: those
+    /// fetched into a resumed ledger's gap and those a later resume left
+    /// behind (not log entries; read for receipts and for peers' fetches).
+    before_base: Vec<BatchLocation>,
     /// Log indices before this one hold no batch in memory that is durable
     /// (where [`LogWriter::release_through`] resumes).
     released: u64,
@@ -257,6 +261,7 @@ impl LedgerLogStore {
         let dir = ledger.dir().to_owned();
         let meta = settle(&mut ledger)?;
         let batches = batches_after_base(&ledger, meta.log_base).to_vec();
+        let before_base = ledger.batches()[..ledger.batches().len() - batches.len()].to_vec();
         let first_index = log_start(meta.log_base);
         let mut slots = Vec::with_capacity(batches.len() + meta.controls.len());
         let mut controls = meta.controls.iter().peekable();
@@ -294,6 +299,7 @@ impl LedgerLogStore {
                 dir,
                 released: first_index,
                 slots,
+                before_base,
                 committed_saved: meta.committed,
                 meta,
                 on_durable: None,

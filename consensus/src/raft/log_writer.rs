@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use stele_ledger::BatchLocation;
+
 use super::{
     change_and_save, checkpoint_root, lock, ControlRecord, ExecutedBatch, Flushed, LogBase,
     LogWriter, Slot, SteleEntry, SteleLogId, ARCHIVE_PASS_INTERVAL_MS,
@@ -282,6 +284,20 @@ impl LogWriter {
     pub(crate) fn rebase(&self, base: LogBase) -> Result<(), ConsensusError> {
         change_and_save(&self.shared, |state| {
             let first = base.last_log_id.index + 1;
+            // The ledger keeps the batches the log drops: still read by seqno.
+            let kept: Vec<BatchLocation> = state
+                .slots
+                .range(0, u64::MAX)
+                .iter()
+                .filter_map(|slot| match slot {
+                    Slot::Batch {
+                        location: Some(location),
+                        ..
+                    } if location.last_seqno <= base.seqno => Some(*location),
+                    _ => None,
+                })
+                .collect();
+            state.before_base.extend(kept);
             state.slots.rebase(first);
             state.released = first;
             state.meta.controls.clear();
@@ -298,6 +314,33 @@ impl LogWriter {
         resume: stele_ledger::ResumeEntry,
     ) -> Result<stele_ledger::Resumption, ConsensusError> {
         Ok(self.writer.resume_blocking(resume)?)
+    }
+
+    /// The ledger's first gap, if it skips seqnos.
+    pub(crate) fn first_gap(&self) -> Result<Option<stele_ledger::Resumption>, ConsensusError> {
+        Ok(self.writer.first_gap_blocking()?)
+    }
+
+    /// Takes a filled chunk into the ledger (durable already) and its
+    /// batches into the reads by seqno; the gap as it now is.
+    pub(crate) fn adopt_filled(
+        &self,
+        filled: stele_ledger::FilledChunk,
+    ) -> Result<stele_ledger::Resumption, ConsensusError> {
+        let locations = filled.locations.clone();
+        let gap = self.writer.adopt_blocking(filled)?;
+        let mut state = lock(&self.shared);
+        let first = locations.first().map_or(0, |location| location.first_seqno);
+        let at = state
+            .before_base
+            .partition_point(|location| location.first_seqno < first);
+        state.before_base.splice(at..at, locations);
+        Ok(gap)
+    }
+
+    /// The ledger folder.
+    pub(crate) fn dir(&self) -> std::path::PathBuf {
+        lock(&self.shared).dir.clone()
     }
 
     /// The number of entries in the log (the next index).

@@ -23,6 +23,9 @@
 //!   its seqno; a kept snapshot is its head (the state) only, and
 //!   [`transfer_data`] sends it with the ledger's own bytes; `install` checks
 //!   and installs a received one.
+//! - [`fetch`] — the background fetch of the seqnos a resumed ledger skipped:
+//!   served to peers from the ledger, fetched from them, checked against the
+//!   signed checkpoints, written in front of the gap.
 //! - `compaction` — when a snapshot is built (geometric intervals: a build
 //!   writes the whole state).
 //! - [`follower`] — [`FollowerGate`]: the follower's check before openraft sees
@@ -49,6 +52,7 @@
 
 pub(crate) mod compaction;
 pub mod config;
+pub mod fetch;
 pub mod follower;
 mod install;
 pub mod log_store;

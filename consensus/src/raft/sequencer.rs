@@ -31,7 +31,8 @@ use super::state_machine::{ReplicaStateMachine, Transfers};
 use super::transfer::TRANSFER_DIR;
 use super::transfer_data::TransferData;
 use super::types::{
-    InstallSnapshotRequest, InstallSnapshotResponse, SteleCommittedLeaderId, SteleRaftHandle,
+    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched,
+    SteleCommittedLeaderId, SteleRaftHandle,
 };
 use super::{FollowerGate, LedgerLogReader, LedgerLogStore, SteleRaft};
 use crate::batch::ExecutedBatch;
@@ -66,6 +67,7 @@ pub struct RaftSequencer {
     runtime: tokio::runtime::Handle,
     learner_catch_up_timeout_ms: u64,
     storage: Arc<StorageHealth>,
+    replica: Arc<Replica>,
 }
 
 impl RaftSequencer {
@@ -78,13 +80,17 @@ impl RaftSequencer {
         network: N,
         replica: &Arc<Replica>,
         on_durable: OnDurable,
-        committed_chunks_live: Option<usize>,
-        kv_snapshots: Option<std::path::PathBuf>,
+        config: &crate::EngineConfig,
+        source: Option<Arc<dyn super::fetch::LedgerSource>>,
     ) -> Result<Self, ConsensusError> {
+        let committed_chunks_live = config.committed_chunks_live;
+        let kv_snapshots = config.snapshot_dir.clone();
         let transfer_dir = ledger.dir().join(TRANSFER_DIR);
+        let genesis = ledger.genesis().clone();
         let mut log_store = LedgerLogStore::open(ledger)?;
         log_store.log_writer().spawn_upkeep(committed_chunks_live)?;
         let storage = log_store.log_writer().storage_health();
+        let log_writer = log_store.log_writer();
         let reader = log_store.reader();
         let transfers = Transfers {
             dir: transfer_dir,
@@ -106,6 +112,17 @@ impl RaftSequencer {
             cluster.log.snapshot_entries,
             Arc::clone(replica),
         ));
+        if let Some(source) = source.filter(|_| cluster.log.fetch_skipped) {
+            tokio::spawn(super::fetch::fetch_skipped(super::fetch::Fetcher {
+                source,
+                raft: raft.clone(),
+                log: log_writer.clone(),
+                reader: reader.clone(),
+                replica: Arc::clone(replica),
+                genesis,
+                node_id: cluster.node_id,
+            }));
+        }
         Ok(RaftSequencer {
             gate: FollowerGate::new(Arc::clone(replica), raft.clone()),
             raft,
@@ -116,6 +133,7 @@ impl RaftSequencer {
             runtime: tokio::runtime::Handle::current(),
             learner_catch_up_timeout_ms: cluster.timing.learner_catch_up_timeout_ms,
             storage,
+            replica: Arc::clone(replica),
         })
     }
 
@@ -168,6 +186,17 @@ impl PeerService for RaftSequencer {
         rpc: InstallSnapshotRequest,
     ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>> {
         Box::pin(self.gate.install_snapshot(rpc))
+    }
+
+    /// Read back from the ledger off the async threads.
+    fn fetch(&self, rpc: LedgerFetch) -> BoxFuture<'_, Result<LedgerFetched, ConsensusError>> {
+        let reader = self.reader.clone();
+        let committed = self.replica.committed_seqno();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || super::fetch::serve(&reader, committed, rpc))
+                .await
+                .map_err(|error| ConsensusError::Stopped(format!("a ledger fetch: {error}")))?
+        })
     }
 }
 

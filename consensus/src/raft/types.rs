@@ -103,3 +103,27 @@ impl From<SnapshotChunk> for InstallSnapshotRequest {
         }
     }
 }
+
+/// The most bytes of ledger entries one answer to a [`LedgerFetch`] carries
+/// (at least one batch, which the ledger's entry limit bounds).
+pub const LEDGER_FETCH_BYTES_MAX: u64 = 16 << 20;
+
+/// A peer's request for committed batches of its ledger (`POST
+/// /raft/fetch`): what a node that joined from a resume transfer fetches to
+/// fill the seqnos it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerFetch {
+    /// The first seqno wanted: the answer starts with the batch holding it.
+    pub from_seqno: u64,
+    /// No batch after this seqno is wanted.
+    pub through_seqno: u64,
+}
+
+/// The answer: committed batches and their signature entries, in order from
+/// the one holding `from_seqno`, up to [`LEDGER_FETCH_BYTES_MAX`]; none if
+/// the peer does not hold that seqno (it resumed after it too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerFetched {
+    /// The batches.
+    pub batches: Vec<(stele_ledger::BatchEntry, stele_ledger::SignatureEntry)>,
+}

@@ -83,6 +83,9 @@ impl Cluster {
                 snapshot_entries: plan.raft_snapshot_entries,
                 entries_kept: 2,
                 resume_transfers: plan.resume_transfers,
+                // The simulation's network carries Raft only: a resumed node
+                // keeps its suffix (the fetch has real-process tests).
+                fetch_skipped: false,
             },
             dir,
             stopping: BTreeMap::new(),

@@ -15,7 +15,7 @@ use stele_api::extract::{parse_transaction_id, quote, QueryParams};
 use stele_consensus::openraft::raft::{AppendEntriesRequest, VoteRequest};
 use stele_consensus::raft::network::{decode_request, PeerAuth, PeerRpcKind};
 use stele_consensus::raft::transfer::TransferReader;
-use stele_consensus::raft::types::SnapshotChunk;
+use stele_consensus::raft::types::{LedgerFetch, LedgerFetched, SnapshotChunk};
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::ServiceIdentity;
 use stele_frontends::{Command, LoggingCommand, SmallBankCommand, Transaction};
@@ -68,10 +68,11 @@ fn peer_auth(node: u64) -> PeerAuth {
 }
 
 /// The peer kinds, by the first byte of a [`peer_message`] input.
-pub const PEER_KINDS: [PeerRpcKind; 3] = [
+pub const PEER_KINDS: [PeerRpcKind; 4] = [
     PeerRpcKind::Append,
     PeerRpcKind::Vote,
     PeerRpcKind::Snapshot,
+    PeerRpcKind::Fetch,
 ];
 
 /// A ledger chunk file: framed in memory as recovery and the verifier scan
@@ -281,6 +282,12 @@ pub fn peer_message(data: &[u8]) -> bool {
         }
         PeerRpcKind::Snapshot => {
             decode_request::<SnapshotChunk>(receiver, kind, &head, body).is_ok()
+        }
+        PeerRpcKind::Fetch => {
+            // The request, and the same bytes as a member's answer to one
+            // (the batches in it are checked after decoding, `fetch.rs`).
+            let answer = ciborium::from_reader::<LedgerFetched, _>(body).is_ok();
+            decode_request::<LedgerFetch>(receiver, kind, &head, body).is_ok() || answer
         }
     }
 }

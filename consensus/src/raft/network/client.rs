@@ -23,7 +23,8 @@ use super::{
 use crate::error::ConsensusError;
 use crate::raft::transfer_data::TransferData;
 use crate::raft::types::{
-    InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleNode, SteleRaft,
+    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk,
+    SteleNode, SteleRaft,
 };
 use crate::sync::lock;
 
@@ -33,6 +34,9 @@ pub const PEER_BACKOFF_MS: u64 = 500;
 /// The wait after a snapshot chunk failed, before openraft-legacy's sender
 /// sends it again (it retries at once, without end).
 pub const SNAPSHOT_CHUNK_RETRY_MS: u64 = 200;
+
+/// How long one ledger fetch may take, from the request to the whole answer.
+pub const LEDGER_FETCH_TIMEOUT_MS: u64 = 20_000;
 
 /// How much of a refusal's body is quoted in the client's error.
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
@@ -198,6 +202,21 @@ impl CallError {
 }
 
 impl PeerClient {
+    /// Fetches committed ledger batches from this peer (a joiner's background
+    /// fetch, `fetch.rs`); the answer is signed by the peer and checked here,
+    /// the batches themselves are checked by the caller.
+    pub async fn fetch_ledger(&self, request: LedgerFetch) -> Result<LedgerFetched, String> {
+        let option = RPCOption::new(std::time::Duration::from_millis(LEDGER_FETCH_TIMEOUT_MS));
+        let kind = PeerRpcKind::Fetch;
+        self.call(kind, &request, &option)
+            .await
+            .map_err(|error| match error {
+                CallError::Unreachable(m) | CallError::Network(m) | CallError::TooLarge(m) => {
+                    format!("{} to peer {}: {m}", kind.path(), self.target)
+                }
+            })
+    }
+
     /// Encodes, signs and sends `request`, then checks and decodes the answer.
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,

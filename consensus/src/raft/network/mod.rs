@@ -3,7 +3,8 @@
 //! them on.
 //!
 //! Every Raft RPC is a `POST /raft/{append,vote,snapshot}` whose body is the
-//! CBOR of the openraft request. Its headers name the sender, the recipient,
+//! CBOR of the openraft request; `POST /raft/fetch` (committed ledger batches,
+//! for a joiner's background fetch) goes the same way. Its headers name the sender, the recipient,
 //! the sender's clock ([`HEADER_TIME`], ms) and a nonce ([`HEADER_NONCE`]), and
 //! carry the sender's Ed25519 signature over all of them, the route and the
 //! body ([`PeerAuth`]). The rules:
@@ -62,7 +63,10 @@ pub use auth::{now_ms, PeerAuth, RequestHead, PEER_NONCES_PER_SENDER_MAX, PEER_R
 pub use client::{PeerClient, PeerNetwork};
 pub use partition::Partition;
 pub use pinning::{peer_server_name, PEER_SERVER_NAME_SUFFIX};
-pub use server::{router, PeerService, PEER_BYTES_IN_FLIGHT_MAX, PEER_REQUEST_TIMEOUT_MS};
+pub use server::{
+    router, PeerService, LEDGER_FETCHES_SERVED_MAX, PEER_BYTES_IN_FLIGHT_MAX,
+    PEER_REQUEST_TIMEOUT_MS,
+};
 
 /// Header naming the sending node (decimal node id).
 pub const HEADER_FROM: &str = "stele-from";
@@ -90,6 +94,9 @@ pub enum PeerRpcKind {
     Vote,
     /// `InstallSnapshot` (one chunk).
     Snapshot,
+    /// A fetch of committed ledger batches (not a Raft RPC: a joiner's
+    /// background fetch of the seqnos it skipped).
+    Fetch,
 }
 
 impl PeerRpcKind {
@@ -99,6 +106,7 @@ impl PeerRpcKind {
             PeerRpcKind::Append => "/raft/append",
             PeerRpcKind::Vote => "/raft/vote",
             PeerRpcKind::Snapshot => "/raft/snapshot",
+            PeerRpcKind::Fetch => "/raft/fetch",
         }
     }
 
@@ -109,6 +117,7 @@ impl PeerRpcKind {
             "append" => Some(PeerRpcKind::Append),
             "vote" => Some(PeerRpcKind::Vote),
             "snapshot" => Some(PeerRpcKind::Snapshot),
+            "fetch" => Some(PeerRpcKind::Fetch),
             _ => None,
         }
     }

@@ -1,4 +1,4 @@
-//! The server side: [`router`], the peer routes `POST /raft/{append,vote,snapshot}`
+//! The server side: [`router`], the peer routes `POST /raft/{append,vote,snapshot,fetch}`
 //! over a [`PeerService`] (the node's Raft backend, or a test's). A node serves
 //! them beside its client API on the same HTTPS listener, outside the API's
 //! bearer auth and body limit (peer messages have their own authentication and
@@ -14,6 +14,7 @@
 //!   semaphore of bytes, taken before the body is read);
 //! - reading the body and handling the RPC is bounded by
 //!   [`PEER_REQUEST_TIMEOUT_MS`];
+//! - ledger fetches are answered [`LEDGER_FETCHES_SERVED_MAX`] at a time;
 //! - then the signature and the replay guard ([`decode_request`]), the RPC,
 //!   and a `200` signed answer ([`encode_response`]); a refusal of the RPC is
 //!   `409 Divergence` (the follower's check) or `503`.
@@ -37,7 +38,8 @@ use super::{
     HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
 };
 use crate::raft::types::{
-    InstallSnapshotRequest, InstallSnapshotResponse, SnapshotChunk, SteleRaft,
+    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk,
+    SteleRaft,
 };
 use crate::sequencer::BoxFuture;
 use crate::ConsensusError;
@@ -51,6 +53,11 @@ pub const PEER_BYTES_IN_FLIGHT_MAX: usize = 4 * PEER_MESSAGE_BYTES_MAX;
 /// Above every client-side timeout openraft sets (heartbeats, appends,
 /// snapshot chunks: at most 10 s), so a live sender gives up first.
 pub const PEER_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// The most ledger fetches answered at once (each reads up to
+/// [`crate::raft::types::LEDGER_FETCH_BYTES_MAX`] of the ledger into memory);
+/// more are answered `503` at once, and the fetcher tries again later.
+pub const LEDGER_FETCHES_SERVED_MAX: usize = 2;
 
 // The semaphore counts bytes in u32 permits.
 const _: () = assert!(PEER_MESSAGE_BYTES_MAX <= u32::MAX as usize);
@@ -81,6 +88,9 @@ pub trait PeerService: Send + Sync + 'static {
         &self,
         rpc: InstallSnapshotRequest,
     ) -> BoxFuture<'_, Result<InstallSnapshotResponse, ConsensusError>>;
+
+    /// A peer's fetch of committed ledger batches.
+    fn fetch(&self, rpc: LedgerFetch) -> BoxFuture<'_, Result<LedgerFetched, ConsensusError>>;
 }
 
 /// What the peer routes share.
@@ -89,6 +99,8 @@ struct PeerState {
     service: Arc<dyn PeerService>,
     /// Permits are body bytes.
     bytes_in_flight: Arc<Semaphore>,
+    /// Permits are ledger fetches being answered.
+    fetches: Arc<Semaphore>,
 }
 
 /// The peer router over `service`.
@@ -96,6 +108,7 @@ pub fn router(service: Arc<dyn PeerService>) -> Router {
     let state = PeerState {
         service,
         bytes_in_flight: Arc::new(Semaphore::new(PEER_BYTES_IN_FLIGHT_MAX)),
+        fetches: Arc::new(Semaphore::new(LEDGER_FETCHES_SERVED_MAX)),
     };
     Router::new()
         .route("/raft/{kind}", post(rpc))
@@ -257,6 +270,18 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
         PeerRpcKind::Snapshot => {
             let install = |chunk: SnapshotChunk| service.snapshot(chunk.into());
             answer(auth, kind, &head, &body, install).await
+        }
+        PeerRpcKind::Fetch => {
+            let Ok(_serving) = state.fetches.try_acquire() else {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Busy",
+                    format!(
+                        "this node answers at most {LEDGER_FETCHES_SERVED_MAX} ledger fetches at once"
+                    ),
+                );
+            };
+            answer(auth, kind, &head, &body, |rpc| service.fetch(rpc)).await
         }
     };
     let answered = match answered {
