@@ -117,6 +117,10 @@ pub struct BenchArgs {
     /// Length of each phase (the workload, then the ceiling), in seconds.
     #[arg(long, default_value_t = 10)]
     pub duration_s: u64,
+    /// Length of the ceiling phase, if not `--duration-s` (a short one when
+    /// the load only fills a ledger for a later measurement).
+    #[arg(long, value_name = "S")]
+    pub ceiling_s: Option<u64>,
     /// Open loop: requests per second over all clients, at fixed intervals,
     /// latency timed from each request's scheduled start. Without it, a closed
     /// loop: each client sends its next request when the last is answered.
@@ -224,6 +228,12 @@ fn check_limits(args: &BenchArgs) -> anyhow::Result<()> {
     if args.duration_s == 0 || args.duration_s > DURATION_S_MAX {
         bail!("--duration-s must be 1..={DURATION_S_MAX}");
     }
+    if args
+        .ceiling_s
+        .is_some_and(|ceiling_s| ceiling_s == 0 || ceiling_s > DURATION_S_MAX)
+    {
+        bail!("--ceiling-s must be 1..={DURATION_S_MAX}");
+    }
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0 && rate <= RATE_PER_S_MAX) {
             bail!("--rate must be above 0 and at most {RATE_PER_S_MAX}");
@@ -303,7 +313,7 @@ async fn measure(
     let ceiling_phase = Phase {
         kind: PhaseKind::Ceiling,
         label: "ceiling".to_owned(),
-        duration,
+        duration: args.ceiling_s.map_or(duration, Duration::from_secs),
         rate_per_s: None,
     };
     let (connections, ceiling) = run_phase(connections, &plan, &ceiling_phase, seed).await?;

@@ -168,3 +168,27 @@ fn t30_a_wrong_token_fails_at_once_naming_the_answer() {
         describe_output(&output)
     );
 }
+
+#[test]
+fn t40_a_ceiling_phase_of_no_seconds_is_refused_before_any_request() {
+    let output = run_cli(
+        Path::new(BIN),
+        &[
+            "bench",
+            "--url",
+            "https://127.0.0.1:9",
+            "--insecure",
+            "--duration-s",
+            "1",
+            "--ceiling-s",
+            "0",
+        ],
+    );
+    assert!(!output.status.success(), "{}", describe_output(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--ceiling-s must be"),
+        "{}",
+        describe_output(&output)
+    );
+}

@@ -141,10 +141,9 @@ pub(crate) async fn fetch_skipped(fetcher: Fetcher) {
         }
         let done = check.as_ref().is_some_and(|(_, check)| check.is_done());
         if check.is_none() || done {
-            // Everything checked is written before the gap is read again.
-            if !finish(&fetcher, writing.take()).await {
-                check = None;
-            }
+            // Everything checked is written (or given up, and fetched again
+            // from the ledger's gap) before the gap is read again.
+            finish(&fetcher, writing.take()).await;
             check = match next_check(&fetcher).await {
                 Some(next) => Some(next),
                 None => {
