@@ -37,8 +37,8 @@
 //! election_timeout_max_ms = 1000
 //! snapshot_entries = 10000            # Raft entries before a snapshot (0: never)
 //! log_entries_kept = 1000             # entries behind a snapshot still sent as log
-//! snapshot_transfer = "full"          # "resume": a joining node gets no ledger before the snapshot
-//! fetch_skipped = true                # ... and fetches it from peers in the background (false: keeps the suffix)
+//! snapshot_transfer = "resume"        # a joining node gets the state, then fetches the ledger ("full": with it)
+//! fetch_skipped = true                # false: a node that joined from a snapshot keeps the suffix
 //! learner_catch_up_timeout_ms = 600000 # a node added must follow the log within it
 //! join = false                       # true: wait to be added (POST /admin/members)
 //! [[cluster.members]]                   # every voter, this node included
@@ -164,18 +164,19 @@ pub struct Cluster {
     /// Applied Raft entries before the first snapshot, and the least between
     /// two (a larger state waits for a quarter of its keys in transactions:
     /// building one writes the state). 0: never. A node further behind than
-    /// the last snapshot catches up from it (a KV snapshot plus the ledger,
-    /// or with `snapshot_transfer = "resume"` the tree's frontier) instead of
-    /// re-executing the log.
+    /// the last snapshot catches up from it (the KV state and the tree's
+    /// frontier, or with `snapshot_transfer = "full"` the KV state and the
+    /// ledger) instead of re-executing the log.
     #[serde(default = "snapshot_entries_default")]
     pub snapshot_entries: u64,
     /// Entries kept behind a snapshot that are still sent as log entries.
     #[serde(default = "log_entries_kept_default")]
     pub log_entries_kept: u64,
-    /// What a snapshot sent to a node far behind carries: `full` (the KV
-    /// state and the ledger up to it) or `resume` (the KV state and the
-    /// tree's frontier: the receiver serves in O(state) and its ledger
-    /// resumes at the snapshot, without the batches before it).
+    /// What a snapshot sent to a node far behind carries: `resume` (the
+    /// default: the KV state and the tree's frontier; the receiver serves in
+    /// O(state), its ledger resumes at the snapshot and it fetches the
+    /// batches before it in the background) or `full` (the KV state and the
+    /// ledger up to it, in the transfer). Give every node the same setting.
     #[serde(default)]
     pub snapshot_transfer: SnapshotTransfer,
     /// A node whose ledger resumed at a snapshot (a resume transfer) fetches
@@ -230,9 +231,10 @@ fn log_entries_kept_default() -> u64 {
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotTransfer {
     /// The KV state and the ledger up to the snapshot.
-    #[default]
     Full,
-    /// The KV state and the tree's frontier and checkpoint at the snapshot.
+    /// The KV state and the tree's frontier and checkpoint at the snapshot
+    /// (the ledger before it is fetched afterwards, `fetch_skipped`).
+    #[default]
     Resume,
 }
 

@@ -97,15 +97,17 @@ impl Engine {
     /// [`Engine::peer_service`] directly); `cluster.auth` and
     /// `cluster.partition` then only serve [`Engine::peer_auth`] and
     /// [`Engine::partition`].
-    /// The simulation does not fetch a resumed ledger's skipped seqnos.
+    /// A resumed ledger's skipped seqnos are fetched from `source` (the
+    /// simulation's twin of the peer transport's `POST /raft/fetch`).
     pub async fn start_with_network<N: crate::raft::sequencer::SteleNetworkFactory>(
         ledger: Ledger,
         identity: ServiceIdentity,
         config: EngineConfig,
         cluster: ClusterSetup,
         network: N,
+        source: Arc<dyn crate::raft::fetch::LedgerSource>,
     ) -> Result<Self, ConsensusError> {
-        Self::start_over(ledger, identity, config, cluster, network, None).await
+        Self::start_over(ledger, identity, config, cluster, network, Some(source)).await
     }
 
     /// Starts over `network`, fetching skipped seqnos from `source`.

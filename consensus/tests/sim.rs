@@ -317,7 +317,7 @@ async fn drive(seed: u64, plan: &Plan, cluster: &mut Cluster) -> Result<String, 
         "{} answered committed ({} aborted) of {attempts} attempts ({timeouts} timed out), \
          {} committed, \
          term {term}; messages: {} delivered, {} lost, {} cut, {} to a down node, {} refused, \
-         {} snapshot chunk(s)",
+         {} snapshot chunk(s), {} ledger fetch(es) answered with batches",
         evidence.answered.len(),
         evidence.answered.iter().filter(|a| a.aborted).count(),
         agreed.committed_seqno,
@@ -327,6 +327,7 @@ async fn drive(seed: u64, plan: &Plan, cluster: &mut Cluster) -> Result<String, 
         stats.down.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
         stats.snapshots.load(Ordering::Relaxed),
+        stats.fetched.load(Ordering::Relaxed),
     ))
 }
 

@@ -245,9 +245,10 @@ fn lag_and_join_from_snapshots(
     (leader, lagging, joiner, committed)
 }
 
-/// With the log compacted into snapshots, a follower that was down meanwhile
-/// and a new node both catch up from a snapshot transfer (a KV snapshot plus
-/// the ledger, checked as it is installed) instead of from the log; afterwards
+/// With the log compacted into snapshots and `snapshot_transfer = "full"`, a
+/// follower that was down meanwhile and a new node both catch up from a full
+/// snapshot transfer (a KV snapshot plus the ledger, checked as it is
+/// installed) instead of from the log; afterwards
 /// they hold every committed transaction, serve the same values and receipts,
 /// and their ledgers verify. The chunks are small and every committed one
 /// but the newest moves to the archive, so the transfers are read from
@@ -256,7 +257,7 @@ fn lag_and_join_from_snapshots(
 fn a_lagging_and_a_new_node_catch_up_from_a_snapshot() {
     let options = ClusterOptions {
         joining: 1,
-        cluster_settings: FREQUENT_SNAPSHOTS.to_owned(),
+        cluster_settings: format!("{FREQUENT_SNAPSHOTS}snapshot_transfer = \"full\"\n"),
         ledger_settings: "chunk_bytes = 4096\ncommitted_chunks_live = 1\n".to_owned(),
         ..ClusterOptions::default()
     };
@@ -409,7 +410,7 @@ fn a_lagging_and_a_new_node_resume_at_a_snapshot_without_the_history() {
     cluster.terminate_and_verify();
 }
 
-/// With `snapshot_transfer = "resume"` and the default `fetch_skipped`, the
+/// With `snapshot_transfer = "resume"` and `fetch_skipped` (the defaults), the
 /// nodes that resumed at a snapshot fetch the batches before it from their
 /// peers in the background, checked against the signed checkpoints: the new
 /// node is killed (-9) right after it joined, maybe mid-fetch, and restarted;
@@ -420,7 +421,7 @@ fn a_lagging_and_a_new_node_resume_at_a_snapshot_without_the_history() {
 fn nodes_that_resumed_fetch_the_skipped_ledger_from_their_peers() {
     let options = ClusterOptions {
         joining: 1,
-        cluster_settings: format!("{FREQUENT_SNAPSHOTS}snapshot_transfer = \"resume\"\n"),
+        cluster_settings: FREQUENT_SNAPSHOTS.to_owned(),
         ledger_settings: "chunk_bytes = 4096\n".to_owned(),
         ..ClusterOptions::default()
     };

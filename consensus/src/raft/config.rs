@@ -48,8 +48,9 @@ pub struct RaftLogPolicy {
     /// Send resume transfers (`STELXFR2`): the KV state and the tree's
     /// frontier, not the ledger before the snapshot, so a joining node serves
     /// in O(state); its ledger then resumes at the snapshot (and lacks the
-    /// batches before it). Off: full transfers with the ledger (`STELXFR1`).
-    /// A node whose own log starts at a snapshot always sends resume ones.
+    /// batches before it until it fetched them, `fetch_skipped`). The
+    /// default. Off: full transfers with the ledger (`STELXFR1`). A node whose
+    /// own log starts at a snapshot always sends resume ones.
     pub resume_transfers: bool,
     /// A node whose ledger skips seqnos (it joined from a resume transfer)
     /// fetches their batches from its peers in the background (`fetch.rs`),
@@ -63,7 +64,7 @@ impl Default for RaftLogPolicy {
         RaftLogPolicy {
             snapshot_entries: 10_000,
             entries_kept: 1_000,
-            resume_transfers: false,
+            resume_transfers: true,
             fetch_skipped: true,
         }
     }

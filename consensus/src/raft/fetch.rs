@@ -36,8 +36,8 @@ use crate::replica::Replica;
 use crate::sequencer::BoxFuture;
 use crate::ConsensusError;
 
-/// The wait between two looks for a gap when the ledger has none (a resume
-/// transfer may come later).
+/// The longest wait between two looks for a gap when the ledger has none (an
+/// install of a resume transfer wakes the fetch at once).
 pub const FETCH_IDLE_MS: u64 = 2_000;
 
 /// The wait after every member failed to give batches, before asking again.
@@ -147,7 +147,8 @@ pub(crate) async fn fetch_skipped(fetcher: Fetcher) {
             check = match next_check(&fetcher).await {
                 Some(next) => Some(next),
                 None => {
-                    tokio::time::sleep(Duration::from_millis(FETCH_IDLE_MS)).await;
+                    let idle = Duration::from_millis(FETCH_IDLE_MS);
+                    fetcher.log.rebased_or(idle).await;
                     continue;
                 }
             };

@@ -96,6 +96,9 @@ impl std::fmt::Debug for State {
 struct Index {
     state: Mutex<State>,
     saving: Mutex<()>,
+    /// Woken when the log starts at a new base (a resume transfer was
+    /// installed: the ledger may skip seqnos to fetch, `fetch.rs`).
+    rebased: tokio::sync::Notify,
 }
 
 type Shared = Arc<Index>;
@@ -305,6 +308,7 @@ impl LedgerLogStore {
                 on_durable: None,
             }),
             saving: Mutex::new(()),
+            rebased: tokio::sync::Notify::new(),
         });
         Ok(LedgerLogStore {
             reader: LedgerLogReader {

@@ -282,7 +282,7 @@ impl LogWriter {
     /// resume entry the ledger holds now): no entry up to its last log id is
     /// held any more, and the meta file records where the log starts.
     pub(crate) fn rebase(&self, base: LogBase) -> Result<(), ConsensusError> {
-        change_and_save(&self.shared, |state| {
+        let rebased = change_and_save(&self.shared, |state| {
             let first = base.last_log_id.index + 1;
             // The ledger keeps the batches the log drops: still read by seqno.
             let kept: Vec<BatchLocation> = state
@@ -305,7 +305,9 @@ impl LogWriter {
             state.meta.last_purged = state.meta.last_purged.max(Some(base.last_log_id));
             state.meta.committed = state.meta.committed.max(Some(base.last_log_id));
             state.meta.log_base = Some(base);
-        })
+        });
+        self.shared.rebased.notify_one();
+        rebased
     }
 
     /// Appends the ledger's resume entry (durable when it returns).
@@ -314,6 +316,12 @@ impl LogWriter {
         resume: stele_ledger::ResumeEntry,
     ) -> Result<stele_ledger::Resumption, ConsensusError> {
         Ok(self.writer.resume_blocking(resume)?)
+    }
+
+    /// Waits until the log is rebased (a resume transfer installed), or for
+    /// `timeout`.
+    pub(crate) async fn rebased_or(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.shared.rebased.notified()).await;
     }
 
     /// The ledger's first gap, if it skips seqnos.

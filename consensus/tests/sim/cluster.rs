@@ -83,9 +83,9 @@ impl Cluster {
                 snapshot_entries: plan.raft_snapshot_entries,
                 entries_kept: 2,
                 resume_transfers: plan.resume_transfers,
-                // The simulation's network carries Raft only: a resumed node
-                // keeps its suffix (the fetch has real-process tests).
-                fetch_skipped: false,
+                // A resumed node fetches what it skipped over the same
+                // faulty network (`SimNetwork` is its `LedgerSource`).
+                fetch_skipped: true,
             },
             dir,
             stopping: BTreeMap::new(),
@@ -163,7 +163,8 @@ impl Cluster {
             ..self.config.clone()
         };
         let network = self.net.factory(node);
-        let engine = Engine::start_with_network(ledger, identity(), config, setup, network)
+        let source = Arc::new(network.clone());
+        let engine = Engine::start_with_network(ledger, identity(), config, setup, network, source)
             .await
             .map_err(|e| format!("starting node {node}: {e}"))?;
         if let Some(seqno) = engine.restored_from_snapshot() {

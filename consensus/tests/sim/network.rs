@@ -23,10 +23,14 @@ use stele_consensus::openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, VoteRequest, VoteResponse,
 };
 use stele_consensus::openraft_legacy::network_v1::{Adapter, InstallSnapshotError, RaftNetwork};
+use stele_consensus::raft::fetch::LedgerSource;
 use stele_consensus::raft::transfer_data::TransferData;
-use stele_consensus::raft::types::{InstallSnapshotRequest, InstallSnapshotResponse};
+use stele_consensus::raft::types::{
+    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched,
+};
 use stele_consensus::raft::SteleNode;
 use stele_consensus::raft::SteleRaft;
+use stele_consensus::sequencer::BoxFuture;
 use stele_consensus::{ConsensusError, Engine};
 
 /// openraft's wait before retrying an unreachable peer. The real transport keeps
@@ -68,6 +72,8 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Snapshot transfers openraft attempted (never expected: no log purge).
     pub snapshots: AtomicU64,
+    /// Ledger fetches answered with batches (a resumed node filling its gap).
+    pub fetched: AtomicU64,
     /// Refusals saying the receiver's Raft engine panicked (openraft's
     /// `Fatal::Panicked`, e.g. one of its debug assertions): never expected.
     pub panicked: AtomicU64,
@@ -308,6 +314,40 @@ impl SimClient {
         }
         net.stats.delivered.fetch_add(1, Ordering::Relaxed);
         decode(&bytes)
+    }
+}
+
+/// The background fetch of a resumed ledger (`POST /raft/fetch` in
+/// production), through the same faulty network.
+impl LedgerSource for SimNetwork {
+    fn fetch(
+        &self,
+        peer: u64,
+        _node: &SteleNode,
+        request: LedgerFetch,
+    ) -> BoxFuture<'_, Result<LedgerFetched, String>> {
+        let client = SimClient {
+            net: Arc::clone(&self.net),
+            from: self.from,
+            target: peer,
+        };
+        Box::pin(async move {
+            let handler =
+                |engine: Arc<Engine>, rpc| async move { engine.peer_service().fetch(rpc).await };
+            let answer: LedgerFetched =
+                client
+                    .call(&request, handler)
+                    .await
+                    .map_err(|error| match error {
+                        CallError::Unreachable(m) | CallError::Network(m) => {
+                            format!("fetch {}->{peer}: {m}", client.from)
+                        }
+                    })?;
+            if !answer.batches.is_empty() {
+                client.net.stats.fetched.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(answer)
+        })
     }
 }
 
