@@ -1,0 +1,62 @@
+//! The crate's one error type.
+
+use crate::context::{Height, ValidatorId, ValueId};
+
+/// What can go wrong in `stele-bft`: a refused input (validator set,
+/// certificate) or a recovery that must stop the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BftError {
+    /// A validator set must hold at least one validator.
+    #[error("the validator set is empty")]
+    EmptyValidatorSet,
+    /// Validator ids are addresses: two entries may not share one.
+    #[error("validator {0} appears twice in the validator set")]
+    DuplicateValidator(ValidatorId),
+    /// A validator with no power could never count towards a quorum.
+    #[error("validator {0} has zero voting power")]
+    ZeroPower(ValidatorId),
+    /// Malachite multiplies powers by 3 (`ThresholdParam::is_met`) and panics
+    /// on overflow, so the total must stay at or below `u64::MAX / 3`.
+    #[error("total voting power exceeds u64::MAX / 3")]
+    PowerOverflow,
+    /// The node's own id is not in the validator set it was given.
+    #[error("validator {0} is not in the validator set")]
+    NotAValidator(ValidatorId),
+    /// The node's signing key does not match its entry in the validator set.
+    #[error("the signing key of validator {0} does not match its public key in the set")]
+    KeyMismatch(ValidatorId),
+    /// A certificate names another value than the one checked.
+    #[error("the certificate is for value {found}, not {expected}")]
+    CertificateValueMismatch {
+        /// The value the caller expected.
+        expected: ValueId,
+        /// The value the certificate names.
+        found: ValueId,
+    },
+    /// A certificate names a signer twice.
+    #[error("validator {0} signs the certificate twice")]
+    DuplicateSigner(ValidatorId),
+    /// A certificate names a signer outside the validator set.
+    #[error("validator {0} signs the certificate but is not in the validator set")]
+    UnknownSigner(ValidatorId),
+    /// A certificate signature does not verify.
+    #[error("the signature of validator {0} in the certificate does not verify")]
+    BadSignature(ValidatorId),
+    /// The signers of a certificate hold at most 2/3 of the voting power.
+    #[error("the signers hold {signed} of {total} voting power, not more than 2/3")]
+    NotEnoughPower {
+        /// Power of the valid, distinct signers.
+        signed: u64,
+        /// Total power of the validator set.
+        total: u64,
+    },
+    /// Replaying the write-ahead log re-derived a message that differs from the
+    /// one recorded: the node must stop rather than sign a conflicting vote.
+    #[error("write-ahead log replay diverged at height {height}: {detail}")]
+    ReplayDivergence {
+        /// The height being replayed.
+        height: Height,
+        /// Malachite's description of the divergence.
+        detail: String,
+    },
+}
