@@ -238,6 +238,17 @@ pub fn write_filled_chunk(
             .all(|pair| pair[0].last_seqno + 1 == pair[1].first_seqno),
         "filled batches are contiguous"
     );
+    // Two chunks named from one seqno would make the ledger unopenable.
+    if let Some((taken, _)) = crate::chunk::list(dir)?
+        .into_iter()
+        .find(|(chunk, _)| chunk.first == name.first)
+    {
+        return Err(LedgerError::BadFill(format!(
+            "chunk {} already starts at seqno {}",
+            taken.file_name(),
+            name.first
+        )));
+    }
     let path = dir.join(name.file_name());
     let aside = dir.join(format!("{}{FILL_ASIDE_SUFFIX}", name.file_name()));
     write_synced(&aside, &bytes)?;
@@ -279,6 +290,19 @@ impl Ledger {
             .find(|resume| resume.held_before < resume.seqno)
     }
 
+    /// The first gap, if a chunk can fill it: none starts where it starts.
+    /// (A resume entry written right after another, with nothing between,
+    /// sits in the chunk the first one opened, named from where the second
+    /// one's gap starts: that gap cannot take a chunk of its own.)
+    pub fn fillable_gap(&self) -> Option<&Resumption> {
+        self.first_gap().filter(|gap| {
+            !self
+                .chunks
+                .iter()
+                .any(|chunk| chunk.name.first == gap.held_before + 1)
+        })
+    }
+
     /// Takes `filled` (written by [`write_filled_chunk`] in this ledger's
     /// folder) into the ledger: it must start where the first gap starts and
     /// end at or before its resume point. Returns the gap's resumption as it
@@ -292,7 +316,12 @@ impl Ledger {
             .ok_or_else(|| LedgerError::BadFill("the ledger skips no seqnos".to_owned()))?;
         let resume = &self.resumptions[gap];
         let last = filled.name.last.unwrap_or(0);
+        let taken = self
+            .chunks
+            .iter()
+            .any(|chunk| chunk.name.first == filled.name.first);
         let fits = filled.name.committed
+            && !taken
             && filled.name.first == resume.held_before + 1
             && last <= resume.seqno
             && filled.locations.first().map(|at| at.first_seqno) == Some(filled.name.first)

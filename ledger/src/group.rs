@@ -286,7 +286,7 @@ impl GroupCommit {
     }
 
     /// The ledger's first gap (seqnos a resume entry skips and no filled
-    /// chunk holds yet), if any.
+    /// chunk holds yet), if a chunk can fill it ([`crate::Ledger::fillable_gap`]).
     pub fn first_gap_blocking(&self) -> Result<Option<crate::Resumption>, LedgerError> {
         self.call(|done| Request::FirstGap { done })
     }
@@ -413,7 +413,7 @@ fn run(
             }
             Some(Request::Archived { name, path, done }) => done(ledger.archived(&name, &path)),
             Some(Request::Adopt { filled, done }) => done(ledger.adopt_filled(*filled)),
-            Some(Request::FirstGap { done }) => done(Ok(ledger.first_gap().cloned())),
+            Some(Request::FirstGap { done }) => done(Ok(ledger.fillable_gap().cloned())),
             Some(Request::Append { .. }) | None => {}
         }
     }

@@ -196,3 +196,42 @@ fn a_run_is_checked_up_to_its_first_bad_batch() {
     assert_eq!((passed, refused), (8, None));
     assert!(check.is_done());
 }
+
+/// Two resume entries with nothing between share the chunk the first one
+/// opened, named from where the second one's gap starts: that gap cannot
+/// take a chunk of its own, so it is not offered, and a chunk written for it
+/// is refused before it reaches the folder (two chunks named from one seqno
+/// would make the ledger unopenable).
+#[test]
+fn the_gap_after_a_lone_resume_entry_is_not_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = FixtureWriter::new(8);
+    let genesis = writer.genesis();
+    let mut ledger = Ledger::create(dir.path(), SMALL, &genesis).unwrap();
+    let first: Fetched = (0..2).map(|_| writer.batch(5)).collect();
+    ledger.append_resume(&writer.resume(0)).unwrap();
+    let second: Fetched = (0..2).map(|_| writer.batch(5)).collect();
+    ledger.append_resume(&writer.resume(10)).unwrap();
+    assert_eq!(ledger.chunk_count(), 1, "both resume entries in one chunk");
+
+    // The first gap fills.
+    let gap = ledger.fillable_gap().unwrap().clone();
+    assert_eq!((gap.held_before, gap.seqno), (0, 10));
+    let mut check = GapCheck::new(&genesis, &gap, MerkleTree::new()).unwrap();
+    assert_eq!(check.check_run(&first), (2, None));
+    let filled = write_filled_chunk(dir.path(), &genesis, &first).unwrap();
+    ledger.adopt_filled(filled).unwrap();
+
+    // The second starts where the shared chunk is named from.
+    let gap = ledger.first_gap().unwrap().clone();
+    assert_eq!((gap.held_before, gap.seqno), (10, 20));
+    assert!(ledger.fillable_gap().is_none());
+    let refused = write_filled_chunk(dir.path(), &genesis, &second).unwrap_err();
+    assert!(
+        refused.to_string().contains("already starts at seqno 11"),
+        "{refused}"
+    );
+    drop(ledger);
+    let (ledger, _) = Ledger::open(dir.path(), SMALL).unwrap();
+    assert_eq!(ledger.first_gap().unwrap().held_before, 10);
+}

@@ -324,7 +324,7 @@ impl LogWriter {
         let _ = tokio::time::timeout(timeout, self.shared.rebased.notified()).await;
     }
 
-    /// The ledger's first gap, if it skips seqnos.
+    /// The ledger's first gap, if it skips seqnos and a chunk can fill it.
     pub(crate) fn first_gap(&self) -> Result<Option<stele_ledger::Resumption>, ConsensusError> {
         Ok(self.writer.first_gap_blocking()?)
     }
