@@ -1,4 +1,4 @@
-//! Stele's Malachite [`Context`]: the types the Tendermint core is generic over.
+//! Stele's Malachite [`Context`](types::Context): the types the Tendermint core is generic over.
 //!
 //! A height is one batch; a value is the batch's bytes, identified by their
 //! SHA-256 ([`ValueId`]). Votes carry no extension (`Extension = ()`), and the

@@ -1,4 +1,8 @@
-//! The crate's one error type.
+//! The crate's error types: [`BftError`] for consensus, [`WalError`] for the
+//! on-disk write-ahead log (it carries IO errors, so it is not `Clone`).
+
+use std::io;
+use std::path::PathBuf;
 
 use crate::context::{Height, ValidatorId, ValueId};
 
@@ -58,5 +62,65 @@ pub enum BftError {
         height: Height,
         /// Malachite's description of the divergence.
         detail: String,
+    },
+}
+
+/// What can go wrong with the on-disk write-ahead log ([`crate::wal`]) and
+/// its entry encoding ([`crate::codec`]). Any of these on `append` or `sync`
+/// must stop the node: a vote sent without its durable entry could be signed
+/// again differently after a restart.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// A file-system call failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        /// What was being done (`"open"`, `"write"`, ...).
+        op: &'static str,
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The log is damaged where a torn write cannot explain it (before its
+    /// last frame, or a checksummed frame that does not decode).
+    #[error("{path} is corrupt at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// The log file.
+        path: PathBuf,
+        /// Where the damaged header or frame starts.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// The entry holds an input the write-ahead log does not record.
+    #[error("cannot encode a write-ahead log entry: {0}")]
+    Encode(String),
+    /// The bytes are not an entry this version can read.
+    #[error("cannot decode a write-ahead log entry: {0}")]
+    Decode(String),
+    /// An encoded entry is larger than [`crate::wal::WAL_ENTRY_BYTES_MAX`].
+    #[error("a write-ahead log entry of {size} bytes is over the maximum of {max}")]
+    EntryTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The entry belongs to another height than the log's: the host must
+    /// `reset` the log when a new height starts.
+    #[error("the entry is for height {entry} but the log holds height {wal}")]
+    WrongHeight {
+        /// The log's height.
+        wal: Height,
+        /// The entry's height.
+        entry: Height,
+    },
+    /// An earlier write or sync failed, so the file's end is unknown; reopen it
+    /// (which cuts a torn frame) after the node restarts.
+    #[error("an earlier write or sync of {path} failed; the log must be reopened")]
+    Failed {
+        /// The log file.
+        path: PathBuf,
     },
 }

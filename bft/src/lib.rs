@@ -4,7 +4,9 @@
 //! batch; propose / prevote (> 2/3 power) / precommit (> 2/3 power) are pBFT's
 //! pre-prepare / prepare / commit. Only Malachite's sans-IO core is used; this
 //! crate answers its effects and leaves IO (transport, timers, WAL storage,
-//! ledger) to the host. Nothing here reads a clock or a socket.
+//! ledger) to the host. Nothing here reads a clock or a socket; the one
+//! piece of IO offered is the write-ahead log file ([`wal`]), which the host
+//! calls.
 //!
 //! Modules:
 //! - [`context`]: Stele's Malachite `Context` (ids, heights, values = batch
@@ -17,7 +19,11 @@
 //!   (replicas re-execute it in Stele), with in-memory twins.
 //! - [`node`]: [`BftNode`], events in, ordered actions out; WAL replay;
 //!   `effects` (private) answers each of the core's effects.
-//! - [`error`]: [`BftError`], the one error type.
+//! - [`codec`]: a [`WalEntry`]'s bytes (a format byte, then CBOR of private
+//!   mirror types); decoding refuses, never panics on, damaged bytes.
+//! - [`wal`]: [`Wal`], the write-ahead log file of the current height:
+//!   checksummed frames, a torn tail cut at open, atomic reset per height.
+//! - [`error`]: [`BftError`] (consensus) and [`WalError`] (the log on disk).
 //!
 //! Invariants kept:
 //! 1. A node signs at most one prevote and one precommit per (height, round),
@@ -33,6 +39,7 @@
 //! 5. A validator set is non-empty, sorted, with distinct ids, positive powers
 //!    and a total <= `u64::MAX / 3`.
 
+pub mod codec;
 pub mod context;
 mod effects;
 pub mod error;
@@ -40,16 +47,19 @@ pub mod node;
 pub mod signing;
 pub mod validators;
 pub mod validity;
+pub mod wal;
 
 pub use arc_malachitebft_core_types::{
     CommitCertificate, CommitSignature, LinearTimeouts, NilOrVal, Round, Timeout, TimeoutKind,
     VoteType,
 };
+pub use codec::{WalEntryKind, WAL_ENTRY_FORMAT};
 pub use context::{Height, Proposal, SteleContext, ValidatorId, Value, ValueId, Vote};
-pub use error::BftError;
+pub use error::{BftError, WalError};
 pub use node::{Action, BftConfig, BftNode, BftStats, Event, Message, WalEntry};
 pub use signing::{
     sign_proposal, sign_vote, verify_certificate, Signature, SignedProposal, SignedVote,
 };
 pub use validators::{select_proposer, Validator, ValidatorSet};
 pub use validity::{AcceptAll, Validity, ValidityFn};
+pub use wal::{TornTail, Wal, WAL_ENTRY_BYTES_MAX};

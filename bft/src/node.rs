@@ -78,12 +78,13 @@ pub enum Event {
 }
 
 /// An entry of the write-ahead log: an input the core must see again after a
-/// restart (its own votes and proposals among them).
+/// restart (its own votes and proposals among them). [`WalEntry::encode`] and
+/// [`WalEntry::decode`] give its bytes, [`crate::Wal`] keeps it on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalEntry {
     /// The height the entry belongs to.
     pub height: Height,
-    /// The logged input (opaque to the host at this stage).
+    /// The logged input (opaque to the host: see [`WalEntry::kind`]).
     pub(crate) input: Input<SteleContext>,
 }
 

@@ -240,7 +240,17 @@ impl Cluster {
             if self.sabotage == Sabotage::ForgetWal {
                 self.hosts[node].wal.clear();
             }
-            let wal = self.hosts[node].wal.clone();
+            // Through the on-disk encoding, as a real host reads its log back.
+            let wal: Vec<WalEntry> = self.hosts[node]
+                .wal
+                .iter()
+                .map(|entry| {
+                    let bytes = entry.encode().expect("a logged input encodes");
+                    let decoded = WalEntry::decode(&bytes).expect("an encoded entry decodes");
+                    assert_eq!(&decoded, entry, "the encoding round-trips");
+                    decoded
+                })
+                .collect();
             self.restarts += 1;
             self.replayed_entries += wal.len();
             BftNode::recover(self.config(node), self.validity(node), height, &wal)
