@@ -19,12 +19,12 @@ use std::fmt;
 
 use arc_malachitebft_core_types as types;
 use arc_malachitebft_core_types::{
-    CertificateError, CommitCertificate, NilOrVal, PolkaCertificate, RoundCertificate,
+    CertificateError, CommitCertificate, NilOrVal, PolkaCertificate, Round, RoundCertificate,
     RoundCertificateType, ThresholdParam, VoteType,
 };
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use crate::context::{new_vote, Power, Proposal, SteleContext, ValidatorId, ValueId, Vote};
+use crate::context::{new_vote, Height, Power, Proposal, SteleContext, ValidatorId, ValueId, Vote};
 use crate::error::BftError;
 use crate::validators::ValidatorSet;
 
@@ -249,22 +249,38 @@ fn check_threshold(
     }
 }
 
+/// The votes of `vote_type` for `value_id` at `(height, round)` that
+/// `signers` (address, signature) claim, rebuilt for checking.
+fn votes_for_value(
+    vote_type: VoteType,
+    height: Height,
+    round: Round,
+    value_id: ValueId,
+    signers: impl Iterator<Item = (ValidatorId, Signature)>,
+) -> impl Iterator<Item = (Vote, Signature)> {
+    signers.map(move |(address, signature)| {
+        let vote = new_vote(vote_type, height, round, NilOrVal::Val(value_id), address);
+        (vote, signature)
+    })
+}
+
 /// The commit-certificate check Malachite asks for (`VerifyCommitCertificate`).
 pub(crate) fn check_commit_certificate(
     certificate: &CommitCertificate<SteleContext>,
     validators: &ValidatorSet,
     threshold: ThresholdParam,
 ) -> Result<(), CertificateError<SteleContext>> {
-    let votes = certificate.commit_signatures.iter().map(|signature| {
-        let vote = new_vote(
-            VoteType::Precommit,
-            certificate.height,
-            certificate.round,
-            NilOrVal::Val(certificate.value_id),
-            signature.address,
-        );
-        (vote, signature.signature)
-    });
+    let signers = certificate
+        .commit_signatures
+        .iter()
+        .map(|signature| (signature.address, signature.signature));
+    let votes = votes_for_value(
+        VoteType::Precommit,
+        certificate.height,
+        certificate.round,
+        certificate.value_id,
+        signers,
+    );
     check_threshold(votes, validators, threshold)
 }
 
@@ -274,16 +290,17 @@ pub(crate) fn check_polka_certificate(
     validators: &ValidatorSet,
     threshold: ThresholdParam,
 ) -> Result<(), CertificateError<SteleContext>> {
-    let votes = certificate.polka_signatures.iter().map(|signature| {
-        let vote = new_vote(
-            VoteType::Prevote,
-            certificate.height,
-            certificate.round,
-            NilOrVal::Val(certificate.value_id),
-            signature.address,
-        );
-        (vote, signature.signature)
-    });
+    let signers = certificate
+        .polka_signatures
+        .iter()
+        .map(|signature| (signature.address, signature.signature));
+    let votes = votes_for_value(
+        VoteType::Prevote,
+        certificate.height,
+        certificate.round,
+        certificate.value_id,
+        signers,
+    );
     check_threshold(votes, validators, threshold)
 }
 
