@@ -59,11 +59,10 @@ pub fn replay(
     // A ledger that resumes at a snapshot without every batch before it
     // (a node that joined from one): the history starts after the last such
     // resume entry, and the state must come from a snapshot at or after it.
-    let skipped = ledger
-        .resumptions()
-        .iter()
-        .rev()
-        .find(|resume| resume.held_before < resume.seqno);
+    // The last resume entry, even once its gap is filled by fetched
+    // batches: the Raft log starts at it (its base), so the state and the
+    // history are restored from its snapshot as before the fetch.
+    let skipped = ledger.resumptions().last();
     if let Some(resume) = skipped {
         if base_seqno < resume.seqno || frontier.is_none() {
             return Err(ConsensusError::Replay {
@@ -133,7 +132,7 @@ pub fn replay(
                 identity,
             )?;
             // The batches fetched in front of the first gap since.
-            history.filled(ledger.first_gap().map_or(0, |gap| gap.held_before));
+            history.filled(ledger.first_gap().map_or(u64::MAX, |gap| gap.held_before));
             replay_from = kept_end;
         }
     }

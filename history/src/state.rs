@@ -287,8 +287,16 @@ impl HistoryState {
 
     /// Records that the batches up to `seqno` (before where this history
     /// starts) are in the ledger again: fetched from peers. Never moves back.
+    ///
+    /// Counted by whole tiles (until it reaches where the history starts): a
+    /// receipt before that point needs every leaf of its tile read back.
     pub fn filled(&mut self, seqno: u64) {
-        self.filled_through = self.filled_through.max(seqno.min(self.starts_after));
+        let held = if seqno >= self.starts_after {
+            self.starts_after
+        } else {
+            seqno / crate::tree::TILE_LEAVES * crate::tree::TILE_LEAVES
+        };
+        self.filled_through = self.filled_through.max(held);
     }
 
     /// The seqno up to which the batches before where this history starts
