@@ -138,6 +138,16 @@ impl BatchEntry {
         self.first_seqno + self.txs.len() as u64 - 1
     }
 
+    /// About how many bytes the batch takes encoded: its commands and write
+    /// sets, plus 64 per transaction for its digests and framing (a bound
+    /// for batching writes and answers, not an exact size).
+    pub fn approx_bytes(&self) -> usize {
+        self.txs
+            .iter()
+            .map(|tx| tx.command.len() + tx.write_set.len() + 64)
+            .sum()
+    }
+
     /// The record of the transaction at `seqno`, if this batch holds it.
     pub fn record_of(&self, seqno: u64) -> Option<&TxRecord> {
         let index = usize::try_from(seqno.checked_sub(self.first_seqno)?).ok()?;

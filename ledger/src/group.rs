@@ -371,11 +371,7 @@ fn run(
             else {
                 break;
             };
-            group_bytes += batch
-                .txs
-                .iter()
-                .map(|tx| tx.command.len() + tx.write_set.len() + 64)
-                .sum::<usize>();
+            group_bytes += batch.approx_bytes();
             let appended = ledger.append(&batch, &signature);
             waiting.push(Pending {
                 batch,

@@ -87,13 +87,7 @@ pub(crate) fn serve(
         if end > last {
             break;
         }
-        bytes += batch
-            .batch
-            .txs
-            .iter()
-            .map(|tx| (tx.command.len() + tx.write_set.len() + 64) as u64)
-            .sum::<u64>()
-            + batch.signature.checkpoint.len() as u64;
+        bytes += (batch.batch.approx_bytes() + batch.signature.checkpoint.len()) as u64;
         if bytes > LEDGER_FETCH_BYTES_MAX && !batches.is_empty() {
             break;
         }
