@@ -27,7 +27,8 @@ pub enum Command {
     /// root and checkpoint signature. Exits 0 with a summary, or non-zero naming
     /// the file, byte offset and seqno of the first thing that does not match.
     Verify(crate::verify::VerifyArgs),
-    /// Receipts: `stele receipt verify <receipt.json> --key <public key>`.
+    /// Receipts: `stele receipt verify <receipt.json> --key <public key>`
+    /// (or, in BFT mode, `--validators <validators.json>`).
     #[command(subcommand)]
     Receipt(ReceiptCommand),
     /// Load a running node or cluster over HTTPS: committed tx/s and commit
@@ -40,7 +41,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
     /// Verify a receipt offline: its leaf, inclusion proof, root and the
-    /// checkpoint signature. Exits non-zero naming what failed.
+    /// checkpoint signature (in BFT mode, the validators' certificate). Exits
+    /// non-zero naming what failed.
     Verify(crate::receipt::ReceiptVerifyArgs),
 }
 

@@ -4,6 +4,11 @@
 //! an admin token (`<dir>/admin.token`) for `/admin/*`. With `--joining K`, K
 //! more nodes are laid out with `join = true`: started, they wait until the
 //! leader adds them (`POST /admin/members` with the line printed for each).
+//!
+//! With `--mode bft` (docs/bft.md) every node is a validator with a voting
+//! power (`--powers`), and no two nodes share a signing key: each signs with
+//! its node key; the identity files share only the origin and the
+//! commit-evidence secret.
 
 use std::path::PathBuf;
 
@@ -39,6 +44,22 @@ pub struct ClusterInitArgs {
     /// Further nodes laid out to join the cluster later (`join = true`).
     #[arg(long, default_value_t = 0)]
     pub joining: u64,
+    /// The ordering protocol: `raft` or `bft`.
+    #[arg(long, value_enum, default_value_t = InitMode::Raft)]
+    pub mode: InitMode,
+    /// BFT mode: the validators' voting powers, one per node in order
+    /// (default: 1 each), e.g. `--powers 1,1,1,1`.
+    #[arg(long, value_delimiter = ',', value_name = "POWERS")]
+    pub powers: Vec<u64>,
+}
+
+/// `stele cluster-init --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitMode {
+    /// Raft: crash faults, n = 2f + 1.
+    Raft,
+    /// BFT: arbitrary faults, n = 3f + 1 validators.
+    Bft,
 }
 
 /// Creates the cluster's folders and files; refuses to overwrite a node folder.
@@ -46,6 +67,25 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes.saturating_add(args.joining) > CLUSTER_NODES_MAX {
         anyhow::bail!(
             "--nodes must be at least 1 and --nodes + --joining at most {CLUSTER_NODES_MAX}"
+        );
+    }
+    let bft = args.mode == InitMode::Bft;
+    if bft && args.joining > 0 {
+        anyhow::bail!("--joining: BFT mode has a fixed validator set");
+    }
+    if !args.powers.is_empty() && (!bft || args.powers.len() as u64 != args.nodes) {
+        anyhow::bail!(
+            "--powers needs --mode bft and one power per node ({})",
+            args.nodes
+        );
+    }
+    if args.powers.contains(&0) {
+        anyhow::bail!("--powers must be at least 1 each");
+    }
+    if bft && args.nodes < 4 {
+        eprintln!(
+            "warning: {} BFT validators tolerate no faulty one; 4 (3f + 1, f = 1) is the least that does",
+            args.nodes
         );
     }
     std::fs::create_dir_all(&args.dir)
@@ -70,6 +110,10 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
             }
         }
         data.identity(args.origin.as_deref())?;
+        if bft {
+            // The service key is never shared in BFT mode.
+            data.replace_signing_key()?;
+        }
         data.token()?;
         let key = data.node_key()?;
         let port = u32::from(args.base_port) + u32::try_from(id - 1).context("port")?;
@@ -94,6 +138,9 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
             "data_dir = {:?}\nlisten = {address:?}\n\n[cluster]\nnode_id = {id}\njoin = {joins}\n",
             dir.join(format!("node{id}")).display().to_string()
         );
+        if bft {
+            text.push_str("mode = \"bft\"\n");
+        }
         // A founder knows the founders; a joining node also knows itself.
         let known = members
             .iter()
@@ -103,6 +150,11 @@ pub fn run(args: &ClusterInitArgs) -> anyhow::Result<()> {
                 "\n[[cluster.members]]\nid = {member}\naddress = {address:?}\npublic_key = \"{}\"\n",
                 encode_lower_hex(key)
             ));
+            if bft {
+                let index = usize::try_from(*member - 1).context("node id")?;
+                let power = args.powers.get(index).copied().unwrap_or(1);
+                text.push_str(&format!("power = {power}\n"));
+            }
         }
         text.push_str(&admin);
         let path = dir.join(format!("node{id}.toml"));

@@ -140,6 +140,9 @@ pub enum OrderingMode {
     /// Raft (openraft): crash faults, n = 2f + 1.
     #[default]
     Raft,
+    /// BFT (Malachite's Tendermint core, `docs/bft.md`): up to f arbitrary
+    /// faults among n = 3f + 1 validators weighted by `power`.
+    Bft,
 }
 
 /// `[cluster]`.
@@ -148,10 +151,21 @@ pub enum OrderingMode {
 pub struct Cluster {
     /// This node's id (one of the members).
     pub node_id: u64,
-    /// The ordering protocol behind the consensus seam: `raft` (the default
-    /// and, until BFT mode lands, the only one).
+    /// The ordering protocol behind the consensus seam: `raft` (the default)
+    /// or `bft` (each member a validator with its `power`; no shared signing
+    /// key; members cannot change).
     #[serde(default)]
     pub mode: OrderingMode,
+    /// BFT mode: the propose timeout of round 0, in milliseconds (a round's
+    /// proposer that is silent this long is replaced).
+    #[serde(default = "bft_propose_timeout_ms_default")]
+    pub bft_propose_timeout_ms: u64,
+    /// BFT mode: the prevote and precommit timeouts of round 0, in milliseconds.
+    #[serde(default = "bft_vote_timeout_ms_default")]
+    pub bft_vote_timeout_ms: u64,
+    /// BFT mode: what each timeout grows by per round, in milliseconds.
+    #[serde(default = "bft_timeout_delta_ms_default")]
+    pub bft_timeout_delta_ms: u64,
     /// Between the leader's heartbeats, in milliseconds.
     #[serde(default = "heartbeat_ms_default")]
     pub heartbeat_ms: u64,
@@ -197,6 +211,21 @@ pub struct Cluster {
     #[serde(default)]
     pub join: bool,
 }
+
+fn bft_propose_timeout_ms_default() -> u64 {
+    3_000
+}
+
+fn bft_vote_timeout_ms_default() -> u64 {
+    1_000
+}
+
+fn bft_timeout_delta_ms_default() -> u64 {
+    500
+}
+
+/// Longest BFT timeout a configuration may ask for (a minute).
+pub const BFT_TIMEOUT_MS_MAX: u64 = 60_000;
 
 fn heartbeat_ms_default() -> u64 {
     stele_consensus::RaftTiming::default().heartbeat_ms
@@ -246,8 +275,16 @@ pub struct Member {
     pub id: u64,
     /// Its HTTPS address, `host:port`.
     pub address: String,
-    /// Its pinned Ed25519 node key, 64 hex digits.
+    /// Its pinned Ed25519 node key, 64 hex digits (in BFT mode also its
+    /// validator key).
     pub public_key: Digest,
+    /// BFT mode: its voting power (at least 1).
+    #[serde(default = "power_default")]
+    pub power: u64,
+}
+
+fn power_default() -> u64 {
+    1
 }
 
 /// `[batching]`.
@@ -536,6 +573,25 @@ impl Cluster {
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             bail!("cluster.election_timeout_max_ms must be above cluster.election_timeout_min_ms");
+        }
+        if self.mode == OrderingMode::Bft {
+            if self.join {
+                bail!("cluster.join: BFT mode has a fixed validator set, nodes cannot join");
+            }
+            if self.members.iter().any(|member| member.power == 0) {
+                bail!("cluster.members power must be at least 1");
+            }
+            for (name, value) in [
+                ("bft_propose_timeout_ms", self.bft_propose_timeout_ms),
+                ("bft_vote_timeout_ms", self.bft_vote_timeout_ms),
+            ] {
+                if value == 0 || value > BFT_TIMEOUT_MS_MAX {
+                    bail!("cluster.{name} must be between 1 and {BFT_TIMEOUT_MS_MAX}");
+                }
+            }
+            if self.bft_timeout_delta_ms > BFT_TIMEOUT_MS_MAX {
+                bail!("cluster.bft_timeout_delta_ms must be at most {BFT_TIMEOUT_MS_MAX}");
+            }
         }
         for member in &self.members {
             if member.address.parse::<SocketAddr>().is_err() && !member.address.contains(':') {

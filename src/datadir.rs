@@ -169,6 +169,20 @@ impl DataDir {
         Ok(key)
     }
 
+    /// BFT mode (`cluster-init --mode bft`): gives this node's identity file a
+    /// fresh signing key of its own, keeping the origin and the commit
+    /// secret: no two validators hold the same key.
+    pub fn replace_signing_key(&self) -> anyhow::Result<()> {
+        let path = self.root.join("identity.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut file: IdentityFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid identity file", path.display()))?;
+        file.signing_key = Digest(random_bytes()?);
+        let text = serde_json::to_string_pretty(&file).context("encoding the identity")?;
+        write_secret(&path, text.as_bytes())
+    }
+
     /// Loads the first user's token, or creates it. Returns it and whether it was
     /// created.
     pub fn token(&self) -> anyhow::Result<(String, bool)> {

@@ -11,7 +11,9 @@ use stele_api::prometheus_client::metrics::counter::ConstCounter;
 use stele_api::prometheus_client::metrics::gauge::ConstGauge;
 use stele_api::prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use stele_api::prometheus_client::registry::Registry;
-use stele_api::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
+use stele_api::{
+    KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus, ValidatorsInfo,
+};
 use stele_consensus::history::HistoryReadError;
 use stele_consensus::{ConsensusError, Engine, Submission, SubmitError, TxState};
 use stele_frontends::{Command, Outcome};
@@ -223,6 +225,13 @@ impl Node for NodeHandle {
             verifier_key: verifier.to_verifier_key(),
             origin: identity.origin().to_owned(),
         }
+    }
+
+    fn validators(&self) -> Option<ValidatorsInfo> {
+        let identity = self.engine.identity();
+        identity
+            .validators()
+            .map(|validators| ValidatorsInfo::from_quorum(identity.origin(), validators))
     }
 
     fn state(&self) -> NodeState {

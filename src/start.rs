@@ -64,6 +64,14 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
     if created {
         tracing::info!(origin = identity.origin(), "created a new service identity");
     }
+    let bft = config
+        .cluster
+        .as_ref()
+        .filter(|cluster| cluster.mode == crate::config::OrderingMode::Bft);
+    let identity = match bft {
+        Some(cluster) => validator_identity(identity, cluster, &dir)?,
+        None => identity,
+    };
     let ledger = open_ledger(&dir, &config, &identity)?;
     let engine_config = EngineConfig {
         batch_entries_max: config.batching.batch_entries_max,
@@ -145,10 +153,12 @@ pub fn run(args: &StartArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|cluster| cluster.mode)
             .unwrap_or_default();
-        let engine = match mode {
-            crate::config::OrderingMode::Raft => {
-                Arc::new(Engine::start(ledger, identity, engine_config, cluster).await?)
+        let engine = match (mode, bft) {
+            (crate::config::OrderingMode::Bft, Some(section)) => {
+                let setup = bft_setup(section, &dir)?;
+                Arc::new(Engine::start_bft(ledger, identity, engine_config, cluster, setup).await?)
             }
+            _ => Arc::new(Engine::start(ledger, identity, engine_config, cluster).await?),
         };
         tracing::info!(
             committed_seqno = engine.committed_seqno(),
@@ -298,6 +308,7 @@ fn cluster_setup(
                 id: 1,
                 address: listen.to_string(),
                 public_key: stele_history::Digest(key.verifying_key().to_bytes()),
+                power: 1,
             }],
             RaftTiming::default(),
             RaftLogPolicy::default(),
@@ -348,6 +359,77 @@ fn cluster_setup(
         log,
         join,
     })
+}
+
+/// BFT mode: the service identity as this validator holds it (its own node
+/// key signs; the members' keys and powers certify committed checkpoints).
+fn validator_identity(
+    identity: stele_consensus::ServiceIdentity,
+    cluster: &crate::config::Cluster,
+    dir: &DataDir,
+) -> anyhow::Result<stele_consensus::ServiceIdentity> {
+    let validators = cluster
+        .members
+        .iter()
+        .map(|member| {
+            let key =
+                VerifyingKey::from_bytes(member.public_key.as_bytes()).with_context(|| {
+                    format!("the public key of node {} is not an Ed25519 key", member.id)
+                })?;
+            Ok((member.id, key, member.power))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quorum = stele_history::ValidatorQuorum::new(identity.origin(), validators)
+        .context("the BFT validators")?;
+    Ok(identity.into_validator(dir.node_key()?, quorum)?)
+}
+
+/// BFT mode's setup from `[cluster]`.
+fn bft_setup(
+    cluster: &crate::config::Cluster,
+    dir: &DataDir,
+) -> anyhow::Result<stele_consensus::BftSetup> {
+    let delta = std::time::Duration::from_millis(cluster.bft_timeout_delta_ms);
+    let vote = std::time::Duration::from_millis(cluster.bft_vote_timeout_ms);
+    let timeouts = stele_bft::LinearTimeouts {
+        propose: std::time::Duration::from_millis(cluster.bft_propose_timeout_ms),
+        propose_delta: delta,
+        prevote: vote,
+        prevote_delta: delta,
+        precommit: vote,
+        precommit_delta: delta,
+        rebroadcast: vote * 3,
+        max_timeout: std::time::Duration::from_millis(crate::config::BFT_TIMEOUT_MS_MAX),
+    };
+    Ok(stele_consensus::BftSetup {
+        powers: cluster
+            .members
+            .iter()
+            .map(|member| (member.id, member.power))
+            .collect(),
+        signing_key: dir.node_key()?,
+        timeouts,
+        wal_path: dir.root().join("bft.wal"),
+        #[cfg(feature = "byzantine")]
+        fault: byzantine_from_env()?,
+    })
+}
+
+/// Byzantine tests only (the `byzantine` feature): the fault of this node,
+/// from `STELE_BYZANTINE` (`wrong-root`, `equivocate`, `vote-all`, `silent`).
+#[cfg(feature = "byzantine")]
+fn byzantine_from_env() -> anyhow::Result<Option<stele_consensus::bft::byzantine::ByzantineFault>> {
+    match std::env::var("STELE_BYZANTINE").ok().as_deref() {
+        None | Some("") => Ok(None),
+        Some(name) => {
+            let fault = stele_consensus::bft::byzantine::ByzantineFault::parse(name)
+                .with_context(|| {
+                    format!("STELE_BYZANTINE={name:?}: expected wrong-root, equivocate, vote-all or silent")
+                })?;
+            tracing::warn!(?fault, "STELE_BYZANTINE: this validator misbehaves");
+            Ok(Some(fault))
+        }
+    }
 }
 
 /// Opens the ledger, or creates it with the genesis entry of `identity`.

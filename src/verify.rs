@@ -1,13 +1,17 @@
-//! `stele verify`: the offline ledger check for operators.
+//! `stele verify`: the offline ledger check for operators. The checkpoints
+//! are checked against the service's public key (`--key`, or the one the
+//! genesis entry records), or for a service in BFT mode against its
+//! validators (`--validators`, the file `GET /node/validators` serves).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use stele_history::{Digest, NoteVerifier, VerifyingKey};
-use stele_ledger::{verify_split_ledger, KeySource, Progress, VerifySummary};
+use stele_api::ValidatorsInfo;
+use stele_history::{Digest, NoteVerifier, ValidatorQuorum, VerifyingKey};
+use stele_ledger::{verify_ledger_with, KeySource, Progress, Trust, VerifySummary};
 
 /// Arguments of `stele verify`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +24,12 @@ pub struct VerifyArgs {
     /// genesis entry, which proves consistency, not identity.
     #[arg(long, value_name = "PUBLIC_KEY")]
     pub key: Option<String>,
+    /// For a service in BFT mode (no service key): its validators, a file
+    /// holding what `GET /node/validators` serves. Every checkpoint must be
+    /// signed by validators holding more than two thirds of their voting
+    /// power.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub validators: Option<PathBuf>,
     /// A signed checkpoint of this service kept from earlier (a file holding
     /// the note, as `GET /node/checkpoint` serves it). The ledger must reach
     /// its tree size with its root: every prefix of a ledger verifies on its
@@ -79,9 +89,34 @@ pub fn parse_key(text: &str) -> anyhow::Result<GivenKey> {
     Ok(GivenKey { key, origin: None })
 }
 
+/// Reads `--validators`: the JSON `GET /node/validators` serves, checked
+/// whole ([`ValidatorsInfo::to_quorum`]).
+pub fn read_validators(path: &Path) -> anyhow::Result<ValidatorQuorum> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the validators {}", path.display()))?;
+    let info: ValidatorsInfo = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--validators {} is not what GET /node/validators serves",
+            path.display()
+        )
+    })?;
+    info.to_quorum()
+        .with_context(|| format!("--validators {}", path.display()))
+}
+
 /// Runs the verifier with a progress bar on a terminal, plain lines otherwise.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let key = args.key.as_deref().map(parse_key).transpose()?;
+    let validators = args
+        .validators
+        .as_deref()
+        .map(read_validators)
+        .transpose()?;
+    let trust = match (&key, &validators) {
+        (Some(given), _) => Trust::ServiceKey(&given.key),
+        (None, Some(validators)) => Trust::Validators(validators),
+        (None, None) => Trust::Genesis,
+    };
     let anchor = args
         .checkpoint
         .as_ref()
@@ -110,10 +145,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             progress.bytes_done, progress.bytes_total, progress.transactions
         ),
     };
-    let result = verify_split_ledger(
+    let result = verify_ledger_with(
         &args.ledger_dir,
         args.archive.as_deref(),
-        key.as_ref().map(|given| &given.key),
+        trust,
         anchor.as_deref(),
         &mut report,
     );
@@ -133,14 +168,24 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
                      not in the ledger (it resumes at the signed checkpoint of tree size {last})"
                 );
             }
-            print_summary(&args.ledger_dir, &summary, started.elapsed().as_secs_f64());
+            print_summary(
+                &args.ledger_dir,
+                &summary,
+                validators.as_ref(),
+                started.elapsed().as_secs_f64(),
+            );
             Ok(())
         }
         Err(failure) => bail!("ledger verification FAILED: {failure}"),
     }
 }
 
-fn print_summary(dir: &std::path::Path, summary: &VerifySummary, seconds: f64) {
+fn print_summary(
+    dir: &Path,
+    summary: &VerifySummary,
+    validators: Option<&ValidatorQuorum>,
+    seconds: f64,
+) {
     println!("ledger OK: {}", dir.display());
     println!(
         "  {} chunks, {} entries, {} transactions, {} bytes",
@@ -170,14 +215,45 @@ fn print_summary(dir: &std::path::Path, summary: &VerifySummary, seconds: f64) {
         );
     }
     let key = Digest(summary.public_key).to_hex();
-    match summary.key_source {
-        KeySource::Given => println!("  signatures checked against the given key {key}"),
-        KeySource::Genesis => println!(
+    match (summary.key_source, validators) {
+        (KeySource::Validators, Some(validators)) => println!(
+            "  every checkpoint certified by validators holding more than two thirds of \
+             the voting power, of the given validators {} (total power {})",
+            describe_validators(validators),
+            validators.total_power()
+        ),
+        (KeySource::Given, _) => println!("  signatures checked against the given key {key}"),
+        (KeySource::Genesis, _) => println!(
             "  signatures checked against the key recorded in the genesis entry, {key}: \
              this proves the ledger is consistent with itself; pass --key with the \
              service's public key to prove whose it is"
         ),
+        (KeySource::Validators, None) => {
+            println!("  every checkpoint certified by the given validators")
+        }
     }
     let rate = summary.transactions as f64 / seconds.max(1e-9);
     println!("  took {seconds:.3} s ({rate:.0} transactions/s)");
+}
+
+/// `v1 (power 1), v2 (power 3), ...` for the validators `ids` of
+/// `validators`.
+pub fn describe_signers(validators: &ValidatorQuorum, ids: &[u64]) -> String {
+    validators
+        .members()
+        .iter()
+        .filter(|member| ids.contains(&member.id))
+        .map(|member| format!("v{} (power {})", member.id, member.power))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every validator of `validators`, as [`describe_signers`] does.
+fn describe_validators(validators: &ValidatorQuorum) -> String {
+    let ids: Vec<u64> = validators
+        .members()
+        .iter()
+        .map(|member| member.id)
+        .collect();
+    describe_signers(validators, &ids)
 }

@@ -160,6 +160,8 @@ mod tests {
         assert_eq!(access("/application"), Access::Public);
         assert_eq!(access("/node/state"), Access::Public);
         assert_eq!(access("/node/checkpoint"), Access::Public);
+        assert_eq!(access("/node/public-key"), Access::Public);
+        assert_eq!(access("/node/validators"), Access::Public);
         assert_eq!(access("/metrics"), Access::Public);
         assert!(!requires_token("/node/consistency"));
     }

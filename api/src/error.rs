@@ -329,8 +329,9 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// This crate's own errors: starting the server and its TLS files, and a
-/// request body cut off by its deadline.
+/// This crate's own errors: starting the server and its TLS files, a
+/// request body cut off by its deadline, and a validator set that does not
+/// hold together.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A file or directory could not be read or written.
@@ -362,4 +363,8 @@ pub enum ApiError {
     /// a handler reading it sees; the client gets 408).
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// A validator set as `GET /node/validators` describes it that does not
+    /// hold together (see [`crate::ValidatorsInfo::to_quorum`]).
+    #[error("the validators: {0}")]
+    InvalidValidators(String),
 }

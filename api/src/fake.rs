@@ -15,7 +15,9 @@ use stele_history::{Digest, Receipt, TransactionId};
 use stele_kv::{Frozen, ReadView, Store};
 use tokio::sync::{mpsc, Notify};
 
-use crate::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
+use crate::{
+    KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus, ValidatorsInfo,
+};
 
 /// The view every transaction of the fake gets.
 pub const VIEW: u64 = 2;
@@ -37,6 +39,8 @@ struct Inner {
 pub struct FakeNode {
     inner: Mutex<Inner>,
     gate: Option<Gate>,
+    /// `Some` for a node in BFT mode.
+    validators: Option<ValidatorsInfo>,
 }
 
 impl FakeNode {
@@ -50,6 +54,21 @@ impl FakeNode {
                 read_barriers: 0,
             }),
             gate: None,
+            validators: None,
+        })
+    }
+
+    /// A node in BFT mode, its checkpoints certified by `validators`.
+    pub fn bft(validators: ValidatorsInfo) -> Arc<Self> {
+        Arc::new(FakeNode {
+            inner: Mutex::new(Inner {
+                store: Store::new(),
+                seqno: 0,
+                submits: Vec::new(),
+                read_barriers: 0,
+            }),
+            gate: None,
+            validators: Some(validators),
         })
     }
 
@@ -68,6 +87,7 @@ impl FakeNode {
                 entered,
                 release: Notify::new(),
             }),
+            validators: None,
         });
         (node, receiver)
     }
@@ -229,6 +249,10 @@ impl Node for FakeNode {
             verifier_key: "stele.test/fake+01234567+AQ==".to_owned(),
             origin: "stele.test/fake".to_owned(),
         }
+    }
+
+    fn validators(&self) -> Option<ValidatorsInfo> {
+        self.validators.clone()
     }
 
     fn state(&self) -> NodeState {

@@ -73,7 +73,10 @@ pub mod tls;
 pub use auth::token_hash;
 pub use config::ApiConfig;
 pub use error::{codes, ApiError, HttpError};
-pub use node::{KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus};
+pub use node::{
+    KvValue, Node, NodeError, NodeState, PublicKeyInfo, Submitted, TxStatus, ValidatorInfo,
+    ValidatorsInfo,
+};
 pub use routes::{router, ROUTES};
 pub use server::{serve, serve_listener, serve_listener_with, SHUTDOWN_GRACE};
 pub use tls::{ensure_self_signed, write_peer_certificate, TlsFiles};

@@ -6,7 +6,10 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use stele_frontends::{AbortReason, Command};
-use stele_history::{Digest, Receipt, TransactionId};
+use stele_history::hash::encode_lower_hex;
+use stele_history::{
+    validator_key_name, Digest, NoteVerifier, Receipt, TransactionId, ValidatorQuorum, VerifyingKey,
+};
 use stele_kv::{Frozen, ReadView};
 
 /// Where a transaction is, as `GET /node/tx` reports it.
@@ -54,6 +57,93 @@ pub struct PublicKeyInfo {
     pub verifier_key: String,
     /// The checkpoint origin.
     pub origin: String,
+}
+
+/// `GET /node/validators` (BFT mode): who certifies the service's
+/// checkpoints. It is also the file `stele verify --validators` and `stele
+/// receipt verify --validators` read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorsInfo {
+    /// The validators, by id.
+    pub validators: Vec<ValidatorInfo>,
+    /// The sum of their powers: a checkpoint is certified by signers holding
+    /// more than two thirds of it.
+    pub total_power: u64,
+    /// The checkpoint origin.
+    pub origin: String,
+}
+
+/// One validator of [`ValidatorsInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// The validator's id.
+    pub id: u64,
+    /// Its Ed25519 public key, 64 lowercase hex digits.
+    pub public_key: String,
+    /// Its voting power.
+    pub power: u64,
+    /// Its C2SP note verifier key, named `<origin>/v<id>`: the name of its
+    /// signature lines in certificate notes.
+    pub verifier_key: String,
+}
+
+impl ValidatorsInfo {
+    /// The description of `validators`, the certifiers of `origin`.
+    pub fn from_quorum(origin: &str, validators: &ValidatorQuorum) -> Self {
+        ValidatorsInfo {
+            validators: validators
+                .members()
+                .iter()
+                .map(|member| ValidatorInfo {
+                    id: member.id,
+                    public_key: encode_lower_hex(member.verifier.key().as_bytes()),
+                    power: member.power,
+                    verifier_key: member.verifier.to_verifier_key(),
+                })
+                .collect(),
+            total_power: validators.total_power(),
+            origin: origin.to_owned(),
+        }
+    }
+
+    /// The validator set described, checked whole: every public key is an
+    /// Ed25519 key, every verifier key names `<origin>/v<id>` with that key,
+    /// ids are distinct, powers positive and `total_power` their sum.
+    pub fn to_quorum(&self) -> Result<ValidatorQuorum, crate::ApiError> {
+        let invalid = |message: String| crate::ApiError::InvalidValidators(message);
+        let mut members = Vec::with_capacity(self.validators.len());
+        for validator in &self.validators {
+            let id = validator.id;
+            let key = Digest::from_hex(&validator.public_key, "public_key")
+                .ok()
+                .and_then(|digest| VerifyingKey::from_bytes(digest.as_bytes()).ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "validator {id}'s public_key is not 64 lowercase hex digits of an \
+                         Ed25519 key"
+                    ))
+                })?;
+            let verifier = NoteVerifier::from_verifier_key(&validator.verifier_key)
+                .map_err(|error| invalid(format!("validator {id}'s verifier_key: {error}")))?;
+            let name = validator_key_name(&self.origin, id);
+            if verifier.name() != name || *verifier.key() != key {
+                return Err(invalid(format!(
+                    "validator {id}'s verifier_key must name {name} with its public_key"
+                )));
+            }
+            members.push((id, key, validator.power));
+        }
+        let quorum = ValidatorQuorum::new(&self.origin, members)
+            .map_err(|error| invalid(error.to_string()))?;
+        if quorum.total_power() != self.total_power {
+            return Err(invalid(format!(
+                "total_power is {} but the powers add up to {}",
+                self.total_power,
+                quorum.total_power()
+            )));
+        }
+        Ok(quorum)
+    }
 }
 
 /// `GET /node/state`.
@@ -192,6 +282,13 @@ pub trait Node: Send + Sync + 'static {
 
     /// The service's public key.
     fn public_key(&self) -> PublicKeyInfo;
+
+    /// The validators certifying the checkpoints, in BFT mode; `None` for a
+    /// service with a service key (Raft mode), which `/node/validators`
+    /// answers with 404.
+    fn validators(&self) -> Option<ValidatorsInfo> {
+        None
+    }
 
     /// Role, view, commit, ledger size.
     fn state(&self) -> NodeState;

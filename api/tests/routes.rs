@@ -10,9 +10,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use stele_api::{ApiConfig, ROUTES};
+use stele_api::{ApiConfig, ValidatorsInfo, ROUTES};
 use stele_frontends::{Command, LoggingCommand, SmallBankCommand};
-use stele_history::{Receipt, TransactionId};
+use stele_history::{Digest, Receipt, TransactionId};
 use support::{app, call, get, post, Auth, FakeNode};
 
 #[tokio::test]
@@ -596,4 +596,123 @@ async fn slow_requests_time_out_with_503() {
         .await
         .error(503, "Timeout");
     assert!(error["message"].as_str().unwrap().contains("/node/tx"));
+}
+
+/// Validators 1 ..= `powers.len()` of `origin` with `powers`.
+fn validator_set(origin: &str, powers: &[u64]) -> stele_history::ValidatorQuorum {
+    let validators = (1..).zip(powers).map(|(id, power)| {
+        let key = stele_history::SigningKey::from_bytes(&[u8::try_from(id).unwrap(); 32]);
+        (id, key.verifying_key(), *power)
+    });
+    stele_history::ValidatorQuorum::new(origin, validators).unwrap()
+}
+
+#[tokio::test]
+async fn validators_are_public_in_bft_mode_and_404_with_a_service_key() {
+    const ORIGIN: &str = "stele.test/bft";
+    let set = validator_set(ORIGIN, &[1, 2, 1, 1]);
+    let node = FakeNode::bft(ValidatorsInfo::from_quorum(ORIGIN, &set));
+    let router = app(&node);
+    // Public, like /node/public-key: no token needed.
+    let reply = call(
+        &router,
+        Method::GET,
+        "/node/validators",
+        Auth::Missing,
+        None,
+        Body::empty(),
+    )
+    .await;
+    let body = reply.ok_json();
+    let member = &set.members()[1];
+    assert_eq!(
+        body["validators"][1],
+        json!({
+            "id": 2,
+            "public_key": Digest(member.verifier.key().to_bytes()).to_hex(),
+            "power": 2,
+            "verifier_key": member.verifier.to_verifier_key(),
+        })
+    );
+    assert!(body["validators"][1]["verifier_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("stele.test/bft/v2+"));
+    assert_eq!(body["validators"].as_array().unwrap().len(), 4);
+    assert_eq!(body["total_power"], 5);
+    assert_eq!(body["origin"], ORIGIN);
+    // What it serves is what `--validators` reads back: the same set.
+    let served: ValidatorsInfo = serde_json::from_value(body).unwrap();
+    assert_eq!(served.to_quorum().unwrap(), set);
+
+    // A node with a service key (Raft mode) has no validators.
+    let router = app(&FakeNode::new());
+    let reply = call(
+        &router,
+        Method::GET,
+        "/node/validators",
+        Auth::Missing,
+        None,
+        Body::empty(),
+    )
+    .await;
+    let error = reply.error(404, "NotFound");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("GET /node/public-key"), "{message}");
+}
+
+#[test]
+fn a_validators_file_that_does_not_hold_together_is_refused() {
+    const ORIGIN: &str = "stele.test/bft";
+    let good = ValidatorsInfo::from_quorum(ORIGIN, &validator_set(ORIGIN, &[1, 1, 1, 1]));
+    assert!(good.to_quorum().is_ok());
+    let refused = |edit: &dyn Fn(&mut ValidatorsInfo), expected: &str| {
+        let mut info = good.clone();
+        edit(&mut info);
+        let error = info.to_quorum().unwrap_err().to_string();
+        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+    };
+    refused(
+        &|info| info.total_power = 3,
+        "total_power is 3 but the powers add up to 4",
+    );
+    refused(
+        &|info| info.validators[0].public_key = "AB".repeat(32),
+        "validator 1's public_key",
+    );
+    // Validator 2's key under validator 1's name.
+    refused(
+        &|info| info.validators[0].public_key = info.validators[1].public_key.clone(),
+        "validator 1's verifier_key must name stele.test/bft/v1",
+    );
+    // Keys named for another origin.
+    refused(
+        &|info| info.origin = "elsewhere.example/log".to_owned(),
+        "must name elsewhere.example/log/v1",
+    );
+    refused(
+        &|info| info.validators[2].verifier_key.push('x'),
+        "validator 3's verifier_key",
+    );
+    refused(
+        &|info| {
+            info.validators[3] = info.validators[0].clone();
+            info.total_power = 4;
+        },
+        "distinct ids",
+    );
+    refused(
+        &|info| {
+            info.validators[3].power = 0;
+            info.total_power = 3;
+        },
+        "positive powers",
+    );
+    refused(
+        &|info| {
+            info.validators.clear();
+            info.total_power = 0;
+        },
+        "no validators",
+    );
 }

@@ -1,5 +1,5 @@
 //! The bytes of a [`WalEntry`]: a format byte ([`WAL_ENTRY_FORMAT`]), then the
-//! CBOR (`ciborium`) of serde mirror types private to this module.
+//! CBOR (`ciborium`) of serde mirror types, some shared with [`crate::wire`].
 //!
 //! Malachite's types are not serde types here (its `serde` feature is off, and
 //! its `borsh` feature covers neither `Input` nor `Timeout` nor our own
@@ -8,9 +8,16 @@
 //! encoded: `Vote`, `Proposal`, `ProposedValue`, `TimeoutElapsed` and
 //! `PolkaCertificate`; any other is refused with [`WalError::Encode`].
 //!
-//! Decoding checks everything a constructor would: fixed-size ids and
-//! signatures, known variants, a valid duration, no trailing bytes. It never
-//! panics on any input, and a value's id is recomputed from its bytes.
+//! Decoding checks everything a constructor would: fixed-size digests and
+//! signatures, well-formed checkpoint bodies, known variants, a valid
+//! duration, no trailing bytes. It never panics on any input. A value is
+//! rebuilt with [`Value::new`] (its id recomputed from its body and payload);
+//! a value id alone (in a vote or a certificate) is its digest and its body,
+//! the body checked, the digest kept as is (nothing to check it against).
+//!
+//! Format 2 carries values as a body and a payload, ids as a digest and a
+//! body. Format 1 (bare value bytes) is refused naming it: an older version's
+//! log of a height in progress cannot be replayed by this one.
 
 use std::time::Duration;
 
@@ -19,16 +26,19 @@ use arc_malachitebft_core_types::{
     NilOrVal, PolkaCertificate, PolkaSignature, Round, SignedMessage, Timeout, TimeoutKind,
     Validity, ValueOrigin, VoteType,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteArray, ByteBuf};
 
-use crate::context::{Height, Proposal, SteleContext, ValidatorId, Value, ValueId, Vote};
-use crate::error::WalError;
+use crate::context::{Height, Proposal, ValidatorId, Value, ValueId, Vote};
+use crate::error::{BftError, WalError};
 use crate::node::WalEntry;
 use crate::signing::{Signature, SignedProposal, SignedVote};
 
 /// The first byte of an encoded entry: the version of what follows.
-pub const WAL_ENTRY_FORMAT: u8 = 1;
+pub const WAL_ENTRY_FORMAT: u8 = 2;
+/// The entry format of the versions before values carried checkpoint bodies.
+pub const WAL_ENTRY_FORMAT_BARE_VALUES: u8 = 1;
 
 /// The kind of input a [`WalEntry`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -62,97 +72,289 @@ impl WalEntry {
 
     /// The entry's bytes: [`WAL_ENTRY_FORMAT`], then CBOR.
     pub fn encode(&self) -> Result<Vec<u8>, WalError> {
-        let mirror = EntryV1 {
+        let mirror = EntryCbor {
             height: self.height.0,
-            input: InputV1::from_input(&self.input)?,
+            input: InputCbor::from_input(&self.input)?,
         };
-        let mut bytes = vec![WAL_ENTRY_FORMAT];
-        ciborium::into_writer(&mirror, &mut bytes)
-            .map_err(|error| WalError::Encode(error.to_string()))?;
-        Ok(bytes)
+        to_cbor(WAL_ENTRY_FORMAT, &mirror).map_err(WalError::Encode)
     }
 
     /// The entry `bytes` encode; refuses (never panics on) anything else.
     pub fn decode(bytes: &[u8]) -> Result<WalEntry, WalError> {
-        let (format, mut rest) = bytes
-            .split_first()
-            .ok_or_else(|| WalError::Decode("no bytes".into()))?;
-        if *format != WAL_ENTRY_FORMAT {
-            return Err(WalError::Decode(format!("unknown format byte {format}")));
-        }
-        let mirror: EntryV1 = ciborium::from_reader(&mut rest)
-            .map_err(|error| WalError::Decode(error.to_string()))?;
-        if !rest.is_empty() {
+        if bytes.first() == Some(&WAL_ENTRY_FORMAT_BARE_VALUES) {
             return Err(WalError::Decode(format!(
-                "{} trailing bytes after the entry",
-                rest.len()
+                "entry format {WAL_ENTRY_FORMAT_BARE_VALUES} (values without checkpoint \
+                 bodies, written by an older stele-bft) is no longer read; this version \
+                 reads format {WAL_ENTRY_FORMAT}: the height this log holds cannot be \
+                 replayed"
             )));
         }
+        let mirror: EntryCbor = from_cbor(WAL_ENTRY_FORMAT, bytes).map_err(WalError::Decode)?;
         Ok(WalEntry {
             height: Height(mirror.height),
-            input: mirror.input.into_input()?,
+            input: mirror
+                .input
+                .into_input()
+                .map_err(|error| WalError::Decode(error.to_string()))?,
         })
     }
 }
 
-type SignatureV1 = ByteArray<64>;
-type IdV1 = ByteArray<32>;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryV1 {
-    height: u64,
-    input: InputV1,
+/// `format`, then the CBOR of `mirror`.
+pub(crate) fn to_cbor<T: Serialize>(format: u8, mirror: &T) -> Result<Vec<u8>, String> {
+    let mut bytes = vec![format];
+    ciborium::into_writer(mirror, &mut bytes).map_err(|error| error.to_string())?;
+    Ok(bytes)
 }
 
-#[derive(Serialize, Deserialize)]
-enum InputV1 {
-    Vote(SignedVoteV1),
-    Proposal(SignedProposalV1),
-    ProposedValue(ProposedValueV1),
-    TimeoutElapsed(TimeoutV1),
-    PolkaCertificate(PolkaCertificateV1),
+/// The mirror `bytes` hold after the format byte `format`; refuses another
+/// format byte and trailing bytes.
+pub(crate) fn from_cbor<T: DeserializeOwned>(format: u8, bytes: &[u8]) -> Result<T, String> {
+    let (found, mut rest) = bytes.split_first().ok_or("no bytes")?;
+    if *found != format {
+        return Err(format!(
+            "unknown format byte {found} (this version reads {format})"
+        ));
+    }
+    let mirror = ciborium::from_reader(&mut rest).map_err(|error| error.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} trailing bytes", rest.len()));
+    }
+    Ok(mirror)
 }
 
+pub(crate) type SignatureCbor = ByteArray<64>;
+
+pub(crate) fn signature_cbor(signature: &Signature) -> SignatureCbor {
+    ByteArray::new(signature.0)
+}
+
+pub(crate) fn signature_from(signature: SignatureCbor) -> Signature {
+    Signature(signature.into_array())
+}
+
+pub(crate) fn round_cbor(round: Round) -> Option<u32> {
+    round.as_u32()
+}
+
+pub(crate) fn round_from(round: Option<u32>) -> Round {
+    round.map_or(Round::Nil, Round::new)
+}
+
+/// A [`ValueId`]: its digest and its checkpoint body.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignedVoteV1 {
+pub(crate) struct ValueIdCbor {
+    digest: ByteArray<32>,
+    body: String,
+}
+
+impl ValueIdCbor {
+    pub(crate) fn from_id(id: &ValueId) -> ValueIdCbor {
+        ValueIdCbor {
+            digest: ByteArray::new(id.digest()),
+            body: id.checkpoint_body().to_string(),
+        }
+    }
+
+    pub(crate) fn into_id(self) -> Result<ValueId, BftError> {
+        ValueId::from_parts(self.digest.into_array(), self.body)
+    }
+}
+
+/// A [`Value`]: its checkpoint body and payload (its id is recomputed).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ValueCbor {
+    body: String,
+    payload: ByteBuf,
+}
+
+impl ValueCbor {
+    pub(crate) fn from_value(value: &Value) -> ValueCbor {
+        ValueCbor {
+            body: value.checkpoint_body().to_string(),
+            payload: ByteBuf::from(value.payload().to_vec()),
+        }
+    }
+
+    pub(crate) fn into_value(self) -> Result<Value, BftError> {
+        Value::new(self.body, self.payload.into_vec())
+    }
+}
+
+/// A [`SignedVote`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VoteCbor {
     prevote: bool,
     height: u64,
     round: Option<u32>,
-    value_id: Option<IdV1>,
+    value_id: Option<ValueIdCbor>,
     validator: u64,
     /// The signature of an extension (`Extension = ()`), never expected.
-    extension: Option<SignatureV1>,
-    signature: SignatureV1,
+    extension: Option<SignatureCbor>,
+    signature: SignatureCbor,
 }
 
+impl VoteCbor {
+    pub(crate) fn from_vote(signed: &SignedVote) -> VoteCbor {
+        let vote = &signed.message;
+        VoteCbor {
+            prevote: vote.vote_type == VoteType::Prevote,
+            height: vote.height.0,
+            round: round_cbor(vote.round),
+            value_id: match &vote.value_id {
+                NilOrVal::Nil => None,
+                NilOrVal::Val(id) => Some(ValueIdCbor::from_id(id)),
+            },
+            validator: vote.validator.0,
+            extension: vote
+                .extension
+                .as_ref()
+                .map(|extension| signature_cbor(&extension.signature)),
+            signature: signature_cbor(&signed.signature),
+        }
+    }
+
+    pub(crate) fn into_vote(self) -> Result<SignedVote, BftError> {
+        let vote = Vote {
+            vote_type: if self.prevote {
+                VoteType::Prevote
+            } else {
+                VoteType::Precommit
+            },
+            height: Height(self.height),
+            round: round_from(self.round),
+            value_id: match self.value_id {
+                None => NilOrVal::Nil,
+                Some(id) => NilOrVal::Val(id.into_id()?),
+            },
+            validator: ValidatorId(self.validator),
+            extension: self
+                .extension
+                .map(|signature| SignedMessage::new((), signature_from(signature))),
+        };
+        Ok(SignedVote::new(vote, signature_from(self.signature)))
+    }
+}
+
+/// A [`SignedProposal`].
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignedProposalV1 {
+pub(crate) struct ProposalCbor {
     height: u64,
     round: Option<u32>,
-    value: ByteBuf,
+    value: ValueCbor,
     pol_round: Option<u32>,
     proposer: u64,
-    signature: SignatureV1,
+    signature: SignatureCbor,
+}
+
+impl ProposalCbor {
+    pub(crate) fn from_proposal(signed: &SignedProposal) -> ProposalCbor {
+        let proposal = &signed.message;
+        ProposalCbor {
+            height: proposal.height.0,
+            round: round_cbor(proposal.round),
+            value: ValueCbor::from_value(&proposal.value),
+            pol_round: round_cbor(proposal.pol_round),
+            proposer: proposal.proposer.0,
+            signature: signature_cbor(&signed.signature),
+        }
+    }
+
+    pub(crate) fn into_proposal(self) -> Result<SignedProposal, BftError> {
+        let proposal = Proposal {
+            height: Height(self.height),
+            round: round_from(self.round),
+            value: self.value.into_value()?,
+            pol_round: round_from(self.pol_round),
+            proposer: ValidatorId(self.proposer),
+        };
+        Ok(SignedProposal::new(
+            proposal,
+            signature_from(self.signature),
+        ))
+    }
+}
+
+/// A [`PolkaCertificate`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolkaCbor {
+    height: u64,
+    round: Option<u32>,
+    value_id: ValueIdCbor,
+    /// `(validator, signature)` pairs, in the certificate's order.
+    signatures: Vec<(u64, SignatureCbor)>,
+}
+
+impl PolkaCbor {
+    pub(crate) fn from_certificate(
+        certificate: &PolkaCertificate<crate::SteleContext>,
+    ) -> PolkaCbor {
+        PolkaCbor {
+            height: certificate.height.0,
+            round: round_cbor(certificate.round),
+            value_id: ValueIdCbor::from_id(&certificate.value_id),
+            signatures: certificate
+                .polka_signatures
+                .iter()
+                .map(|s| (s.address.0, signature_cbor(&s.signature)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn into_certificate(
+        self,
+    ) -> Result<PolkaCertificate<crate::SteleContext>, BftError> {
+        Ok(PolkaCertificate {
+            height: Height(self.height),
+            round: round_from(self.round),
+            value_id: self.value_id.into_id()?,
+            polka_signatures: self
+                .signatures
+                .into_iter()
+                .map(|(id, signature)| {
+                    PolkaSignature::new(ValidatorId(id), signature_from(signature))
+                })
+                .collect(),
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProposedValueV1 {
+struct EntryCbor {
+    height: u64,
+    input: InputCbor,
+}
+
+#[derive(Serialize, Deserialize)]
+enum InputCbor {
+    Vote(VoteCbor),
+    Proposal(ProposalCbor),
+    ProposedValue(ProposedValueCbor),
+    TimeoutElapsed(TimeoutCbor),
+    PolkaCertificate(PolkaCbor),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposedValueCbor {
     height: u64,
     round: Option<u32>,
     valid_round: Option<u32>,
     proposer: u64,
-    value: ByteBuf,
+    value: ValueCbor,
     valid: bool,
     /// `ValueOrigin::Sync` if true, `Consensus` otherwise.
     synced: bool,
 }
 
 #[derive(Serialize, Deserialize)]
-enum TimeoutKindV1 {
+enum TimeoutKindCbor {
     Propose,
     Prevote,
     Precommit,
@@ -162,101 +364,41 @@ enum TimeoutKindV1 {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TimeoutV1 {
-    kind: TimeoutKindV1,
+struct TimeoutCbor {
+    kind: TimeoutKindCbor,
     round: Option<u32>,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolkaCertificateV1 {
-    height: u64,
-    round: Option<u32>,
-    value_id: IdV1,
-    /// `(validator, signature)` pairs, in the certificate's order.
-    signatures: Vec<(u64, SignatureV1)>,
-}
-
-fn round_v1(round: Round) -> Option<u32> {
-    round.as_u32()
-}
-
-fn round_from(round: Option<u32>) -> Round {
-    round.map_or(Round::Nil, Round::new)
-}
-
-fn signature_v1(signature: &Signature) -> SignatureV1 {
-    ByteArray::new(signature.0)
-}
-
-fn signature_from(signature: SignatureV1) -> Signature {
-    Signature(signature.into_array())
-}
-
-impl InputV1 {
-    fn from_input(input: &Input<SteleContext>) -> Result<InputV1, WalError> {
+impl InputCbor {
+    fn from_input(input: &Input<crate::SteleContext>) -> Result<InputCbor, WalError> {
         Ok(match input {
-            Input::Vote(signed) => {
-                let vote = &signed.message;
-                InputV1::Vote(SignedVoteV1 {
-                    prevote: vote.vote_type == VoteType::Prevote,
-                    height: vote.height.0,
-                    round: round_v1(vote.round),
-                    value_id: match &vote.value_id {
-                        NilOrVal::Nil => None,
-                        NilOrVal::Val(id) => Some(ByteArray::new(id.0)),
-                    },
-                    validator: vote.validator.0,
-                    extension: vote
-                        .extension
-                        .as_ref()
-                        .map(|extension| signature_v1(&extension.signature)),
-                    signature: signature_v1(&signed.signature),
-                })
-            }
-            Input::Proposal(signed) => {
-                let proposal = &signed.message;
-                InputV1::Proposal(SignedProposalV1 {
-                    height: proposal.height.0,
-                    round: round_v1(proposal.round),
-                    value: ByteBuf::from(proposal.value.bytes().to_vec()),
-                    pol_round: round_v1(proposal.pol_round),
-                    proposer: proposal.proposer.0,
-                    signature: signature_v1(&signed.signature),
-                })
-            }
-            Input::ProposedValue(value, origin) => InputV1::ProposedValue(ProposedValueV1 {
+            Input::Vote(signed) => InputCbor::Vote(VoteCbor::from_vote(signed)),
+            Input::Proposal(signed) => InputCbor::Proposal(ProposalCbor::from_proposal(signed)),
+            Input::ProposedValue(value, origin) => InputCbor::ProposedValue(ProposedValueCbor {
                 height: value.height.0,
-                round: round_v1(value.round),
-                valid_round: round_v1(value.valid_round),
+                round: round_cbor(value.round),
+                valid_round: round_cbor(value.valid_round),
                 proposer: value.proposer.0,
-                value: ByteBuf::from(value.value.bytes().to_vec()),
+                value: ValueCbor::from_value(&value.value),
                 valid: value.validity == Validity::Valid,
                 synced: *origin == ValueOrigin::Sync,
             }),
-            Input::TimeoutElapsed(timeout) => InputV1::TimeoutElapsed(TimeoutV1 {
+            Input::TimeoutElapsed(timeout) => InputCbor::TimeoutElapsed(TimeoutCbor {
                 kind: match timeout.kind {
-                    TimeoutKind::Propose => TimeoutKindV1::Propose,
-                    TimeoutKind::Prevote => TimeoutKindV1::Prevote,
-                    TimeoutKind::Precommit => TimeoutKindV1::Precommit,
-                    TimeoutKind::Rebroadcast => TimeoutKindV1::Rebroadcast,
-                    TimeoutKind::FinalizeHeight(after) => TimeoutKindV1::FinalizeHeight {
+                    TimeoutKind::Propose => TimeoutKindCbor::Propose,
+                    TimeoutKind::Prevote => TimeoutKindCbor::Prevote,
+                    TimeoutKind::Precommit => TimeoutKindCbor::Precommit,
+                    TimeoutKind::Rebroadcast => TimeoutKindCbor::Rebroadcast,
+                    TimeoutKind::FinalizeHeight(after) => TimeoutKindCbor::FinalizeHeight {
                         secs: after.as_secs(),
                         nanos: after.subsec_nanos(),
                     },
                 },
-                round: round_v1(timeout.round),
+                round: round_cbor(timeout.round),
             }),
-            Input::PolkaCertificate(certificate) => InputV1::PolkaCertificate(PolkaCertificateV1 {
-                height: certificate.height.0,
-                round: round_v1(certificate.round),
-                value_id: ByteArray::new(certificate.value_id.0),
-                signatures: certificate
-                    .polka_signatures
-                    .iter()
-                    .map(|s| (s.address.0, signature_v1(&s.signature)))
-                    .collect(),
-            }),
+            Input::PolkaCertificate(certificate) => {
+                InputCbor::PolkaCertificate(PolkaCbor::from_certificate(certificate))
+            }
             other => {
                 let name = match other {
                     Input::StartHeight(..) => "StartHeight",
@@ -270,44 +412,17 @@ impl InputV1 {
         })
     }
 
-    fn into_input(self) -> Result<Input<SteleContext>, WalError> {
+    fn into_input(self) -> Result<Input<crate::SteleContext>, BftError> {
         Ok(match self {
-            InputV1::Vote(v) => {
-                let vote = Vote {
-                    vote_type: if v.prevote {
-                        VoteType::Prevote
-                    } else {
-                        VoteType::Precommit
-                    },
-                    height: Height(v.height),
-                    round: round_from(v.round),
-                    value_id: v
-                        .value_id
-                        .map_or(NilOrVal::Nil, |id| NilOrVal::Val(ValueId(id.into_array()))),
-                    validator: ValidatorId(v.validator),
-                    extension: v
-                        .extension
-                        .map(|signature| SignedMessage::new((), signature_from(signature))),
-                };
-                Input::Vote(SignedVote::new(vote, signature_from(v.signature)))
-            }
-            InputV1::Proposal(p) => {
-                let proposal = Proposal {
-                    height: Height(p.height),
-                    round: round_from(p.round),
-                    value: Value::new(p.value.into_vec()),
-                    pol_round: round_from(p.pol_round),
-                    proposer: ValidatorId(p.proposer),
-                };
-                Input::Proposal(SignedProposal::new(proposal, signature_from(p.signature)))
-            }
-            InputV1::ProposedValue(p) => Input::ProposedValue(
+            InputCbor::Vote(vote) => Input::Vote(vote.into_vote()?),
+            InputCbor::Proposal(proposal) => Input::Proposal(proposal.into_proposal()?),
+            InputCbor::ProposedValue(p) => Input::ProposedValue(
                 ProposedValue {
                     height: Height(p.height),
                     round: round_from(p.round),
                     valid_round: round_from(p.valid_round),
                     proposer: ValidatorId(p.proposer),
-                    value: Value::new(p.value.into_vec()),
+                    value: p.value.into_value()?,
                     validity: if p.valid {
                         Validity::Valid
                     } else {
@@ -320,17 +435,17 @@ impl InputV1 {
                     ValueOrigin::Consensus
                 },
             ),
-            InputV1::TimeoutElapsed(t) => {
+            InputCbor::TimeoutElapsed(t) => {
                 let kind = match t.kind {
-                    TimeoutKindV1::Propose => TimeoutKind::Propose,
-                    TimeoutKindV1::Prevote => TimeoutKind::Prevote,
-                    TimeoutKindV1::Precommit => TimeoutKind::Precommit,
-                    TimeoutKindV1::Rebroadcast => TimeoutKind::Rebroadcast,
-                    TimeoutKindV1::FinalizeHeight { secs, nanos } => {
+                    TimeoutKindCbor::Propose => TimeoutKind::Propose,
+                    TimeoutKindCbor::Prevote => TimeoutKind::Prevote,
+                    TimeoutKindCbor::Precommit => TimeoutKind::Precommit,
+                    TimeoutKindCbor::Rebroadcast => TimeoutKind::Rebroadcast,
+                    TimeoutKindCbor::FinalizeHeight { secs, nanos } => {
                         // `Duration::new` panics when the nanoseconds carry
                         // over `u64::MAX` seconds; refuse any non-canonical one.
                         if nanos >= 1_000_000_000 {
-                            return Err(WalError::Decode(format!(
+                            return Err(BftError::MalformedMessage(format!(
                                 "{nanos} nanoseconds is not a fraction of a second"
                             )));
                         }
@@ -339,18 +454,7 @@ impl InputV1 {
                 };
                 Input::TimeoutElapsed(Timeout::new(round_from(t.round), kind))
             }
-            InputV1::PolkaCertificate(c) => Input::PolkaCertificate(PolkaCertificate {
-                height: Height(c.height),
-                round: round_from(c.round),
-                value_id: ValueId(c.value_id.into_array()),
-                polka_signatures: c
-                    .signatures
-                    .into_iter()
-                    .map(|(id, signature)| {
-                        PolkaSignature::new(ValidatorId(id), signature_from(signature))
-                    })
-                    .collect(),
-            }),
+            InputCbor::PolkaCertificate(c) => Input::PolkaCertificate(c.into_certificate()?),
         })
     }
 }
@@ -361,20 +465,24 @@ mod tests {
     use arc_malachitebft_core_consensus::LocallyProposedValue;
     use rand::{Rng, SeedableRng};
 
+    fn value(body: &str, payload: &[u8]) -> Value {
+        Value::new(body.into(), payload.to_vec()).expect("well formed")
+    }
+
     fn samples() -> Vec<WalEntry> {
-        let id = Value::new(b"batch".to_vec()).id();
+        let id = value("log\n1\n", b"batch").id();
         let vote = Vote {
             vote_type: VoteType::Precommit,
             height: Height(7),
             round: Round::new(3),
-            value_id: NilOrVal::Val(id),
+            value_id: NilOrVal::Val(id.clone()),
             validator: ValidatorId(2),
             extension: Some(SignedMessage::new((), Signature([9; 64]))),
         };
         let proposal = Proposal {
             height: Height(7),
             round: Round::new(1),
-            value: Value::new(b"batch".to_vec()),
+            value: value("log\n1\n", b"batch"),
             pol_round: Round::Nil,
             proposer: ValidatorId(4),
         };
@@ -387,7 +495,7 @@ mod tests {
                     round: Round::new(0),
                     valid_round: Round::new(0),
                     proposer: ValidatorId(1),
-                    value: Value::new(Vec::new()),
+                    value: value("log\n0\n", b""),
                     validity: Validity::Invalid,
                 },
                 ValueOrigin::Sync,
@@ -428,7 +536,7 @@ mod tests {
             input: Input::Propose(LocallyProposedValue::new(
                 Height(1),
                 Round::new(0),
-                Value::new(Vec::new()),
+                value("log\n0\n", b""),
             )),
         };
         assert_eq!(entry.kind(), WalEntryKind::Other);
@@ -442,8 +550,26 @@ mod tests {
         bytes.push(0);
         assert!(matches!(WalEntry::decode(&bytes), Err(WalError::Decode(_))));
         bytes.pop();
-        bytes[0] = 2;
+        bytes[0] = 3;
         assert!(matches!(WalEntry::decode(&bytes), Err(WalError::Decode(_))));
+        bytes[0] = WAL_ENTRY_FORMAT_BARE_VALUES;
+        let refused = WalEntry::decode(&bytes).expect_err("an entry of format 1");
+        assert!(refused.to_string().contains("no longer read"), "{refused}");
+    }
+
+    #[test]
+    fn a_malformed_body_in_an_entry_is_refused() {
+        let entry = &samples()[1];
+        let bytes = entry.encode().expect("encodable");
+        // The body "log\n1\n" becomes "log\r1\n": same length, still CBOR.
+        let at = bytes
+            .windows(6)
+            .position(|window| window == b"log\n1\n")
+            .expect("the body is in the bytes");
+        let mut bad = bytes.clone();
+        bad[at + 3] = b'\r';
+        let error = WalEntry::decode(&bad).expect_err("a CR in the body");
+        assert!(error.to_string().contains("control character"), "{error}");
     }
 
     /// Truncations, bit flips and random bytes: decoding may fail, never panic.

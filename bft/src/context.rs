@@ -1,20 +1,28 @@
 //! Stele's Malachite [`Context`](types::Context): the types the Tendermint core is generic over.
 //!
-//! A height is one batch; a value is the batch's bytes, identified by their
-//! SHA-256 ([`ValueId`]). Votes carry no extension (`Extension = ()`), and the
-//! sign-bytes of a vote never include one (see [`crate::signing`]), because
-//! Malachite rebuilds precommits without extensions to check certificates.
+//! A height is one batch; a value is the batch's checkpoint body and payload
+//! ([`Value`], in [`crate::value`]). Votes carry no extension (`Extension =
+//! ()`), and the sign-bytes of a vote never include one (see
+//! [`crate::signing`]), because Malachite rebuilds precommits without
+//! extensions to check certificates.
+//!
+//! The context is not stateless: it holds the view base of the height the
+//! core runs (see [`crate::validators::select_proposer`]), shared with the
+//! [`crate::BftNode`] that sets it before each height starts, because
+//! Malachite asks the context for a proposer with only a height and a round.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arc_malachitebft_core_types as types;
 use arc_malachitebft_core_types::{
     LinearTimeouts, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
-use sha2::{Digest, Sha256};
 
 use crate::signing::Ed25519;
-use crate::validators::{select_proposer, Validator, ValidatorSet};
+use crate::validators::{round_view, select_proposer, Validator, ValidatorSet};
+pub use crate::value::{Value, ValueId};
 
 /// A validator's id, its address in the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,62 +77,11 @@ impl types::Height for Height {
     }
 }
 
-/// The id of a value: the SHA-256 of its bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ValueId(pub [u8; 32]);
-
-impl fmt::Display for ValueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
-
-impl fmt::Debug for ValueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ValueId({self})")
-    }
-}
-
-/// A proposed batch: opaque bytes at this stage, and their id.
-///
-/// Invariant: `id == SHA-256(bytes)`; the fields are private so that the only
-/// way to build one is [`Value::new`].
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Value {
-    id: ValueId,
-    bytes: Vec<u8>,
-}
-
-impl Value {
-    /// A value holding `bytes`.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        let id = ValueId(Sha256::digest(&bytes).into());
-        Value { id, bytes }
-    }
-
-    /// The value's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The value's id (SHA-256 of the bytes).
-    pub fn id(&self) -> ValueId {
-        self.id
-    }
-}
-
-impl fmt::Debug for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A batch can be large: show its id and size, not its bytes.
-        write!(f, "Value({}, {} bytes)", self.id, self.bytes.len())
-    }
-}
-
 impl types::Value for Value {
     type Id = ValueId;
 
     fn id(&self) -> ValueId {
-        self.id
+        Value::id(self)
     }
 }
 
@@ -230,9 +187,37 @@ impl types::Vote<SteleContext> for Vote {
     }
 }
 
-/// Stele's context for Malachite: stateless, so every node builds the same.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SteleContext;
+/// Stele's context for Malachite: the view base of the height the core runs
+/// (a round's view is [`round_view`]`(height, view_base, round)`, whose owner
+/// proposes).
+///
+/// Clones share the base. Only the node that owns the core sets it, right
+/// before the core starts a height, and the core asks for proposers of that
+/// height only; so every node that agrees on the base agrees on proposers.
+#[derive(Clone, Debug, Default)]
+pub struct SteleContext {
+    view_base: Arc<AtomicU64>,
+}
+
+impl SteleContext {
+    /// A context whose current height has view base `view_base`.
+    pub fn new(view_base: u64) -> SteleContext {
+        SteleContext {
+            view_base: Arc::new(AtomicU64::new(view_base)),
+        }
+    }
+
+    /// The view base of the height the core runs.
+    pub fn view_base(&self) -> u64 {
+        // One thread drives a node: no ordering with other memory is needed.
+        self.view_base.load(Ordering::Relaxed)
+    }
+
+    /// Sets the view base (before the core starts the height it belongs to).
+    pub(crate) fn set_view_base(&self, view_base: u64) {
+        self.view_base.store(view_base, Ordering::Relaxed);
+    }
+}
 
 impl types::Context for SteleContext {
     type Address = ValidatorId;
@@ -247,13 +232,15 @@ impl types::Context for SteleContext {
     type Extension = ();
     type SigningScheme = Ed25519;
 
+    /// The owner of the round's view. The core only asks about the height it
+    /// runs, whose base the node set.
     fn select_proposer<'a>(
         &self,
         validator_set: &'a ValidatorSet,
         height: Height,
         round: Round,
     ) -> &'a Validator {
-        select_proposer(validator_set, height, round)
+        select_proposer(validator_set, round_view(height, self.view_base(), round))
     }
 
     fn new_proposal(
@@ -314,18 +301,3 @@ pub fn new_vote(
 
 /// Voting power, as Malachite counts it.
 pub type Power = VotingPower;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_id_is_the_sha256_of_its_bytes() {
-        let value = Value::new(b"abc".to_vec());
-        assert_eq!(
-            value.id().to_string(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_ne!(value.id(), Value::new(b"abd".to_vec()).id());
-    }
-}

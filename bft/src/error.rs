@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::context::{Height, ValidatorId, ValueId};
 
-/// What can go wrong in `stele-bft`: a refused input (validator set,
-/// certificate) or a recovery that must stop the node.
+/// What can go wrong in `stele-bft`: a refused input (validator set, value,
+/// message bytes, certificate) or a recovery that must stop the node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BftError {
     /// A validator set must hold at least one validator.
@@ -16,6 +16,10 @@ pub enum BftError {
     /// Validator ids are addresses: two entries may not share one.
     #[error("validator {0} appears twice in the validator set")]
     DuplicateValidator(ValidatorId),
+    /// Two validators share a public key: a precommit's note text does not
+    /// name its signer, so the key's signature would count for both.
+    #[error("validator {0} has the public key of another validator in the set")]
+    DuplicateKey(ValidatorId),
     /// A validator with no power could never count towards a quorum.
     #[error("validator {0} has zero voting power")]
     ZeroPower(ValidatorId),
@@ -54,6 +58,14 @@ pub enum BftError {
         /// Total power of the validator set.
         total: u64,
     },
+    /// A value's checkpoint body is not a well-formed note body (see
+    /// [`crate::Value::new`]).
+    #[error("malformed value: {0}")]
+    MalformedValue(String),
+    /// Bytes that are not a [`crate::Message`] or [`crate::Decision`] this
+    /// version reads.
+    #[error("malformed message: {0}")]
+    MalformedMessage(String),
     /// Replaying the write-ahead log re-derived a message that differs from the
     /// one recorded: the node must stop rather than sign a conflicting vote.
     #[error("write-ahead log replay diverged at height {height}: {detail}")]

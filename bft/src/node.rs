@@ -14,24 +14,44 @@
 //! which may carry the vote just logged), and a [`Action::Decided`] must be
 //! committed before the actions after it, which already belong to the next
 //! height (the WAL is per height: see [`BftNode::recover`]).
+//!
+//! Views: the node's height has a view base ([`BftNode::view_base`]); round r
+//! runs in view `base + r` (from round [`crate::STICKY_ROUNDS`] on, in a view
+//! of the height and round only: see [`crate::validators`]), whose owner
+//! proposes ([`crate::select_proposer`]); a height decided in view v gives the
+//! next height base v, so the proposer only changes with a round change. The
+//! base is shared with the [`SteleContext`] (Malachite asks it for
+//! proposers) and set right before the core starts a height. A synced
+//! decision is accepted in the view its signers give it, and adopted.
+//!
+//! Parking ([`BftConfig::park_between_heights`]): after a decision the node
+//! does not start the next height by itself ([`BftNode::parked`]). It starts
+//! it on [`Event::Start`], on a message of that height or a later one whose
+//! signatures check out (fed next, as any message; the core buffers votes of
+//! heights it has not started, and the node proposals of later heights), or
+//! on a checked [`Event::Synced`] of that height. Nothing is scheduled while
+//! parked: parking cancels every timer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 
 use arc_malachitebft_core_consensus::{
     process, Error as CoreError, Input, LocallyProposedValue, Params, PeerId, State,
     ThresholdParams, ValuePayload,
 };
 use arc_malachitebft_core_types::{
-    CommitCertificate, ExtendedCommitCertificate, LinearTimeouts, PolkaCertificate, Round,
-    RoundCertificate, Timeout, ValueOrigin, ValueResponse, VoteExtensionPolicy,
+    CommitCertificate, ExtendedCommitCertificate, NilOrVal, Round, ValueOrigin, ValueResponse,
+    VoteExtensionPolicy, VoteType,
 };
-use ed25519_dalek::SigningKey;
 
 use crate::context::{Height, SteleContext, ValidatorId, Value, ValueId};
+use crate::effects::{EffectContext, Outcome};
 use crate::error::BftError;
-use crate::signing::{verify_proposal, SignedProposal, SignedVote};
-use crate::validators::{select_proposer, ValidatorSet};
+pub use crate::events::{Action, BftConfig, BftStats, Event, Message, WalEntry};
+use crate::signing::{
+    check_polka_certificate, check_round_certificate, verify_certificate, verify_proposal,
+    verify_vote, SignedProposal,
+};
+use crate::validators::{round_view, select_proposer};
 use crate::validity::Validity;
 
 /// Heights ahead of the current one whose proposals are kept for later.
@@ -41,130 +61,25 @@ pub const FUTURE_PROPOSALS_PER_HEIGHT_MAX: usize = 16;
 /// Distinct values checked per round (Malachite stores at most 2 per round;
 /// more from one proposer is equivocation, and re-execution is expensive).
 pub const VALUES_CHECKED_PER_ROUND_MAX: usize = 2;
-
-/// A message between validators. Each carries its own signatures; the
-/// transport's sender is not trusted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
-    /// A signed proposal (the value travels inside: `ProposalOnly`).
-    Proposal(SignedProposal),
-    /// A signed prevote or precommit.
-    Vote(SignedVote),
-    /// > 2/3 prevotes for one value (sent with a re-proposal).
-    PolkaCertificate(PolkaCertificate<SteleContext>),
-    /// A round's precommits, or > 1/3 votes of a later round (skip).
-    RoundCertificate(RoundCertificate<SteleContext>),
-}
-
-/// What happened to the node.
-#[derive(Clone, Debug)]
-pub enum Event {
-    /// Start the first height (once; a recovered node is already started).
-    Start,
-    /// A message from a peer (never the node's own broadcasts).
-    Message(ValidatorId, Message),
-    /// A timeout scheduled by [`Action::ScheduleTimeout`] elapsed.
-    TimeoutElapsed(Height, Timeout),
-    /// The value asked for by [`Action::GetValue`].
-    ValueToPropose(Height, Round, Vec<u8>),
-    /// A decided value and its certificate, fetched from a peer for the
-    /// current height (catch-up); the certificate is checked before use.
-    Synced {
-        /// The decided value's bytes.
-        value: Vec<u8>,
-        /// Its commit certificate.
-        certificate: CommitCertificate<SteleContext>,
-    },
-}
-
-/// An entry of the write-ahead log: an input the core must see again after a
-/// restart (its own votes and proposals among them). [`WalEntry::encode`] and
-/// [`WalEntry::decode`] give its bytes, [`crate::Wal`] keeps it on disk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalEntry {
-    /// The height the entry belongs to.
-    pub height: Height,
-    /// The logged input (opaque to the host: see [`WalEntry::kind`]).
-    pub(crate) input: Input<SteleContext>,
-}
-
-/// What the host must do, in the order returned.
-#[derive(Clone, Debug)]
-pub enum Action {
-    /// Make the entry durable before acting on any later action.
-    PersistWal(WalEntry),
-    /// Send to every other validator.
-    Broadcast(Message),
-    /// Feed `Event::TimeoutElapsed(height, timeout)` after `after`, replacing
-    /// any pending timer for the same `(height, timeout)`.
-    ScheduleTimeout {
-        /// The height the timer belongs to.
-        height: Height,
-        /// The timeout.
-        timeout: Timeout,
-        /// How long from now.
-        after: Duration,
-    },
-    /// Cancel the timer for `(height, timeout)`.
-    CancelTimeout {
-        /// The height the timer belongs to.
-        height: Height,
-        /// The timeout.
-        timeout: Timeout,
-    },
-    /// Cancel every pending timer.
-    CancelAllTimeouts,
-    /// This node proposes at `(height, round)`: answer with
-    /// `Event::ValueToPropose` before the propose timeout.
-    GetValue {
-        /// The height to propose for.
-        height: Height,
-        /// The round to propose in.
-        round: Round,
-    },
-    /// `value` is decided at `height`; commit it with its certificate.
-    Decided {
-        /// The decided height.
-        height: Height,
-        /// The decided value.
-        value: Value,
-        /// Precommit signatures of > 2/3 of the voting power.
-        certificate: CommitCertificate<SteleContext>,
-    },
-}
-
-/// Counters of what the node refused or could not do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BftStats {
-    /// Distinct proposed values the validity hook refused.
-    pub refused_proposals: u64,
-    /// Messages dropped before the core: bad signature, wrong proposer, too
-    /// far ahead, over a cap.
-    pub dropped_messages: u64,
-    /// Synced values whose certificate or bytes did not check out.
-    pub rejected_syncs: u64,
-    /// Inputs the core stopped on with an error (none expected).
-    pub core_errors: u64,
-}
-
-/// The node's identity and the validators it works with.
-#[derive(Clone, Debug)]
-pub struct BftConfig {
-    /// This validator's id.
-    pub id: ValidatorId,
-    /// This validator's key (its public half must be its key in the set).
-    pub signing_key: SigningKey,
-    /// The validators (one set for every height at this stage).
-    pub validators: ValidatorSet,
-    /// Round timeouts.
-    pub timeouts: LinearTimeouts,
-}
+/// Bounds of the core's buffer of inputs for heights it has not started:
+/// heights kept, and inputs kept per height.
+pub const BUFFERED_HEIGHTS_MAX: usize = 1000;
+/// See [`BUFFERED_HEIGHTS_MAX`].
+pub const BUFFERED_INPUTS_PER_HEIGHT_MAX: usize = 1000;
 
 /// One validator's consensus: Malachite's state, its key and its validity hook.
 pub struct BftNode {
     state: State<SteleContext>,
+    /// The view base of the height the core runs, shared with the core.
+    context: SteleContext,
     config: BftConfig,
     validity: Box<dyn Validity + Send>,
+    /// The node's height: the one the core runs, or the next one (parked, or
+    /// not started yet).
+    height: Height,
+    /// The view base of `height`.
+    view_base: u64,
+    /// Whether the core runs `height`.
     started: bool,
     /// While true, `WalAppend` is a no-op (the entry is already in the log).
     replaying: bool,
@@ -177,17 +92,22 @@ pub struct BftNode {
     checked_per_round: BTreeMap<Round, usize>,
     /// Proposals for later heights, checked when the node gets there.
     future_proposals: BTreeMap<Height, Vec<SignedProposal>>,
+    /// The synced certificate being fed and its view (during one `handle`).
+    synced: Option<(CommitCertificate<SteleContext>, u64)>,
     stats: BftStats,
 }
 
 impl BftNode {
-    /// A node that will start at `height` (the last committed height + 1) on
-    /// [`Event::Start`]. Refuses an id outside the set or a key that is not the
+    /// A node that will start at `height` (the last committed height + 1),
+    /// whose view base is `view_base` (the view the last committed height was
+    /// decided in; 0 for a new cluster), on [`Event::Start`] (or, parking, as
+    /// [`Event`] says). Refuses an id outside the set or a key that is not the
     /// id's key.
     pub fn new(
         config: BftConfig,
         validity: Box<dyn Validity + Send>,
         height: Height,
+        view_base: u64,
     ) -> Result<Self, BftError> {
         let validator = config
             .validators
@@ -204,31 +124,38 @@ impl BftNode {
             value_payload: ValuePayload::ProposalOnly,
             enabled: true,
         };
+        let context = SteleContext::new(view_base);
         let state = State::new(
-            SteleContext,
+            context.clone(),
             height,
             config.validators.clone(),
             params,
-            // Bounds of the core's buffer of inputs for future heights.
-            1000,
-            1000,
+            BUFFERED_HEIGHTS_MAX,
+            BUFFERED_INPUTS_PER_HEIGHT_MAX,
         );
         Ok(BftNode {
             state,
+            context,
             config,
             validity,
+            height,
+            view_base,
             started: false,
             replaying: false,
             proposed: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             checked_per_round: BTreeMap::new(),
             future_proposals: BTreeMap::new(),
+            synced: None,
             stats: BftStats::default(),
         })
     }
 
-    /// A node restarted at `height` (the last committed height + 1) from its
-    /// write-ahead log, already started. Entries of other heights are ignored.
+    /// A node restarted at `height` (the last committed height + 1, whose
+    /// view base is `view_base`) from its write-ahead log, already started,
+    /// parking or not (if the replayed entries decide the height, the returned
+    /// actions hold its `Decided`, and a parking node is parked at the next).
+    /// Entries of other heights are ignored.
     ///
     /// Follows Malachite's engine: start the height, index this node's own
     /// signed votes and proposals in the log, replay every entry (re-deriving a
@@ -241,9 +168,10 @@ impl BftNode {
         config: BftConfig,
         validity: Box<dyn Validity + Send>,
         height: Height,
+        view_base: u64,
         wal: &[WalEntry],
     ) -> Result<(Self, Vec<Action>), BftError> {
-        let mut node = BftNode::new(config, validity, height)?;
+        let mut node = BftNode::new(config, validity, height, view_base)?;
         let entries: Vec<Input<SteleContext>> = wal
             .iter()
             .filter(|entry| entry.height == height)
@@ -259,8 +187,8 @@ impl BftNode {
             }
         }
         let mut actions = Vec::new();
-        node.started = true;
-        node.run(node.start_height_input(height), &mut actions)?;
+        let start = node.start_input();
+        node.run(start, &mut actions)?;
         node.state.index_wal_entries(entries.iter());
         node.replaying = true;
         let replayed = entries
@@ -276,56 +204,71 @@ impl BftNode {
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut actions = Vec::new();
         let input = match event {
-            Event::Start if !self.started => {
-                self.started = true;
-                Some(self.start_height_input(self.state.height()))
-            }
-            Event::Start => None,
-            Event::Message(_from, message) => self.on_message(message),
+            Event::Start => (!self.started).then(|| self.start_input()),
+            Event::Message(_from, message) => self.on_message(message, &mut actions),
             Event::TimeoutElapsed(height, timeout) => {
                 // Malachite's timeouts carry a round, not a height: one left
                 // over from an earlier height must not fire in this one.
-                (height == self.state.height()).then_some(Input::TimeoutElapsed(timeout))
+                (self.started && height == self.height).then_some(Input::TimeoutElapsed(timeout))
             }
-            Event::ValueToPropose(height, round, bytes) => {
-                (height == self.state.height()).then(|| {
+            Event::ValueToPropose(height, round, value) => {
+                (self.started && height == self.height).then(|| {
                     // Re-propose what this node already proposed in the round.
-                    let value = self
-                        .proposed
-                        .entry(round)
-                        .or_insert_with(|| Value::new(bytes));
+                    let value = self.proposed.entry(round).or_insert(value);
                     Input::Propose(LocallyProposedValue::new(height, round, value.clone()))
                 })
             }
-            Event::Synced { value, certificate } => {
-                let certificate = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
-                    certificate,
-                    Default::default(),
-                );
-                // The sender is not known to the core; an identity peer id.
-                let peer = PeerId::from_bytes(&[0, 1, 0]).expect("an identity multihash");
-                Some(Input::SyncValueResponse(ValueResponse::new(
-                    peer,
-                    value.into(),
-                    certificate,
-                )))
-            }
+            Event::Synced {
+                value,
+                certificate,
+                view,
+            } => self.on_synced(value, certificate, view, &mut actions),
         };
         if let Some(input) = input {
             // Only a replay can diverge; live inputs' errors are counted.
             let _ = self.run(input, &mut actions);
         }
+        self.synced = None;
         actions
     }
 
-    /// The height being decided.
+    /// The node's height: the one being decided, or, parked or not started
+    /// yet, the one it will start.
     pub fn height(&self) -> Height {
-        self.state.height()
+        self.height
     }
 
-    /// The round being run at the current height.
+    /// The round being run at the node's height (`Round::Nil` when the
+    /// height is not started).
     pub fn round(&self) -> Round {
-        self.state.round()
+        if self.started {
+            self.state.round()
+        } else {
+            Round::Nil
+        }
+    }
+
+    /// The view base of the node's height.
+    pub fn view_base(&self) -> u64 {
+        self.view_base
+    }
+
+    /// The current view: [`round_view`] of the current round (the base when
+    /// the height is not started).
+    pub fn view(&self) -> u64 {
+        round_view(self.height, self.view_base, self.round())
+    }
+
+    /// The proposer of the current view: of the current height and round, or,
+    /// parked or not started, of the node's height's round 0.
+    pub fn proposer(&self) -> ValidatorId {
+        select_proposer(&self.config.validators, self.view()).id
+    }
+
+    /// Whether the node waits, between heights, for a reason to start its
+    /// height (see [`BftConfig::park_between_heights`]).
+    pub fn parked(&self) -> bool {
+        !self.started && self.config.park_between_heights
     }
 
     /// This validator's id.
@@ -338,11 +281,14 @@ impl BftNode {
         self.stats
     }
 
-    fn start_height_input(&self, height: Height) -> Input<SteleContext> {
+    /// The input that starts the node's height (the base is handed to the
+    /// core when it is fed: see `feed`).
+    fn start_input(&mut self) -> Input<SteleContext> {
+        self.started = true;
         // No target time: Malachite then reads no clock (it decides and
         // finalizes in one step), which keeps a simulation deterministic.
         Input::StartHeight(
-            height,
+            self.height,
             self.config.validators.clone(),
             false,
             None,
@@ -350,13 +296,101 @@ impl BftNode {
         )
     }
 
-    fn on_message(&mut self, message: Message) -> Option<Input<SteleContext>> {
+    fn on_message(
+        &mut self,
+        message: Message,
+        actions: &mut Vec<Action>,
+    ) -> Option<Input<SteleContext>> {
+        if self.parked() {
+            if message.height() < self.height {
+                return None;
+            }
+            if !self.authentic(&message) {
+                self.stats.dropped_messages += 1;
+                return None;
+            }
+            let start = self.start_input();
+            let _ = self.run(start, actions);
+        }
         match message {
             Message::Proposal(proposal) => self.admit_proposal(proposal),
             Message::Vote(vote) => Some(Input::Vote(vote)),
             Message::PolkaCertificate(certificate) => Some(Input::PolkaCertificate(certificate)),
             Message::RoundCertificate(certificate) => Some(Input::RoundCertificate(certificate)),
         }
+    }
+
+    /// Whether a message that would start a parked height is signed by
+    /// validators of the set. A proposal or a precommit for a value (alone or
+    /// in a round certificate) of a later height than the node's cannot be
+    /// checked (its view base is not known yet) and does not count.
+    fn authentic(&self, message: &Message) -> bool {
+        let validators = &self.config.validators;
+        let known_base = (message.height() == self.height).then_some(self.view_base);
+        let thresholds = ThresholdParams::default();
+        match message {
+            Message::Proposal(proposal) => {
+                let key = validators.get(proposal.proposer).map(|v| &v.public_key);
+                matches!((known_base, key), (Some(base), Some(key))
+                    if verify_proposal(&proposal.message, &proposal.signature, key, base))
+            }
+            Message::Vote(vote) => {
+                let value_precommit = vote.vote_type == VoteType::Precommit
+                    && matches!(vote.value_id, NilOrVal::Val(_));
+                let base = if value_precommit { known_base } else { Some(0) };
+                let key = validators.get(vote.validator).map(|v| &v.public_key);
+                matches!((base, key), (Some(base), Some(key))
+                    if verify_vote(&vote.message, &vote.signature, key, base))
+            }
+            Message::PolkaCertificate(certificate) => {
+                check_polka_certificate(certificate, validators, thresholds.quorum).is_ok()
+            }
+            Message::RoundCertificate(certificate) => known_base.is_some_and(|base| {
+                check_round_certificate(certificate, validators, thresholds, base).is_ok()
+            }),
+        }
+    }
+
+    /// Checks a synced decision of the node's height before the core sees it:
+    /// the value is the certificate's, and the certificate's signatures verify
+    /// in `view`, which the node adopts even when it is not its own view of
+    /// the round (its base diverged: the signers, > 2/3 of the power, vouch
+    /// for theirs). A decision of another height is ignored.
+    fn on_synced(
+        &mut self,
+        value: Value,
+        certificate: CommitCertificate<SteleContext>,
+        view: u64,
+        actions: &mut Vec<Action>,
+    ) -> Option<Input<SteleContext>> {
+        if certificate.height != self.height {
+            // Late or early answers are common and harmless.
+            return None;
+        }
+        let id = value.id();
+        if verify_certificate(&certificate, &id, &self.config.validators, view).is_err() {
+            self.stats.rejected_syncs += 1;
+            return None;
+        }
+        if view != round_view(self.height, self.view_base, certificate.round) {
+            self.stats.synced_other_views += 1;
+        }
+        if self.parked() {
+            let start = self.start_input();
+            let _ = self.run(start, actions);
+        }
+        let extended = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+            certificate.clone(),
+            Default::default(),
+        );
+        self.synced = Some((certificate, view));
+        // The sender is not known to the core; an identity peer id.
+        let peer = PeerId::from_bytes(&[0, 1, 0]).expect("an identity multihash");
+        Some(Input::SyncValueResponse(ValueResponse::new(
+            peer,
+            value.to_bytes().into(),
+            extended,
+        )))
     }
 
     /// Checks a proposal before the core sees it. In `ProposalOnly` mode the
@@ -366,7 +400,7 @@ impl BftNode {
     /// fires. The cheap checks (proposer, signature, caps) come before the
     /// hook, which re-executes a batch.
     fn admit_proposal(&mut self, proposal: SignedProposal) -> Option<Input<SteleContext>> {
-        let height = self.state.height();
+        let height = self.height;
         if proposal.height < height {
             return None;
         }
@@ -382,10 +416,17 @@ impl BftNode {
             return None;
         }
         let validators = &self.config.validators;
+        let base = self.view_base;
+        let view = round_view(height, base, proposal.round);
         let genuine = proposal.round.is_defined()
-            && select_proposer(validators, height, proposal.round).id == proposal.proposer
+            && select_proposer(validators, view).id == proposal.proposer
             && validators.get(proposal.proposer).is_some_and(|proposer| {
-                verify_proposal(&proposal.message, &proposal.signature, &proposer.public_key)
+                verify_proposal(
+                    &proposal.message,
+                    &proposal.signature,
+                    &proposer.public_key,
+                    base,
+                )
             });
         if !genuine {
             self.stats.dropped_messages += 1;
@@ -443,6 +484,30 @@ impl BftNode {
         }
     }
 
+    /// The height ended (decided in `view`): start the next one, or park.
+    fn on_finalized(
+        &mut self,
+        decided: Height,
+        view: u64,
+        actions: &mut Vec<Action>,
+        queue: &mut VecDeque<Input<SteleContext>>,
+    ) {
+        self.height = decided.next();
+        self.view_base = view;
+        self.started = false;
+        // The decided height's values must not answer the next height's
+        // GetValue (which runs inside the StartHeight call, before
+        // `on_new_height`).
+        self.proposed.clear();
+        self.verdicts.clear();
+        self.checked_per_round.clear();
+        if self.config.park_between_heights {
+            actions.push(Action::CancelAllTimeouts);
+        } else {
+            queue.push_back(self.start_input());
+        }
+    }
+
     /// One `process!` call: answers each effect of the core, appending actions
     /// and queueing follow-up inputs.
     fn feed(
@@ -452,21 +517,27 @@ impl BftNode {
         queue: &mut VecDeque<Input<SteleContext>>,
     ) -> Result<(), BftError> {
         // Effects of one call belong to one height: the target of a
-        // StartHeight, or the current one (Finalize queues the next height).
+        // StartHeight (whose base the core must see from now on), or the
+        // current one.
         let height = match &input {
-            Input::StartHeight(height, ..) => *height,
+            Input::StartHeight(height, ..) => {
+                self.context.set_view_base(self.view_base);
+                *height
+            }
             _ => self.state.height(),
         };
-        let mut decided: Option<(usize, CommitCertificate<SteleContext>)> = None;
-        let mut context = crate::effects::EffectContext {
+        let mut outcome = Outcome::default();
+        let mut context = EffectContext {
             height,
+            view_base: self.context.view_base(),
             config: &self.config,
             replaying: self.replaying,
+            synced: self.synced.as_ref(),
             proposed: &mut self.proposed,
             stats: &mut self.stats,
             actions,
             queue,
-            decided: &mut decided,
+            outcome: &mut outcome,
         };
         let state = &mut self.state;
         let result: Result<(), CoreError<SteleContext>> = process!(
@@ -475,7 +546,7 @@ impl BftNode {
             metrics: &(),
             with: effect => context.on_effect(effect)
         );
-        if let Some((index, certificate)) = decided {
+        if let Some((index, certificate, view)) = outcome.decided {
             // The core keeps the decided value until the next height starts.
             let value = self
                 .state
@@ -489,8 +560,12 @@ impl BftNode {
                     height: certificate.height,
                     value,
                     certificate,
+                    view,
                 },
             );
+        }
+        if let Some((decided, view)) = outcome.finalized {
+            self.on_finalized(decided, view, actions, queue);
         }
         match result {
             Ok(()) => Ok(()),

@@ -1,9 +1,29 @@
-//! Validators, the validator set and proposer selection.
+//! Validators, the validator set and proposer selection by view.
 //!
 //! Invariants of a [`ValidatorSet`]: not empty, sorted by id, ids distinct,
-//! every power > 0, total power <= `u64::MAX / 3` (Malachite multiplies powers
-//! by 3 and panics on overflow). Every node must build the same set, since
-//! proposer selection reads validators by index.
+//! public keys distinct (a precommit's note text does not name its signer, so
+//! one key under two ids would count twice), every power > 0, total power <=
+//! `u64::MAX / 3` (Malachite multiplies powers by 3 and panics on overflow).
+//! Every node must build the same set, since proposer selection reads
+//! validators by index.
+//!
+//! Views (pBFT's): a view is a position in the power-weighted proposer
+//! schedule. Height h has a view base; its round r runs in view
+//! [`round_view`]`(h, base, r) = base + r` for the first [`STICKY_ROUNDS`]
+//! rounds; when h is decided in view v, the next height's base is v. While
+//! heights decide in round 0 the proposer never changes; after a round change
+//! the new proposer stays.
+//!
+//! Later rounds (r >= [`STICKY_ROUNDS`]) run in view `(h - 1) + r`, which does
+//! not depend on the base. Honest nodes can decide a height in different
+//! rounds (one sees round r's precommits, the others move on and decide in
+//! round r' > r), so their bases for the next height can differ; a proposal
+//! or a precommit for a value signs its view, so nodes of different bases
+//! reject each other's, and if neither side holds > 2/3 of the power the
+//! height would stall forever. From round [`STICKY_ROUNDS`] on they agree
+//! again.
+
+use std::collections::BTreeSet;
 
 use arc_malachitebft_core_types as types;
 use arc_malachitebft_core_types::Round;
@@ -50,7 +70,7 @@ pub struct ValidatorSet {
 
 impl ValidatorSet {
     /// A set of `validators` (any order); refuses an empty set, duplicate ids,
-    /// zero powers and a total power above `u64::MAX / 3`.
+    /// duplicate public keys, zero powers and a total power above `u64::MAX / 3`.
     pub fn new(mut validators: Vec<Validator>) -> Result<Self, BftError> {
         if validators.is_empty() {
             return Err(BftError::EmptyValidatorSet);
@@ -58,9 +78,13 @@ impl ValidatorSet {
         validators.sort_by_key(|validator| validator.id);
         let mut starts = Vec::with_capacity(validators.len());
         let mut total_power: Power = 0;
+        let mut keys = BTreeSet::new();
         for (index, validator) in validators.iter().enumerate() {
             if index > 0 && validators[index - 1].id == validator.id {
                 return Err(BftError::DuplicateValidator(validator.id));
+            }
+            if !keys.insert(validator.public_key.to_bytes()) {
+                return Err(BftError::DuplicateKey(validator.id));
             }
             if validator.power == 0 {
                 return Err(BftError::ZeroPower(validator.id));
@@ -138,17 +162,32 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// The proposer of `(height, round)`: a pure function of the set, the height
-/// and the round, weighted by voting power.
+/// Rounds of a height that run in views `view_base + round`; later rounds
+/// run in views that depend only on the height and the round.
+pub const STICKY_ROUNDS: u32 = 3;
+
+/// The view of `round` at `height`, whose view base is `view_base`: `base +
+/// round` for rounds below [`STICKY_ROUNDS`] (the nil round is round 0),
+/// `(height - 1) + round` from then on (saturating).
+pub fn round_view(height: Height, view_base: u64, round: Round) -> u64 {
+    let round = round.as_u32().unwrap_or(0);
+    if round < STICKY_ROUNDS {
+        view_base.saturating_add(u64::from(round))
+    } else {
+        height.0.saturating_sub(1).saturating_add(u64::from(round))
+    }
+}
+
+/// The proposer of `view`: a pure function of the set and the view, weighted
+/// by voting power.
 ///
-/// Position `p = (height - 1) + round` maps to slot `p * stride mod total`,
-/// and the slot's owner proposes. As the stride is coprime with the total,
-/// any `total_power` consecutive positions visit every slot exactly once: in
-/// any window of `total_power` rounds each validator proposes exactly `power`
-/// times, so a run of faulty proposers is at most their combined power long.
-pub fn select_proposer(set: &ValidatorSet, height: Height, round: Round) -> &Validator {
-    let position = u128::from(height.0.saturating_sub(1)) + u128::from(round.as_u32().unwrap_or(0));
-    let slot = position * u128::from(set.stride) % u128::from(set.total_power);
+/// View `v` maps to slot `v * stride mod total`, and the slot's owner
+/// proposes. As the stride is coprime with the total, any `total_power`
+/// consecutive views visit every slot exactly once: in any window of
+/// `total_power` views each validator proposes exactly `power` times, so a run
+/// of faulty proposers is at most their combined power long.
+pub fn select_proposer(set: &ValidatorSet, view: u64) -> &Validator {
+    let slot = u128::from(view) * u128::from(set.stride) % u128::from(set.total_power);
     let slot = Power::try_from(slot).expect("a slot is below the total power, a u64");
     // The owner is the last validator whose first slot is <= slot.
     let index = set.starts.partition_point(|start| *start <= slot) - 1;
@@ -180,6 +219,12 @@ mod tests {
             ValidatorSet::new(vec![validator(1, 0)]),
             Err(BftError::ZeroPower(ValidatorId(1)))
         );
+        let mut twin = validator(2, 1);
+        twin.public_key = validator(1, 1).public_key;
+        assert_eq!(
+            ValidatorSet::new(vec![validator(1, 1), twin]),
+            Err(BftError::DuplicateKey(ValidatorId(2)))
+        );
         assert_eq!(
             ValidatorSet::new(vec![validator(1, u64::MAX / 3), validator(2, 1)]),
             Err(BftError::PowerOverflow)
@@ -190,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn each_window_of_total_power_rounds_gives_each_validator_its_power_in_turns() {
+    fn each_window_of_total_power_views_gives_each_validator_its_power_in_turns() {
         for powers in [
             vec![1, 1, 1, 1],
             vec![3, 1, 2, 1],
@@ -204,25 +249,41 @@ mod tests {
                     .collect(),
             )
             .expect("valid set");
-            for (height, first_round) in [(1, 0), (5, 3), (1000, 17)] {
+            for first in [0, 3, 1000, u64::MAX - set.total_power()] {
                 let mut turns = vec![0u64; powers.len()];
-                for round in first_round..first_round + set.total_power() {
-                    let round = Round::new(u32::try_from(round).expect("small round"));
-                    let proposer = select_proposer(&set, Height(height), round);
+                for view in first..first + set.total_power() {
+                    let proposer = select_proposer(&set, view);
                     turns[usize::try_from(proposer.id.0 - 1).expect("small id")] += 1;
                 }
-                assert_eq!(turns, powers, "height {height}");
+                assert_eq!(turns, powers, "views from {first}");
             }
         }
     }
 
     #[test]
-    fn equal_powers_rotate_the_proposer_every_round() {
+    fn equal_powers_rotate_the_proposer_every_view() {
         let set =
             ValidatorSet::new((1..=4).map(|id| validator(id, 1)).collect()).expect("valid set");
         let proposers: Vec<u64> = (0..4)
-            .map(|round| select_proposer(&set, Height(1), Round::new(round)).id.0)
+            .map(|view| select_proposer(&set, view).id.0)
             .collect();
         assert_eq!(proposers, vec![1, 4, 3, 2]);
+    }
+
+    #[test]
+    fn a_round_runs_in_the_view_base_plus_the_round_then_in_a_view_of_its_own() {
+        let h = Height(10);
+        assert_eq!(round_view(h, 7, Round::new(0)), 7);
+        assert_eq!(round_view(h, 7, Round::new(2)), 9);
+        assert_eq!(round_view(h, 7, Round::Nil), 7);
+        assert_eq!(round_view(h, u64::MAX - 1, Round::new(2)), u64::MAX);
+        // From STICKY_ROUNDS on, every base gives the same view.
+        for base in [0, 7, 1_000, u64::MAX] {
+            assert_eq!(round_view(h, base, Round::new(STICKY_ROUNDS)), 12);
+            assert_eq!(
+                round_view(h, base, Round::new(u32::MAX)),
+                9 + u64::from(u32::MAX)
+            );
+        }
     }
 }

@@ -4,9 +4,16 @@
 //! run the real node behind test hosts, over an in-memory network with a
 //! virtual clock: no threads, no tokio, no wall clock. The seed fixes the
 //! plan (see [`sim::plan::Plan`]: powers, Byzantine nodes, loss, duplication,
-//! delays, partitions, crashes and restarts from the WAL, the heal time) and
-//! every network draw, so a seed replays the exact execution, and
-//! `a_seed_replays_exactly` checks it by comparing two runs' decision traces.
+//! delays, partitions, crashes and restarts from the WAL, the heal time,
+//! whether nodes park between heights) and every network draw, so a seed
+//! replays the exact execution, and `a_seed_replays_exactly` checks it by
+//! comparing two runs' decision traces. Messages and synced decisions travel
+//! encoded (`Message::encode`, `Decision::encode`), WAL entries are read back
+//! through their encoding.
+//!
+//! Parking (half the seeds): a parked node's host starts its height as the
+//! next proposer after a short random delay, or as a non-proposer after a
+//! longer random "demand" delay; the others start on the height's messages.
 //!
 //! Byzantine behaviours (test side only): a silent node, an equivocating
 //! proposer and voter, a proposer of invalid values, a vote-all replica, and a
@@ -25,7 +32,15 @@
 //!    more loss), every honest node commits `PROGRESS_AFTER_HEAL` heights past
 //!    the highest height committed at the heal, within `PROGRESS_WINDOW_MS` of
 //!    virtual time; honest nodes hit no core error; each node commits heights
-//!    in order.
+//!    in order;
+//! 6. every honest decision's commit signatures are Ed25519 signatures of
+//!    `commit_note_text(height, round, view, id)` (checked with ed25519-dalek
+//!    directly);
+//! 7. no timer fires at a parked node.
+//!
+//! `the_proposer_sticks_until_a_silent_proposer_is_replaced` checks the view
+//! rule: the proposer stays across heights decided in round 0 and changes
+//! after a silent proposer, then stays again.
 //!
 //! Seeds: `STELE_BFT_SIM_SEEDS=<n>` runs n seeds from a fixed base (default
 //! [`DEFAULT_SEEDS`]); `STELE_BFT_SIM_SEED=<n>` runs exactly seed n.
@@ -37,6 +52,8 @@ mod sim {
     pub mod byzantine;
     pub mod checks;
     pub mod cluster;
+    pub mod host;
+    pub mod network;
     pub mod plan;
 }
 
@@ -45,6 +62,7 @@ use std::time::Instant;
 
 use sim::cluster::{Cluster, Outcome, Sabotage};
 use sim::plan::{Behaviour, Plan};
+use stele_bft::{Round, ValidatorId};
 
 /// The first seed of the default run.
 const BASE_SEED: u64 = 0xB7F0_0000;
@@ -84,9 +102,12 @@ fn run_plan(plan: Plan, sabotage: Sabotage) -> Result<Outcome, String> {
 #[test]
 fn seeded_simulations_keep_the_invariants() {
     let mut failed = Vec::new();
-    for seed in seeds() {
+    let mut parking = 0;
+    let seeds = seeds();
+    for &seed in &seeds {
         let started = Instant::now();
         let plan = Plan::from_seed(seed);
+        parking += u64::from(plan.park);
         let described = format!("{plan:?}");
         match run_plan(plan, Sabotage::None) {
             Ok(outcome) => eprintln!(
@@ -107,6 +128,56 @@ fn seeded_simulations_keep_the_invariants() {
         failed.is_empty(),
         "failing seeds: {failed:?} (rerun one with STELE_BFT_SIM_SEED=<n>; reasons above)"
     );
+    assert!(
+        seeds.len() < 10 || (parking > 0 && parking < seeds.len() as u64),
+        "{parking} of {} seeds park: both modes must run",
+        seeds.len()
+    );
+}
+
+/// The view rule: with nobody faulty every height decides in round 0 under
+/// the first proposer; with that proposer silent, height 1 decides after a
+/// round change under another, who then keeps proposing. With and without
+/// parking.
+#[test]
+fn the_proposer_sticks_until_a_silent_proposer_is_replaced() {
+    for park in [false, true] {
+        let mut plan = Plan::from_seed(BASE_SEED);
+        plan.powers = vec![1; 4];
+        plan.behaviours = vec![Behaviour::Honest; 4];
+        plan.steps.clear();
+        (plan.loss, plan.duplicate, plan.delay_ms) = (0.0, 0.0, (1, 50));
+        plan.park = park;
+        let calm = run_plan(plan.clone(), Sabotage::None).expect("the calm plan passes");
+        assert!(calm.trace.len() >= 4 * 5, "{}", calm.summary);
+        for line in &calm.trace {
+            assert_eq!(
+                (line.round, line.view, line.proposer),
+                (Round::new(0), 0, ValidatorId(1)),
+                "park {park}: {line:?}"
+            );
+        }
+
+        // Validator 1 (node 0) owns view 0; silent, it is replaced.
+        plan.behaviours[0] = Behaviour::Silent;
+        let outcome = run_plan(plan, Sabotage::None).expect("the silent plan passes");
+        let first = outcome
+            .trace
+            .iter()
+            .find(|line| line.height.0 == 1)
+            .expect("height 1 is decided");
+        assert!(first.round > Round::new(0), "park {park}: {first:?}");
+        assert_ne!(first.proposer, ValidatorId(1));
+        let later: Vec<_> = outcome.trace.iter().filter(|l| l.height.0 > 1).collect();
+        assert!(later.len() >= 3 * 4, "{}", outcome.summary);
+        for line in later {
+            assert_eq!(
+                (line.round, line.view, line.proposer),
+                (Round::new(0), first.view, first.proposer),
+                "park {park}: {line:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use arc_malachitebft_core_types::{NilOrVal, PolkaCertificate, PolkaSignature, Vo
 use ed25519_dalek::SigningKey;
 use stele_bft::{
     AcceptAll, Action, BftConfig, BftNode, Event, Height, LinearTimeouts, Message, Round, Timeout,
-    Validator, ValidatorId, ValidatorSet, Wal, WalEntry, WalEntryKind, WalError,
+    Validator, ValidatorId, ValidatorSet, Value, Wal, WalEntry, WalEntryKind, WalError,
 };
 
 fn keys() -> Vec<SigningKey> {
@@ -36,11 +36,12 @@ fn config(keys: &[SigningKey], node: usize) -> BftConfig {
         signing_key: keys[node].clone(),
         validators: ValidatorSet::new(validators).expect("four validators"),
         timeouts: LinearTimeouts::default(),
+        park_between_heights: false,
     }
 }
 
 fn node(keys: &[SigningKey], i: usize) -> BftNode {
-    BftNode::new(config(keys, i), Box::new(AcceptAll), Height(1)).expect("valid")
+    BftNode::new(config(keys, i), Box::new(AcceptAll), Height(1), 0).expect("valid")
 }
 
 struct Run {
@@ -72,8 +73,10 @@ fn run_height_1(keys: &[SigningKey]) -> Run {
                     }
                 }
                 Action::GetValue { height, round } => {
-                    let bytes = format!("batch {height} {round}").into_bytes();
-                    queue.push_back((i, Event::ValueToPropose(height, round, bytes)));
+                    let body = format!("example.com/log\n{height}\nroot-{round}\n");
+                    let value = Value::new(body, format!("batch {height} {round}").into_bytes())
+                        .expect("well formed");
+                    queue.push_back((i, Event::ValueToPropose(height, round, value)));
                 }
                 _ => {}
             }
@@ -102,7 +105,7 @@ fn real_entries(keys: &[SigningKey]) -> (Run, Vec<WalEntry>) {
             _ => None,
         })
         .collect();
-    let NilOrVal::Val(value_id) = prevotes[0].value_id else {
+    let NilOrVal::Val(value_id) = prevotes[0].value_id.clone() else {
         panic!("round 0 prevotes a value");
     };
     let certificate = PolkaCertificate {
@@ -307,6 +310,7 @@ fn a_node_recovered_from_the_reopened_log_resends_its_votes() {
         config(&keys, node),
         Box::new(AcceptAll),
         wal.height(),
+        0,
         &entries,
     )
     .expect("replay does not diverge");
@@ -333,4 +337,28 @@ fn a_node_recovered_from_the_reopened_log_resends_its_votes() {
         !actions.iter().any(|a| matches!(a, Action::PersistWal(_))),
         "replayed entries are not logged again"
     );
+}
+
+#[test]
+fn a_log_of_the_format_before_checkpoint_bodies_is_refused_clearly() {
+    let (_, entries) = real_entries(&keys());
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let (path, offsets) = write_log(folder.path(), &entries[..1]);
+    let mut bytes = fs::read(&path).expect("read");
+    // Rewrite the first frame's payload as format 1, checksums fixed up, as
+    // an older stele-bft's log of a height in progress would hold it.
+    let frame = offsets[0] as usize;
+    let payload = frame + 12;
+    bytes[payload] = 1;
+    let crc = crc32c::crc32c(&bytes[payload..]).to_le_bytes();
+    bytes[frame + 8..frame + 12].copy_from_slice(&crc);
+    fs::write(&path, &bytes).expect("write");
+    match Wal::open(&path) {
+        Err(error @ WalError::Corrupt { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("entry format 1"), "{text}");
+            assert!(text.contains("no longer read"), "{text}");
+        }
+        other => panic!("an old entry was not refused: {other:?}"),
+    }
 }

@@ -51,14 +51,27 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
 }
 
+/// A started backend and the core around it, before the executor runs.
+struct EngineParts {
+    replica: Arc<Replica>,
+    intake: Arc<Intake>,
+    sequencer: Arc<dyn Sequencer>,
+    peers: Arc<dyn PeerService>,
+    storage: Arc<stele_ledger::StorageHealth>,
+    config: EngineConfig,
+    node_id: u64,
+    restored_from: Option<u64>,
+    snapshotter: Option<JoinHandle<()>>,
+}
+
 /// The running node. [`Engine::shutdown`] finishes the queued submissions and
 /// stops the ordering protocol.
 pub struct Engine {
     pub(crate) replica: Arc<Replica>,
     /// The ordering protocol, as the core sees it.
     pub(crate) sequencer: Arc<dyn Sequencer>,
-    /// The same protocol as the Raft backend (its peer RPCs and keys).
-    raft: Arc<RaftSequencer>,
+    /// The same protocol as the peer routes' handler (its RPCs and keys).
+    peers: Arc<dyn PeerService>,
     node_id: u64,
     intake: Arc<Intake>,
     executor: Option<JoinHandle<()>>,
@@ -168,6 +181,108 @@ impl Engine {
         );
         let storage = raft.storage_health();
         let sequencer: Arc<dyn Sequencer> = raft.clone();
+        let peers: Arc<dyn PeerService> = raft;
+        Self::run(EngineParts {
+            replica,
+            intake,
+            sequencer,
+            peers,
+            storage,
+            config,
+            node_id,
+            restored_from,
+            snapshotter,
+        })
+    }
+
+    /// Starts a BFT-mode node (`docs/bft.md`): the state is rebuilt from the
+    /// ledger (which holds decided batches only, each certified), then the
+    /// BFT host takes over ordering.
+    pub async fn start_bft(
+        mut ledger: Ledger,
+        identity: ServiceIdentity,
+        config: EngineConfig,
+        cluster: ClusterSetup,
+        bft: crate::bft::BftSetup,
+    ) -> Result<Self, ConsensusError> {
+        config.validate()?;
+        if !cluster.members.contains_key(&cluster.node_id) {
+            return Err(ConsensusError::Config(format!(
+                "node {} is not among the validators",
+                cluster.node_id
+            )));
+        }
+        if identity.validators().is_none() {
+            return Err(ConsensusError::Config(
+                "BFT mode needs an identity certified by the validators".to_owned(),
+            ));
+        }
+        let dispatcher = Dispatcher::new(config.workers)?;
+        let committed = ledger.last_seqno();
+        if ledger.committed_seqno() < committed {
+            ledger.sync()?;
+            ledger.commit(committed)?;
+        }
+        let (store, history, restored_from) = crate::replay::recover(
+            &ledger,
+            &identity,
+            config.snapshot_dir.as_deref(),
+            committed,
+        )?;
+        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, true)?;
+        let replica = Arc::new(Replica::new(
+            store,
+            history,
+            identity,
+            dispatcher,
+            config.fault,
+            config.snapshot_interval_tx,
+            config.history_leaves_kept,
+        ));
+        *lock(&replica.high_water) = Some(high_water);
+        let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, &config)?;
+        let intake = Arc::new(Intake::new());
+        let durable_intake = Arc::clone(&intake);
+        let node_id = cluster.node_id;
+        let bft = Arc::new(crate::bft::BftSequencer::start(crate::bft::BftStart {
+            ledger,
+            node_id,
+            members: cluster.members,
+            auth: cluster.auth,
+            partition: cluster.partition,
+            setup: bft,
+            replica: Arc::clone(&replica),
+            durable: Arc::new(move |seqno| durable_intake.durable(seqno)),
+        })?);
+        let storage = bft.storage_health();
+        let sequencer: Arc<dyn Sequencer> = bft.clone();
+        let peers: Arc<dyn PeerService> = bft;
+        Self::run(EngineParts {
+            replica,
+            intake,
+            sequencer,
+            peers,
+            storage,
+            config,
+            node_id,
+            restored_from,
+            snapshotter,
+        })
+    }
+
+    /// Starts the executor over a started backend.
+    fn run(parts: EngineParts) -> Result<Self, ConsensusError> {
+        let EngineParts {
+            replica,
+            intake,
+            sequencer,
+            peers,
+            storage,
+            config,
+            node_id,
+            restored_from,
+            snapshotter,
+        } = parts;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut executor = Executor {
             replica: Arc::clone(&replica),
@@ -187,7 +302,7 @@ impl Engine {
         Ok(Engine {
             replica,
             sequencer,
-            raft,
+            peers,
             node_id,
             intake,
             executor: Some(executor),
@@ -293,17 +408,17 @@ impl Engine {
     /// What answers the peer routes ([`crate::raft::network::router`]): the
     /// Raft backend's keys, partition and RPC handlers.
     pub fn peer_service(&self) -> Arc<dyn PeerService> {
-        self.raft.clone()
+        Arc::clone(&self.peers)
     }
 
     /// This node's peer authentication.
     pub fn peer_auth(&self) -> &PeerAuth {
-        self.raft.auth()
+        self.peers.auth()
     }
 
     /// The peers whose traffic this node drops (test partitions).
     pub fn partition(&self) -> &Partition {
-        self.raft.partition()
+        self.peers.partition()
     }
 
     /// Stops taking submissions, proposes the queued ones and waits for their

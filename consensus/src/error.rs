@@ -53,6 +53,9 @@ pub enum ConsensusError {
     /// The Raft engine failed or refused.
     #[error("raft: {0}")]
     Raft(String),
+    /// The BFT ordering (its write-ahead log, its core) failed or refused.
+    #[error("bft: {0}")]
+    Bft(String),
     /// An operation did not finish in time (and was undone as it says).
     #[error("timed out: {0}")]
     Timeout(String),

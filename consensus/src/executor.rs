@@ -118,6 +118,7 @@ impl Executor {
         }
         let leadership = self.sequencer.leadership();
         if leadership.leader != Some(self.node_id) {
+            self.sequencer.demand();
             return Err(leadership.not_leader());
         }
         let uncommitted = self

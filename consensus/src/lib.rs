@@ -66,6 +66,7 @@
 //!   ledger, no shortcut.
 
 pub mod batch;
+pub mod bft;
 pub mod config;
 #[cfg(test)]
 mod core_tests;
@@ -91,6 +92,7 @@ mod sync;
 mod waiters;
 
 pub use batch::ExecutedBatch;
+pub use bft::BftSetup;
 pub use config::EngineConfig;
 pub use engine::{Engine, NodeStatus};
 pub use error::ConsensusError;

@@ -238,7 +238,8 @@ pub fn check_logged_batch(
         // command fails the checkpoint check below.
         leaf_hashes.push(tx.leaf_hash(leaf_format));
     }
-    let checkpoint = Checkpoint::open(&signature.checkpoint, &identity.signer().verifier())
+    let checkpoint = identity
+        .open_checkpoint(&signature.checkpoint)
         .map_err(|error| ConsensusError::Replay {
             seqno: batch.last_seqno(),
             reason: format!("the batch's signed checkpoint: {error}"),

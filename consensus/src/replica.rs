@@ -437,10 +437,7 @@ impl Replica {
         if last.batch.last_seqno() <= high_water.size() {
             return Ok(());
         }
-        let checkpoint = stele_history::Checkpoint::open(
-            &last.signature.checkpoint,
-            &self.identity.signer().verifier(),
-        )?;
+        let checkpoint = self.identity.open_checkpoint(&last.signature.checkpoint)?;
         high_water.raise(checkpoint.tree_size, checkpoint.root)
     }
 

@@ -82,6 +82,10 @@ pub trait Sequencer: Send + Sync {
     /// Who leads, in which view.
     fn leadership(&self) -> Leadership;
 
+    /// A write was refused here because this node does not lead: a protocol
+    /// that idles between batches may take it as a sign of demand.
+    fn demand(&self) {}
+
     /// Proposes `batch` (executed in `batch.batch.view` on top of everything
     /// proposed before) after the ones proposed before it, and returns without
     /// waiting for its commit; `done` learns the end. An `Err` means the

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use stele_history::{Checkpoint, Digest, Frontier};
+use stele_history::{Digest, Frontier};
 use stele_kv::Snapshot;
 
 use crate::identity::ServiceIdentity;
@@ -191,7 +191,8 @@ pub fn load(path: &Path, identity: &ServiceIdentity) -> Result<LoadedSnapshot, S
     let note = std::str::from_utf8(reader.take(length)?)
         .map_err(|_| "the checkpoint is not UTF-8".to_owned())?
         .to_owned();
-    let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())
+    let checkpoint = identity
+        .open_checkpoint(&note)
         .map_err(|error| format!("checkpoint: {error}"))?;
     let frontier = if v2 {
         let tiles = reader.u64()?;

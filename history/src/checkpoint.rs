@@ -14,6 +14,7 @@ use base64::Engine as _;
 use ed25519_dalek::VerifyingKey;
 
 use crate::note::{NoteSigner, NoteVerifier};
+use crate::quorum::{validator_key_name, ValidatorQuorum};
 use crate::{Digest, HistoryError};
 
 /// A tree head: origin, size and root.
@@ -81,6 +82,26 @@ impl Checkpoint {
         Checkpoint::open(note, &verifier)
     }
 
+    /// Verifies a checkpoint note certified by `validators` (BFT mode: the
+    /// signers hold more than two thirds of the voting power) and parses it.
+    /// Returns it with the ids of the validators whose signature verified.
+    /// Its origin must be the validators' service (each validator's key is
+    /// named `<origin>/v<id>`), as [`Checkpoint::open`] requires the origin
+    /// to be the signing key's name.
+    pub fn open_certified(
+        note: &str,
+        validators: &ValidatorQuorum,
+    ) -> Result<(Checkpoint, Vec<u64>), HistoryError> {
+        let (text, signers) = validators.verify_signers(note)?;
+        let checkpoint = Checkpoint::parse_body(text)?;
+        if !validators_of_origin(validators, &checkpoint.origin) {
+            return Err(HistoryError::MalformedCheckpoint(
+                "the origin is not the validators' service",
+            ));
+        }
+        Ok((checkpoint, signers))
+    }
+
     /// Parses a signed checkpoint without verifying its signatures: for a
     /// note this process signed or verified before (kept in memory).
     pub fn parse_unverified(note: &str) -> Result<Checkpoint, HistoryError> {
@@ -130,6 +151,15 @@ impl Checkpoint {
             view,
         })
     }
+}
+
+/// Whether `validators` are those of the service `origin`: every validator's
+/// key is named [`validator_key_name`]`(origin, id)`.
+pub fn validators_of_origin(validators: &ValidatorQuorum, origin: &str) -> bool {
+    validators
+        .members()
+        .iter()
+        .all(|member| member.verifier.name() == validator_key_name(origin, member.id))
 }
 
 /// Decimal digits without sign or leading zeros ("0" itself is fine), so each

@@ -56,6 +56,18 @@ pub enum HistoryError {
         /// The expected key's 4-byte ID.
         key_id: u32,
     },
+    /// A validator set that cannot certify anything.
+    #[error("invalid validator set: {0}")]
+    InvalidValidators(&'static str),
+    /// A note certified by validators (BFT mode) whose valid signatures hold
+    /// no more than two thirds of the voting power.
+    #[error("the note's valid validator signatures hold {signed} of {total} voting power; more than two thirds is needed")]
+    QuorumNotReached {
+        /// The power of the distinct validators whose signature verified.
+        signed: u64,
+        /// The set's total power.
+        total: u64,
+    },
     /// A signature line from the expected key whose signature does not verify.
     #[error("the signature of key {name} does not verify")]
     SignatureInvalid {

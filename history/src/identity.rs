@@ -5,7 +5,15 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::{CommitEvidence, HistoryError, NoteSigner, SigningKey, TransactionId};
+use crate::{
+    Checkpoint, CommitEvidence, HistoryError, NoteSigner, SigningKey, TransactionId,
+    ValidatorQuorum,
+};
+
+/// The genesis public key of a service whose checkpoints are certified by
+/// validators (BFT mode): there is no service key, and no signature verifies
+/// under this one (it is not a valid Ed25519 point encoding in strict checks).
+pub const NO_SERVICE_KEY: [u8; 32] = [0; 32];
 
 /// The service identity, recorded once, first. The offline verifier trusts it only
 /// when no key is given on the command line (and says so). The first entry of a
@@ -26,6 +34,9 @@ pub struct Genesis {
 pub struct ServiceIdentity {
     signer: NoteSigner,
     commit_secret: [u8; 32],
+    /// `Some` in BFT mode: committed checkpoints carry the validators'
+    /// signatures, and the signer is this node's own key (never the service's).
+    validators: Option<ValidatorQuorum>,
 }
 
 impl std::fmt::Debug for ServiceIdentity {
@@ -47,7 +58,81 @@ impl ServiceIdentity {
         Ok(ServiceIdentity {
             signer: NoteSigner::new(origin, signing_key)?,
             commit_secret,
+            validators: None,
         })
+    }
+
+    /// BFT mode: committed checkpoints are certified by `validators` (each
+    /// signs with its own key); speculative ones are unsigned bodies
+    /// ([`ServiceIdentity::sign_checkpoint`]).
+    pub fn with_validators(mut self, validators: ValidatorQuorum) -> Self {
+        self.validators = Some(validators);
+        self
+    }
+
+    /// BFT mode: this service's identity as validator `node_key` holds it:
+    /// the same origin and commit secret, signing with the node's own key,
+    /// committed checkpoints certified by `validators`.
+    pub fn into_validator(
+        self,
+        node_key: SigningKey,
+        validators: ValidatorQuorum,
+    ) -> Result<Self, HistoryError> {
+        let origin = self.origin().to_owned();
+        Ok(ServiceIdentity {
+            signer: NoteSigner::new(&origin, node_key)?,
+            commit_secret: self.commit_secret,
+            validators: Some(validators),
+        })
+    }
+
+    /// The validators certifying checkpoints, in BFT mode.
+    pub fn validators(&self) -> Option<&ValidatorQuorum> {
+        self.validators.as_ref()
+    }
+
+    /// The note of a checkpoint this node made: signed with the service key,
+    /// or in BFT mode the bare body (the certificate replaces it on commit).
+    pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> Result<String, HistoryError> {
+        match self.validators {
+            Some(_) => Ok(checkpoint.body()),
+            None => checkpoint.sign(&self.signer),
+        }
+    }
+
+    /// Opens a committed checkpoint: verified with the service key, or in
+    /// BFT mode with the validators' quorum.
+    pub fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, HistoryError> {
+        match &self.validators {
+            Some(validators) => {
+                let (checkpoint, _) = Checkpoint::open_certified(note, validators)?;
+                if checkpoint.origin != self.origin() {
+                    return Err(HistoryError::MalformedCheckpoint(
+                        "the origin is not this service's",
+                    ));
+                }
+                Ok(checkpoint)
+            }
+            None => Checkpoint::open(note, &self.signer.verifier()),
+        }
+    }
+
+    /// Opens a proposed (speculative) checkpoint: as a committed one, but in
+    /// BFT mode a bare body is taken unverified (the caller compares it with
+    /// the tree it rebuilt itself).
+    pub fn open_proposed(&self, note: &str) -> Result<Checkpoint, HistoryError> {
+        match &self.validators {
+            Some(_) if !note.contains("\n\n") => {
+                let checkpoint = Checkpoint::parse_body(note)?;
+                if checkpoint.origin != self.origin() {
+                    return Err(HistoryError::MalformedCheckpoint(
+                        "the origin is not this service's",
+                    ));
+                }
+                Ok(checkpoint)
+            }
+            _ => self.open_checkpoint(note),
+        }
     }
 
     /// The checkpoint signer.
@@ -64,7 +149,10 @@ impl ServiceIdentity {
     pub fn genesis(&self) -> Genesis {
         Genesis {
             origin: self.origin().to_owned(),
-            public_key: self.signer.verifier().key().to_bytes(),
+            public_key: match self.validators {
+                Some(_) => NO_SERVICE_KEY,
+                None => self.signer.verifier().key().to_bytes(),
+            },
         }
     }
 

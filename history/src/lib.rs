@@ -11,11 +11,15 @@
 //! - [`proof`]: verification of those proofs, as an auditor runs it.
 //! - [`note`]: C2SP signed notes with Ed25519, verifier keys.
 //! - [`checkpoint`]: C2SP tlog checkpoints (origin, size, root) signed as notes.
+//! - [`quorum`]: [`ValidatorQuorum`], notes certified by validators holding
+//!   more than two thirds of the voting power (BFT mode).
 //! - [`leaf`]: [`TransactionId`], [`CommitEvidence`], the leaf (96 bytes, or
 //!   128 with the command digest).
 //! - [`receipt`]: [`Receipt`], its JSON and its offline verification.
 //! - [`identity`]: [`ServiceIdentity`] (signing key, checkpoint origin,
-//!   commit-evidence secret) and [`Genesis`], its public part in the ledger.
+//!   commit-evidence secret, and who certifies committed checkpoints: the
+//!   service key, or in BFT mode a [`ValidatorQuorum`]) and [`Genesis`], its
+//!   public part in the ledger.
 //! - [`state`]: [`HistoryState`], the node's tree, every batch's span and the
 //!   recent batches' signed checkpoints; receipts (given the leaf's
 //!   components and the checkpoint, read back from the ledger and checked
@@ -45,6 +49,7 @@ pub mod leaf;
 mod levels;
 pub mod note;
 pub mod proof;
+pub mod quorum;
 pub mod receipt;
 pub mod state;
 pub mod tree;
@@ -58,6 +63,7 @@ pub use leaf::{claims_digest, leaf_bytes_of, CommitEvidence, LeafComponents, Tra
 pub use levels::Column;
 pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
+pub use quorum::{validator_key_name, QuorumMember, ValidatorQuorum};
 pub use receipt::Receipt;
 pub use state::HistoryState;
 pub use tree::{Frontier, MerkleTree, Tiles, TILE_LEAVES};

@@ -228,7 +228,7 @@ pub fn unverified_text(note: &str) -> Result<&str, HistoryError> {
 }
 
 /// Splits a note into its text and its signature lines (without newlines).
-fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
+pub(crate) fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
     if note.len() > NOTE_BYTES_MAX {
         return Err(HistoryError::MalformedNote("the note is too long"));
     }
@@ -254,7 +254,7 @@ fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
 }
 
 /// `— <name> <base64(key id || signature)>` -> (name, key id, signature).
-fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), HistoryError> {
+pub(crate) fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), HistoryError> {
     let Some(rest) = line.strip_prefix(SIGNATURE_LINE_PREFIX) else {
         return Err(HistoryError::MalformedNote(
             "a signature line must start with an em dash and a space",

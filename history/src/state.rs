@@ -158,7 +158,7 @@ impl HistoryState {
             reason,
         };
         let tree = MerkleTree::from_frontier(frontier)?;
-        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        let checkpoint = identity.open_checkpoint(&note)?;
         if checkpoint.tree_size != tree.size() || checkpoint.root != tree.root() {
             return Err(refused(
                 "the snapshot's tree frontier does not make its signed checkpoint's root"
@@ -224,7 +224,7 @@ impl HistoryState {
     ) -> Result<HistoryState, HistoryError> {
         let view = check_view_starts(view_starts, frontier.size())?;
         let tree = MerkleTree::from_frontier(frontier)?;
-        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        let checkpoint = identity.open_checkpoint(&note)?;
         if checkpoint.tree_size != tree.size() || checkpoint.root != tree.root() {
             return Err(HistoryError::Replay {
                 seqno: frontier.size(),
@@ -330,7 +330,7 @@ impl HistoryState {
             root: self.tree.root(),
             view: Some(view),
         };
-        let note = checkpoint.sign(identity.signer())?;
+        let note = identity.sign_checkpoint(&checkpoint)?;
         Ok(self.push_end(view, note))
     }
 
@@ -365,7 +365,7 @@ impl HistoryState {
         note: String,
         identity: &ServiceIdentity,
     ) -> Result<(), HistoryError> {
-        let checkpoint = Checkpoint::open(&note, &identity.signer().verifier())?;
+        let checkpoint = identity.open_proposed(&note)?;
         self.push_opened(view, leaf_hashes, note, checkpoint)
     }
 
@@ -489,6 +489,35 @@ impl HistoryState {
             .map(|(_, note)| note.as_str())
     }
 
+    /// BFT mode: the batch ending at `seqno` was decided; its held note (the
+    /// bare checkpoint body it was proposed with) becomes `certificate`, the
+    /// body certified by the validators. Refused unless the certificate's
+    /// text starts with the held body (same origin, size, root, view).
+    pub fn certify(&mut self, seqno: u64, certificate: String) -> Result<(), HistoryError> {
+        let position = self.notes.partition_point(|(last, _)| *last < seqno);
+        let Some((_, held)) = self
+            .notes
+            .get_mut(position)
+            .filter(|(last, _)| *last == seqno)
+        else {
+            return Err(HistoryError::Replay {
+                seqno,
+                reason: "no batch ends at this seqno".to_owned(),
+            });
+        };
+        let text = crate::note::unverified_text(&certificate)?;
+        let body = crate::note::unverified_text(held).unwrap_or(held.as_str());
+        if !text.starts_with(body) {
+            return Err(HistoryError::Replay {
+                seqno,
+                reason: "the certificate does not certify the checkpoint this node holds"
+                    .to_owned(),
+            });
+        }
+        *held = certificate;
+        Ok(())
+    }
+
     /// The batch holding `seqno` (none for a seqno before where a resumed
     /// history starts).
     pub fn batch_of(&self, seqno: u64) -> Option<BatchSpan> {
@@ -604,7 +633,7 @@ impl HistoryState {
         let note = held_note.unwrap_or(note);
         let opened = match held_note {
             Some(held) => Checkpoint::parse_unverified(held),
-            None => Checkpoint::open(note, &identity.signer().verifier()),
+            None => identity.open_checkpoint(note),
         };
         let checkpoint = opened.map_err(|error| {
             HistoryReadError::Unavailable(format!(

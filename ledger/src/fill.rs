@@ -28,7 +28,7 @@ use crate::chunk::ChunkName;
 use crate::entry::EntryRef;
 use crate::frame::{encode_frame, CHUNK_MAGIC};
 use crate::ledger::{sync_dir, write_synced, BatchLocation, Resumption};
-use crate::verify::{check_next_batch, check_signature_entry, open_checkpoint};
+use crate::verify::{check_next_batch, check_signature_entry, open_checkpoint, Certifier};
 use crate::{BatchEntry, Genesis, Ledger, LedgerError, SignatureEntry};
 
 /// Suffix of a filled chunk while it is written (not a chunk name: listings
@@ -38,7 +38,8 @@ pub const FILL_ASIDE_SUFFIX: &str = ".fill-aside";
 /// Checks batches fetched for a ledger's first gap, in order.
 #[derive(Debug)]
 pub struct GapCheck {
-    verifier: NoteVerifier,
+    /// The service key, as the genesis entry records it.
+    certifier: Certifier,
     /// The tree of seqnos 1 ..= `next_seqno - 1` (its old tiles forgotten).
     tree: MerkleTree,
     next_seqno: u64,
@@ -82,7 +83,7 @@ impl GapCheck {
             .last()
             .map_or(0, |(_, view)| *view);
         Ok(GapCheck {
-            verifier,
+            certifier: Certifier::ServiceKey(verifier),
             tree,
             next_seqno: resumption.held_before + 1,
             last_view,
@@ -104,7 +105,7 @@ impl GapCheck {
     /// Checks the next fetched batch and its signature entry; on an error
     /// the check is unchanged, so the batch can be fetched again elsewhere.
     pub fn check(&mut self, batch: &BatchEntry, signature: &SignatureEntry) -> Result<(), String> {
-        let opened = open_checkpoint(signature, &self.verifier);
+        let opened = open_checkpoint(signature, &self.certifier);
         self.check_opened(batch, signature, batch.leaf_hashes(), opened)
     }
 
@@ -116,10 +117,10 @@ impl GapCheck {
         &mut self,
         batches: &[(BatchEntry, SignatureEntry)],
     ) -> (usize, Option<String>) {
-        let verifier = &self.verifier;
+        let certifier = &self.certifier;
         let prepared: Vec<_> = batches
             .par_iter()
-            .map(|(batch, signature)| (batch.leaf_hashes(), open_checkpoint(signature, verifier)))
+            .map(|(batch, signature)| (batch.leaf_hashes(), open_checkpoint(signature, certifier)))
             .collect();
         for (passed, ((batch, signature), (leaves, opened))) in
             batches.iter().zip(prepared).enumerate()

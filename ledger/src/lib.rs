@@ -73,8 +73,8 @@ pub use ledger::{
     read_batch_at, BatchLocation, Ledger, LedgerConfig, Recovery, Resumption, TornTail,
 };
 pub use verify::{
-    verify_ledger, verify_ledger_against, verify_split_ledger, KeySource, Progress, VerifyFailure,
-    VerifySummary,
+    verify_ledger, verify_ledger_against, verify_ledger_with, verify_split_ledger, KeySource,
+    Progress, Trust, VerifyFailure, VerifySummary,
 };
 
 /// Largest frame payload, in bytes. The batcher keeps batches far smaller; a frame

@@ -4,6 +4,14 @@
 //! root, every checkpoint signature and (from format 2) every batch's view
 //! against its checkpoint's `stele-view` line.
 //!
+//! Who certifies the checkpoints is a [`Trust`]: the service key (given, or
+//! as the genesis entry records it), or in BFT mode the validators, whose
+//! genesis entry records no service key
+//! ([`stele_history::identity::NO_SERVICE_KEY`]) and whose signature entries
+//! hold certificate notes signed by validators holding more than two thirds
+//! of the voting power. A BFT ledger verifies only against validators the
+//! operator gives: the ledger does not record them.
+//!
 //! The files alone cannot show that the newest batches were cut off: every
 //! prefix of a ledger is a valid ledger. [`verify_ledger_against`] takes a
 //! checkpoint the auditor kept (an *anchor*) and requires the ledger to reach
@@ -15,11 +23,43 @@
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use stele_history::{Checkpoint, Digest, MerkleTree, NoteVerifier, VerifyingKey};
+use stele_history::checkpoint::validators_of_origin;
+use stele_history::identity::NO_SERVICE_KEY;
+use stele_history::{
+    validator_key_name, Checkpoint, Digest, HistoryError, MerkleTree, NoteVerifier,
+    ValidatorQuorum, VerifyingKey,
+};
 
 use crate::chunk::{self, ChunkName};
 use crate::frame::{self, Frame, Frames};
 use crate::{BatchEntry, Entry, LedgerError, SignatureEntry};
+
+/// What the operator trusts to certify the ledger's checkpoints.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Trust<'a> {
+    /// Nothing given: the service key the genesis entry records (a ledger
+    /// certified by validators fails: it records none).
+    #[default]
+    Genesis,
+    /// The service's public key: the genesis entry must record it.
+    ServiceKey(&'a VerifyingKey),
+    /// The validators of a service in BFT mode (as `GET /node/validators`
+    /// serves them): the genesis entry must record no service key, and every
+    /// checkpoint must be signed by validators holding more than two thirds
+    /// of their voting power.
+    Validators(&'a ValidatorQuorum),
+}
+
+impl<'a> From<Option<&'a VerifyingKey>> for Trust<'a> {
+    fn from(key: Option<&'a VerifyingKey>) -> Self {
+        key.map_or(Trust::Genesis, Trust::ServiceKey)
+    }
+}
+
+/// What a ledger that records no service key fails with unless validators
+/// are given.
+pub const NEEDS_VALIDATORS: &str = "this ledger is certified by validators (BFT mode): \
+     pass --validators V.json (GET /node/validators)";
 
 /// Whose key the checkpoints were verified against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +69,31 @@ pub enum KeySource {
     /// The key recorded in the genesis entry: proves the ledger is consistent with
     /// itself, not that it is the service you think it is.
     Genesis,
+    /// The validators given by the operator (BFT mode): each checkpoint was
+    /// certified by more than two thirds of their voting power.
+    Validators,
+}
+
+/// What opens a ledger's checkpoints, once its genesis entry is read.
+#[derive(Debug, Clone)]
+pub(crate) enum Certifier {
+    /// One signature by the service key, named after the origin.
+    ServiceKey(NoteVerifier),
+    /// Signatures of validators holding more than two thirds of the power,
+    /// named `<origin>/v<id>` (checked to be the ledger's origin).
+    Validators(ValidatorQuorum),
+}
+
+impl Certifier {
+    /// Verifies a checkpoint note and parses it; its origin is the ledger's.
+    pub(crate) fn open(&self, note: &str) -> Result<Checkpoint, HistoryError> {
+        match self {
+            Certifier::ServiceKey(verifier) => Checkpoint::open(note, verifier),
+            Certifier::Validators(validators) => {
+                Checkpoint::open_certified(note, validators).map(|(checkpoint, _)| checkpoint)
+            }
+        }
+    }
 }
 
 /// What a successful verification covered.
@@ -44,7 +109,8 @@ pub struct VerifySummary {
     pub bytes: u64,
     /// The checkpoint origin from the genesis entry.
     pub origin: String,
-    /// The public key checkpoints were verified against.
+    /// The public key checkpoints were verified against; with
+    /// [`KeySource::Validators`], the genesis entry's [`NO_SERVICE_KEY`].
     pub public_key: [u8; 32],
     /// Where that key came from.
     pub key_source: KeySource,
@@ -115,6 +181,19 @@ pub fn verify_split_ledger(
     anchor: Option<&str>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<VerifySummary, VerifyFailure> {
+    verify_ledger_with(dir, archive, Trust::from(key), anchor, progress)
+}
+
+/// [`verify_split_ledger`] with its checkpoints certified as `trust` says:
+/// by a service key, or by validators (BFT mode). The anchor is opened the
+/// same way.
+pub fn verify_ledger_with(
+    dir: &Path,
+    archive: Option<&Path>,
+    trust: Trust<'_>,
+    anchor: Option<&str>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifySummary, VerifyFailure> {
     let listed = match archive {
         Some(archive) => chunk::list_with_archive(dir, archive),
         None => chunk::list(dir),
@@ -134,7 +213,7 @@ pub fn verify_split_ledger(
         bytes_total += metadata.len();
     }
     let mut state = State {
-        key: key.copied(),
+        trust,
         ..State::default()
     };
     let last_index = chunks.len() - 1;
@@ -187,7 +266,7 @@ struct Decoded {
     offset: u64,
     entry: Entry,
     leaf_hashes: Vec<Digest>,
-    /// A signature entry's checkpoint, opened, if the key was known.
+    /// A signature entry's checkpoint, opened, if its certifier was known.
     checkpoint: Option<Result<Checkpoint, String>>,
 }
 
@@ -202,9 +281,10 @@ struct Pending {
 }
 
 #[derive(Default)]
-struct State {
-    key: Option<VerifyingKey>,
-    verifier: Option<NoteVerifier>,
+struct State<'a> {
+    trust: Trust<'a>,
+    /// Set with the genesis entry.
+    certifier: Option<Certifier>,
     genesis: Option<crate::Genesis>,
     tree: MerkleTree,
     next_seqno: u64,
@@ -229,7 +309,7 @@ struct State {
     absent: Vec<(u64, u64)>,
 }
 
-impl State {
+impl State<'_> {
     fn chunk(
         &mut self,
         name: &ChunkName,
@@ -266,7 +346,7 @@ impl State {
             .map_err(|(offset, what)| fail(Some(offset), None, what))?;
         // The genesis entry names the key: take it first, so that every
         // checkpoint of the chunk can be opened in parallel with the rest.
-        if self.verifier.is_none() {
+        if self.certifier.is_none() {
             if let Some((first, rest)) = frames.split_first() {
                 let decoded =
                     decode(first, None).map_err(|(offset, what)| fail(Some(offset), None, what))?;
@@ -276,10 +356,10 @@ impl State {
                 frames = rest;
             }
         }
-        let verifier = self.verifier.as_ref();
+        let certifier = self.certifier.as_ref();
         let decoded: Vec<Decoded> = frames
             .par_iter()
-            .map(|frame| decode(frame, verifier))
+            .map(|frame| decode(frame, certifier))
             .collect::<Result<_, _>>()
             .map_err(|(offset, what)| fail(Some(offset), None, what))?;
         for decoded in decoded {
@@ -335,9 +415,9 @@ impl State {
             }
         }
         match decoded.entry {
-            Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => {
-                self.genesis_key(genesis).map_err(|what| fail(None, what))
-            }
+            Entry::Genesis(genesis) if first_frame && self.genesis.is_none() => self
+                .genesis_certifier(genesis)
+                .map_err(|what| fail(None, what)),
             Entry::Genesis(genesis) if first_frame && self.genesis.as_ref() == Some(&genesis) => {
                 self.resume_due = true;
                 Ok(())
@@ -395,24 +475,15 @@ impl State {
         }
     }
 
-    fn genesis_key(&mut self, genesis: crate::Genesis) -> Result<(), String> {
-        let recorded = VerifyingKey::from_bytes(&genesis.public_key)
-            .map_err(|_| "the genesis public key is not a valid Ed25519 key".to_owned())?;
-        let key = match self.key {
-            Some(given) if given != recorded => {
-                return Err(format!(
-                    "the genesis entry records public key {} but the given key is {}",
-                    Digest(genesis.public_key).to_hex(),
-                    Digest(given.to_bytes()).to_hex()
-                ))
-            }
-            Some(given) => given,
-            None => recorded,
+    /// Takes the genesis entry: who certifies the checkpoints follows from
+    /// the key it records and what the operator trusts.
+    fn genesis_certifier(&mut self, genesis: crate::Genesis) -> Result<(), String> {
+        let certifier = if genesis.public_key == NO_SERVICE_KEY {
+            validators_certifier(self.trust, &genesis.origin)?
+        } else {
+            service_key_certifier(self.trust, &genesis)?
         };
-        self.verifier =
-            Some(NoteVerifier::new(&genesis.origin, key).map_err(|error| {
-                format!("the genesis origin is not a valid note name: {error}")
-            })?);
+        self.certifier = Some(certifier);
         self.genesis = Some(genesis);
         Ok(())
     }
@@ -455,11 +526,12 @@ impl State {
         let frontier = resume.frontier()?;
         let tree = MerkleTree::from_frontier(&frontier)
             .map_err(|error| format!("the resume entry's frontier: {error}"))?;
-        let verifier = self
-            .verifier
+        let certifier = self
+            .certifier
             .as_ref()
             .expect("set with the genesis entry, checked first");
-        let checkpoint = Checkpoint::open(&resume.checkpoint, verifier)
+        let checkpoint = certifier
+            .open(&resume.checkpoint)
             .map_err(|error| format!("the resume entry's checkpoint does not verify: {error}"))?;
         if checkpoint.tree_size != resume.seqno {
             return Err(format!(
@@ -521,11 +593,11 @@ impl State {
         let checkpoint = match opened {
             Some(opened) => opened?,
             None => {
-                let verifier = self
-                    .verifier
+                let certifier = self
+                    .certifier
                     .as_ref()
                     .expect("set with the genesis entry, checked first");
-                open_checkpoint(signature, verifier)?
+                open_checkpoint(signature, certifier)?
             }
         };
         check_signature_entry(
@@ -560,7 +632,7 @@ impl State {
                 what: format!("transactions {first}..={last} have no signature entry (the ledger ends after their batch)"),
             });
         }
-        let (Some(genesis), Some(verifier)) = (self.genesis, self.verifier) else {
+        let (Some(genesis), Some(certifier)) = (self.genesis, self.certifier) else {
             return Err(VerifyFailure {
                 file: dir.to_owned(),
                 offset: None,
@@ -570,7 +642,7 @@ impl State {
         };
         let resumed_at = self.absent.last().map(|(_, last)| *last);
         let anchor = anchor
-            .map(|note| check_anchor(&self.tree, resumed_at, &verifier, note))
+            .map(|note| check_anchor(&self.tree, resumed_at, &certifier, note))
             .transpose()
             .map_err(|what| VerifyFailure {
                 file: dir.to_owned(),
@@ -588,12 +660,15 @@ impl State {
                     .map(|(first, last)| last - first + 1)
                     .sum::<u64>(),
             bytes: self.bytes,
+            public_key: match &certifier {
+                Certifier::ServiceKey(verifier) => verifier.key().to_bytes(),
+                Certifier::Validators(_) => genesis.public_key,
+            },
             origin: genesis.origin,
-            public_key: verifier.key().to_bytes(),
-            key_source: if self.key.is_some() {
-                KeySource::Given
-            } else {
-                KeySource::Genesis
+            key_source: match self.trust {
+                Trust::Genesis => KeySource::Genesis,
+                Trust::ServiceKey(_) => KeySource::Given,
+                Trust::Validators(_) => KeySource::Validators,
             },
             last_checkpoint: self.last_checkpoint,
             anchor,
@@ -602,15 +677,74 @@ impl State {
     }
 }
 
+/// The certifier of a ledger whose genesis entry records no service key
+/// (BFT mode) and has origin `origin`: the validators `trust` gives, which
+/// must be that origin's.
+fn validators_certifier(trust: Trust<'_>, origin: &str) -> Result<Certifier, String> {
+    let validators = match trust {
+        Trust::Validators(validators) => validators,
+        Trust::ServiceKey(_) => {
+            return Err(format!(
+                "{NEEDS_VALIDATORS} instead of --key: it records no service key"
+            ))
+        }
+        Trust::Genesis => return Err(NEEDS_VALIDATORS.to_owned()),
+    };
+    if !validators_of_origin(validators, origin) {
+        let (named, expected) = validators
+            .members()
+            .first()
+            .map(|member| {
+                let expected = validator_key_name(origin, member.id);
+                (member.verifier.name().to_owned(), expected)
+            })
+            .unwrap_or_default();
+        return Err(format!(
+            "the validators given are not this ledger's: their keys are named like {named}, \
+             but this ledger's origin {origin} names them like {expected}"
+        ));
+    }
+    Ok(Certifier::Validators(validators.clone()))
+}
+
+/// The certifier of a ledger whose genesis entry records a service key:
+/// that key, which must be the one `trust` gives, if it gives one.
+fn service_key_certifier(trust: Trust<'_>, genesis: &crate::Genesis) -> Result<Certifier, String> {
+    let recorded_hex = Digest(genesis.public_key).to_hex();
+    let recorded = VerifyingKey::from_bytes(&genesis.public_key)
+        .map_err(|_| "the genesis public key is not a valid Ed25519 key".to_owned())?;
+    let key = match trust {
+        Trust::Validators(_) => {
+            return Err(format!(
+                "this ledger is signed by a service key (its genesis entry records \
+                 {recorded_hex}), not certified by validators: pass --key \
+                 (GET /node/public-key) instead of --validators"
+            ))
+        }
+        Trust::ServiceKey(given) if *given != recorded => {
+            return Err(format!(
+                "the genesis entry records public key {recorded_hex} but the given key is {}",
+                Digest(given.to_bytes()).to_hex()
+            ))
+        }
+        Trust::ServiceKey(given) => *given,
+        Trust::Genesis => recorded,
+    };
+    let verifier = NoteVerifier::new(&genesis.origin, key)
+        .map_err(|error| format!("the genesis origin is not a valid note name: {error}"))?;
+    Ok(Certifier::ServiceKey(verifier))
+}
+
 /// Opens the anchor checkpoint and checks that `tree` (the whole ledger's)
 /// reaches its size with its root.
 fn check_anchor(
     tree: &MerkleTree,
     resumed_at: Option<u64>,
-    verifier: &NoteVerifier,
+    certifier: &Certifier,
     note: &str,
 ) -> Result<Checkpoint, String> {
-    let anchor = Checkpoint::open(note, verifier)
+    let anchor = certifier
+        .open(note)
         .map_err(|error| format!("the anchor checkpoint does not verify: {error}"))?;
     if let Some(resumed_at) = resumed_at.filter(|resumed_at| anchor.tree_size < *resumed_at) {
         return Err(format!(
@@ -659,15 +793,16 @@ fn collect_frames(bytes: &[u8], is_open: bool) -> Result<Vec<Frame<'_>>, (u64, S
 }
 
 /// Decodes one frame and, for a batch, computes its leaf hashes; for a
-/// signature, opens its checkpoint (checks the Ed25519 signature) when the
-/// key is known. The work that needs no earlier entry, so it runs in parallel.
-fn decode(frame: &Frame<'_>, verifier: Option<&NoteVerifier>) -> Result<Decoded, (u64, String)> {
+/// signature, opens its checkpoint (checks the Ed25519 signatures) when its
+/// certifier is known. The work that needs no earlier entry, so it runs in
+/// parallel.
+fn decode(frame: &Frame<'_>, certifier: Option<&Certifier>) -> Result<Decoded, (u64, String)> {
     let entry = Entry::decode(frame.payload)
         .map_err(|reason| (frame.offset, format!("undecodable entry: {reason}")))?;
-    let (leaf_hashes, checkpoint) = match (&entry, verifier) {
+    let (leaf_hashes, checkpoint) = match (&entry, certifier) {
         (Entry::Batch(batch), _) => (batch.leaf_hashes(), None),
-        (Entry::Signature(signature), Some(verifier)) => {
-            (Vec::new(), Some(open_checkpoint(signature, verifier)))
+        (Entry::Signature(signature), Some(certifier)) => {
+            (Vec::new(), Some(open_checkpoint(signature, certifier)))
         }
         _ => (Vec::new(), None),
     };
@@ -754,8 +889,9 @@ pub(crate) fn check_signature_entry(
 
 pub(crate) fn open_checkpoint(
     signature: &SignatureEntry,
-    verifier: &NoteVerifier,
+    certifier: &Certifier,
 ) -> Result<Checkpoint, String> {
-    Checkpoint::open(&signature.checkpoint, verifier)
+    certifier
+        .open(&signature.checkpoint)
         .map_err(|error| format!("checkpoint does not verify: {error}"))
 }

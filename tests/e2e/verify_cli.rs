@@ -8,7 +8,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use stele_history::{Checkpoint, Digest, NoteVerifier};
+use serde_json::{json, Value};
+use stele_api::ValidatorsInfo;
+use stele_history::hash::sha256;
+use stele_history::{
+    validator_key_name, Checkpoint, CommitEvidence, Digest, LeafComponents, MerkleTree, NoteSigner,
+    NoteVerifier, Receipt, SigningKey, Tiles, TransactionId, ValidatorQuorum,
+};
 use stele_ledger::fixture::{FixtureWriter, FIXTURE_ORIGIN};
 use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
 use stele_ledger::{Entry, Ledger, LedgerConfig};
@@ -217,6 +223,189 @@ fn a_verifier_key_naming_another_origin_is_refused() {
     assert!(!output.status.success(), "{}", text(&output.stdout));
     assert!(stderr.contains("elsewhere.example/log"), "{stderr}");
     assert!(stderr.contains(FIXTURE_ORIGIN), "{stderr}");
+}
+
+/// A BFT ledger of 3 chunks or more (60 transactions), each certificate
+/// signed by validators 1, 2 and 3 of 4; and `GET /node/validators` of its
+/// service, written to `validators.json` in `dir`.
+fn bft_ledger(dir: &Path) -> (FixtureWriter, std::path::PathBuf) {
+    let ledger_dir = dir.join("ledger");
+    let mut writer = FixtureWriter::bft(4);
+    writer.certifying = vec![1, 2, 3];
+    let config = LedgerConfig { chunk_bytes: 4096 };
+    let mut ledger = Ledger::create(&ledger_dir, config, &writer.genesis()).unwrap();
+    for _ in 0..12 {
+        let (batch, signature) = writer.batch(5);
+        ledger.append(&batch, &signature).unwrap();
+        ledger.sync().unwrap();
+    }
+    assert!(ledger.chunk_count() >= 3);
+    let info = ValidatorsInfo::from_quorum(FIXTURE_ORIGIN, &writer.quorum().unwrap());
+    let validators = dir.join("validators.json");
+    std::fs::write(&validators, serde_json::to_string(&info).unwrap()).unwrap();
+    (writer, validators)
+}
+
+#[test]
+fn a_bft_ledger_verifies_with_its_validators_and_only_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, validators) = bft_ledger(dir.path());
+    let ledger = dir.path().join("ledger");
+    let (path, validators) = (ledger.to_str().unwrap(), validators.to_str().unwrap());
+    let output = stele(&["verify", path, "--validators", validators]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("ledger OK"), "{stdout}");
+    assert!(stdout.contains("60 transactions"), "{stdout}");
+    assert!(
+        stdout.contains("certified by validators holding more than two thirds"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("total power 4"), "{stdout}");
+
+    // Without validators: the ledger says what to pass.
+    let output = stele(&["verify", path]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(
+        stderr.contains(
+            "this ledger is certified by validators (BFT mode): pass --validators V.json \
+             (GET /node/validators)"
+        ),
+        "{stderr}"
+    );
+    // --key and --validators exclude each other.
+    let key = Digest(FixtureWriter::new(3).public_key().to_bytes()).to_hex();
+    let output = stele(&["verify", path, "--key", &key, "--validators", validators]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("cannot be used with"),
+        "{}",
+        text(&output.stderr)
+    );
+    // A validators file that does not add up is refused before any check.
+    let mut info: Value =
+        serde_json::from_str(&std::fs::read_to_string(validators).unwrap()).unwrap();
+    info["total_power"] = json!(3);
+    let bad = dir.path().join("bad-validators.json");
+    std::fs::write(&bad, info.to_string()).unwrap();
+    let output = stele(&["verify", path, "--validators", bad.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("bad-validators.json"), "{stderr}");
+    assert!(stderr.contains("total_power is 3"), "{stderr}");
+}
+
+/// Validator `id`'s key in [`bft_receipt`].
+fn validator_key(id: u64) -> SigningKey {
+    SigningKey::from_bytes(&[u8::try_from(id).unwrap() + 60; 32])
+}
+
+/// The receipt of seqno 2 of a tree of 5 whose checkpoint is a certificate
+/// note of validators `signers` (of 1 ..= 4, power 1 each).
+fn bft_receipt(signers: &[u64]) -> Receipt {
+    let components = |seqno: u64| LeafComponents {
+        write_set_digest: sha256(format!("write set {seqno}").as_bytes()),
+        commit_evidence: CommitEvidence {
+            transaction_id: TransactionId { view: 1, seqno },
+            secret: sha256(format!("secret {seqno}").as_bytes()).0,
+        },
+        claims_digest: Digest::ZERO,
+        command_digest: Some(sha256(format!("command {seqno}").as_bytes())),
+    };
+    let mut tree = MerkleTree::new();
+    let leaves: Vec<Vec<u8>> = (1..=5)
+        .map(|seqno| components(seqno).leaf_bytes())
+        .collect();
+    tree.append_batch(&leaves);
+    let checkpoint = Checkpoint {
+        origin: FIXTURE_ORIGIN.to_owned(),
+        tree_size: tree.size(),
+        root: tree.root(),
+        view: Some(1),
+    };
+    let text = format!(
+        "{}stele-bft 1 0 1 {}\n",
+        checkpoint.body(),
+        sha256(b"value").to_hex()
+    );
+    let mut note = format!("{text}\n");
+    for id in signers {
+        let name = validator_key_name(FIXTURE_ORIGIN, *id);
+        let signed = NoteSigner::new(&name, validator_key(*id))
+            .unwrap()
+            .sign(&text)
+            .unwrap();
+        note.push_str(&signed[text.len() + 1..]);
+    }
+    Receipt::build(&tree, &Tiles::none(), 1, &components(2), &checkpoint, note).unwrap()
+}
+
+#[test]
+fn a_bft_receipt_verifies_with_the_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = ValidatorQuorum::new(
+        FIXTURE_ORIGIN,
+        (1..=4).map(|id| (id, validator_key(id).verifying_key(), 1)),
+    )
+    .unwrap();
+    let validators = dir.path().join("validators.json");
+    let info = ValidatorsInfo::from_quorum(FIXTURE_ORIGIN, &set);
+    std::fs::write(&validators, serde_json::to_string(&info).unwrap()).unwrap();
+    let validators = validators.to_str().unwrap();
+    let write = |name: &str, receipt: &Receipt| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_string(receipt).unwrap()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let good = write("good.json", &bft_receipt(&[1, 3, 4]));
+    let output = stele(&["receipt", "verify", &good, "--validators", validators]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("receipt OK: transaction 1.2"), "{stdout}");
+    assert!(
+        stdout.contains("holding 3 of 4 voting power (more than two thirds): v1 (power 1), v3 (power 1), v4 (power 1)"),
+        "{stdout}"
+    );
+
+    // Two of four do not certify.
+    let short = write("short.json", &bft_receipt(&[2, 4]));
+    let output = stele(&["receipt", "verify", &short, "--validators", validators]);
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(stderr.contains("FAILED for transaction 1.2"), "{stderr}");
+    assert!(stderr.contains("hold 2 of 4 voting power"), "{stderr}");
+    // One validator's key is not a service key.
+    let one = Digest(validator_key(1).verifying_key().to_bytes()).to_hex();
+    let output = stele(&["receipt", "verify", &good, "--key", &one]);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+
+    // Exactly one of --key and --validators.
+    for args in [
+        vec!["receipt", "verify", good.as_str()],
+        vec![
+            "receipt",
+            "verify",
+            good.as_str(),
+            "--key",
+            one.as_str(),
+            "--validators",
+            validators,
+        ],
+    ] {
+        let output = stele(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            text(&output.stderr).contains("--validators"),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
 }
 
 /// Cuts the last batch and its signature entry off the open chunk of `ledger`,

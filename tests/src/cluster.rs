@@ -44,6 +44,8 @@ pub struct ClusterOptions {
     /// Lines of a `[ledger]` section added to every node's file, e.g.
     /// `"chunk_bytes = 4096\n"`.
     pub ledger_settings: String,
+    /// More `cluster-init` arguments, e.g. `["--mode", "bft"]`.
+    pub init_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -56,6 +58,7 @@ impl Default for ClusterOptions {
             joining: 0,
             cluster_settings: String::new(),
             ledger_settings: String::new(),
+            init_args: Vec::new(),
         }
     }
 }
@@ -119,6 +122,7 @@ impl Cluster {
         if options.partition_injection {
             args.push("--partition-injection");
         }
+        args.extend(options.init_args.iter().map(String::as_str));
         let output = run_cli(bin, &args);
         assert!(output.status.success(), "{}", describe_output(&output));
         let admin_token = std::fs::read_to_string(dir.path().join("admin.token"))
@@ -323,6 +327,16 @@ impl Cluster {
                 .collect();
             self.set_partition(index, &drop);
         }
+    }
+
+    /// The cluster's folder (`node<i>/`, `node<i>.toml`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The path of the `stele` binary the nodes run.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// Stops every running node (SIGTERM) and runs `stele verify --key` on

@@ -17,6 +17,8 @@
 //!   read whole, whose helpers panic with the method, path, status and body.
 //! - [`cluster`]: [`cluster::Cluster`], N nodes laid out by `stele cluster-init`:
 //!   the agreed leader, commits per node, partitions, `stele verify` of every ledger.
+//! - [`bft`]: BFT-mode clusters: their options, writes that follow the
+//!   proposer, `stele verify --validators` of every ledger.
 //! - [`raw`]: one HTTP/1.1 exchange written by hand over TLS, for requests a
 //!   normal client will not send (a `Content-Length` promising a body never sent).
 //! - [`redis_server`]: [`RedisServer`], a throwaway `redis-server` on a free port
@@ -34,6 +36,7 @@
 //! Nothing here assumes a single node: a cluster test starts several [`TestNode`]s,
 //! each with its own folder and extra arguments ([`NodeConfig::extra_args`]).
 
+pub mod bft;
 pub mod client;
 pub mod cluster;
 pub mod node;

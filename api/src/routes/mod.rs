@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/node/checkpoint"),
     ("GET", "/node/consistency"),
     ("GET", "/node/public-key"),
+    ("GET", "/node/validators"),
     ("GET", "/node/state"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
@@ -143,6 +144,7 @@ pub fn router<N: Node>(node: Arc<N>, config: ApiConfig, mut registry: Registry) 
         .get("/node/checkpoint", node::checkpoint::<N>)
         .get("/node/consistency", node::consistency::<N>)
         .get("/node/public-key", node::public_key::<N>)
+        .get("/node/validators", node::validators::<N>)
         .get("/node/state", node::state::<N>)
         .get("/metrics", node::metrics::<N>)
         .get("/openapi.json", node::openapi)

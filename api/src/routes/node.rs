@@ -10,7 +10,7 @@ use stele_history::Receipt;
 use super::AppState;
 use crate::error::{codes, HttpError};
 use crate::extract::QueryParams;
-use crate::node::{Node, NodeState, PublicKeyInfo};
+use crate::node::{Node, NodeState, PublicKeyInfo, ValidatorsInfo};
 
 /// `GET /node/tx?transaction_id=v.s`.
 pub(crate) async fn tx_status<N: Node>(
@@ -92,9 +92,31 @@ fn tree_size(query: &QueryParams, name: &str) -> Result<u64, HttpError> {
     })
 }
 
-/// `GET /node/public-key`.
-pub(crate) async fn public_key<N: Node>(State(state): State<AppState<N>>) -> Json<PublicKeyInfo> {
-    Json(state.node.public_key())
+/// `GET /node/public-key`; 404 in BFT mode, where no service key exists
+/// (the validators certify the checkpoints).
+pub(crate) async fn public_key<N: Node>(
+    State(state): State<AppState<N>>,
+) -> Result<Json<PublicKeyInfo>, HttpError> {
+    if state.node.validators().is_some() {
+        return Err(HttpError::not_found(
+            "this service has no service key: its checkpoints are certified by validators \
+             (BFT mode): GET /node/validators",
+        ));
+    }
+    Ok(Json(state.node.public_key()))
+}
+
+/// `GET /node/validators`: the validators certifying the checkpoints (BFT
+/// mode); 404 on a service with a service key.
+pub(crate) async fn validators<N: Node>(
+    State(state): State<AppState<N>>,
+) -> Result<Json<ValidatorsInfo>, HttpError> {
+    state.node.validators().map(Json).ok_or_else(|| {
+        HttpError::not_found(
+            "this service has a service key, not validators (it runs Raft, not BFT): \
+             GET /node/public-key",
+        )
+    })
 }
 
 /// `GET /node/state`.

@@ -3,8 +3,8 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use stele_bft::{
-    sign_proposal, sign_vote, CommitCertificate, Height, Message, NilOrVal, Proposal, Round,
-    Signature, SignedVote, ValidatorId, Value, Vote, VoteType,
+    sign_proposal, sign_vote, CommitCertificate, Decision, Height, Message, NilOrVal, Proposal,
+    Round, Signature, SignedVote, ValidatorId, Value, Vote, VoteType,
 };
 
 use super::cluster::{Cluster, Payload};
@@ -16,18 +16,27 @@ fn own_id(node: usize) -> ValidatorId {
     ValidatorId(node as u64 + 1)
 }
 
+/// The view base the faulty node signs with: its node's, for its height.
+fn view_base(cluster: &Cluster, node: usize) -> u64 {
+    cluster.hosts[node].node.as_ref().map_or_else(
+        || cluster.hosts[node].next_view_base(),
+        |bft| bft.view_base(),
+    )
+}
+
+/// A value no honest node proposes.
+fn ghost(height: Height, tag: &str) -> Value {
+    Value::new(format!("ghost\n{height}\n"), tag.as_bytes().to_vec()).expect("well formed")
+}
+
 /// Sends `first` to half of the peers and `second` to the other half.
 fn split(cluster: &mut Cluster, node: usize, first: Message, second: Message) {
     for to in 0..cluster.hosts.len() {
         if to == node {
             continue;
         }
-        let message = if to % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
-        cluster.send(node, to, Payload::Consensus(message));
+        let message = if to % 2 == 0 { &first } else { &second };
+        cluster.send(node, to, Payload::message(message));
     }
 }
 
@@ -37,63 +46,60 @@ pub fn equivocate(cluster: &mut Cluster, node: usize, message: Message) {
     let key = cluster.hosts[node].key.clone();
     match &message {
         Message::Proposal(proposal) if proposal.proposer == own_id(node) => {
-            let mut bytes = proposal.value.bytes().to_vec();
-            bytes.extend_from_slice(b"/twin");
+            let mut payload = proposal.value.payload().to_vec();
+            payload.extend_from_slice(b"/twin");
+            let body = proposal.value.checkpoint_body().to_string();
             let twin = Proposal {
-                value: Value::new(bytes),
+                value: Value::new(body, payload).expect("the same body"),
                 ..proposal.message.clone()
             };
-            let twin = Message::Proposal(sign_proposal(&key, twin));
+            let base = view_base(cluster, node);
+            let twin = Message::Proposal(sign_proposal(&key, twin, base));
             split(cluster, node, message, twin);
         }
         Message::Vote(vote) if vote.validator == own_id(node) => {
             let other = match vote.value_id {
-                NilOrVal::Nil => NilOrVal::Val(Value::new(b"ghost".to_vec()).id()),
+                NilOrVal::Nil => NilOrVal::Val(ghost(vote.height, "equivocation").id()),
                 NilOrVal::Val(_) => NilOrVal::Nil,
             };
             let conflicting = Vote {
                 value_id: other,
                 ..vote.message.clone()
             };
-            let conflicting = Message::Vote(sign_vote(&key, conflicting));
+            let base = view_base(cluster, node);
+            let conflicting = Message::Vote(sign_vote(&key, conflicting, base));
             split(cluster, node, message, conflicting);
         }
-        _ => cluster.send_all(node, Payload::Consensus(message)),
+        _ => cluster.send_all(node, Payload::message(&message)),
     }
 }
 
 fn signed(
     node_key: &ed25519_dalek::SigningKey,
     vote_type: VoteType,
-    height: Height,
-    round: Round,
+    (height, round): (Height, Round),
     value: NilOrVal<stele_bft::ValueId>,
     validator: ValidatorId,
+    view_base: u64,
 ) -> SignedVote {
-    sign_vote(
-        node_key,
-        stele_bft::context::new_vote(vote_type, height, round, value, validator),
-    )
+    let vote = stele_bft::context::new_vote(vote_type, height, round, value, validator);
+    sign_vote(node_key, vote, view_base)
 }
 
 /// Vote-all: on every proposal it sees, valid or not, it prevotes and
-/// precommits the value (on top of what its node does).
+/// precommits the value (on top of what its node does), signing with its
+/// node's view base.
 pub fn vote_for_everything(cluster: &mut Cluster, node: usize, message: &Message) {
     let Message::Proposal(proposal) = message else {
         return;
     };
     let key = cluster.hosts[node].key.clone();
+    let base = view_base(cluster, node);
     let value = NilOrVal::Val(proposal.value.id());
+    let at = (proposal.height, proposal.round);
     for vote_type in [VoteType::Prevote, VoteType::Precommit] {
-        let vote = signed(
-            &key,
-            vote_type,
-            proposal.height,
-            proposal.round,
-            value,
-            own_id(node),
-        );
-        cluster.send_all(node, Payload::Consensus(Message::Vote(vote)));
+        let vote = signed(&key, vote_type, at, value.clone(), own_id(node), base);
+        cluster.send_all(node, Payload::message(&Message::Vote(vote)));
     }
 }
 
@@ -103,50 +109,46 @@ fn random_signature(cluster: &mut Cluster) -> Signature {
     Signature(bytes)
 }
 
-/// Garbage: replays old messages and sends forged ones (bad signatures,
-/// votes and proposals in other validators' names, forged certificates).
+/// Garbage: replays old messages, sends damaged bytes and forged messages
+/// (bad signatures, votes and proposals in other validators' names, forged
+/// certificates).
 pub fn send_garbage(cluster: &mut Cluster, node: usize) {
     let key = cluster.hosts[node].key.clone();
     let nodes = cluster.hosts.len();
+    let base = view_base(cluster, node);
     let received = &mut cluster.hosts[node].received;
     if received.len() > REPLAY_KEPT_MAX {
         received.drain(..received.len() - REPLAY_KEPT_MAX);
     }
-    // Replays of old votes and proposals, from any height and round.
-    for _ in 0..3 {
+    // Replays of old votes and proposals, from any height and round, and one
+    // with a byte changed (it may not decode).
+    for replay in 0..3 {
         let old = cluster.hosts[node]
             .received
             .choose(&mut cluster.net)
             .cloned();
         if let Some(old) = old {
-            cluster.send_all(node, Payload::Consensus(old));
+            let mut bytes = old.encode();
+            if replay == 0 {
+                let at = cluster.net.gen_range(0..bytes.len());
+                bytes[at] ^= 1 << cluster.net.gen_range(0..8);
+            }
+            cluster.send_all(node, Payload::Consensus(bytes));
         }
     }
     let height = Height(cluster.hosts[node].committed.len() as u64 + 1);
     let round = Round::new(cluster.net.gen_range(0..3));
     let victim = ValidatorId(cluster.net.gen_range(1..=nodes as u64));
-    let ghost = Value::new(format!("ghost/{height}").into_bytes());
+    let ghost = ghost(height, "garbage");
+    let at = (height, round);
     // A vote with a random signature in the victim's name.
-    let mut forged = signed(
-        &key,
-        VoteType::Precommit,
-        height,
-        round,
-        NilOrVal::Val(ghost.id()),
-        victim,
-    );
+    let value = NilOrVal::Val(ghost.id());
+    let mut forged = signed(&key, VoteType::Precommit, at, value.clone(), victim, base);
     forged.signature = random_signature(cluster);
-    cluster.send_all(node, Payload::Consensus(Message::Vote(forged)));
+    cluster.send_all(node, Payload::message(&Message::Vote(forged)));
     // A vote in the victim's name, signed with this node's key.
-    let impersonated = signed(
-        &key,
-        VoteType::Prevote,
-        height,
-        round,
-        NilOrVal::Val(ghost.id()),
-        victim,
-    );
-    cluster.send_all(node, Payload::Consensus(Message::Vote(impersonated)));
+    let impersonated = signed(&key, VoteType::Prevote, at, value.clone(), victim, base);
+    cluster.send_all(node, Payload::message(&Message::Vote(impersonated)));
     // A proposal in the victim's name, signed with this node's key.
     let proposal = Proposal {
         height,
@@ -155,9 +157,9 @@ pub fn send_garbage(cluster: &mut Cluster, node: usize) {
         pol_round: Round::Nil,
         proposer: victim,
     };
-    let proposal = sign_proposal(&key, proposal);
-    cluster.send_all(node, Payload::Consensus(Message::Proposal(proposal)));
-    // A certificate with random signatures from every validator, and one that
+    let proposal = sign_proposal(&key, proposal, base);
+    cluster.send_all(node, Payload::message(&Message::Proposal(proposal)));
+    // A decision with random signatures from every validator, and one that
     // counts this node's genuine precommit once per validator slot.
     let mut forged_certificate = CommitCertificate {
         height,
@@ -171,23 +173,19 @@ pub fn send_garbage(cluster: &mut Cluster, node: usize) {
             .commit_signatures
             .push(stele_bft::CommitSignature::new(ValidatorId(id), signature));
     }
-    cluster.send_all(
-        node,
-        Payload::SyncResponse(ghost.bytes().to_vec(), forged_certificate.clone()),
-    );
-    let genuine = signed(
-        &key,
-        VoteType::Precommit,
+    let view = stele_bft::round_view(height, base, round);
+    let decision = |certificate| Decision {
         height,
-        round,
-        NilOrVal::Val(ghost.id()),
-        own_id(node),
-    );
+        view,
+        value: ghost.clone(),
+        certificate,
+    };
+    let payload = Payload::SyncResponse(decision(forged_certificate.clone()).encode());
+    cluster.send_all(node, payload);
+    let genuine = signed(&key, VoteType::Precommit, at, value, own_id(node), base);
     forged_certificate.commit_signatures = (0..nodes)
         .map(|_| stele_bft::CommitSignature::new(own_id(node), genuine.signature))
         .collect();
-    cluster.send_all(
-        node,
-        Payload::SyncResponse(ghost.bytes().to_vec(), forged_certificate),
-    );
+    let payload = Payload::SyncResponse(decision(forged_certificate).encode());
+    cluster.send_all(node, payload);
 }

@@ -1,21 +1,26 @@
 //! The simulated cluster: N whole `BftNode`s, each behind a host that owns its
-//! timers, WAL and committed batches, joined by an in-memory network with a
-//! virtual clock. One thread, one seeded RNG stream for the network, one event
-//! queue ordered by (virtual time, sequence number): a seed replays exactly.
+//! timers, WAL and committed decisions, joined by an in-memory network with a
+//! virtual clock (`network.rs`). One thread, one seeded RNG stream for the
+//! network and the hosts' delays, one event queue ordered by (virtual time,
+//! sequence number): a seed replays exactly.
+//!
+//! Parking (half the seeds): a parked node's host starts its height as the
+//! next proposer after a short random delay (a batch arrived), or, as a
+//! non-proposer, after a longer random "demand" delay (clients' writes waited
+//! too long); any other node starts on the messages of the height.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use stele_bft::{
-    Action, BftConfig, BftNode, CommitCertificate, Event, Height, LinearTimeouts, Message, Round,
-    Timeout, Validator, ValidatorId, ValidatorSet, Validity, ValidityFn, Value, ValueId, WalEntry,
+    BftConfig, BftNode, Decision, Event, Height, LinearTimeouts, Message, Round, Timeout,
+    Validator, ValidatorId, ValidatorSet, Validity, ValidityFn, Value, ValueId, WalEntry,
 };
 
+use super::byzantine;
 use super::plan::{rng, Behaviour, Plan, Step, STREAM_KEYS, STREAM_NETWORK};
-use super::{byzantine, checks};
 
 /// Every node asks its peers for the decided batch of its height this often.
 pub const SYNC_INTERVAL_MS: u64 = 1_000;
@@ -26,20 +31,32 @@ pub const PROGRESS_AFTER_HEAL: u64 = 5;
 pub const PROGRESS_WINDOW_MS: u64 = 120_000;
 /// A bound on events per run (a run that needs more is a bug).
 pub const EVENTS_MAX: u64 = 3_000_000;
+/// A parked next proposer starts its height within this delay (a batch).
+pub const PROPOSER_START_MAX_MS: u64 = 300;
+/// A parked non-proposer starts its height after a delay in this range
+/// (clients' demand waited too long at it).
+pub const DEMAND_START_MS: (u64, u64) = (2_000, 6_000);
 
 /// What travels between hosts.
 #[derive(Clone, Debug)]
 pub enum Payload {
-    /// A consensus message.
-    Consensus(Message),
+    /// An encoded consensus message (`Message::encode`; garbage may not decode).
+    Consensus(Vec<u8>),
     /// "Send me the decided batch of this height."
     SyncRequest(Height),
-    /// A decided batch and its certificate.
-    SyncResponse(Vec<u8>, CommitCertificate<stele_bft::SteleContext>),
+    /// An encoded decided height (`Decision::encode`).
+    SyncResponse(Vec<u8>),
+}
+
+impl Payload {
+    /// A consensus message's payload.
+    pub fn message(message: &Message) -> Payload {
+        Payload::Consensus(message.encode())
+    }
 }
 
 #[derive(Debug)]
-enum SimEvent {
+pub(super) enum SimEvent {
     Deliver {
         to: usize,
         from: usize,
@@ -57,6 +74,12 @@ enum SimEvent {
         incarnation: u64,
         height: Height,
         round: Round,
+    },
+    /// The host starts a parked height (a batch arrived, or demand waited).
+    StartParked {
+        node: usize,
+        incarnation: u64,
+        height: Height,
     },
     SyncTick {
         node: usize,
@@ -76,13 +99,17 @@ pub enum Sabotage {
     ForgetWal,
 }
 
-/// One line of the decision trace.
+/// One line of the decision trace (honest nodes only).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct TraceLine {
     pub at_ms: u64,
     pub node: usize,
     pub height: Height,
     pub round: Round,
+    /// The view the height was decided in.
+    pub view: u64,
+    /// The proposer of that view.
+    pub proposer: ValidatorId,
     pub value: ValueId,
 }
 
@@ -91,19 +118,28 @@ pub struct Host {
     pub behaviour: Behaviour,
     pub node: Option<BftNode>,
     pub key: SigningKey,
-    incarnation: u64,
-    timers: Vec<(Height, Timeout, u64)>,
+    pub(super) incarnation: u64,
+    pub(super) timers: Vec<(Height, Timeout, u64)>,
+    /// The parked height whose start the host has scheduled.
+    pub(super) start_scheduled: Option<Height>,
     /// Durable: the write-ahead log of the current height.
     pub wal: Vec<WalEntry>,
-    /// Durable: the ledger, batch `h` at index `h - 1`.
-    pub committed: Vec<(Value, CommitCertificate<stele_bft::SteleContext>)>,
+    /// Durable: the ledger, height `h` at index `h - 1`.
+    pub committed: Vec<Decision>,
     /// Messages this node received (the garbage node replays them).
     pub received: Vec<Message>,
 }
 
+impl Host {
+    /// The view base of the next height: the view the last one was decided in.
+    pub fn next_view_base(&self) -> u64 {
+        self.committed.last().map_or(0, |decision| decision.view)
+    }
+}
+
 /// The outcome of a run.
 pub struct Outcome {
-    pub trace: Vec<Decision>,
+    pub trace: Vec<TraceLine>,
     pub summary: String,
 }
 
@@ -113,33 +149,42 @@ pub struct Cluster {
     pub validators: ValidatorSet,
     pub hosts: Vec<Host>,
     queue: BTreeMap<(u64, u64), SimEvent>,
-    sequence: u64,
+    pub(super) sequence: u64,
     pub net: ChaCha8Rng,
-    cut: BTreeSet<(usize, usize)>,
-    healed: bool,
+    pub(super) cut: BTreeSet<(usize, usize)>,
+    pub(super) healed: bool,
     /// A deliberate bug (`Sabotage::None` in real runs).
     sabotage: Sabotage,
     /// Restarts from the WAL, and the entries they replayed.
     restarts: u64,
     replayed_entries: usize,
-    /// Synced batches fed to nodes.
-    syncs_fed: u64,
+    /// Synced decisions fed to nodes, and payloads that did not decode.
+    pub(super) syncs_fed: u64,
+    pub(super) undecodable: u64,
+    /// Parked heights the hosts started.
+    parked_starts: u64,
+    /// Honest decisions in another view than their host's base gives (adopted
+    /// by sync).
+    pub views_adopted: u64,
     /// Height -> the value the first honest decider decided.
     pub decided: BTreeMap<Height, ValueId>,
     /// (node, vote kind, height, round) -> value voted, for honest nodes.
     pub votes_signed: BTreeMap<(usize, u8, u64, i64), Option<ValueId>>,
-    pub trace: Vec<Decision>,
+    pub trace: Vec<TraceLine>,
     pub violations: Vec<String>,
 }
 
-/// The value the host of `node` proposes: invalid ones start with "invalid".
-pub fn value_bytes(node: usize, height: Height, round: Round, valid: bool) -> Vec<u8> {
+/// The value the host of `node` proposes: invalid ones' payloads start with
+/// "invalid"; the body is a checkpoint-like text.
+pub fn proposed_value(node: usize, height: Height, round: Round, valid: bool) -> Value {
     let prefix = if valid { "batch" } else { "invalid" };
-    format!("{prefix}/h{height}/r{round}/n{node}").into_bytes()
+    let body = format!("sim.example/log\n{height}\nroot/r{round}/n{node}\n");
+    let payload = format!("{prefix}/h{height}/r{round}/n{node}").into_bytes();
+    Value::new(body, payload).expect("a well-formed body")
 }
 
 pub fn is_valid_value(value: &Value) -> bool {
-    !value.bytes().starts_with(b"invalid")
+    !value.payload().starts_with(b"invalid")
 }
 
 impl Cluster {
@@ -172,6 +217,7 @@ impl Cluster {
                 key,
                 incarnation: 0,
                 timers: Vec::new(),
+                start_scheduled: None,
                 wal: Vec::new(),
                 committed: Vec::new(),
                 received: Vec::new(),
@@ -192,6 +238,9 @@ impl Cluster {
             restarts: 0,
             replayed_entries: 0,
             syncs_fed: 0,
+            undecodable: 0,
+            parked_starts: 0,
+            views_adopted: 0,
             decided: BTreeMap::new(),
             votes_signed: BTreeMap::new(),
             trace: Vec::new(),
@@ -203,7 +252,7 @@ impl Cluster {
         cluster
     }
 
-    fn schedule(&mut self, at_ms: u64, event: SimEvent) {
+    pub(super) fn schedule(&mut self, at_ms: u64, event: SimEvent) {
         self.sequence += 1;
         self.queue.insert((at_ms, self.sequence), event);
     }
@@ -214,6 +263,7 @@ impl Cluster {
             signing_key: self.hosts[node].key.clone(),
             validators: self.validators.clone(),
             timeouts: LinearTimeouts::default(),
+            park_between_heights: self.plan.park,
         }
     }
 
@@ -228,13 +278,20 @@ impl Cluster {
     /// Starts (or restarts from the WAL) `node`.
     fn boot(&mut self, node: usize) {
         let height = Height(self.hosts[node].committed.len() as u64 + 1);
+        let view_base = self.hosts[node].next_view_base();
         let host = &mut self.hosts[node];
         host.incarnation += 1;
         host.timers.clear();
+        host.start_scheduled = None;
         let (bft, actions) = if host.incarnation == 1 {
-            let mut bft = BftNode::new(self.config(node), self.validity(node), height)
+            let mut bft = BftNode::new(self.config(node), self.validity(node), height, view_base)
                 .expect("the node's config is valid");
-            let actions = bft.handle(Event::Start);
+            // Parking, a new node waits like a parked one.
+            let actions = if self.plan.park {
+                Vec::new()
+            } else {
+                bft.handle(Event::Start)
+            };
             (bft, actions)
         } else {
             if self.sabotage == Sabotage::ForgetWal {
@@ -253,7 +310,8 @@ impl Cluster {
                 .collect();
             self.restarts += 1;
             self.replayed_entries += wal.len();
-            BftNode::recover(self.config(node), self.validity(node), height, &wal)
+            let config = self.config(node);
+            BftNode::recover(config, self.validity(node), height, view_base, &wal)
                 .expect("the WAL replays without divergence")
         };
         self.hosts[node].node = Some(bft);
@@ -263,6 +321,7 @@ impl Cluster {
             SimEvent::SyncTick { node, incarnation },
         );
         self.carry_out(node, actions);
+        self.schedule_parked_start(node);
     }
 
     /// Runs the plan, then until every honest node has made progress after
@@ -331,19 +390,26 @@ impl Cluster {
             .iter()
             .filter(|d| d.round != Round::new(0))
             .count();
+        let last_view = self.trace.iter().map(|d| d.view).max().unwrap_or(0);
         Ok(Outcome {
             summary: format!(
-                "{} nodes {:?} powers {:?}: heights {heights:?} at {} ms, {events} events, \
-                 {} decisions ({rounds_above_zero} after round 0), {refused} refused proposals, \
-                 {} restarts replaying {} WAL entries, {} sync responses fed",
+                "{} nodes {:?} powers {:?}{}: heights {heights:?} at {} ms, {events} events, \
+                 {} decisions ({rounds_above_zero} after round 0, last view {last_view}, \
+                 {} views adopted by sync), {refused} refused proposals, {} restarts \
+                 replaying {} WAL entries, {} sync responses fed, {} parked starts, \
+                 {} undecodable payloads",
                 self.plan.nodes(),
                 self.plan.behaviours,
                 self.plan.powers,
+                if self.plan.park { " parking" } else { "" },
                 self.now_ms,
                 self.trace.len(),
+                self.views_adopted,
                 self.restarts,
                 self.replayed_entries,
                 self.syncs_fed,
+                self.parked_starts,
+                self.undecodable,
             ),
             trace: self.trace,
         })
@@ -382,6 +448,11 @@ impl Cluster {
                     return;
                 };
                 host.timers.swap_remove(index);
+                if host.node.as_ref().is_some_and(BftNode::parked) {
+                    self.violations.push(format!(
+                        "node {node}: a timer of height {height} fired while parked"
+                    ));
+                }
                 self.handle(node, Event::TimeoutElapsed(height, timeout));
             }
             SimEvent::Propose {
@@ -394,8 +465,24 @@ impl Cluster {
                     return;
                 }
                 let valid = self.hosts[node].behaviour != Behaviour::InvalidProposer;
-                let bytes = value_bytes(node, height, round, valid);
-                self.handle(node, Event::ValueToPropose(height, round, bytes));
+                let value = proposed_value(node, height, round, valid);
+                self.handle(node, Event::ValueToPropose(height, round, value));
+            }
+            SimEvent::StartParked {
+                node,
+                incarnation,
+                height,
+            } => {
+                let host = &self.hosts[node];
+                let parked_at = host
+                    .node
+                    .as_ref()
+                    .filter(|bft| bft.parked())
+                    .map(BftNode::height);
+                if host.incarnation == incarnation && parked_at == Some(height) {
+                    self.parked_starts += 1;
+                    self.handle(node, Event::Start);
+                }
             }
             SimEvent::SyncTick { node, incarnation } => {
                 if self.hosts[node].incarnation != incarnation || self.hosts[node].node.is_none() {
@@ -442,157 +529,4 @@ impl Cluster {
             }
         }
     }
-
-    fn deliver(&mut self, to: usize, from: usize, payload: Payload) {
-        match payload {
-            Payload::Consensus(message) => {
-                if self.hosts[to].behaviour == Behaviour::Garbage {
-                    self.hosts[to].received.push(message.clone());
-                }
-                if self.hosts[to].behaviour == Behaviour::VoteAll {
-                    byzantine::vote_for_everything(self, to, &message);
-                }
-                self.handle(to, Event::Message(ValidatorId(from as u64 + 1), message));
-            }
-            Payload::SyncRequest(height) => {
-                let silent = self.hosts[to].behaviour == Behaviour::Silent;
-                let Some(index) = height.0.checked_sub(1) else {
-                    return;
-                };
-                if let Some((value, certificate)) = self.hosts[to].committed.get(index as usize) {
-                    if !silent {
-                        let payload =
-                            Payload::SyncResponse(value.bytes().to_vec(), certificate.clone());
-                        self.send(to, from, payload);
-                    }
-                }
-            }
-            Payload::SyncResponse(value, certificate) => {
-                self.syncs_fed += 1;
-                self.handle(to, Event::Synced { value, certificate });
-            }
-        }
-    }
-
-    /// Feeds `event` to `node` and carries out the actions.
-    pub fn handle(&mut self, node: usize, event: Event) {
-        let Some(bft) = self.hosts[node].node.as_mut() else {
-            return;
-        };
-        let actions = bft.handle(event);
-        self.carry_out(node, actions);
-    }
-
-    fn carry_out(&mut self, node: usize, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                // In memory, so durable at once: before any later action.
-                Action::PersistWal(entry) => self.hosts[node].wal.push(entry),
-                Action::Broadcast(message) => self.broadcast(node, message),
-                Action::ScheduleTimeout {
-                    height,
-                    timeout,
-                    after,
-                } => {
-                    self.sequence += 1;
-                    let id = self.sequence;
-                    let host = &mut self.hosts[node];
-                    host.timers
-                        .retain(|(h, t, _)| !(*h == height && *t == timeout));
-                    host.timers.push((height, timeout, id));
-                    let incarnation = host.incarnation;
-                    let at = self.now_ms + millis(after);
-                    self.schedule(
-                        at,
-                        SimEvent::Timer {
-                            node,
-                            incarnation,
-                            height,
-                            timeout,
-                            id,
-                        },
-                    );
-                }
-                Action::CancelTimeout { height, timeout } => {
-                    self.hosts[node]
-                        .timers
-                        .retain(|(h, t, _)| !(*h == height && *t == timeout));
-                }
-                Action::CancelAllTimeouts => self.hosts[node].timers.clear(),
-                Action::GetValue { height, round } => {
-                    let incarnation = self.hosts[node].incarnation;
-                    let at = self.now_ms + 1;
-                    self.schedule(
-                        at,
-                        SimEvent::Propose {
-                            node,
-                            incarnation,
-                            height,
-                            round,
-                        },
-                    );
-                }
-                Action::Decided {
-                    height,
-                    value,
-                    certificate,
-                } => {
-                    checks::on_decided(self, node, height, value, certificate);
-                }
-            }
-        }
-    }
-
-    /// Sends a node's broadcast, through its behaviour.
-    fn broadcast(&mut self, node: usize, message: Message) {
-        match self.hosts[node].behaviour {
-            Behaviour::Silent => {}
-            Behaviour::Equivocate => byzantine::equivocate(self, node, message),
-            Behaviour::Honest => {
-                checks::record_own_vote(self, node, &message);
-                self.send_all(node, Payload::Consensus(message));
-            }
-            _ => self.send_all(node, Payload::Consensus(message)),
-        }
-    }
-
-    pub fn send_all(&mut self, from: usize, payload: Payload) {
-        for to in 0..self.hosts.len() {
-            if to != from {
-                self.send(from, to, payload.clone());
-            }
-        }
-    }
-
-    /// One message on one link: maybe lost, maybe duplicated, each copy with
-    /// its own delay (so messages reorder).
-    pub fn send(&mut self, from: usize, to: usize, payload: Payload) {
-        if self.cut.contains(&(from, to)) {
-            return;
-        }
-        if !self.healed && self.net.gen_bool(self.plan.loss) {
-            return;
-        }
-        let copies = if self.net.gen_bool(self.plan.duplicate) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let (low, high) = self.plan.delay_ms;
-            let at = self.now_ms + self.net.gen_range(low..=high);
-            self.schedule(
-                at,
-                SimEvent::Deliver {
-                    to,
-                    from,
-                    payload: payload.clone(),
-                },
-            );
-        }
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).expect("timeouts are short")
 }

@@ -59,6 +59,8 @@ pub struct Plan {
     pub steps: Vec<(u64, Step)>,
     /// From here on: every link healed, every crashed node restarted, no loss.
     pub heal_at_ms: u64,
+    /// Whether nodes park between heights (their hosts start them).
+    pub park: bool,
 }
 
 /// An RNG for `stream` of `seed`.
@@ -131,15 +133,19 @@ impl Plan {
         }
         // Stable: a crash and its restart at one instant stay in that order.
         steps.sort_by_key(|(at, _)| *at);
+        let loss = [0.0, 0.05, 0.2][rng.gen_range(0..3)];
+        let duplicate = [0.0, 0.05, 0.2][rng.gen_range(0..3)];
+        let delay_ms = (rng.gen_range(1..20), rng.gen_range(20..400));
         Plan {
             seed,
             powers,
             behaviours,
-            loss: [0.0, 0.05, 0.2][rng.gen_range(0..3)],
-            duplicate: [0.0, 0.05, 0.2][rng.gen_range(0..3)],
-            delay_ms: (rng.gen_range(1..20), rng.gen_range(20..400)),
+            loss,
+            duplicate,
+            delay_ms,
             steps,
             heal_at_ms,
+            park: rng.gen_bool(0.5),
         }
     }
 

@@ -127,3 +127,34 @@ pub struct LedgerFetched {
     /// The batches.
     pub batches: Vec<(stele_ledger::BatchEntry, stele_ledger::SignatureEntry)>,
 }
+
+/// BFT mode: messages between validators (`POST /bft/messages`), each the
+/// bytes of a `stele_bft::Message`; the sender is the authenticated peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BftMessages {
+    /// The encoded messages, in the order they were sent.
+    pub messages: Vec<serde_bytes::ByteBuf>,
+}
+
+/// The answer to [`BftMessages`]: taken (queued for this node's core).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BftTaken {
+    /// Messages queued.
+    pub taken: u64,
+}
+
+/// BFT mode: a lagging node asks for the decision of `height`
+/// (`POST /bft/sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BftSyncRequest {
+    /// The height wanted.
+    pub height: u64,
+}
+
+/// The answer to [`BftSyncRequest`]: the encoded `stele_bft::Decision`, or
+/// none if the peer has not decided that height.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BftSyncAnswer {
+    /// The decision's bytes.
+    pub decision: Option<serde_bytes::ByteBuf>,
+}

@@ -15,7 +15,9 @@ use stele_api::extract::{parse_transaction_id, quote, QueryParams};
 use stele_consensus::openraft::raft::{AppendEntriesRequest, VoteRequest};
 use stele_consensus::raft::network::{decode_request, PeerAuth, PeerRpcKind};
 use stele_consensus::raft::transfer::TransferReader;
-use stele_consensus::raft::types::{LedgerFetch, LedgerFetched, SnapshotChunk};
+use stele_consensus::raft::types::{
+    BftMessages, BftSyncAnswer, BftSyncRequest, LedgerFetch, LedgerFetched, SnapshotChunk,
+};
 use stele_consensus::raft::SteleRaft;
 use stele_consensus::ServiceIdentity;
 use stele_frontends::{Command, LoggingCommand, SmallBankCommand, Transaction};
@@ -68,11 +70,13 @@ fn peer_auth(node: u64) -> PeerAuth {
 }
 
 /// The peer kinds, by the first byte of a [`peer_message`] input.
-pub const PEER_KINDS: [PeerRpcKind; 4] = [
+pub const PEER_KINDS: [PeerRpcKind; 6] = [
     PeerRpcKind::Append,
     PeerRpcKind::Vote,
     PeerRpcKind::Snapshot,
     PeerRpcKind::Fetch,
+    PeerRpcKind::BftMessages,
+    PeerRpcKind::BftSync,
 ];
 
 /// A ledger chunk file: framed in memory as recovery and the verifier scan
@@ -288,6 +292,25 @@ pub fn peer_message(data: &[u8]) -> bool {
             // (the batches in it are checked after decoding, `fetch.rs`).
             let answer = ciborium::from_reader::<LedgerFetched, _>(body).is_ok();
             decode_request::<LedgerFetch>(receiver, kind, &head, body).is_ok() || answer
+        }
+        PeerRpcKind::BftMessages => {
+            // Each message of a decoded request is decoded as the node does.
+            decode_request::<BftMessages>(receiver, kind, &head, body).is_ok_and(|request| {
+                request
+                    .messages
+                    .iter()
+                    .all(|bytes| stele_bft::Message::decode(bytes).is_ok())
+            })
+        }
+        PeerRpcKind::BftSync => {
+            // The request, and the same bytes as a peer's answer, whose
+            // decision is decoded as the node does.
+            let answer = ciborium::from_reader::<BftSyncAnswer, _>(body).is_ok_and(|answer| {
+                answer
+                    .decision
+                    .is_none_or(|bytes| stele_bft::Decision::decode(&bytes).is_ok())
+            });
+            decode_request::<BftSyncRequest>(receiver, kind, &head, body).is_ok() || answer
         }
     }
 }

@@ -23,8 +23,8 @@ use super::{
 use crate::error::ConsensusError;
 use crate::raft::transfer_data::TransferData;
 use crate::raft::types::{
-    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk,
-    SteleNode, SteleRaft,
+    BftMessages, BftSyncAnswer, BftSyncRequest, BftTaken, InstallSnapshotRequest,
+    InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk, SteleNode, SteleRaft,
 };
 use crate::sync::lock;
 
@@ -39,6 +39,10 @@ pub const SNAPSHOT_CHUNK_RETRY_MS: u64 = 200;
 pub const LEDGER_FETCH_TIMEOUT_MS: u64 = 20_000;
 
 /// How much of a refusal's body is quoted in the client's error.
+/// Longest wait for a BFT call (messages, a decision): a lost one is
+/// recovered by the protocol's timeouts and sync, not by waiting.
+pub const BFT_CALL_TIMEOUT_MS: u64 = 5_000;
+
 const ERROR_BODY_QUOTED_MAX: usize = 1024;
 
 /// openraft's network factory: one HTTPS client (connection pool) per peer,
@@ -207,8 +211,31 @@ impl PeerClient {
     /// the batches themselves are checked by the caller.
     pub async fn fetch_ledger(&self, request: LedgerFetch) -> Result<LedgerFetched, String> {
         let option = RPCOption::new(std::time::Duration::from_millis(LEDGER_FETCH_TIMEOUT_MS));
-        let kind = PeerRpcKind::Fetch;
-        self.call(kind, &request, &option)
+        self.call_named(PeerRpcKind::Fetch, &request, &option).await
+    }
+
+    /// BFT mode: sends validators' messages to this peer.
+    pub async fn bft_messages(&self, request: &BftMessages) -> Result<BftTaken, String> {
+        let option = RPCOption::new(std::time::Duration::from_millis(BFT_CALL_TIMEOUT_MS));
+        self.call_named(PeerRpcKind::BftMessages, request, &option)
+            .await
+    }
+
+    /// BFT mode: asks this peer for the decision of a height.
+    pub async fn bft_sync(&self, request: &BftSyncRequest) -> Result<BftSyncAnswer, String> {
+        let option = RPCOption::new(std::time::Duration::from_millis(BFT_CALL_TIMEOUT_MS));
+        self.call_named(PeerRpcKind::BftSync, request, &option)
+            .await
+    }
+
+    /// [`PeerClient::call`] with its error as text naming the route and peer.
+    async fn call_named<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: PeerRpcKind,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, String> {
+        self.call(kind, request, option)
             .await
             .map_err(|error| match error {
                 CallError::Unreachable(m) | CallError::Network(m) | CallError::TooLarge(m) => {

@@ -97,6 +97,10 @@ pub enum PeerRpcKind {
     /// A fetch of committed ledger batches (not a Raft RPC: a joiner's
     /// background fetch of the seqnos it skipped).
     Fetch,
+    /// BFT mode: validators' messages.
+    BftMessages,
+    /// BFT mode: a decided height, for a lagging validator.
+    BftSync,
 }
 
 impl PeerRpcKind {
@@ -107,6 +111,8 @@ impl PeerRpcKind {
             PeerRpcKind::Vote => "/raft/vote",
             PeerRpcKind::Snapshot => "/raft/snapshot",
             PeerRpcKind::Fetch => "/raft/fetch",
+            PeerRpcKind::BftMessages => "/bft/messages",
+            PeerRpcKind::BftSync => "/bft/sync",
         }
     }
 
@@ -118,6 +124,8 @@ impl PeerRpcKind {
             "vote" => Some(PeerRpcKind::Vote),
             "snapshot" => Some(PeerRpcKind::Snapshot),
             "fetch" => Some(PeerRpcKind::Fetch),
+            "messages" => Some(PeerRpcKind::BftMessages),
+            "sync" => Some(PeerRpcKind::BftSync),
             _ => None,
         }
     }

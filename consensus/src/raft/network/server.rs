@@ -38,8 +38,8 @@ use super::{
     HEADER_SIGNATURE, PEER_MESSAGE_BYTES_MAX,
 };
 use crate::raft::types::{
-    InstallSnapshotRequest, InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk,
-    SteleRaft,
+    BftMessages, BftSyncAnswer, BftSyncRequest, BftTaken, InstallSnapshotRequest,
+    InstallSnapshotResponse, LedgerFetch, LedgerFetched, SnapshotChunk, SteleRaft,
 };
 use crate::sequencer::BoxFuture;
 use crate::ConsensusError;
@@ -91,6 +91,30 @@ pub trait PeerService: Send + Sync + 'static {
 
     /// A peer's fetch of committed ledger batches.
     fn fetch(&self, rpc: LedgerFetch) -> BoxFuture<'_, Result<LedgerFetched, ConsensusError>>;
+
+    /// BFT mode: validator `from`'s messages. A Raft node refuses them.
+    fn bft_messages(
+        &self,
+        from: u64,
+        rpc: BftMessages,
+    ) -> BoxFuture<'_, Result<BftTaken, ConsensusError>> {
+        let _ = (from, rpc);
+        Box::pin(async { Err(not_bft()) })
+    }
+
+    /// BFT mode: the decision of a height, for a lagging validator.
+    fn bft_sync(
+        &self,
+        rpc: BftSyncRequest,
+    ) -> BoxFuture<'_, Result<BftSyncAnswer, ConsensusError>> {
+        let _ = rpc;
+        Box::pin(async { Err(not_bft()) })
+    }
+}
+
+/// The refusal of a BFT message by a node that runs Raft.
+fn not_bft() -> ConsensusError {
+    ConsensusError::Config("this node runs Raft, not BFT mode".to_owned())
 }
 
 /// What the peer routes share.
@@ -111,7 +135,8 @@ pub fn router(service: Arc<dyn PeerService>) -> Router {
         fetches: Arc::new(Semaphore::new(LEDGER_FETCHES_SERVED_MAX)),
     };
     Router::new()
-        .route("/raft/{kind}", post(rpc))
+        .route("/raft/{kind}", post(rpc_raft))
+        .route("/bft/{kind}", post(rpc_bft))
         .with_state(state)
 }
 
@@ -151,12 +176,31 @@ fn refused(refusal: &PeerAuthError) -> Response {
     error(status, refusal.code(), refusal)
 }
 
-async fn rpc(
-    State(state): State<PeerState>,
+async fn rpc_raft(
+    state: State<PeerState>,
     Path(kind): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    rpc(state, format!("/raft/{kind}"), headers, body).await
+}
+
+async fn rpc_bft(
+    state: State<PeerState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    rpc(state, format!("/bft/{kind}"), headers, body).await
+}
+
+async fn rpc(
+    State(state): State<PeerState>,
+    path: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let kind = path;
     let timeout = Duration::from_millis(PEER_REQUEST_TIMEOUT_MS);
     match tokio::time::timeout(timeout, serve(&state, &kind, &headers, body)).await {
         Ok(response) => response,
@@ -217,7 +261,11 @@ fn content_length(headers: &HeaderMap) -> Result<u32, LengthRefused> {
 }
 
 async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -> Response {
-    let Some(kind) = PeerRpcKind::from_path_segment(kind) else {
+    let found = kind
+        .rsplit_once('/')
+        .and_then(|(_, segment)| PeerRpcKind::from_path_segment(segment))
+        .filter(|found| found.path() == kind);
+    let Some(kind) = found else {
         return unread(error(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -283,6 +331,14 @@ async fn serve(state: &PeerState, kind: &str, headers: &HeaderMap, body: Body) -
             };
             answer(auth, kind, &head, &body, |rpc| service.fetch(rpc)).await
         }
+        PeerRpcKind::BftMessages => {
+            let from = head.from;
+            answer(auth, kind, &head, &body, |rpc| {
+                service.bft_messages(from, rpc)
+            })
+            .await
+        }
+        PeerRpcKind::BftSync => answer(auth, kind, &head, &body, |rpc| service.bft_sync(rpc)).await,
     };
     let answered = match answered {
         Ok(answered) => answered,
