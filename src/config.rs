@@ -650,8 +650,36 @@ mod tests {
         let config: Config = toml::from_str(&raft).unwrap();
         assert_eq!(config.cluster.unwrap().mode, OrderingMode::Raft);
         let bft = base.replace("node_id = 1\n", "node_id = 1\nmode = \"bft\"\n");
-        let error = toml::from_str::<Config>(&bft).unwrap_err().to_string();
-        assert!(error.contains("bft") && error.contains("raft"), "{error}");
+        let config: Config = toml::from_str(&bft).unwrap();
+        assert_eq!(config.cluster.unwrap().mode, OrderingMode::Bft);
+        let pbft = base.replace("node_id = 1\n", "node_id = 1\nmode = \"pbft\"\n");
+        let error = toml::from_str::<Config>(&pbft).unwrap_err().to_string();
+        assert!(
+            error.contains("pbft") && error.contains("bft") && error.contains("raft"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bft_mode_refuses_joining_zero_powers_and_bad_timeouts() {
+        let member = format!(
+            "[[cluster.members]]\nid = 1\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\n",
+            "00".repeat(32)
+        );
+        let base = format!("[cluster]\nnode_id = 1\nmode = \"bft\"\n{member}");
+        assert!(parse(&base).is_ok());
+        let joining = base.replace("mode = \"bft\"\n", "mode = \"bft\"\njoin = true\n");
+        assert!(parse(&joining).unwrap_err().to_string().contains("join"));
+        let zero = format!("{base}power = 0\n");
+        assert!(parse(&zero).unwrap_err().to_string().contains("power"));
+        let slow = base.replace(
+            "mode = \"bft\"\n",
+            "mode = \"bft\"\nbft_propose_timeout_ms = 0\n",
+        );
+        assert!(parse(&slow)
+            .unwrap_err()
+            .to_string()
+            .contains("bft_propose_timeout_ms"));
     }
 
     #[test]

@@ -201,11 +201,12 @@ impl Engine {
     pub async fn start_bft(
         mut ledger: Ledger,
         identity: ServiceIdentity,
-        config: EngineConfig,
+        mut config: EngineConfig,
         cluster: ClusterSetup,
         bft: crate::bft::BftSetup,
     ) -> Result<Self, ConsensusError> {
         config.validate()?;
+        config.batch_wait_us = config.batch_wait_us.max(crate::bft::BFT_BATCH_WAIT_US_MIN);
         if !cluster.members.contains_key(&cluster.node_id) {
             return Err(ConsensusError::Config(format!(
                 "node {} is not among the validators",

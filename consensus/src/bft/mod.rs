@@ -53,6 +53,12 @@ use crate::sequencer::{BoxFuture, Leadership, OrderStatus, ProposalDone, Sequenc
 use crate::sync::lock;
 use crate::{ConsensusError, SubmitError};
 
+/// The least batch wait in BFT mode, in microseconds: one batch is decided
+/// per height (two voting phases, each synced), so the executor cuts the next
+/// batch when the last one commits (the intake's idle-log rule) or after this
+/// long, instead of queueing many small batches behind one height.
+pub const BFT_BATCH_WAIT_US_MIN: u64 = 50_000;
+
 /// Events queued for the host thread before peers' messages are refused.
 pub const HOST_EVENTS_MAX: usize = 4096;
 /// Messages accepted in one `POST /bft/messages`.
