@@ -118,7 +118,14 @@ impl Host {
 
     fn step(&mut self, event: Option<HostEvent>) -> Result<(), ConsensusError> {
         match event {
-            Some(HostEvent::Messages { from, messages }) => {
+            Some(HostEvent::Messages {
+                from,
+                messages,
+                bytes,
+            }) => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(bytes, std::sync::atomic::Ordering::AcqRel);
                 for message in messages {
                     self.maybe_sync(from, &message);
                     let actions = self

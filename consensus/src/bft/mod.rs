@@ -30,7 +30,7 @@ mod outbox;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +61,9 @@ pub const BFT_BATCH_WAIT_US_MIN: u64 = 50_000;
 
 /// Events queued for the host thread before peers' messages are refused.
 pub const HOST_EVENTS_MAX: usize = 4096;
+/// Bytes of peers' messages queued for the host thread before more are
+/// refused (a Byzantine peer must not fill this node's memory).
+pub const HOST_QUEUE_BYTES_MAX: usize = 256 << 20;
 /// Messages accepted in one `POST /bft/messages`.
 pub const MESSAGES_PER_REQUEST_MAX: usize = 4096;
 
@@ -83,7 +86,12 @@ pub struct BftSetup {
 /// What the host thread is told.
 pub(crate) enum HostEvent {
     /// A peer's messages.
-    Messages { from: u64, messages: Vec<Message> },
+    Messages {
+        from: u64,
+        messages: Vec<Message>,
+        /// Their encoded size, counted in `BftShared::queued_bytes`.
+        bytes: usize,
+    },
     /// This node's executor proposes a batch.
     Proposed {
         batch: ExecutedBatch,
@@ -108,6 +116,8 @@ pub(crate) struct BftShared {
     pub(crate) fatal: Mutex<Option<String>>,
     /// The last height committed here.
     pub(crate) decided_height: Mutex<u64>,
+    /// Bytes of peers' messages queued for the host.
+    pub(crate) queued_bytes: AtomicUsize,
 }
 
 impl BftShared {
@@ -252,6 +262,7 @@ impl BftSequencer {
             }),
             fatal: Mutex::new(None),
             decided_height: Mutex::new(decided),
+            queued_bytes: AtomicUsize::new(0),
         });
         shared.publish(&node, false);
         let runtime = tokio::runtime::Handle::current();
@@ -475,6 +486,13 @@ impl Sequencer for BftSequencer {
     }
 }
 
+/// The refusal of peers' messages while the host's queue is full.
+fn busy() -> ConsensusError {
+    ConsensusError::Submit(SubmitError::Overloaded {
+        uncommitted: HOST_EVENTS_MAX as u64,
+    })
+}
+
 fn membership_fixed() -> ConsensusError {
     ConsensusError::Config("BFT mode has a fixed validator set: members cannot change".to_owned())
 }
@@ -529,6 +547,12 @@ impl PeerService for BftSequencer {
                     "more than {MESSAGES_PER_REQUEST_MAX} messages in one request"
                 )));
             }
+            let bytes: usize = rpc.messages.iter().map(|message| message.len()).sum();
+            let queued = &self.shared.queued_bytes;
+            if queued.fetch_add(bytes, Ordering::AcqRel) + bytes > HOST_QUEUE_BYTES_MAX {
+                queued.fetch_sub(bytes, Ordering::AcqRel);
+                return Err(busy());
+            }
             // A message that does not decode is dropped, never an error that
             // costs the others.
             let messages: Vec<Message> = rpc
@@ -537,16 +561,22 @@ impl PeerService for BftSequencer {
                 .filter_map(|bytes| Message::decode(bytes).ok())
                 .collect();
             let taken = messages.len() as u64;
-            match self.inbox.try_send(HostEvent::Messages { from, messages }) {
+            let event = HostEvent::Messages {
+                from,
+                messages,
+                bytes,
+            };
+            match self.inbox.try_send(event) {
                 Ok(()) => Ok(BftTaken { taken }),
-                Err(TrySendError::Full(_)) => {
-                    Err(ConsensusError::Submit(SubmitError::Overloaded {
-                        uncommitted: HOST_EVENTS_MAX as u64,
-                    }))
+                Err(refused) => {
+                    queued.fetch_sub(bytes, Ordering::AcqRel);
+                    match refused {
+                        TrySendError::Full(_) => Err(busy()),
+                        TrySendError::Disconnected(_) => Err(ConsensusError::Stopped(
+                            "the BFT host has stopped".to_owned(),
+                        )),
+                    }
                 }
-                Err(TrySendError::Disconnected(_)) => Err(ConsensusError::Stopped(
-                    "the BFT host has stopped".to_owned(),
-                )),
             }
         })
     }

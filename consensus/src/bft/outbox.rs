@@ -14,7 +14,7 @@ use crate::raft::network::PeerNetwork;
 use crate::raft::types::BftMessages;
 
 /// Messages queued per peer before new ones are dropped.
-pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
+pub const PEER_QUEUE_MESSAGES_MAX: usize = 1024;
 /// Most bytes of messages sent in one request.
 pub const REQUEST_BYTES_MAX: usize = 8 << 20;
 
