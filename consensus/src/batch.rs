@@ -43,6 +43,20 @@ impl std::fmt::Display for ExecutedBatch {
 }
 
 impl ExecutedBatch {
+    /// `batch` with `checkpoint` (a note, or in BFT mode a bare body) in its
+    /// signature entry, of the batch's view; `prev_root` is left zero for the
+    /// caller to set where it is checked.
+    pub fn with_checkpoint(batch: BatchEntry, checkpoint: String) -> Self {
+        ExecutedBatch {
+            signature: SignatureEntry {
+                view: batch.view,
+                checkpoint,
+            },
+            batch,
+            prev_root: [0; 32],
+        }
+    }
+
     /// Appends the batch as the ledger holds it: its batch entry's frame,
     /// then its signature entry's (what a snapshot transfer carries).
     pub fn encode_frames(&self, out: &mut Vec<u8>) {

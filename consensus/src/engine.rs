@@ -51,6 +51,39 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
 }
 
+/// What [`rebuild`] gives: the replica, the seqno of the KV snapshot it
+/// started from, and the snapshot thread.
+type Rebuilt = (Arc<Replica>, Option<u64>, Option<JoinHandle<()>>);
+
+/// The replica core rebuilt from `ledger` up to `committed` (from a KV
+/// snapshot if one fits), its committed tree checked against the recorded
+/// high water (a ledger cut below it is refused before anything is served),
+/// and its snapshot thread.
+fn rebuild(
+    ledger: &Ledger,
+    identity: ServiceIdentity,
+    config: &EngineConfig,
+    committed: u64,
+    replicated: bool,
+) -> Result<Rebuilt, ConsensusError> {
+    let dispatcher = Dispatcher::new(config.workers)?;
+    let (store, history, restored_from) =
+        crate::replay::recover(ledger, &identity, config.snapshot_dir.as_deref(), committed)?;
+    let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, replicated)?;
+    let replica = Arc::new(Replica::new(
+        store,
+        history,
+        identity,
+        dispatcher,
+        config.fault,
+        config.snapshot_interval_tx,
+        config.history_leaves_kept,
+    ));
+    *lock(&replica.high_water) = Some(high_water);
+    let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, config)?;
+    Ok((replica, restored_from, snapshotter))
+}
+
 /// A started backend and the core around it, before the executor runs.
 struct EngineParts {
     replica: Arc<Replica>,
@@ -139,31 +172,12 @@ impl Engine {
                 cluster.node_id
             )));
         }
-        let dispatcher = Dispatcher::new(config.workers)?;
         // What the log says is committed (Raft's meta), then the state rebuilt
         // from the ledger up to it (from a KV snapshot if one fits).
         let committed = crate::raft::log_store::committed_seqno(&mut ledger)?;
-        let (store, history, restored_from) = crate::replay::recover(
-            &ledger,
-            &identity,
-            config.snapshot_dir.as_deref(),
-            committed,
-        )?;
-        // Before anything is served: a ledger cut below what was committed is
-        // refused (`high_water.rs`).
         let replicated = cluster.members.len() > 1;
-        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, replicated)?;
-        let replica = Arc::new(Replica::new(
-            store,
-            history,
-            identity,
-            dispatcher,
-            config.fault,
-            config.snapshot_interval_tx,
-            config.history_leaves_kept,
-        ));
-        *lock(&replica.high_water) = Some(high_water);
-        let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, &config)?;
+        let (replica, restored_from, snapshotter) =
+            rebuild(&ledger, identity, &config, committed, replicated)?;
         let intake = Arc::new(Intake::new());
         let durable_intake = Arc::clone(&intake);
         let node_id = cluster.node_id;
@@ -218,30 +232,14 @@ impl Engine {
                 "BFT mode needs an identity certified by the validators".to_owned(),
             ));
         }
-        let dispatcher = Dispatcher::new(config.workers)?;
+        // Every batch in a BFT ledger was decided before it was written.
         let committed = ledger.last_seqno();
         if ledger.committed_seqno() < committed {
             ledger.sync()?;
             ledger.commit(committed)?;
         }
-        let (store, history, restored_from) = crate::replay::recover(
-            &ledger,
-            &identity,
-            config.snapshot_dir.as_deref(),
-            committed,
-        )?;
-        let high_water = crate::high_water::HighWater::open(ledger.dir(), &history, true)?;
-        let replica = Arc::new(Replica::new(
-            store,
-            history,
-            identity,
-            dispatcher,
-            config.fault,
-            config.snapshot_interval_tx,
-            config.history_leaves_kept,
-        ));
-        *lock(&replica.high_water) = Some(high_water);
-        let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, &config)?;
+        let (replica, restored_from, snapshotter) =
+            rebuild(&ledger, identity, &config, committed, true)?;
         let intake = Arc::new(Intake::new());
         let durable_intake = Arc::clone(&intake);
         let node_id = cluster.node_id;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use stele_bft::{Height, Validity, Value};
 use stele_history::Checkpoint;
 use stele_ledger::entry::EntryRef;
-use stele_ledger::{SignatureEntry, LEAF_FORMAT_CURRENT};
+use stele_ledger::LEAF_FORMAT_CURRENT;
 
 use super::certificate::batch_of;
 use crate::batch::ExecutedBatch;
@@ -64,14 +64,7 @@ impl ReplicaCheck {
             ));
         }
         let dispatcher = lock(&self.replica.execution);
-        let mut proposed = ExecutedBatch {
-            signature: SignatureEntry {
-                view: batch.view,
-                checkpoint: body.to_owned(),
-            },
-            batch,
-            prev_root: [0; 32],
-        };
+        let mut proposed = ExecutedBatch::with_checkpoint(batch, body.to_owned());
         if self.replica.holds(&proposed) {
             return None;
         }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stele_bft::{Action, BftNode, Decision, Event, Height, Message, Round, Timeout, Wal};
-use stele_ledger::{Ledger, SignatureEntry};
+use stele_ledger::Ledger;
 
 use super::certificate::{batch_of, certificate_note};
 use super::outbox::Outbox;
@@ -283,14 +283,7 @@ impl Host {
         let note = certificate_note(&self.origin, &self.validators, certificate, view)?;
         let first = batch.first_seqno;
         let last = batch.last_seqno();
-        let mut certified = ExecutedBatch {
-            signature: SignatureEntry {
-                view: batch.view,
-                checkpoint: note.clone(),
-            },
-            batch,
-            prev_root: [0; 32],
-        };
+        let mut certified = ExecutedBatch::with_checkpoint(batch, note.clone());
         {
             let dispatcher = lock(&self.replica.execution);
             let held =

@@ -426,11 +426,10 @@ impl Sequencer for BftSequencer {
             return Ok(None);
         }
         let (batch, signature) = ledger.read_batch(seqno)?;
-        Ok(Some(ExecutedBatch {
+        Ok(Some(ExecutedBatch::with_checkpoint(
             batch,
-            signature,
-            prev_root: [0; 32],
-        }))
+            signature.checkpoint,
+        )))
     }
 
     fn status(&self) -> OrderStatus {
