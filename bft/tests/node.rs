@@ -5,45 +5,17 @@
 //! votes) without logging them again, the proposer sticks across heights, and
 //! parked nodes start a height only when told or given a reason.
 
+mod common;
+
+use common::{config, keys, validators};
 use std::collections::VecDeque;
 
 use ed25519_dalek::{SigningKey, Verifier};
 use stele_bft::{
     certificate_note_text, commit_note_text, round_view, select_proposer, verify_certificate,
-    AcceptAll, Action, BftConfig, BftError, BftNode, CommitCertificate, CommitSignature, Decision,
-    Event, Height, LinearTimeouts, Message, Round, SteleContext, Timeout, Validator, ValidatorId,
-    ValidatorSet, Value, WalEntry, STICKY_ROUNDS,
+    AcceptAll, Action, BftError, BftNode, CommitCertificate, CommitSignature, Decision, Event,
+    Height, Message, Round, SteleContext, Timeout, ValidatorId, Value, WalEntry, STICKY_ROUNDS,
 };
-
-fn keys() -> Vec<SigningKey> {
-    (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect()
-}
-
-fn validators(keys: &[SigningKey]) -> ValidatorSet {
-    ValidatorSet::new(
-        keys.iter()
-            .enumerate()
-            .map(|(i, key)| Validator {
-                id: ValidatorId(i as u64 + 1),
-                public_key: key.verifying_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .expect("four validators")
-}
-
-fn config(keys: &[SigningKey], node: usize, park: bool) -> BftConfig {
-    BftConfig {
-        id: ValidatorId(node as u64 + 1),
-        signing_key: keys[node].clone(),
-        validators: validators(keys),
-        timeouts: LinearTimeouts::default(),
-        park_between_heights: park,
-    }
-}
 
 /// The value node `node` proposes at `(height, round)`.
 fn batch(node: usize, height: Height, round: Round) -> Value {

@@ -4,6 +4,9 @@
 //! at every byte offset, damage before the last frame is refused naming the
 //! offset, and a node recovered from the reopened file re-sends its votes.
 
+mod common;
+
+use common::{config, keys};
 use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::path::Path;
@@ -11,37 +14,12 @@ use std::path::Path;
 use arc_malachitebft_core_types::{NilOrVal, PolkaCertificate, PolkaSignature, VoteType};
 use ed25519_dalek::SigningKey;
 use stele_bft::{
-    AcceptAll, Action, BftConfig, BftNode, Event, Height, LinearTimeouts, Message, Round, Timeout,
-    Validator, ValidatorId, ValidatorSet, Value, Wal, WalEntry, WalEntryKind, WalError,
+    AcceptAll, Action, BftNode, Event, Height, Message, Round, Timeout, ValidatorId, Value, Wal,
+    WalEntry, WalEntryKind, WalError,
 };
 
-fn keys() -> Vec<SigningKey> {
-    (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect()
-}
-
-fn config(keys: &[SigningKey], node: usize) -> BftConfig {
-    let validators = keys
-        .iter()
-        .enumerate()
-        .map(|(i, key)| Validator {
-            id: ValidatorId(i as u64 + 1),
-            public_key: key.verifying_key(),
-            power: 1,
-        })
-        .collect();
-    BftConfig {
-        id: ValidatorId(node as u64 + 1),
-        signing_key: keys[node].clone(),
-        validators: ValidatorSet::new(validators).expect("four validators"),
-        timeouts: LinearTimeouts::default(),
-        park_between_heights: false,
-    }
-}
-
 fn node(keys: &[SigningKey], i: usize) -> BftNode {
-    BftNode::new(config(keys, i), Box::new(AcceptAll), Height(1), 0).expect("valid")
+    BftNode::new(config(keys, i, false), Box::new(AcceptAll), Height(1), 0).expect("valid")
 }
 
 struct Run {
@@ -307,7 +285,7 @@ fn a_node_recovered_from_the_reopened_log_resends_its_votes() {
     let (wal, entries) = Wal::open(&path).expect("reopen");
     assert_eq!(entries, logged);
     let (_, actions) = BftNode::recover(
-        config(&keys, node),
+        config(&keys, node, false),
         Box::new(AcceptAll),
         wal.height(),
         0,

@@ -4,45 +4,28 @@
 //! change of real encodings, trailing bytes, other format bytes, unknown
 //! variants and oversized input.
 
+mod common;
+
+use common::{config, keys};
 use std::collections::VecDeque;
 
 use arc_malachitebft_core_types::{
     NilOrVal, PolkaCertificate, PolkaSignature, RoundCertificate, RoundCertificateType,
     RoundSignature,
 };
-use ed25519_dalek::SigningKey;
 use stele_bft::wire::{DECISION_FORMAT, MESSAGE_FORMAT};
 use stele_bft::{
-    AcceptAll, Action, BftConfig, BftError, BftNode, Decision, Event, Height, LinearTimeouts,
-    Message, Round, Validator, ValidatorId, ValidatorSet, Value, VoteType, MESSAGE_BYTES_MAX,
+    AcceptAll, Action, BftError, BftNode, Decision, Event, Height, Message, Round, ValidatorId,
+    Value, VoteType, MESSAGE_BYTES_MAX,
 };
-
-fn config(keys: &[SigningKey], node: usize) -> BftConfig {
-    let validators = keys
-        .iter()
-        .enumerate()
-        .map(|(i, key)| Validator {
-            id: ValidatorId(i as u64 + 1),
-            public_key: key.verifying_key(),
-            power: 1,
-        })
-        .collect();
-    BftConfig {
-        id: ValidatorId(node as u64 + 1),
-        signing_key: keys[node].clone(),
-        validators: ValidatorSet::new(validators).expect("four validators"),
-        timeouts: LinearTimeouts::default(),
-        park_between_heights: false,
-    }
-}
 
 /// Height 1 of four nodes over a FIFO queue: the messages sent, and a decision.
 fn real_run() -> (Vec<Message>, Decision) {
-    let keys: Vec<SigningKey> = (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect();
+    let keys = keys();
     let mut nodes: Vec<BftNode> = (0..4)
-        .map(|i| BftNode::new(config(&keys, i), Box::new(AcceptAll), Height(1), 0).expect("valid"))
+        .map(|i| {
+            BftNode::new(config(&keys, i, false), Box::new(AcceptAll), Height(1), 0).expect("valid")
+        })
         .collect();
     let mut queue: VecDeque<(usize, Event)> = (0..4).map(|i| (i, Event::Start)).collect();
     let (mut sent, mut decision) = (Vec::new(), None);

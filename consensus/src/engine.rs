@@ -51,21 +51,35 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
 }
 
-/// What [`rebuild`] gives: the replica, the seqno of the KV snapshot it
-/// started from, and the snapshot thread.
-type Rebuilt = (Arc<Replica>, Option<u64>, Option<JoinHandle<()>>);
+/// The replica core before a backend orders for it: what [`rebuild`] gives.
+struct Core {
+    replica: Arc<Replica>,
+    intake: Arc<Intake>,
+    /// The seqno of the KV snapshot the state was restored from.
+    restored_from: Option<u64>,
+    snapshotter: Option<JoinHandle<()>>,
+}
+
+impl Core {
+    /// What a backend calls when its log made a batch durable: the intake
+    /// cuts batches by it.
+    fn durable(&self) -> crate::sequencer::OnDurable {
+        let intake = Arc::clone(&self.intake);
+        Arc::new(move |seqno| intake.durable(seqno))
+    }
+}
 
 /// The replica core rebuilt from `ledger` up to `committed` (from a KV
 /// snapshot if one fits), its committed tree checked against the recorded
 /// high water (a ledger cut below it is refused before anything is served),
-/// and its snapshot thread.
+/// its snapshot thread and its intake.
 fn rebuild(
     ledger: &Ledger,
     identity: ServiceIdentity,
     config: &EngineConfig,
     committed: u64,
     replicated: bool,
-) -> Result<Rebuilt, ConsensusError> {
+) -> Result<Core, ConsensusError> {
     let dispatcher = Dispatcher::new(config.workers)?;
     let (store, history, restored_from) =
         crate::replay::recover(ledger, &identity, config.snapshot_dir.as_deref(), committed)?;
@@ -81,20 +95,12 @@ fn rebuild(
     ));
     *lock(&replica.high_water) = Some(high_water);
     let snapshotter = crate::snapshotter::spawn_snapshotter(&replica, config)?;
-    Ok((replica, restored_from, snapshotter))
-}
-
-/// A started backend and the core around it, before the executor runs.
-struct EngineParts {
-    replica: Arc<Replica>,
-    intake: Arc<Intake>,
-    sequencer: Arc<dyn Sequencer>,
-    peers: Arc<dyn PeerService>,
-    storage: Arc<stele_ledger::StorageHealth>,
-    config: EngineConfig,
-    node_id: u64,
-    restored_from: Option<u64>,
-    snapshotter: Option<JoinHandle<()>>,
+    Ok(Core {
+        replica,
+        intake: Arc::new(Intake::new()),
+        restored_from,
+        snapshotter,
+    })
 }
 
 /// The running node. [`Engine::shutdown`] finishes the queued submissions and
@@ -176,37 +182,20 @@ impl Engine {
         // from the ledger up to it (from a KV snapshot if one fits).
         let committed = crate::raft::log_store::committed_seqno(&mut ledger)?;
         let replicated = cluster.members.len() > 1;
-        let (replica, restored_from, snapshotter) =
-            rebuild(&ledger, identity, &config, committed, replicated)?;
-        let intake = Arc::new(Intake::new());
-        let durable_intake = Arc::clone(&intake);
+        let core = rebuild(&ledger, identity, &config, committed, replicated)?;
         let node_id = cluster.node_id;
-        let raft = Arc::new(
-            RaftSequencer::start(
-                ledger,
-                cluster,
-                network,
-                &replica,
-                Arc::new(move |seqno| durable_intake.durable(seqno)),
-                &config,
-                source,
-            )
-            .await?,
-        );
+        let raft = RaftSequencer::start(
+            ledger,
+            cluster,
+            network,
+            &core.replica,
+            core.durable(),
+            &config,
+            source,
+        )
+        .await?;
         let storage = raft.storage_health();
-        let sequencer: Arc<dyn Sequencer> = raft.clone();
-        let peers: Arc<dyn PeerService> = raft;
-        Self::run(EngineParts {
-            replica,
-            intake,
-            sequencer,
-            peers,
-            storage,
-            config,
-            node_id,
-            restored_from,
-            snapshotter,
-        })
+        Self::run(core, Arc::new(raft), storage, config, node_id)
     }
 
     /// Starts a BFT-mode node (`docs/bft.md`): the state is rebuilt from the
@@ -238,50 +227,38 @@ impl Engine {
             ledger.sync()?;
             ledger.commit(committed)?;
         }
-        let (replica, restored_from, snapshotter) =
-            rebuild(&ledger, identity, &config, committed, true)?;
-        let intake = Arc::new(Intake::new());
-        let durable_intake = Arc::clone(&intake);
+        let core = rebuild(&ledger, identity, &config, committed, true)?;
         let node_id = cluster.node_id;
-        let bft = Arc::new(crate::bft::BftSequencer::start(crate::bft::BftStart {
+        let bft = crate::bft::BftSequencer::start(crate::bft::BftStart {
             ledger,
             node_id,
             members: cluster.members,
             auth: cluster.auth,
             partition: cluster.partition,
             setup: bft,
-            replica: Arc::clone(&replica),
-            durable: Arc::new(move |seqno| durable_intake.durable(seqno)),
-        })?);
+            replica: Arc::clone(&core.replica),
+            durable: core.durable(),
+        })?;
         let storage = bft.storage_health();
-        let sequencer: Arc<dyn Sequencer> = bft.clone();
-        let peers: Arc<dyn PeerService> = bft;
-        Self::run(EngineParts {
-            replica,
-            intake,
-            sequencer,
-            peers,
-            storage,
-            config,
-            node_id,
-            restored_from,
-            snapshotter,
-        })
+        Self::run(core, Arc::new(bft), storage, config, node_id)
     }
 
-    /// Starts the executor over a started backend.
-    fn run(parts: EngineParts) -> Result<Self, ConsensusError> {
-        let EngineParts {
+    /// Starts the executor over `core` and a started `backend`.
+    fn run<B: Sequencer + PeerService>(
+        core: Core,
+        backend: Arc<B>,
+        storage: Arc<stele_ledger::StorageHealth>,
+        config: EngineConfig,
+        node_id: u64,
+    ) -> Result<Self, ConsensusError> {
+        let Core {
             replica,
             intake,
-            sequencer,
-            peers,
-            storage,
-            config,
-            node_id,
             restored_from,
             snapshotter,
-        } = parts;
+        } = core;
+        let sequencer: Arc<dyn Sequencer> = backend.clone();
+        let peers: Arc<dyn PeerService> = backend;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut executor = Executor {
             replica: Arc::clone(&replica),

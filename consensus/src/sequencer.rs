@@ -72,6 +72,10 @@ pub struct OrderStatus {
     pub leader_address: Option<String>,
 }
 
+/// Protocol -> core: called with the last seqno this node's ledger made
+/// durable (the intake cuts batches by it).
+pub(crate) type OnDurable = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// How a proposal ended: `Ok` once the batch committed and the core applied
 /// it (its waiters are answered by then), or why it did not commit here.
 /// Called exactly once, on a protocol task: it must be quick.

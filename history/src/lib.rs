@@ -63,7 +63,7 @@ pub use leaf::{claims_digest, leaf_bytes_of, CommitEvidence, LeafComponents, Tra
 pub use levels::Column;
 pub use note::{NoteSigner, NoteVerifier};
 pub use proof::{verify_consistency, verify_inclusion};
-pub use quorum::{validator_key_name, QuorumMember, ValidatorQuorum};
+pub use quorum::{validator_id_of_key_name, validator_key_name, QuorumMember, ValidatorQuorum};
 pub use receipt::Receipt;
 pub use state::HistoryState;
 pub use tree::{Frontier, MerkleTree, Tiles, TILE_LEAVES};

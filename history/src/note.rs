@@ -85,15 +85,18 @@ impl NoteSigner {
     pub fn sign(&self, text: &str) -> Result<String, HistoryError> {
         check_note_text(text)?;
         let signature = self.key.sign(text.as_bytes());
-        let mut blob = Vec::with_capacity(4 + 64);
-        blob.extend_from_slice(&self.key_id.to_be_bytes());
-        blob.extend_from_slice(&signature.to_bytes());
-        Ok(format!(
-            "{text}\n{SIGNATURE_LINE_PREFIX}{} {}\n",
-            self.name,
-            BASE64.encode(blob)
-        ))
+        let line = signature_line(&self.name, self.key_id, &signature.to_bytes());
+        Ok(format!("{text}\n{line}"))
     }
+}
+
+/// One signature line, newline included: `— <name> <base64(key id ||
+/// signature)>` (a signature made elsewhere, e.g. a validator's precommit).
+pub fn signature_line(name: &str, key_id: u32, signature: &[u8; 64]) -> String {
+    let mut blob = Vec::with_capacity(4 + 64);
+    blob.extend_from_slice(&key_id.to_be_bytes());
+    blob.extend_from_slice(signature);
+    format!("{SIGNATURE_LINE_PREFIX}{name} {}\n", BASE64.encode(blob))
 }
 
 /// Verifies notes signed by one named Ed25519 key.
@@ -227,8 +230,9 @@ pub fn unverified_text(note: &str) -> Result<&str, HistoryError> {
     split_note(note).map(|(text, _)| text)
 }
 
-/// Splits a note into its text and its signature lines (without newlines).
-pub(crate) fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
+/// Splits a note into its text and its signature lines (without newlines),
+/// checking its form (not its signatures).
+pub fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), HistoryError> {
     if note.len() > NOTE_BYTES_MAX {
         return Err(HistoryError::MalformedNote("the note is too long"));
     }
@@ -254,7 +258,7 @@ pub(crate) fn split_note(note: &str) -> Result<(&str, std::str::Lines<'_>), Hist
 }
 
 /// `— <name> <base64(key id || signature)>` -> (name, key id, signature).
-pub(crate) fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), HistoryError> {
+pub fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), HistoryError> {
     let Some(rest) = line.strip_prefix(SIGNATURE_LINE_PREFIX) else {
         return Err(HistoryError::MalformedNote(
             "a signature line must start with an em dash and a space",

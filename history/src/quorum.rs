@@ -16,6 +16,14 @@ pub fn validator_key_name(origin: &str, id: u64) -> String {
     format!("{origin}/v{id}")
 }
 
+/// The id of validator key name `name` of the service `origin`: the
+/// inverse of [`validator_key_name`].
+pub fn validator_id_of_key_name(origin: &str, name: &str) -> Option<u64> {
+    name.strip_prefix(origin)?
+        .strip_prefix("/v")
+        .and_then(crate::checkpoint::parse_canonical_u64)
+}
+
 /// One validator: its id, its note verifier and its voting power.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumMember {
@@ -208,6 +216,23 @@ mod tests {
         let mut with_forged = note(&[1, 2]);
         with_forged.push_str(forged.sign(TEXT).unwrap().rsplit_once("\n\n").unwrap().1);
         assert!(set.verify(&with_forged).is_err());
+    }
+
+    #[test]
+    fn key_names_give_back_their_ids() {
+        assert_eq!(
+            validator_id_of_key_name(ORIGIN, &validator_key_name(ORIGIN, 7)),
+            Some(7)
+        );
+        assert_eq!(
+            validator_id_of_key_name(ORIGIN, "quorum.example/log/v07"),
+            None
+        );
+        assert_eq!(
+            validator_id_of_key_name(ORIGIN, "other.example/log/v7"),
+            None
+        );
+        assert_eq!(validator_id_of_key_name(ORIGIN, ORIGIN), None);
     }
 
     #[test]

@@ -15,13 +15,12 @@ use std::path::Path;
 use stele_history::identity::NO_SERVICE_KEY;
 use stele_history::{Checkpoint, SigningKey, ValidatorQuorum};
 use stele_ledger::fixture::{FixtureWriter, FIXTURE_ORIGIN};
-use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
 use stele_ledger::verify::NEEDS_VALIDATORS;
 use stele_ledger::{
     verify_ledger, verify_ledger_with, Entry, KeySource, Ledger, LedgerConfig, Trust,
     VerifyFailure, VerifySummary,
 };
-use support::chunk_files;
+use support::{chunk_files, read_payloads, rewrite};
 
 const SMALL: LedgerConfig = LedgerConfig { chunk_bytes: 4096 };
 
@@ -54,23 +53,6 @@ fn with_validators(
     validators: &ValidatorQuorum,
 ) -> Result<VerifySummary, VerifyFailure> {
     verify_ledger_with(dir, None, Trust::Validators(validators), None, &mut |_| {})
-}
-
-/// The payloads of a chunk file's frames.
-fn read_payloads(path: &Path) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(path).unwrap();
-    Frames::new(&bytes)
-        .map(|frame| frame.unwrap().payload.to_vec())
-        .collect()
-}
-
-/// Rewrites a chunk from payloads, with valid frames and checksums.
-fn rewrite(path: &Path, payloads: &[Vec<u8>]) {
-    let mut bytes = CHUNK_MAGIC.to_vec();
-    for payload in payloads {
-        encode_frame(payload, &mut bytes);
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// Applies `edit` to every entry of the last chunk and rewrites it with

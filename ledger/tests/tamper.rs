@@ -9,12 +9,12 @@ mod support;
 
 use std::path::Path;
 
-use support::chunk_files as chunks;
+use support::{chunk_files as chunks, read_payloads, rewrite};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use stele_ledger::fixture::FixtureWriter;
-use stele_ledger::frame::{encode_frame, Frames, CHUNK_MAGIC};
+use stele_ledger::frame::encode_frame;
 use stele_ledger::{
     verify_ledger, verify_ledger_against, BatchEntry, Entry, KeySource, Ledger, LedgerConfig,
     VerifyFailure, LEAF_FORMAT_1, LEAF_FORMAT_2,
@@ -39,23 +39,6 @@ fn ledger_dir() -> (tempfile::TempDir, FixtureWriter) {
 
 fn verify(dir: &Path, writer: &FixtureWriter) -> Result<u64, VerifyFailure> {
     verify_ledger(dir, Some(&writer.public_key()), &mut |_| {}).map(|summary| summary.transactions)
-}
-
-/// The payloads of a chunk file's frames.
-fn read_payloads(path: &Path) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(path).unwrap();
-    Frames::new(&bytes)
-        .map(|frame| frame.unwrap().payload.to_vec())
-        .collect()
-}
-
-/// Rewrites a chunk from payloads, with valid frames and checksums.
-fn rewrite(path: &Path, payloads: &[Vec<u8>]) {
-    let mut bytes = CHUNK_MAGIC.to_vec();
-    for payload in payloads {
-        encode_frame(payload, &mut bytes);
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -2,9 +2,6 @@
 //! Compiled only with the `byzantine` cargo feature (never in the default
 //! binary), chosen per node by `STELE_BYZANTINE=<fault>`.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-
 /// What a Byzantine validator does wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByzantineFault {
@@ -35,22 +32,16 @@ impl ByzantineFault {
     }
 }
 
-/// `body` with its root (third line) changed: a checkpoint no honest
-/// execution of the batch gives.
+/// `body` with its root changed: a checkpoint no honest execution of the
+/// batch gives (a body that does not parse is returned as it is).
 pub(crate) fn wrong_root(body: &str) -> String {
-    let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
-    if let Some(root) = lines.get_mut(2) {
-        let mut bytes = BASE64
-            .decode(root.as_bytes())
-            .unwrap_or_else(|_| vec![0; 32]);
-        if let Some(first) = bytes.first_mut() {
-            *first ^= 0xff;
+    match stele_history::Checkpoint::parse_body(body) {
+        Ok(mut checkpoint) => {
+            checkpoint.root.0[0] ^= 0xff;
+            checkpoint.body()
         }
-        *root = BASE64.encode(bytes);
+        Err(_) => body.to_owned(),
     }
-    let mut changed = lines.join("\n");
-    changed.push('\n');
-    changed
 }
 
 /// For an equivocating validator: a message that conflicts with `message`,

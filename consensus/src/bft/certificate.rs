@@ -23,21 +23,17 @@
 //! ([`stele_history::ValidatorQuorum`]). A lagging validator gets the decision
 //! back ([`decision_from_ledger`]) from these bytes and the batch entry.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use stele_bft::signing::COMMIT_LINE_PREFIX;
 use stele_bft::{
     commit_note_text, CommitCertificate, CommitSignature, Decision, Height, Round, Signature,
     SteleContext, ValidatorId, ValidatorSet, Value,
 };
-use stele_history::note::key_id;
-use stele_history::validator_key_name;
+use stele_history::note::{key_id, signature_line};
+use stele_history::{validator_id_of_key_name, validator_key_name};
 use stele_ledger::entry::EntryRef;
 use stele_ledger::{BatchEntry, SignatureEntry};
 
 use crate::ConsensusError;
-
-/// What opens the decision's extension line.
-pub const DECISION_EXTENSION_PREFIX: &str = "stele-bft ";
 
 /// The certificate note of `certificate`, decided in `view`.
 pub fn certificate_note(
@@ -61,9 +57,8 @@ pub fn certificate_note(
             ))
         })?;
         let name = validator_key_name(origin, signature.address.0);
-        let mut blob = key_id(&name, &validator.public_key).to_be_bytes().to_vec();
-        blob.extend_from_slice(&signature.signature.0);
-        note.push_str(&format!("\u{2014} {name} {}\n", BASE64.encode(blob)));
+        let key_id = key_id(&name, &validator.public_key);
+        note.push_str(&signature_line(&name, key_id, &signature.signature.0));
     }
     Ok(note)
 }
@@ -84,6 +79,52 @@ pub fn batch_of(value: &Value) -> Result<BatchEntry, String> {
     }
 }
 
+/// A certificate note taken apart (its signatures not checked).
+struct CertificateParts<'a> {
+    /// The checkpoint body the batch was proposed with.
+    body: &'a str,
+    height: u64,
+    round: u32,
+    /// The view the height was decided in.
+    view: u64,
+    /// The value's digest, lowercase hex.
+    digest: &'a str,
+    /// The signature lines, without newlines.
+    signatures: std::str::Lines<'a>,
+}
+
+/// Splits a certificate note into its body, decision line and signatures.
+fn certificate_parts(note: &str) -> Result<CertificateParts<'_>, String> {
+    let (text, signatures) = stele_history::note::split_note(note).map_err(|e| e.to_string())?;
+    let body_end = text[..text.len() - 1]
+        .rfind('\n')
+        .map(|end| end + 1)
+        .ok_or("too short")?;
+    let (body, line) = text.split_at(body_end);
+    let fields: Vec<&str> = line
+        .trim_end_matches('\n')
+        .strip_prefix(COMMIT_LINE_PREFIX)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .ok_or("no decision line")?
+        .split(' ')
+        .collect();
+    let [height, round, view, digest] = fields[..] else {
+        return Err("the decision line needs four fields".to_owned());
+    };
+    let number = |field: &str| {
+        stele_history::checkpoint::parse_canonical_u64(field)
+            .ok_or_else(|| "a number is not canonical decimal".to_owned())
+    };
+    Ok(CertificateParts {
+        body,
+        height: number(height)?,
+        round: u32::try_from(number(round)?).map_err(|_| "the round is too large")?,
+        view: number(view)?,
+        digest,
+        signatures,
+    })
+}
+
 /// The decision recorded in the ledger as `batch` and its certificate note
 /// `signature`, for a lagging validator (it checks the certificate itself).
 pub fn decision_from_ledger(
@@ -92,67 +133,31 @@ pub fn decision_from_ledger(
     signature: &SignatureEntry,
 ) -> Result<Decision, ConsensusError> {
     let refused = |reason: &str| ConsensusError::Bft(format!("the certificate note: {reason}"));
-    let note = &signature.checkpoint;
-    let (text, lines) = note
-        .rsplit_once("\n\n")
-        .ok_or_else(|| refused("no signature lines"))?;
-    let text = format!("{text}\n");
-    let body_end = text
-        .trim_end_matches('\n')
-        .rfind('\n')
-        .map(|end| end + 1)
-        .ok_or_else(|| refused("too short"))?;
-    let (body, line) = text.split_at(body_end);
-    let fields: Vec<&str> = line
-        .trim_end_matches('\n')
-        .strip_prefix(DECISION_EXTENSION_PREFIX)
-        .ok_or_else(|| refused("no decision line"))?
-        .split(' ')
-        .collect();
-    let [height, round, view, digest] = fields[..] else {
-        return Err(refused("the decision line needs four fields"));
-    };
-    let number = |field: &str| {
-        stele_history::checkpoint::parse_canonical_u64(field)
-            .ok_or_else(|| refused("a number is not canonical decimal"))
-    };
-    let (height, round, view) = (number(height)?, number(round)?, number(view)?);
-    let round = u32::try_from(round).map_err(|_| refused("the round is too large"))?;
-    let value = value_of(batch, body)?;
-    if value.id().to_string() != digest {
+    let parts = certificate_parts(&signature.checkpoint).map_err(|reason| refused(&reason))?;
+    let value = value_of(batch, parts.body)?;
+    if value.id().to_string() != parts.digest {
         return Err(refused("the value digest differs from the batch's"));
     }
-    let prefix = format!("{origin}/v");
     let mut commit_signatures = Vec::new();
-    for line in lines.lines() {
-        let rest = line
-            .strip_prefix("\u{2014} ")
-            .ok_or_else(|| refused("a malformed signature line"))?;
-        let (name, encoded) = rest
-            .split_once(' ')
-            .ok_or_else(|| refused("a malformed signature line"))?;
-        let id = name
-            .strip_prefix(&prefix)
-            .and_then(stele_history::checkpoint::parse_canonical_u64)
+    for line in parts.signatures {
+        let (name, _, signature) = stele_history::note::parse_signature_line(line)
+            .map_err(|error| refused(&error.to_string()))?;
+        let id = validator_id_of_key_name(origin, name)
             .ok_or_else(|| refused("a signer that is not a validator of this service"))?;
-        let blob = BASE64
-            .decode(encoded)
-            .map_err(|_| refused("a signature is not base64"))?;
-        let bytes: [u8; 64] = blob
-            .get(4..)
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| refused("a signature is not 64 bytes"))?;
+        let bytes: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| refused("a signature is not 64 bytes"))?;
         commit_signatures.push(CommitSignature::new(ValidatorId(id), Signature(bytes)));
     }
     let certificate = CommitCertificate {
-        height: Height(height),
-        round: Round::new(round),
+        height: Height(parts.height),
+        round: Round::new(parts.round),
         value_id: value.id(),
         commit_signatures,
     };
     Ok(Decision {
-        height: Height(height),
-        view,
+        height: Height(parts.height),
+        view: parts.view,
         value,
         certificate,
     })
@@ -160,11 +165,5 @@ pub fn decision_from_ledger(
 
 /// The decided view recorded in a certificate note (the next height's base).
 pub fn decided_view(note: &str) -> Option<u64> {
-    let text = note.rsplit_once("\n\n")?.0;
-    let line = text.lines().last()?;
-    let fields: Vec<&str> = line
-        .strip_prefix(DECISION_EXTENSION_PREFIX)?
-        .split(' ')
-        .collect();
-    stele_history::checkpoint::parse_canonical_u64(fields.get(2)?)
+    certificate_parts(note).ok().map(|parts| parts.view)
 }

@@ -58,7 +58,7 @@ pub(crate) struct Host {
     pub(crate) validators: stele_bft::ValidatorSet,
     pub(crate) inbox: Receiver<HostEvent>,
     /// The intake learns that a batch is durable (its batching follows it).
-    pub(crate) durable: Arc<dyn Fn(u64) + Send + Sync>,
+    pub(crate) durable: crate::sequencer::OnDurable,
     /// Asks a peer for a decided height (runs the request on the runtime).
     pub(crate) request_sync: Box<dyn Fn(u64, Height) + Send>,
     pub(crate) timers: Vec<(Height, Timeout, Instant)>,

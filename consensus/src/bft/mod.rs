@@ -174,7 +174,7 @@ pub(crate) struct BftStart {
     pub(crate) partition: Partition,
     pub(crate) setup: BftSetup,
     pub(crate) replica: Arc<Replica>,
-    pub(crate) durable: Arc<dyn Fn(u64) + Send + Sync>,
+    pub(crate) durable: crate::sequencer::OnDurable,
 }
 
 impl BftSequencer {

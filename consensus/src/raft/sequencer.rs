@@ -38,11 +38,8 @@ use super::{FollowerGate, LedgerLogReader, LedgerLogStore, SteleRaft};
 use crate::batch::ExecutedBatch;
 use crate::members::{Members, SteleNode};
 use crate::replica::Replica;
-use crate::sequencer::{BoxFuture, Leadership, OrderStatus, ProposalDone, Sequencer};
+use crate::sequencer::{BoxFuture, Leadership, OnDurable, OrderStatus, ProposalDone, Sequencer};
 use crate::{ConsensusError, SubmitError};
-
-/// Called with the last seqno the ledger made durable, after each sync.
-pub(crate) type OnDurable = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// What openraft sends peer messages with: a factory of clients whose
 /// snapshots are transfers (the state machine's snapshot data).
